@@ -1,0 +1,255 @@
+"""The one place that builds and drives paho clients.
+
+Every fleetlearn process is a :class:`Node`: it owns exactly one paho client (VERSION2 callbacks,
+a unique client id, a retained last will on its status topic), subscribes in ``on_connect`` so
+subscriptions come back after a reconnect, and drives the client from a single thread. paho's
+callbacks only hand messages to an inbox; the node's own loop takes them out and calls the
+service's handler, so one bad message is caught and counted, and never kills the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[str, bytes], None]
+ErrorHandler = Callable[[str, bytes, BaseException], None]
+
+
+class BrokerUnreachable(RuntimeError):
+    """The broker did not accept a connection in time."""
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    """Where the broker is, and how to log in."""
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> BrokerAddress:
+        """Parse ``HOST:PORT`` (or ``HOST``, for port 1883).
+
+        >>> BrokerAddress.parse("127.0.0.1:18830")
+        BrokerAddress(host='127.0.0.1', port=18830, username=None, password=None, tls=False)
+        """
+        host, _, port = text.rpartition(":")
+        if not host:
+            return cls(host=text)
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"broker address {text!r} is not HOST:PORT")
+        return cls(host=host, port=int(port))
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def make_client(
+    node: str,
+    broker: BrokerAddress,
+    *,
+    will_topic: str | None = None,
+) -> mqtt.Client:
+    """A paho client for ``node``: VERSION2 callbacks, unique id, optional retained last will."""
+    client = mqtt.Client(
+        callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+        client_id=f"{node}-{uuid.uuid4().hex[:8]}",
+        protocol=mqtt.MQTTv311,
+        clean_session=True,
+    )
+    if broker.username is not None:
+        client.username_pw_set(broker.username, broker.password)
+    if broker.tls:
+        client.tls_set()
+    if will_topic is not None:
+        client.will_set(will_topic, b"offline", qos=1, retain=True)
+    client.max_inflight_messages_set(100)
+    client.max_queued_messages_set(0)
+    return client
+
+
+class Node:
+    """A connected process: one client, one thread, handlers and periodic tasks.
+
+    ``handler(topic, payload)`` is called for every message in arrival order; exceptions it
+    raises go to ``on_error`` and the loop carries on.
+    """
+
+    def __init__(
+        self,
+        node_id: str,
+        broker: BrokerAddress,
+        *,
+        subscriptions: list[tuple[str, int]] | None = None,
+        handler: Handler | None = None,
+        on_error: ErrorHandler | None = None,
+        status_topic: str | None = None,
+    ) -> None:
+        self.node_id = node_id
+        self.broker = broker
+        self.subscriptions = list(subscriptions or [])
+        self.handler = handler
+        self.on_error = on_error
+        self.status_topic = status_topic
+        self.client = make_client(node_id, broker, will_topic=status_topic)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self.client.on_publish = self._on_publish
+        self._inbox: deque[tuple[str, bytes]] = deque()
+        self._timers: list[list] = []  # [interval, next_due, fn]
+        self._stop = threading.Event()
+        self._connected = False
+        self.connections = 0
+        self.unacked = 0
+        self.handler_errors = 0
+
+    # --------------------------------------------------------- paho callbacks: hand off only
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.error("%s: broker refused the connection: %s", self.node_id, reason_code)
+            return
+        self._connected = True
+        self.connections += 1
+        for topic, qos in self.subscriptions:
+            client.subscribe(topic, qos)
+        if self.status_topic is not None:
+            self.publish(self.status_topic, b"online", qos=1, retain=True)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self._connected = False
+
+    def _on_message(self, client, userdata, message) -> None:
+        self._inbox.append((message.topic, message.payload))
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        self.unacked -= 1
+
+    # --------------------------------------------------------- the service's side
+
+    def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> None:
+        """Queue a message; QoS 1 ones count as unacked until the broker confirms them."""
+        if qos:
+            self.unacked += 1
+        info = self.client.publish(topic, payload, qos=qos, retain=retain)
+        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN) and qos:
+            self.unacked -= 1
+
+    def every(self, seconds: float, fn: Callable[[], None]) -> None:
+        """Call ``fn`` from the node's loop every ``seconds``."""
+        self._timers.append([seconds, time.monotonic() + seconds, fn])
+
+    def stop(self) -> None:
+        """Ask the loop to finish (safe from signal handlers and other threads)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT end the loop cleanly instead of killing the process."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop())
+
+    # --------------------------------------------------------- the loop
+
+    def connect(self, timeout: float = 10.0) -> None:
+        """Connect and wait for CONNACK, or raise :class:`BrokerUnreachable`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.client.connect(self.broker.host, self.broker.port, keepalive=30)
+                break
+            except OSError as exc:
+                if time.monotonic() > deadline:
+                    raise BrokerUnreachable(f"cannot reach the broker at {self.broker}: {exc}")
+                time.sleep(0.2)
+        while not self._connected:
+            self.client.loop(timeout=0.1)
+            if time.monotonic() > deadline:
+                raise BrokerUnreachable(f"the broker at {self.broker} did not accept us")
+
+    def poll(self, timeout: float = 0.01) -> None:
+        """One turn: network I/O, then handle every message that came in, then due timers."""
+        rc = self.client.loop(timeout=timeout)
+        if rc != mqtt.MQTT_ERR_SUCCESS:
+            self._reconnect()
+        self._drain()
+        self._run_timers()
+
+    def run(self, on_stop: Callable[[], None] | None = None) -> None:
+        """Loop until :meth:`stop`; then ``on_stop``, say offline, flush and disconnect."""
+        try:
+            while not self._stop.is_set():
+                self.poll()
+        finally:
+            if on_stop is not None:
+                on_stop()
+            self.close()
+
+    def close(self, flush_timeout: float = 5.0) -> None:
+        if self.status_topic is not None and self._connected:
+            self.publish(self.status_topic, b"offline", qos=1, retain=True)
+        self.flush(flush_timeout)
+        self.client.disconnect()
+        self.client.loop(timeout=0.05)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Run the network until every QoS 1 message is acknowledged (or the timeout)."""
+        deadline = time.monotonic() + timeout
+        while self.unacked > 0 and self._connected and time.monotonic() < deadline:
+            self.client.loop(timeout=0.05)
+        return self.unacked <= 0
+
+    def _drain(self) -> None:
+        inbox = self._inbox
+        while inbox:
+            topic, payload = inbox.popleft()
+            try:
+                self.handler(topic, payload)  # type: ignore[misc]
+            except Exception as exc:  # one bad message must never kill the loop
+                self.handler_errors += 1
+                log.exception("%s: handling a message on %s failed", self.node_id, topic)
+                if self.on_error is not None:
+                    self.on_error(topic, payload, exc)
+
+    def _run_timers(self) -> None:
+        now = time.monotonic()
+        for timer in self._timers:
+            if now >= timer[1]:
+                timer[1] = now + timer[0]
+                try:
+                    timer[2]()
+                except Exception:
+                    self.handler_errors += 1
+                    log.exception("%s: a periodic task failed", self.node_id)
+
+    def _reconnect(self) -> None:
+        """Back off and reconnect; subscriptions come back through ``on_connect``."""
+        self._connected = False
+        delay = 0.1
+        while not self._stop.is_set():
+            try:
+                if self.client.reconnect() == mqtt.MQTT_ERR_SUCCESS:
+                    return
+            except OSError:
+                pass
+            log.warning("%s: broker unreachable, retrying in %.1fs", self.node_id, delay)
+            self._stop.wait(delay)
+            delay = min(delay * 2, 5.0)

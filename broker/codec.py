@@ -1,0 +1,351 @@
+"""The wire format: every payload fleetlearn sends is encoded and decoded here.
+
+JSON through orjson, strict on the way in (typed errors with a counted ``reason``), never pickle.
+
+>>> r = Reading(device="s0-d0001", seq=7, ts=1732450000.0, values={"temperature": 21.5})
+>>> decode_readings(encode_reading(r)) == [r]
+True
+>>> decode_readings(b'{"device": "s0-d0001"')
+Traceback (most recent call last):
+...
+broker.codec.MalformedPayload: payload is not valid JSON: unexpected end of data: line 1 column 22 (char 21)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+
+from broker.topics import ID_PATTERN
+
+#: Default cap on one payload, checked before any decoding.
+MAX_PAYLOAD_BYTES = 64 * 1024
+
+_NUMPY = orjson.OPT_SERIALIZE_NUMPY
+
+
+class DecodeError(ValueError):
+    """A payload that cannot be accepted. ``reason`` is the short name it is counted under."""
+
+    reason = "invalid"
+
+
+class PayloadTooLarge(DecodeError):
+    reason = "too_large"
+
+
+class MalformedPayload(DecodeError):
+    reason = "malformed"
+
+
+class SchemaError(DecodeError):
+    reason = "schema"
+
+
+class NonFiniteValue(DecodeError):
+    reason = "non_finite"
+
+
+# ---------------------------------------------------------------- small checks
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _field(obj: dict[str, Any], name: str, what: str) -> Any:
+    try:
+        return obj[name]
+    except KeyError:
+        raise SchemaError(f"{what} has no {name!r}") from None
+
+
+def _number(obj: dict[str, Any], name: str, what: str) -> float:
+    value = _field(obj, name, what)
+    if not _is_number(value):
+        raise SchemaError(f"{what} field {name!r} must be a number, not {type(value).__name__}")
+    if not math.isfinite(value):
+        raise NonFiniteValue(f"{what} field {name!r} is not finite")
+    return float(value)
+
+
+def _integer(obj: dict[str, Any], name: str, what: str, minimum: int = 0) -> int:
+    value = _field(obj, name, what)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise SchemaError(f"{what} field {name!r} must be an integer")
+    if value < minimum:
+        raise SchemaError(f"{what} field {name!r} must be >= {minimum}")
+    return value
+
+
+def _ident(obj: dict[str, Any], name: str, what: str) -> str:
+    value = _field(obj, name, what)
+    if not isinstance(value, str) or not ID_PATTERN.match(value):
+        raise SchemaError(f"{what} field {name!r} is not a valid id")
+    return value
+
+
+def _vector(obj: dict[str, Any], name: str, what: str, size: int) -> np.ndarray:
+    value = _field(obj, name, what)
+    if not isinstance(value, list) or len(value) != size:
+        raise SchemaError(f"{what} field {name!r} must be a list of {size} numbers")
+    if not all(_is_number(v) for v in value):
+        raise SchemaError(f"{what} field {name!r} must hold numbers only")
+    array = np.asarray(value, dtype=float)
+    if not np.all(np.isfinite(array)):
+        raise NonFiniteValue(f"{what} field {name!r} holds a non-finite number")
+    return array
+
+
+def _name(obj: dict[str, Any], name: str, what: str) -> str:
+    value = _field(obj, name, what)
+    if not isinstance(value, str) or not value:
+        raise SchemaError(f"{what} field {name!r} must be a non-empty name")
+    return value
+
+
+def _names(obj: dict[str, Any], name: str, what: str) -> tuple[str, ...]:
+    value = _field(obj, name, what)
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise SchemaError(f"{what} field {name!r} must be a list of names")
+    if len(set(value)) != len(value):
+        raise SchemaError(f"{what} field {name!r} repeats a name")
+    return tuple(value)
+
+
+def _load(payload: bytes, max_bytes: int) -> Any:
+    if len(payload) > max_bytes:
+        raise PayloadTooLarge(f"payload of {len(payload)} bytes exceeds the {max_bytes}-byte cap")
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedPayload(f"payload is not valid JSON: {exc}") from None
+
+
+def _object(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise SchemaError(f"{what} must be a JSON object, not {type(value).__name__}")
+    return value
+
+
+# ---------------------------------------------------------------- readings
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One sensor reading: a device's numbered sample of named channels."""
+
+    device: str
+    seq: int
+    ts: float
+    values: dict[str, float]
+
+
+def reading_to_dict(reading: Reading) -> dict[str, Any]:
+    return {"device": reading.device, "seq": reading.seq, "ts": reading.ts,
+            "values": reading.values}
+
+
+def encode_reading(reading: Reading) -> bytes:
+    return orjson.dumps(reading_to_dict(reading))
+
+
+def encode_readings(readings: list[Reading]) -> bytes:
+    """A batch: a JSON array of readings, all from one device."""
+    return orjson.dumps([reading_to_dict(r) for r in readings])
+
+
+def reading_from_obj(obj: Any) -> Reading:
+    """Check one decoded JSON value as a reading (null channel values count as missing)."""
+    obj = _object(obj, "reading")
+    values = _object(_field(obj, "values", "reading"), "reading field 'values'")
+    clean: dict[str, float] = {}
+    for name, value in values.items():
+        if value is None:
+            continue
+        if not _is_number(value):
+            raise SchemaError(f"channel {name!r} must be a number, not {type(value).__name__}")
+        if not math.isfinite(value):
+            raise NonFiniteValue(f"channel {name!r} is not finite")
+        clean[name] = float(value)
+    return Reading(
+        device=_ident(obj, "device", "reading"),
+        seq=_integer(obj, "seq", "reading"),
+        ts=_number(obj, "ts", "reading"),
+        values=clean,
+    )
+
+
+def decode_readings(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> list[Reading]:
+    """Decode one reading or a batch; any bad item rejects the payload.
+
+    Use :func:`decode_reading_items` to keep the good items of a mixed batch.
+    """
+    items = decode_reading_items(payload, max_bytes)
+    for item in items:
+        if isinstance(item, DecodeError):
+            raise item
+    return items  # type: ignore[return-value]
+
+
+def decode_reading_items(
+    payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES
+) -> list[Reading | DecodeError]:
+    """Decode a payload into its readings, each item either a Reading or its own error.
+
+    >>> items = decode_reading_items(b'[{"device":"d1","seq":1,"ts":1.0,"values":{}}, 3]')
+    >>> [type(i).__name__ for i in items]
+    ['Reading', 'SchemaError']
+    """
+    data = _load(payload, max_bytes)
+    if isinstance(data, dict):
+        data = [data]
+    elif not isinstance(data, list) or not data:
+        raise SchemaError("payload must be a reading object or a non-empty list of readings")
+    items: list[Reading | DecodeError] = []
+    for obj in data:
+        try:
+            items.append(reading_from_obj(obj))
+        except DecodeError as exc:
+            items.append(exc)
+    return items
+
+
+# ---------------------------------------------------------------- learning messages
+
+
+@dataclass(frozen=True)
+class LinearParams:
+    """Weights and intercept of a linear model, in the raw units of the named features."""
+
+    features: tuple[str, ...]
+    weights: np.ndarray
+    intercept: float
+
+    def predict(self, values: dict[str, float]) -> float:
+        """Predict from raw channel values.
+
+        >>> p = LinearParams(("a", "b"), np.array([2.0, -1.0]), 0.5)
+        >>> p.predict({"a": 1.0, "b": 3.0})
+        -0.5
+        """
+        x = np.fromiter((values[f] for f in self.features), float, len(self.features))
+        return float(x @ self.weights + self.intercept)
+
+
+def _params_from(obj: dict[str, Any], what: str) -> LinearParams:
+    features = _names(obj, "features", what)
+    return LinearParams(
+        features=features,
+        weights=_vector(obj, "weights", what, len(features)),
+        intercept=_number(obj, "intercept", what),
+    )
+
+
+def _params_to(params: LinearParams) -> dict[str, Any]:
+    return {"features": list(params.features), "weights": params.weights,
+            "intercept": params.intercept}
+
+
+@dataclass(frozen=True)
+class Update:
+    """A learner's parameters after ``n`` samples learned on top of model ``base_version``."""
+
+    learner: str
+    seq: int
+    base_version: int
+    n: int
+    target: str
+    params: LinearParams
+    ts: float
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def encode_update(update: Update) -> bytes:
+    return orjson.dumps(
+        {"learner": update.learner, "seq": update.seq, "base_version": update.base_version,
+         "n": update.n, "target": update.target, "ts": update.ts, **_params_to(update.params), "metrics": update.metrics},
+        option=_NUMPY,
+    )
+
+
+def decode_update(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> Update:
+    obj = _object(_load(payload, max_bytes), "update")
+    metrics = _object(obj.get("metrics", {}), "update field 'metrics'")
+    return Update(
+        learner=_ident(obj, "learner", "update"),
+        seq=_integer(obj, "seq", "update"),
+        base_version=_integer(obj, "base_version", "update"),
+        n=_integer(obj, "n", "update", minimum=1),
+        target=_name(obj, "target", "update"),
+        params=_params_from(obj, "update"),
+        ts=_number(obj, "ts", "update"),
+        metrics={k: float(v) for k, v in metrics.items() if _is_number(v)},
+    )
+
+
+@dataclass(frozen=True)
+class Model:
+    """A synchronized model version, as the aggregator broadcasts it."""
+
+    version: int
+    ts: float
+    n: int
+    contributors: tuple[str, ...]
+    target: str
+    params: LinearParams
+
+
+def encode_model(model: Model) -> bytes:
+    return orjson.dumps(
+        {"version": model.version, "ts": model.ts, "n": model.n,
+         "contributors": list(model.contributors), "target": model.target,
+         "kind": "linear_regression", **_params_to(model.params)},
+        option=_NUMPY,
+    )
+
+
+def decode_model(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> Model:
+    obj = _object(_load(payload, max_bytes), "model")
+    contributors = _field(obj, "contributors", "model")
+    if not isinstance(contributors, list) or not all(isinstance(c, str) for c in contributors):
+        raise SchemaError("model field 'contributors' must be a list of ids")
+    return Model(
+        version=_integer(obj, "version", "model", minimum=1),
+        ts=_number(obj, "ts", "model"),
+        n=_integer(obj, "n", "model"),
+        contributors=tuple(contributors),
+        target=_name(obj, "target", "model"),
+        params=_params_from(obj, "model"),
+    )
+
+
+# ---------------------------------------------------------------- operational messages
+
+
+def encode_json(obj: dict[str, Any]) -> bytes:
+    """Metrics, dead letters, predictions and status: plain JSON objects."""
+    return orjson.dumps(obj, option=_NUMPY | orjson.OPT_NON_STR_KEYS)
+
+
+def decode_json_object(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> dict[str, Any]:
+    """Decode a plain JSON object (metrics, predictions), strictly.
+
+    >>> decode_json_object(b'{"n": 1}')
+    {'n': 1}
+    """
+    return _object(_load(payload, max_bytes), "payload")
+
+
+def excerpt(payload: bytes, limit: int = 200) -> str:
+    """A printable head of a payload for a dead letter.
+
+    >>> excerpt(b"hello world", limit=5)
+    'hello…'
+    """
+    text = payload[:limit].decode("utf-8", errors="backslashreplace")
+    return text[:limit] + ("…" if len(payload) > limit or len(text) > limit else "")

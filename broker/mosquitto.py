@@ -1,0 +1,179 @@
+"""Run a Mosquitto broker for one deployment: its own config, port, data and log dir.
+
+>>> print(render_config(port=18830, data_dir=Path("/tmp/d"), run_as="mosquitto"), end="")
+# fleetlearn broker (generated): one loopback listener, its own data and log.
+listener 18830 127.0.0.1
+allow_anonymous true
+user mosquitto
+persistence true
+persistence_location /tmp/d/
+log_dest file /tmp/d/mosquitto.log
+log_type error
+log_type warning
+log_type notice
+# Readings are small; a learner's update or a model is a few KiB.
+max_packet_size 1048576
+# QoS 1 backlog a slow subscriber may build before the broker drops (default 1000).
+max_queued_messages 200000
+max_inflight_messages 100
+"""
+
+from __future__ import annotations
+
+import getpass
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+
+class BrokerError(RuntimeError):
+    """The broker could not be started."""
+
+
+def render_config(
+    port: int,
+    data_dir: Path,
+    *,
+    bind: str = "127.0.0.1",
+    run_as: str | None = None,
+    max_packet_size: int = 1024 * 1024,
+    max_queued_messages: int = 200_000,
+) -> str:
+    """The mosquitto.conf for one deployment."""
+    user = run_as or getpass.getuser()
+    return "\n".join([
+        "# fleetlearn broker (generated): one loopback listener, its own data and log.",
+        f"listener {port} {bind}",
+        "allow_anonymous true",
+        f"user {user}",
+        "persistence true",
+        f"persistence_location {data_dir}/",
+        f"log_dest file {data_dir}/mosquitto.log",
+        "log_type error",
+        "log_type warning",
+        "log_type notice",
+        "# Readings are small; a learner's update or a model is a few KiB.",
+        f"max_packet_size {max_packet_size}",
+        "# QoS 1 backlog a slow subscriber may build before the broker drops (default 1000).",
+        f"max_queued_messages {max_queued_messages}",
+        "max_inflight_messages 100",
+        "",
+    ])
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def find_mosquitto() -> str:
+    """Path of the mosquitto binary, or a :class:`BrokerError` that says how to install it."""
+    for candidate in (shutil.which("mosquitto"), "/usr/sbin/mosquitto"):
+        if candidate and Path(candidate).exists():
+            return candidate
+    raise BrokerError("mosquitto is not installed: run `sudo apt-get install mosquitto`")
+
+
+def port_accepts(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+class MosquittoBroker:
+    """A mosquitto process this object started, and only that one.
+
+    Use as a context manager; ``port=None`` picks a free loopback port.
+    """
+
+    def __init__(self, port: int | None = None, data_dir: Path | None = None,
+                 bind: str = "127.0.0.1") -> None:
+        self.bind = bind
+        self.port = port
+        self._own_dir = data_dir is None
+        self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="fleetlearn-broker-"))
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "mosquitto.log"
+
+    def start(self, timeout: float = 10.0) -> MosquittoBroker:
+        binary = find_mosquitto()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        attempts = 1 if self.port else 5
+        detail = "no attempt"
+        for _ in range(attempts):
+            port = self.port or free_port(self.bind)
+            conf = self.data_dir / "mosquitto.conf"
+            conf.write_text(render_config(port, self.data_dir, bind=self.bind))
+            self.process = subprocess.Popen(
+                [binary, "-c", str(conf)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            )
+            if self._wait_ready(port, timeout):
+                self.port = port
+                return self
+            detail = self._failure_detail()
+            self.stop()
+        raise BrokerError(f"mosquitto did not start: {detail}")
+
+    def _wait_ready(self, port: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                return False
+            if port_accepts(self.bind, port):
+                return True
+            time.sleep(0.02)
+        return False
+
+    def _failure_detail(self) -> str:
+        err = b""
+        if self.process is not None and self.process.stderr is not None:
+            try:
+                err = self.process.stderr.read() or b""
+            except (OSError, ValueError):
+                pass
+        text = err.decode(errors="replace").strip()
+        if not text and self.log_path.exists():
+            text = self.log_path.read_text(errors="replace").strip()
+        return text.splitlines()[-1] if text else "no output (see the log)"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Terminate the process this object started and wait for it."""
+        proc, self.process = self.process, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout)
+        if proc.stderr is not None:
+            proc.stderr.close()
+        self._stopped_pid = proc.pid
+
+    def cleanup(self) -> None:
+        self.stop()
+        if self._own_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def __enter__(self) -> MosquittoBroker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()

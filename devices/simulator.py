@@ -1,0 +1,80 @@
+"""A seeded fleet of simulated sensors whose target channel follows a hidden ground truth.
+
+>>> sim = FleetSimulator(n_devices=4, n_sites=2, seed=1)
+>>> [d.device for d in sim.devices]
+['s0-d0000', 's1-d0001', 's0-d0002', 's1-d0003']
+>>> r = sim.reading(0, ts=1.0)
+>>> r.seq, sorted(r.values)
+(0, ['humidity', 'power', 'pressure', 'temperature'])
+>>> sim.reading(0, ts=2.0).seq
+1
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from broker.codec import Reading
+from devices.truth import CHANNELS, GroundTruth
+
+#: How many readings one slow cycle of each channel takes (distinct, so channels decorrelate).
+PERIODS = {"temperature": 97.0, "humidity": 61.0, "pressure": 37.0}
+
+
+@dataclass(frozen=True)
+class Device:
+    site: str
+    device: str
+
+
+class FleetSimulator:
+    """N devices over S sites; device i lives on site ``i % S``."""
+
+    def __init__(
+        self,
+        n_devices: int,
+        n_sites: int = 1,
+        seed: int = 0,
+        truth: GroundTruth | None = None,
+    ) -> None:
+        if n_devices < 1 or n_sites < 1:
+            raise ValueError("a fleet needs at least one device and one site")
+        self.truth = truth or GroundTruth.from_seed(seed)
+        self.devices = [
+            Device(site=f"s{i % n_sites}", device=f"s{i % n_sites}-d{i:04d}")
+            for i in range(n_devices)
+        ]
+        rng = np.random.default_rng([seed, 0xD1CE])
+        names = list(CHANNELS)
+        level, between, within = (np.array([CHANNELS[c][k] for c in names]) for k in range(3))
+        self._names = names
+        self._levels = level + rng.normal(0.0, 1.0, (n_devices, len(names))) * between
+        self._phases = rng.uniform(0.0, 2 * np.pi, (n_devices, len(names)))
+        self._swing = within * 0.8
+        self._jitter = within * 0.4
+        self._omega = 2 * np.pi / np.array([PERIODS[c] for c in names])
+        self._rngs = [np.random.default_rng([seed, i]) for i in range(n_devices)]
+        self._seq = [0] * n_devices
+        self._weights = self.truth.weight_vector(tuple(names))
+
+    def reading(self, index: int, ts: float) -> Reading:
+        """The next reading of device ``index``, stamped ``ts``."""
+        seq = self._seq[index]
+        self._seq[index] = seq + 1
+        rng = self._rngs[index]
+        x = (self._levels[index]
+             + self._swing * np.sin(self._omega * seq + self._phases[index])
+             + self._jitter * rng.standard_normal(len(self._names)))
+        x = np.round(x, 3)
+        y = self.truth.intercept + float(x @ self._weights)
+        y += self.truth.noise_sd * float(rng.standard_normal())
+        values = dict(zip(self._names, x.tolist(), strict=True))
+        values[self.truth.target] = round(y, 4)
+        return Reading(device=self.devices[index].device, seq=seq, ts=ts, values=values)
+
+    @property
+    def published(self) -> int:
+        """Readings generated so far, over all devices."""
+        return sum(self._seq)

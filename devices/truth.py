@@ -1,0 +1,67 @@
+"""The hidden ground truth of a simulated fleet: the target is linear in the other channels.
+
+>>> truth = GroundTruth.from_seed(7)
+>>> truth.features
+('temperature', 'humidity', 'pressure')
+>>> truth.target
+'power'
+>>> abs(truth.value({"temperature": 20.0, "humidity": 50.0, "pressure": 1013.0})) > 0
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Each feature channel: (typical level, spread between devices, within-device swing).
+CHANNELS: dict[str, tuple[float, float, float]] = {
+    "temperature": (20.0, 4.0, 5.0),
+    "humidity": (50.0, 10.0, 12.0),
+    "pressure": (1013.0, 6.0, 8.0),
+}
+TARGET = "power"
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """``target = intercept + sum(weights[f] * channel[f]) + noise``."""
+
+    weights: dict[str, float]
+    intercept: float
+    noise_sd: float
+    target: str = TARGET
+
+    @classmethod
+    def from_seed(cls, seed: int, noise_sd: float = 0.5) -> GroundTruth:
+        """Weights drawn so that each channel moves the target by a similar amount."""
+        rng = np.random.default_rng([seed, 0x7275])
+        weights = {}
+        for name, (_, between, within) in CHANNELS.items():
+            magnitude = rng.uniform(0.3, 1.0) * 4.0 / np.hypot(between, within)
+            weights[name] = float(round(magnitude * rng.choice([-1.0, 1.0]), 4))
+        return cls(weights=weights, intercept=float(round(rng.uniform(-5.0, 5.0), 3)),
+                   noise_sd=noise_sd)
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return tuple(self.weights)
+
+    def value(self, channels: dict[str, float]) -> float:
+        """The noise-free target for the given channel values."""
+        return self.intercept + sum(w * channels[f] for f, w in self.weights.items())
+
+    def weight_vector(self, features: tuple[str, ...]) -> np.ndarray:
+        return np.array([self.weights[f] for f in features])
+
+
+def weight_error(weights: np.ndarray, truth: GroundTruth, features: tuple[str, ...]) -> float:
+    """Relative L2 distance of learned weights from the true ones.
+
+    >>> t = GroundTruth({"a": 2.0, "b": 0.0}, 0.0, 0.1)
+    >>> weight_error(np.array([2.0, 0.2]), t, ("a", "b"))
+    0.1
+    """
+    true = truth.weight_vector(features)
+    return float(np.linalg.norm(np.asarray(weights) - true) / np.linalg.norm(true))

@@ -1,0 +1,68 @@
+"""Which devices a gateway owns: a list of sites, or hash bucket i of k.
+
+>>> Partition(sites=("s0",)).owns("s0", "s0-d0001"), Partition(sites=("s0",)).owns("s1", "x")
+(True, False)
+>>> p = Partition(bucket=0, buckets=2)
+>>> sorted({p.owns("s0", f"d{i}") for i in range(10)})
+[False, True]
+>>> Partition.parse("bucket:1/4")
+Partition(sites=None, bucket=1, buckets=4)
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+from broker.topics import Topics, check_site
+
+
+@dataclass(frozen=True)
+class Partition:
+    sites: tuple[str, ...] | None = None
+    bucket: int | None = None
+    buckets: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.sites is not None:
+            if not self.sites:
+                raise ValueError("a site partition needs at least one site")
+            for site in self.sites:
+                check_site(site)
+        if (self.bucket is None) != (self.buckets is None):
+            raise ValueError("a hash partition needs both bucket and buckets")
+        if self.buckets is not None and not 0 <= self.bucket < self.buckets:  # type: ignore[operator]
+            raise ValueError(f"bucket must be in 0..{self.buckets - 1}")
+
+    @classmethod
+    def parse(cls, text: str) -> Partition:
+        """``all``, ``sites:s0,s1`` or ``bucket:I/K``."""
+        kind, _, rest = text.partition(":")
+        if kind == "all" and not rest:
+            return cls()
+        if kind == "sites":
+            return cls(sites=tuple(s for s in rest.split(",") if s))
+        if kind == "bucket":
+            i, _, k = rest.partition("/")
+            if i.isdigit() and k.isdigit():
+                return cls(bucket=int(i), buckets=int(k))
+        raise ValueError(f"partition {text!r} is not 'all', 'sites:A,B' or 'bucket:I/K'")
+
+    def owns(self, site: str, device: str) -> bool:
+        if self.sites is not None and site not in self.sites:
+            return False
+        if self.buckets is not None:
+            return zlib.crc32(device.encode()) % self.buckets == self.bucket
+        return True
+
+    def subscriptions(self, topics: Topics) -> list[str]:
+        if self.sites is not None:
+            return [topics.readings_filter(site) for site in self.sites]
+        return [topics.readings_filter()]
+
+    def __str__(self) -> str:
+        if self.sites is not None:
+            return "sites:" + ",".join(self.sites)
+        if self.buckets is not None:
+            return f"bucket:{self.bucket}/{self.buckets}"
+        return "all"

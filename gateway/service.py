@@ -1,0 +1,190 @@
+"""The gateway process: readings of its partition in, learner updates out.
+
+On each reading: decode, validate, build features, predict then learn. Every
+``sync_every`` samples or ``sync_interval`` seconds: publish an update. On each newer model:
+adopt it. Every reading ends as learned or rejected with a counted reason (dead-lettered).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from broker.client import BrokerAddress, Node
+from broker.codec import (
+    MAX_PAYLOAD_BYTES,
+    DecodeError,
+    Reading,
+    Update,
+    decode_model,
+    decode_reading_items,
+    encode_json,
+    encode_update,
+    excerpt,
+)
+from broker.topics import Topics, TopicError
+from gateway.features import FeatureSpec
+from gateway.partition import Partition
+from gateway.validation import Rejected, check_reading
+from learners.evaluation import Prequential
+from learners.linear import LinearRegressor
+from learners.optim import SGD
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    node_id: str
+    spec: FeatureSpec
+    partition: Partition = field(default_factory=Partition)
+    sync_every: int = 200
+    sync_interval: float = 1.0
+    metrics_interval: float = 1.0
+    lr: float = 0.01
+    max_payload: int = MAX_PAYLOAD_BYTES
+
+
+class Gateway:
+    """Owns one paho client (through :class:`Node`) and one online learner."""
+
+    def __init__(self, config: GatewayConfig, topics: Topics, broker: BrokerAddress) -> None:
+        self.config = config
+        self.topics = topics
+        self.learner = LinearRegressor(config.spec.features, optimizer=SGD(lr=config.lr))
+        self.evaluation = Prequential()
+        self.base_version = 0
+        self.since_sync = 0
+        self.update_seq = time.time_ns() // 1000  # keeps going up across restarts
+        self.received = 0
+        self.learned = 0
+        self.foreign = 0
+        self.rejected: Counter[str] = Counter()
+        self.updates_sent = 0
+        self.models_adopted = 0
+        self.started = time.time()
+        subscriptions = [(f, 1) for f in config.partition.subscriptions(topics)]
+        subscriptions.append((topics.model, 1))
+        self.node = Node(
+            config.node_id, broker,
+            subscriptions=subscriptions,
+            handler=self.handle,
+            on_error=self.handle_crash,
+            status_topic=topics.node_status(config.node_id),
+        )
+        self.node.every(config.sync_interval, self.sync_if_due)
+        self.node.every(config.metrics_interval, self.publish_metrics)
+
+    # ------------------------------------------------------------------ messages
+
+    def handle(self, topic: str, payload: bytes) -> None:
+        if topic == self.topics.model:
+            self.adopt(payload)
+        else:
+            self.handle_readings(topic, payload)
+
+    def handle_readings(self, topic: str, payload: bytes) -> None:
+        try:
+            site, device, _ = self.topics.parse_device_topic(topic)
+        except TopicError as exc:
+            self.reject(topic, payload, Rejected("bad_topic", str(exc)))
+            return
+        if not self.config.partition.owns(site, device):
+            self.foreign += 1
+            return
+        try:
+            items = decode_reading_items(payload, self.config.max_payload)
+        except DecodeError as exc:
+            self.received += 1
+            self.reject(topic, payload, Rejected(exc.reason, str(exc)))
+            return
+        for item in items:
+            self.received += 1
+            if isinstance(item, DecodeError):
+                self.reject(topic, payload, Rejected(item.reason, str(item)))
+                continue
+            try:
+                self.learn(device, item)
+            except Rejected as exc:
+                self.reject(topic, payload, exc)
+
+    def learn(self, topic_device: str, reading: Reading) -> None:
+        reading = check_reading(topic_device, reading)
+        x, y = self.config.spec.build(reading.values)
+        y_hat = self.learner.learn_one(x, y)
+        self.evaluation.update(y, y_hat)
+        self.learned += 1
+        self.since_sync += 1
+        if self.since_sync >= self.config.sync_every:
+            self.publish_update()
+
+    def adopt(self, payload: bytes) -> None:
+        try:
+            model = decode_model(payload, self.config.max_payload)
+        except DecodeError as exc:
+            self.reject(self.topics.model, payload, Rejected(f"model_{exc.reason}", str(exc)))
+            return
+        if model.version <= self.base_version:
+            return
+        if model.params.features != self.config.spec.features:
+            self.reject(self.topics.model, payload,
+                        Rejected("model_features", f"model has {model.params.features}"))
+            return
+        self.learner.set_params(model.params)
+        self.base_version = model.version
+        self.since_sync = 0
+        self.models_adopted += 1
+
+    # ------------------------------------------------------------------ outputs
+
+    def sync_if_due(self) -> None:
+        if self.since_sync > 0:
+            self.publish_update()
+
+    def publish_update(self) -> None:
+        self.update_seq += 1
+        update = Update(
+            learner=self.config.node_id, seq=self.update_seq, base_version=self.base_version,
+            n=self.since_sync, target=self.config.spec.target,
+            params=self.learner.get_params(), ts=time.time(),
+            metrics=self.evaluation.as_dict(),
+        )
+        self.node.publish(self.topics.update(self.config.node_id), encode_update(update), qos=1)
+        self.updates_sent += 1
+
+    def reject(self, topic: str, payload: bytes, why: Rejected) -> None:
+        self.rejected[why.reason] += 1
+        self.node.publish(self.topics.deadletter(self.config.node_id), encode_json({
+            "node": self.config.node_id, "reason": why.reason, "detail": why.detail,
+            "topic": topic, "excerpt": excerpt(payload), "ts": time.time(),
+        }))
+
+    def handle_crash(self, topic: str, payload: bytes, exc: BaseException) -> None:
+        self.reject(topic, payload, Rejected("internal_error", f"{type(exc).__name__}: {exc}"))
+
+    def metrics(self) -> dict:
+        return {
+            "node": self.config.node_id, "kind": "gateway", "ts": time.time(),
+            "partition": str(self.config.partition),
+            "received": self.received, "learned": self.learned,
+            "rejected": dict(self.rejected), "foreign": self.foreign,
+            "model_version": self.base_version, "updates_sent": self.updates_sent,
+            "models_adopted": self.models_adopted,
+            "prequential": self.evaluation.as_dict(),
+        }
+
+    def publish_metrics(self) -> None:
+        self.node.publish(self.topics.metrics(self.config.node_id), encode_json(self.metrics()))
+
+    # ------------------------------------------------------------------ life
+
+    def run(self) -> None:
+        self.node.connect()
+        self.node.install_signal_handlers()
+        self.node.run(on_stop=self._final)
+
+    def _final(self) -> None:
+        self.sync_if_due()
+        self.publish_metrics()

@@ -1,0 +1,99 @@
+"""The predictor process: the current model plus readings in, predictions out.
+
+It needs nothing but the model message to predict: weights travel in raw feature units.
+Each prediction carries the version of the model that made it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+from broker.client import BrokerAddress, Node
+from broker.codec import (
+    MAX_PAYLOAD_BYTES,
+    DecodeError,
+    Model,
+    decode_model,
+    decode_reading_items,
+    encode_json,
+)
+from broker.topics import Topics, TopicError
+
+
+@dataclass(frozen=True)
+class PredictorConfig:
+    node_id: str = "predictor"
+    sites: tuple[str, ...] = ()
+    metrics_interval: float = 1.0
+    max_payload: int = MAX_PAYLOAD_BYTES
+
+
+class Predictor:
+    def __init__(self, config: PredictorConfig, topics: Topics, broker: BrokerAddress) -> None:
+        self.config = config
+        self.topics = topics
+        self.model: Model | None = None
+        self.predictions = 0
+        self.skipped: Counter[str] = Counter()
+        filters = [topics.readings_filter(s) for s in config.sites] or [topics.readings_filter()]
+        self.node = Node(
+            config.node_id, broker,
+            subscriptions=[(topics.model, 1), *((f, 0) for f in filters)],
+            handler=self.handle,
+            on_error=lambda t, p, e: self.skipped.update(["internal_error"]),
+            status_topic=topics.node_status(config.node_id),
+        )
+        self.node.every(config.metrics_interval, self.publish_metrics)
+
+    def handle(self, topic: str, payload: bytes) -> None:
+        if topic == self.topics.model:
+            try:
+                model = decode_model(payload, self.config.max_payload)
+            except DecodeError:
+                self.skipped["bad_model"] += 1
+                return
+            if self.model is None or model.version > self.model.version:
+                self.model = model
+            return
+        try:
+            site, device, _ = self.topics.parse_device_topic(topic)
+            items = decode_reading_items(payload, self.config.max_payload)
+        except (TopicError, DecodeError):
+            self.skipped["bad_reading"] += 1
+            return
+        for reading in items:
+            if isinstance(reading, DecodeError):
+                self.skipped["bad_reading"] += 1
+            elif self.model is None:
+                self.skipped["no_model_yet"] += 1
+            elif not all(f in reading.values for f in self.model.params.features):
+                self.skipped["missing_channel"] += 1
+            else:
+                self.publish(site, device, reading.seq, reading.ts,
+                             self.model.params.predict(reading.values),
+                             reading.values.get(self.model.target))
+
+    def publish(self, site: str, device: str, seq: int, ts: float, value: float,
+                actual: float | None) -> None:
+        self.predictions += 1
+        self.node.publish(self.topics.prediction(site, device), encode_json({
+            "device": device, "seq": seq, "ts": ts, "target": self.model.target,
+            "prediction": value, "actual": actual, "model_version": self.model.version,
+        }))
+
+    def metrics(self) -> dict:
+        return {
+            "node": self.config.node_id, "kind": "predictor", "ts": time.time(),
+            "predictions": self.predictions, "skipped": dict(self.skipped),
+            "model_version": self.model.version if self.model else 0,
+        }
+
+    def publish_metrics(self) -> None:
+        self.node.publish(self.topics.metrics(self.config.node_id), encode_json(self.metrics()))
+
+    def run(self) -> None:
+        self.node.connect()
+        self.node.install_signal_handlers()
+        self.node.run(on_stop=self.publish_metrics)
