@@ -10,6 +10,7 @@ service's handler, so one bad message is caught and counted, and never kills the
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -110,12 +111,14 @@ class Node:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self.client.on_publish = self._on_publish
+        self.client.on_subscribe = self._on_subscribe
         self._inbox: deque[tuple[str, bytes]] = deque()
         self._timers: list[list] = []  # [interval, next_due, fn]
         self._stop = threading.Event()
         self._connected = False
         self.connections = 0
-        self.unacked = 0
+        self._unacked: set[int] = set()
+        self._unsubacked: set[int] = set()
         self.handler_errors = 0
 
     # --------------------------------------------------------- paho callbacks: hand off only
@@ -127,9 +130,16 @@ class Node:
         self._connected = True
         self.connections += 1
         for topic, qos in self.subscriptions:
-            client.subscribe(topic, qos)
+            _, mid = client.subscribe(topic, qos)
+            self._unsubacked.add(mid)
         if self.status_topic is not None:
             self.publish(self.status_topic, b"online", qos=1, retain=True)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        self._unsubacked.discard(mid)
+        for code in reason_codes:
+            if code.is_failure:
+                log.error("%s: the broker refused a subscription: %s", self.node_id, code)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._connected = False
@@ -138,17 +148,20 @@ class Node:
         self._inbox.append((message.topic, message.payload))
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
-        self.unacked -= 1
+        self._unacked.discard(mid)
 
     # --------------------------------------------------------- the service's side
 
     def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> None:
         """Queue a message; QoS 1 ones count as unacked until the broker confirms them."""
-        if qos:
-            self.unacked += 1
         info = self.client.publish(topic, payload, qos=qos, retain=retain)
-        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN) and qos:
-            self.unacked -= 1
+        if qos and info.rc in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+            self._unacked.add(info.mid)
+
+    @property
+    def unacked(self) -> int:
+        """QoS 1 messages the broker has not acknowledged yet."""
+        return len(self._unacked)
 
     def every(self, seconds: float, fn: Callable[[], None]) -> None:
         """Call ``fn`` from the node's loop every ``seconds``."""
@@ -169,8 +182,13 @@ class Node:
 
     # --------------------------------------------------------- the loop
 
-    def connect(self, timeout: float = 10.0) -> None:
-        """Connect and wait for CONNACK, or raise :class:`BrokerUnreachable`."""
+    def connect(self, timeout: float | None = None) -> None:
+        """Connect and wait for CONNACK and every SUBACK, or raise :class:`BrokerUnreachable`.
+
+        The default timeout is ``$FLEETLEARN_CONNECT_TIMEOUT`` seconds, else 10.
+        """
+        if timeout is None:
+            timeout = float(os.environ.get("FLEETLEARN_CONNECT_TIMEOUT", "10"))
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -178,9 +196,11 @@ class Node:
                 break
             except OSError as exc:
                 if time.monotonic() > deadline:
-                    raise BrokerUnreachable(f"cannot reach the broker at {self.broker}: {exc}")
+                    raise BrokerUnreachable(
+                        f"cannot reach the broker at {self.broker} ({exc}); is it running? "
+                        "`fleetlearn broker` starts one") from None
                 time.sleep(0.2)
-        while not self._connected:
+        while not self._connected or self._unsubacked:
             self.client.loop(timeout=0.1)
             if time.monotonic() > deadline:
                 raise BrokerUnreachable(f"the broker at {self.broker} did not accept us")
@@ -213,9 +233,9 @@ class Node:
     def flush(self, timeout: float = 5.0) -> bool:
         """Run the network until every QoS 1 message is acknowledged (or the timeout)."""
         deadline = time.monotonic() + timeout
-        while self.unacked > 0 and self._connected and time.monotonic() < deadline:
+        while self._unacked and self._connected and time.monotonic() < deadline:
             self.client.loop(timeout=0.05)
-        return self.unacked <= 0
+        return not self._unacked
 
     def _drain(self) -> None:
         inbox = self._inbox

@@ -20,6 +20,7 @@ max_inflight_messages 100
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import shutil
 import socket
@@ -138,10 +139,8 @@ class MosquittoBroker:
     def _failure_detail(self) -> str:
         err = b""
         if self.process is not None and self.process.stderr is not None:
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 err = self.process.stderr.read() or b""
-            except (OSError, ValueError):
-                pass
         text = err.decode(errors="replace").strip()
         if not text and self.log_path.exists():
             text = self.log_path.read_text(errors="replace").strip()

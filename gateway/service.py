@@ -24,7 +24,7 @@ from broker.codec import (
     encode_update,
     excerpt,
 )
-from broker.topics import Topics, TopicError
+from broker.topics import TopicError, Topics
 from gateway.features import FeatureSpec
 from gateway.partition import Partition
 from gateway.validation import Rejected, check_reading
@@ -56,7 +56,8 @@ class Gateway:
         self.learner = LinearRegressor(config.spec.features, optimizer=SGD(lr=config.lr))
         self.evaluation = Prequential()
         self.base_version = 0
-        self.since_sync = 0
+        self.since_adopt = 0  # samples learned on top of the base model: the update's n
+        self.since_update = 0  # samples learned since the last update went out
         self.update_seq = time.time_ns() // 1000  # keeps going up across restarts
         self.received = 0
         self.learned = 0
@@ -113,11 +114,14 @@ class Gateway:
     def learn(self, topic_device: str, reading: Reading) -> None:
         reading = check_reading(topic_device, reading)
         x, y = self.config.spec.build(reading.values)
+        scored = self.learner.n_learned > 0  # a learner that has seen nothing has no guess
         y_hat = self.learner.learn_one(x, y)
-        self.evaluation.update(y, y_hat)
+        if scored:
+            self.evaluation.update(y, y_hat)
         self.learned += 1
-        self.since_sync += 1
-        if self.since_sync >= self.config.sync_every:
+        self.since_adopt += 1
+        self.since_update += 1
+        if self.since_update >= self.config.sync_every:
             self.publish_update()
 
     def adopt(self, payload: bytes) -> None:
@@ -134,25 +138,27 @@ class Gateway:
             return
         self.learner.set_params(model.params)
         self.base_version = model.version
-        self.since_sync = 0
+        self.since_adopt = 0
+        self.since_update = 0
         self.models_adopted += 1
 
     # ------------------------------------------------------------------ outputs
 
     def sync_if_due(self) -> None:
-        if self.since_sync > 0:
+        if self.since_update > 0:
             self.publish_update()
 
     def publish_update(self) -> None:
         self.update_seq += 1
         update = Update(
             learner=self.config.node_id, seq=self.update_seq, base_version=self.base_version,
-            n=self.since_sync, target=self.config.spec.target,
+            n=self.since_adopt, target=self.config.spec.target,
             params=self.learner.get_params(), ts=time.time(),
             metrics=self.evaluation.as_dict(),
         )
         self.node.publish(self.topics.update(self.config.node_id), encode_update(update), qos=1)
         self.updates_sent += 1
+        self.since_update = 0
 
     def reject(self, topic: str, payload: bytes, why: Rejected) -> None:
         self.rejected[why.reason] += 1

@@ -19,7 +19,7 @@ from broker.codec import (
     decode_reading_items,
     encode_json,
 )
-from broker.topics import Topics, TopicError
+from broker.topics import TopicError, Topics
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,289 @@
+"""The `fleetlearn` command: one subcommand per process kind, plus `up` for all of them.
+
+This is the composition root: it parses options, builds the services of the domain packages
+and runs them. Misuse gets one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+
+from broker.client import BrokerAddress, BrokerUnreachable
+from broker.mosquitto import BrokerError, MosquittoBroker
+from broker.topics import TopicError, Topics, check_id
+from devices.fleet import Fleet, FleetConfig
+from gateway.features import FeatureSpec
+from gateway.partition import Partition
+from gateway.service import Gateway, GatewayConfig
+from learners.aggregator import Aggregator, AggregatorConfig
+from learners.predictor import Predictor, PredictorConfig
+
+app = typer.Typer(
+    help="Online federated learning from IoT sensor streams over MQTT.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+devices_app = typer.Typer(help="Simulated devices that publish readings.", no_args_is_help=True)
+app.add_typer(devices_app, name="devices")
+
+BrokerOpt = Annotated[str, typer.Option("--broker", help="Broker address HOST:PORT.",
+                                        envvar="FLEETLEARN_BROKER")]
+PrefixOpt = Annotated[str, typer.Option("--prefix", help="Topic prefix of the deployment.",
+                                        envvar="FLEETLEARN_PREFIX")]
+UserOpt = Annotated[str | None, typer.Option("--username", envvar="FLEETLEARN_USERNAME",
+                                             help="Broker user name.")]
+PasswordOpt = Annotated[str | None, typer.Option("--password", envvar="FLEETLEARN_PASSWORD",
+                                                 help="Broker password (better: the env var).")]
+MetricsOpt = Annotated[float, typer.Option("--metrics-interval", min=0.05,
+                                           help="Seconds between metrics messages.")]
+DEFAULT_BROKER = "127.0.0.1:1883"
+
+
+UsageProblem = typer.BadParameter  # a bad option value: one line, exit code 2
+
+
+def _address(broker: str, username: str | None = None, password: str | None = None,
+             ) -> BrokerAddress:
+    try:
+        address = BrokerAddress.parse(broker)
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from None
+    return BrokerAddress(address.host, address.port, username, password)
+
+
+def _topics(prefix: str) -> Topics:
+    try:
+        return Topics(prefix)
+    except TopicError as exc:
+        raise UsageProblem(str(exc)) from None
+
+
+def _names(text: str, what: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise UsageProblem(f"{what} needs at least one channel name")
+    return names
+
+
+def _serve(service) -> None:
+    """Run a service until SIGTERM/SIGINT; stop too if the `up` that started us is gone."""
+    parent = os.environ.get("FLEETLEARN_PARENT_PID")
+    if parent and parent.isdigit():
+        service.node.every(1.0, lambda: os.getppid() != int(parent) and service.node.stop())
+    service.run()
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"fleetlearn {version('fleetlearn')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+) -> None:
+    """Online federated learning from IoT sensor streams over MQTT."""
+
+
+# ---------------------------------------------------------------------------- services
+
+
+def _raise_interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+@app.command()
+def broker(
+    port: Annotated[int, typer.Option(help="Port to listen on (0: a free one).",
+                                      min=0, max=65535)] = 1883,
+    data_dir: Annotated[Path | None, typer.Option(help="Data and log dir (default: a temp dir).")
+                        ] = None,
+) -> None:
+    """Run a Mosquitto broker for fleetlearn on 127.0.0.1 until Ctrl-C."""
+    mosquitto = MosquittoBroker(port=port or None, data_dir=data_dir)
+    # SIGTERM unwinds like Ctrl-C, so the broker we started is stopped with us.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    with mosquitto:
+        print(f"mosquitto listening on 127.0.0.1:{mosquitto.port} (data: {mosquitto.data_dir})",
+              flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            mosquitto.process.wait()
+
+
+@devices_app.command("simulate")
+def devices_simulate(
+    broker: BrokerOpt = DEFAULT_BROKER,
+    prefix: PrefixOpt = "fleet",
+    devices: Annotated[int, typer.Option(min=1, help="Number of devices.")] = 20,
+    sites: Annotated[int, typer.Option(min=1, help="Sites the devices are spread over.")] = 2,
+    seed: Annotated[int, typer.Option(help="Seed of the fleet and its ground truth.")] = 0,
+    rate: Annotated[float, typer.Option(min=0.001, help="Readings per second, all devices."
+                                        )] = 1000.0,
+    batch: Annotated[int, typer.Option(min=1, help="Readings per message.")] = 1,
+    qos: Annotated[int, typer.Option(min=0, max=1, help="MQTT QoS of readings.")] = 1,
+    duration: Annotated[float | None, typer.Option(min=0.001, help="Seconds to run "
+                                                   "(default: until Ctrl-C).")] = None,
+    metrics_interval: MetricsOpt = 1.0,
+    username: UserOpt = None,
+    password: PasswordOpt = None,
+) -> None:
+    """Simulate a fleet of sensors with a hidden linear ground truth."""
+    config = FleetConfig(devices=devices, sites=sites, seed=seed, rate=rate, batch=batch,
+                         qos=qos, duration=duration, metrics_interval=metrics_interval)
+    _serve(Fleet(config, _topics(prefix), _address(broker, username, password)))
+
+
+@app.command()
+def gateway(
+    id: Annotated[str, typer.Option("--id", help="Node id of this gateway.")] = "gw-0",
+    partition: Annotated[str, typer.Option(help="'all', 'sites:s0,s1' or 'bucket:I/K'.")
+                         ] = "all",
+    features: Annotated[str, typer.Option(help="Comma-separated feature channels.")
+                        ] = "temperature,humidity,pressure",
+    target: Annotated[str, typer.Option(help="Target channel.")] = "power",
+    sync_every: Annotated[int, typer.Option(min=1, help="Samples between updates.")] = 200,
+    sync_interval: Annotated[float, typer.Option(min=0.01, help="Max seconds between updates."
+                                                 )] = 1.0,
+    lr: Annotated[float, typer.Option(min=1e-9, help="SGD learning rate.")] = 0.01,
+    broker: BrokerOpt = DEFAULT_BROKER,
+    prefix: PrefixOpt = "fleet",
+    metrics_interval: MetricsOpt = 1.0,
+    username: UserOpt = None,
+    password: PasswordOpt = None,
+) -> None:
+    """Clean the readings of a partition and learn from them; sync with the aggregator."""
+    try:
+        check_id(id, "gateway id")
+        config = GatewayConfig(
+            node_id=id, partition=Partition.parse(partition),
+            spec=FeatureSpec(_names(features, "--features"), target),
+            sync_every=sync_every, sync_interval=sync_interval, lr=lr,
+            metrics_interval=metrics_interval,
+        )
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from None
+    _serve(Gateway(config, _topics(prefix), _address(broker, username, password)))
+
+
+@app.command()
+def aggregator(
+    quorum: Annotated[int, typer.Option(min=1, help="Updates that close a round.")] = 1,
+    round_timeout: Annotated[float, typer.Option(min=0.01, help="Seconds a round waits for "
+                                                 "its quorum.")] = 2.0,
+    id: Annotated[str, typer.Option("--id", help="Node id.")] = "aggregator",
+    broker: BrokerOpt = DEFAULT_BROKER,
+    prefix: PrefixOpt = "fleet",
+    metrics_interval: MetricsOpt = 1.0,
+    username: UserOpt = None,
+    password: PasswordOpt = None,
+) -> None:
+    """Merge learner updates (FedAvg) and broadcast versioned models."""
+    config = AggregatorConfig(node_id=check_id(id), quorum=quorum, round_timeout=round_timeout,
+                              metrics_interval=metrics_interval)
+    _serve(Aggregator(config, _topics(prefix), _address(broker, username, password)))
+
+
+@app.command()
+def predict(
+    sites: Annotated[str, typer.Option(help="Comma-separated sites (default: all).")] = "",
+    id: Annotated[str, typer.Option("--id", help="Node id.")] = "predictor",
+    broker: BrokerOpt = DEFAULT_BROKER,
+    prefix: PrefixOpt = "fleet",
+    metrics_interval: MetricsOpt = 1.0,
+    username: UserOpt = None,
+    password: PasswordOpt = None,
+) -> None:
+    """Predict every reading with the current model; publish it with the model version."""
+    config = PredictorConfig(node_id=check_id(id), metrics_interval=metrics_interval,
+                             sites=tuple(s for s in sites.split(",") if s))
+    _serve(Predictor(config, _topics(prefix), _address(broker, username, password)))
+
+
+# ---------------------------------------------------------------------------- up
+
+
+@app.command()
+def up(
+    duration: Annotated[float | None, typer.Option(min=0.001, help="Seconds the fleet runs "
+                                                   "(default: until Ctrl-C).")] = None,
+    devices: Annotated[int, typer.Option(min=1, help="Simulated devices.")] = 20,
+    sites: Annotated[int, typer.Option(min=1, help="Sites.")] = 2,
+    gateways: Annotated[int, typer.Option(min=1, help="Gateway processes.")] = 2,
+    rate: Annotated[float, typer.Option(min=0.001, help="Readings per second.")] = 1000.0,
+    batch: Annotated[int, typer.Option(min=1, help="Readings per message.")] = 1,
+    qos: Annotated[int, typer.Option(min=0, max=1, help="QoS of readings.")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of the fleet.")] = 0,
+    sync_every: Annotated[int, typer.Option(min=1, help="Samples between updates.")] = 200,
+    lr: Annotated[float, typer.Option(min=1e-9, help="SGD learning rate.")] = 0.01,
+    broker: Annotated[str | None, typer.Option(help="Use this broker HOST:PORT instead of "
+                                               "starting one.")] = None,
+    prefix: PrefixOpt = "fleet",
+    report: Annotated[Path | None, typer.Option(help="Write the summary as JSON here.")] = None,
+    log_dir: Annotated[Path | None, typer.Option(help="Where the nodes' logs go.")] = None,
+    quiet: Annotated[bool, typer.Option(help="No live progress.")] = False,
+) -> None:
+    """Run a whole local deployment: broker, aggregator, gateways, predictor and fleet."""
+    from fleetlearn.display import ProgressView, summary_table
+    from fleetlearn.up import LocalDeployment, UpSettings
+
+    try:
+        settings = UpSettings(
+            devices=devices, sites=sites, gateways=gateways, rate=rate, batch=batch, qos=qos,
+            seed=seed, duration=duration, prefix=_topics(prefix).prefix,
+            broker=_address(broker) if broker else None, sync_every=sync_every, lr=lr,
+            log_dir=log_dir,
+        )
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from None
+    console = Console(stderr=False)
+    view = ProgressView(console, quiet=quiet)
+    deployment = LocalDeployment(settings, progress=view)
+    if not quiet:
+        console.print(f"fleetlearn up: logs in {deployment.log_dir}; Ctrl-C to stop")
+    try:
+        result = deployment.run()
+    finally:
+        view.close()
+    console.print(summary_table(result))
+    if report is not None:
+        report.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+        console.print(f"report written to {report}")
+
+
+# ---------------------------------------------------------------------------- entry point
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; turn every expected failure into one line on stderr."""
+    logging.basicConfig(level=os.environ.get("FLEETLEARN_LOG", "WARNING"),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from fleetlearn.up import DeploymentError
+
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=argv, prog_name="fleetlearn", standalone_mode=False)
+    except typer.TyperException as exc:  # usage errors and bad option values
+        print(f"fleetlearn: error: {exc.format_message()}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        print("fleetlearn: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except (BrokerUnreachable, BrokerError, DeploymentError, TopicError, ValueError,
+            OSError) as exc:
+        print(f"fleetlearn: error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,55 @@
+"""Watches a deployment over MQTT: metrics, node status, dead letters and models."""
+
+from __future__ import annotations
+
+import time
+
+from broker.client import BrokerAddress, Node
+from broker.codec import DecodeError, decode_json_object, decode_model
+from broker.topics import Topics
+from fleetlearn.state import DeploymentState
+
+
+class Monitor:
+    def __init__(self, topics: Topics, broker: BrokerAddress, state: DeploymentState) -> None:
+        self.topics = topics
+        self.state = state
+        self.started = time.monotonic()
+        self.node = Node(
+            "monitor", broker,
+            subscriptions=[(topics.metrics_filter, 0), (topics.model, 1),
+                           (topics.node_status_filter, 1), (topics.deadletter_filter, 0)],
+            handler=self.handle,
+        )
+
+    def handle(self, topic: str, payload: bytes) -> None:
+        t = self.topics
+        try:
+            if topic == t.model:
+                self.state.on_model(decode_model(payload), time.monotonic() - self.started)
+            elif topic.startswith(t.metrics("")):
+                self.state.on_metrics(decode_json_object(payload))
+            elif topic.startswith(t.node_status("")):
+                self.state.on_status(t.last_level(topic), payload)
+            elif topic.startswith(t.deadletter("")):
+                self.state.on_deadletter(str(decode_json_object(payload).get("reason")))
+        except DecodeError:
+            self.state.on_deadletter("monitor_undecodable")
+
+    def connect(self) -> None:
+        self.node.connect()
+
+    def poll(self, timeout: float = 0.05) -> None:
+        self.node.poll(timeout)
+
+    def wait_for(self, condition, timeout: float) -> bool:
+        """Poll until ``condition()`` holds or ``timeout`` seconds pass."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                return False
+            self.poll()
+        return True
+
+    def close(self) -> None:
+        self.node.close(flush_timeout=1.0)

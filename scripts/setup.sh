@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Set up everything fleetlearn needs on this machine: a virtualenv with the package (and its
+# test tools) in .venv, and the mosquitto broker. Installs what is missing with apt-get when
+# we are root; otherwise says in one line what to install. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+die() { say "$*"; exit 1; }
+is_root() { [ "$(id -u)" -eq 0 ]; }
+apt_updated=0
+apt_install() {
+    is_root || return 1
+    command -v apt-get >/dev/null || return 1
+    if [ "$apt_updated" -eq 0 ]; then
+        say "apt-get update"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        apt_updated=1
+    fi
+    say "apt-get install $*"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# 1. Python >= 3.11 with venv
+command -v "$PYTHON" >/dev/null || apt_install python3 python3-venv \
+    || die "python3 is missing: install Python 3.11+ (sudo apt-get install python3 python3-venv)"
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+    || die "fleetlearn needs Python 3.11+, found $("$PYTHON" --version 2>&1)"
+if ! "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null; then
+    apt_install python3-venv || die "python3 has no venv module: sudo apt-get install python3-venv"
+fi
+
+# 2. The virtualenv with fleetlearn, rebuilt when pyproject.toml changes
+stamp="$VENV/.installed"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+    say "installing fleetlearn into $VENV"
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    "$VENV/bin/python" -m pip install -q -e '.[dev]'
+    touch "$stamp"
+fi
+
+# 3. The broker
+if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
+    apt_install mosquitto mosquitto-clients \
+        || die "mosquitto is missing: sudo apt-get install mosquitto mosquitto-clients"
+fi
+say "ready: $("$VENV/bin/fleetlearn" --version 2>/dev/null || echo fleetlearn), $(/usr/sbin/mosquitto -h 2>/dev/null | head -1 || mosquitto -h | head -1)"

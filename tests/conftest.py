@@ -1,0 +1,43 @@
+"""Fixtures: a real mosquitto per test on a free loopback port, a topic prefix per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from broker.client import BrokerAddress
+from broker.mosquitto import MosquittoBroker
+
+
+@pytest.fixture
+def mosquitto(tmp_path) -> Iterator[MosquittoBroker]:
+    """A mosquitto process of this test's own: its config, data dir and port."""
+    broker = MosquittoBroker(data_dir=tmp_path / "broker").start()
+    pid = broker.process.pid
+    try:
+        yield broker
+    finally:
+        broker.stop()
+        assert not process_alive(pid)
+
+
+@pytest.fixture
+def address(mosquitto: MosquittoBroker) -> BrokerAddress:
+    return BrokerAddress(port=mosquitto.port)
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A topic prefix no other test uses."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+def process_alive(pid: int) -> bool:
+    """True while a process with this pid exists (and is not a zombie)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False

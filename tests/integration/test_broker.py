@@ -1,0 +1,57 @@
+"""The broker launcher and the client node, against a real mosquitto."""
+
+import pytest
+
+from broker.client import BrokerAddress, BrokerUnreachable, Node
+from broker.mosquitto import MosquittoBroker, free_port, port_accepts
+from tests.conftest import process_alive
+from tests.mqtt_helpers import Recorder, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def test_launcher_starts_and_stops_exactly_its_own_process(tmp_path):
+    broker = MosquittoBroker(data_dir=tmp_path / "b").start()
+    pid, port = broker.process.pid, broker.port
+    assert port_accepts("127.0.0.1", port)
+    assert f"listener {port} 127.0.0.1" in (tmp_path / "b" / "mosquitto.conf").read_text()
+    broker.stop()
+    assert not process_alive(pid)
+    assert not port_accepts("127.0.0.1", port)
+
+
+def test_node_publishes_status_and_its_will_marks_it_offline(address, prefix):
+    watcher = Recorder(address, f"{prefix}/status/#")
+    node = Node("n1", address, status_topic=f"{prefix}/status/n1")
+    node.connect(timeout=5)
+    watcher.wait(lambda: watcher.on("status/n1") == [b"online"], what="online")
+    node.client.socket().close()  # an unclean end: the broker sends the last will
+    watcher.wait(lambda: watcher.on("status/n1")[-1:] == [b"offline"], what="the will")
+    watcher.close()
+
+
+def test_a_handler_that_raises_does_not_stop_the_node(address, prefix):
+    seen, errors = [], []
+
+    def handler(topic, payload):
+        if payload == b"boom":
+            raise RuntimeError("boom")
+        seen.append(payload)
+
+    node = Node("n2", address, subscriptions=[(f"{prefix}/x", 1)], handler=handler,
+                on_error=lambda t, p, e: errors.append(p))
+    node.connect(timeout=5)
+    sender = Recorder(address)
+    for payload in (b"1", b"boom", b"2"):
+        sender.publish(f"{prefix}/x", payload)
+    sender.node.flush(5)
+    wait_until(lambda: len(seen) == 2, 10, lambda: node.poll(0.02), "two good messages")
+    assert seen == [b"1", b"2"] and errors == [b"boom"] and node.handler_errors == 1
+    node.close()
+    sender.close()
+
+
+def test_connecting_to_nothing_fails_with_a_clear_error():
+    node = Node("n3", BrokerAddress(port=free_port()))
+    with pytest.raises(BrokerUnreachable, match="is it running"):
+        node.connect(timeout=0.5)

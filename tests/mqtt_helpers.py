@@ -1,0 +1,63 @@
+"""Test-side MQTT helpers, built on the project's own client node."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from broker.client import BrokerAddress, Node
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, poll: Callable[[], None],
+               what: str = "condition") -> None:
+    """Poll until ``condition()`` holds; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        poll()
+
+
+class Recorder:
+    """Subscribes to some filters and keeps every (topic, payload) it receives."""
+
+    def __init__(self, address: BrokerAddress, *filters: str) -> None:
+        self.messages: list[tuple[str, bytes]] = []
+        self.node = Node("test-recorder", address, subscriptions=[(f, 1) for f in filters],
+                         handler=lambda t, p: self.messages.append((t, p)))
+        self.node.connect(timeout=5)
+
+    def poll(self) -> None:
+        self.node.poll(0.02)
+
+    def on(self, topic_part: str) -> list[bytes]:
+        return [p for t, p in self.messages if topic_part in t]
+
+    def wait(self, condition: Callable[[], bool], timeout: float = 10.0,
+             what: str = "messages") -> None:
+        wait_until(condition, timeout, self.poll, what)
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
+        self.node.publish(topic, payload, qos=qos, retain=retain)
+
+    def close(self) -> None:
+        self.node.close(flush_timeout=2)
+
+
+class ServiceThread:
+    """Runs a service's node loop in a thread (no signal handlers), for in-process tests."""
+
+    def __init__(self, service) -> None:
+        self.service = service
+        service.node.connect(timeout=5)
+        self.thread = threading.Thread(target=service.node.run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self.service
+
+    def __exit__(self, *exc: object) -> None:
+        self.service.node.stop()
+        self.thread.join(10)
+        assert not self.thread.is_alive()

@@ -1,0 +1,42 @@
+"""What `up` reports: accounting, version order, time to converge."""
+
+import numpy as np
+
+from broker.codec import LinearParams, Model
+from devices.truth import GroundTruth
+from fleetlearn.state import DeploymentState
+
+TRUTH = GroundTruth({"a": 1.0, "b": -1.0}, 0.0, 0.1)
+
+
+def model(version, w):
+    return Model(version, 0.0, 10 * version, ("gw-0",), "y",
+                 LinearParams(("a", "b"), np.array(w, dtype=float), 0.0))
+
+
+def test_converged_time_is_when_it_came_within_and_stayed():
+    state = DeploymentState(truth=TRUTH, within=0.05)
+    state.on_model(model(1, [0.5, -0.5]), at=1.0)
+    state.on_model(model(2, [1.0, -1.0]), at=2.0)
+    state.on_model(model(3, [0.5, -1.0]), at=3.0)  # out again
+    state.on_model(model(4, [1.01, -1.0]), at=4.0)
+    state.on_model(model(4, [1.01, -1.0]), at=4.5)  # retained copy: ignored
+    assert state.seconds_to_within() == 4.0
+    assert [m.version for m in state.models] == [1, 2, 3, 4]
+    assert state.versions_strictly_increase()
+
+
+def test_versions_out_of_order_are_noticed():
+    state = DeploymentState(truth=TRUTH)
+    state.on_model(model(2, [1, -1]), 0.0)
+    state.on_model(model(1, [1, -1]), 0.0)
+    assert not state.versions_strictly_increase()
+
+
+def test_unaccounted_readings_are_counted():
+    state = DeploymentState()
+    state.on_metrics({"node": "fleet", "kind": "fleet", "published": 100})
+    state.on_metrics({"node": "gw-0", "kind": "gateway", "learned": 60, "rejected": {"x": 5}})
+    state.on_metrics({"node": "gw-1", "kind": "gateway", "learned": 30, "rejected": {"x": 1}})
+    assert state.readings()["unaccounted"] == 4
+    assert state.readings()["rejected"] == {"x": 6}
