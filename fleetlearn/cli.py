@@ -20,8 +20,9 @@ from rich.console import Console
 
 from broker.client import BrokerAddress, BrokerUnreachable
 from broker.mosquitto import BrokerError, MosquittoBroker
-from broker.topics import TopicError, Topics, check_id
+from broker.topics import TopicError, Topics, check_id, check_site
 from devices.fleet import Fleet, FleetConfig
+from devices.replay import Replay, ReplayConfig
 from gateway.features import FeatureSpec
 from gateway.partition import Partition
 from gateway.service import Gateway, GatewayConfig
@@ -145,6 +146,47 @@ def devices_simulate(
     config = FleetConfig(devices=devices, sites=sites, seed=seed, rate=rate, batch=batch,
                          qos=qos, duration=duration, metrics_interval=metrics_interval)
     _serve(Fleet(config, _topics(prefix), _address(broker, username, password)))
+
+
+@devices_app.command("replay")
+def devices_replay(
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="CSV file with a header row.")],
+    time_col: Annotated[str, typer.Option("--time-col", help="Column of times: epoch seconds "
+                                          "or ISO 8601 (UTC unless it names a zone).")],
+    device_col: Annotated[str, typer.Option("--device-col", help="Column of device ids.")],
+    columns: Annotated[str | None, typer.Option(help="Comma-separated channel columns "
+                                                "(default: every numeric column).")] = None,
+    site: Annotated[str, typer.Option(help="Site the devices publish under.")] = "s0",
+    speed: Annotated[float | None, typer.Option(help="Times the recorded pace (default: as "
+                                                "fast as the broker takes it).")] = None,
+    qos: Annotated[int, typer.Option(min=0, max=1, help="MQTT QoS of readings.")] = 1,
+    batch: Annotated[int, typer.Option(min=1, help="Readings per message (consecutive "
+                                       "readings of one device).")] = 1,
+    broker: BrokerOpt = DEFAULT_BROKER,
+    prefix: PrefixOpt = "fleet",
+    metrics_interval: MetricsOpt = 1.0,
+    username: UserOpt = None,
+    password: PasswordOpt = None,
+) -> None:
+    """Replay a CSV file as readings, in time order, one reading per row; stop when done."""
+    if not file.is_file():
+        raise UsageProblem(f"no such file: {file}")
+    if speed is not None and not speed > 0:
+        raise UsageProblem("--speed must be > 0")
+    topics, address = _topics(prefix), _address(broker, username, password)
+    try:
+        config = ReplayConfig(
+            path=file, time_col=time_col, device_col=device_col, site=check_site(site),
+            columns=None if columns is None else _names(columns, "--columns"), speed=speed,
+            qos=qos, batch=batch, metrics_interval=metrics_interval,
+        )
+        replay = Replay(config, topics, address)
+    except ValueError as exc:  # the CSV or an option does not fit: say which, in one line
+        raise UsageProblem(str(exc)) from None
+    _serve(replay)
+    left_out = "".join(f"; left out {c!r} ({why})" for c, why in replay.plan.skipped.items())
+    print(f"fleetlearn: published {replay.published} of {replay.total} readings from "
+          f"{len(replay.plan.devices)} devices{left_out}", file=sys.stderr)
 
 
 @app.command()
