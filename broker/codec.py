@@ -5,7 +5,7 @@ JSON through orjson, strict on the way in (typed errors with a counted ``reason`
 >>> r = Reading(device="s0-d0001", seq=7, ts=1732450000.0, values={"temperature": 21.5})
 >>> decode_readings(encode_reading(r)) == [r]
 True
->>> decode_readings(b'{"device": "s0-d0001"')  # doctest: +ELLIPSIS
+>>> decode_readings(b'{"device": "s0-d0001"')
 Traceback (most recent call last):
 ...
 broker.codec.MalformedPayload: payload is not valid JSON: unexpected end of data: ...
@@ -13,7 +13,9 @@ broker.codec.MalformedPayload: payload is not valid JSON: unexpected end of data
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +50,14 @@ class SchemaError(DecodeError):
 
 class NonFiniteValue(DecodeError):
     reason = "non_finite"
+
+
+class DuplicateKey(SchemaError):
+    reason = "duplicate_key"
+
+
+class BadId(SchemaError):
+    reason = "bad_id"
 
 
 # ---------------------------------------------------------------- small checks
@@ -85,7 +95,7 @@ def _integer(obj: dict[str, Any], name: str, what: str, minimum: int = 0) -> int
 def _ident(obj: dict[str, Any], name: str, what: str) -> str:
     value = _field(obj, name, what)
     if not isinstance(value, str) or not ID_PATTERN.match(value):
-        raise SchemaError(f"{what} field {name!r} is not a valid id")
+        raise BadId(f"{what} field {name!r} is not a valid id")
     return value
 
 
@@ -117,13 +127,68 @@ def _names(obj: dict[str, Any], name: str, what: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _load(payload: bytes, max_bytes: int) -> Any:
+def _load(payload: bytes, max_bytes: int, strict: bool = False) -> Any:
+    """Parse JSON after the size cap; ``strict`` also refuses duplicate keys."""
     if len(payload) > max_bytes:
         raise PayloadTooLarge(f"payload of {len(payload)} bytes exceeds the {max_bytes}-byte cap")
     try:
-        return orjson.loads(payload)
+        data = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
-        raise MalformedPayload(f"payload is not valid JSON: {exc}") from None
+        raise _explain_unparsable(payload, exc) from None
+    if strict and len(_KEY_END.findall(payload)) != _count_keys(data):
+        _refuse_duplicate_keys(payload)
+    return data
+
+
+# Every key of a JSON object ends in `"` then `:`; so do some string contents, never fewer.
+# When the count of these ends equals the count of parsed keys, no key was repeated (orjson
+# keeps the last of repeated keys silently); only otherwise is the slow exact check needed.
+_KEY_END = re.compile(rb'"\s*:')
+
+
+def _count_keys(data: Any) -> int:
+    if isinstance(data, dict):
+        return len(data) + sum(_count_keys(v) for v in data.values())
+    if isinstance(data, list):
+        return sum(_count_keys(v) for v in data)
+    return 0
+
+
+def _refuse_duplicate_keys(payload: bytes) -> None:
+    def pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [k for k, _ in pairs]
+        if len(set(keys)) != len(keys):
+            raise DuplicateKey("payload repeats a key in one object")
+        return dict(pairs)
+
+    json.loads(payload, object_pairs_hook=pairs_hook)
+
+
+def _explain_unparsable(payload: bytes, exc: Exception) -> DecodeError:
+    """NaN, Infinity and overflowing numbers are their own reason; the rest is malformed."""
+    try:
+        data = json.loads(payload, parse_constant=_refuse_constant)
+    except NonFiniteValue as non_finite:
+        return non_finite
+    except (ValueError, RecursionError):
+        return MalformedPayload(f"payload is not valid JSON: {exc}")
+    if _has_non_finite(data):
+        return NonFiniteValue("payload holds a number too large for a float")
+    return MalformedPayload(f"payload is not valid JSON: {exc}")
+
+
+def _has_non_finite(data: Any) -> bool:
+    if isinstance(data, float):
+        return not math.isfinite(data)
+    if isinstance(data, dict):
+        return any(_has_non_finite(v) for v in data.values())
+    if isinstance(data, list):
+        return any(_has_non_finite(v) for v in data)
+    return False
+
+
+def _refuse_constant(name: str) -> float:
+    raise NonFiniteValue(f"payload holds {name}, which is not a finite number")
 
 
 def _object(value: Any, what: str) -> dict[str, Any]:
@@ -201,7 +266,7 @@ def decode_reading_items(
     >>> [type(i).__name__ for i in items]
     ['Reading', 'SchemaError']
     """
-    data = _load(payload, max_bytes)
+    data = _load(payload, max_bytes, strict=True)
     if isinstance(data, dict):
         data = [data]
     elif not isinstance(data, list) or not data:

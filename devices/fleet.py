@@ -2,7 +2,10 @@
 
 Readings go out at QoS 1 (by default) round-robin over the devices, ``rate`` readings per
 second in all, one per message or ``batch`` per message. Each device's status topic is
-retained ``online`` while the fleet runs and ``offline`` after.
+retained ``online`` while the fleet runs and ``offline`` after. With ``faults``, a seeded
+:class:`~devices.faults.FaultInjector` damages the stream and keeps the ground truth of what
+each message must become; the fleet's metrics carry it (``expected``, ``expected_gaps``).
+With ``drift_at``, the hidden truth changes that many seconds into the run.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 from broker.client import BrokerAddress, Node
 from broker.codec import encode_json, encode_reading, encode_readings
 from broker.topics import Topics
+from devices.faults import FaultInjector, FaultRates
 from devices.simulator import FleetSimulator
 
 
@@ -27,15 +31,22 @@ class FleetConfig:
     qos: int = 1
     duration: float | None = None
     metrics_interval: float = 1.0
+    faults: FaultRates | None = None
+    drift_at: float | None = None
 
 
 class Fleet:
     def __init__(self, config: FleetConfig, topics: Topics, broker: BrokerAddress) -> None:
         if config.rate <= 0 or config.batch < 1:
             raise ValueError("rate must be > 0 and batch >= 1")
+        if config.faults is not None and config.batch != 1:
+            raise ValueError("faults are injected per message: use --batch 1 with --faults")
         self.config = config
         self.topics = topics
         self.sim = FleetSimulator(config.devices, config.sites, config.seed)
+        self.injector = (FaultInjector(self.sim, config.faults, config.seed)
+                         if config.faults is not None else None)
+        self.drifted = False
         self.published = 0
         self.messages = 0
         self._next = 0
@@ -50,15 +61,27 @@ class Fleet:
         if self.config.duration is not None and now - self._t0 >= self.config.duration:
             self.node.stop()
             return
-        due = int((now - self._t0) * self.config.rate) - self.published
+        if self.config.drift_at is not None and not self.drifted and (
+                now - self._t0 >= self.config.drift_at):
+            self.sim.drift_to(self.sim.truth.drifted(self.config.seed))
+            self.drifted = True
+        due = int((now - self._t0) * self.config.rate) - self.generated
         batch = self.config.batch
         while due >= batch:
-            self.publish_one_message(time.time())
+            self.publish_next(time.time())
             due -= batch
 
-    def publish_one_message(self, ts: float) -> None:
+    @property
+    def generated(self) -> int:
+        """Readings the simulator made so far (published, or lost on purpose)."""
+        return self.sim.published
+
+    def publish_next(self, ts: float) -> None:
         index = self._next
         self._next = (index + 1) % len(self.sim.devices)
+        if self.injector is not None:
+            self.publish_outgoing(self.injector.next(index, ts))
+            return
         device = self.sim.devices[index]
         readings = [self.sim.reading(index, ts) for _ in range(self.config.batch)]
         payload = encode_reading(readings[0]) if len(readings) == 1 else encode_readings(readings)
@@ -67,6 +90,13 @@ class Fleet:
         self.published += len(readings)
         self.messages += 1
 
+    def publish_outgoing(self, messages) -> None:
+        for m in messages:
+            self.node.publish(self.topics.reading(m.site, m.device), m.payload,
+                              qos=self.config.qos)
+        self.published += len(messages)
+        self.messages += len(messages)
+
     def announce(self, status: bytes) -> None:
         for d in self.sim.devices:
             self.node.publish(self.topics.device_status(d.site, d.device), status, 1, True)
@@ -74,14 +104,21 @@ class Fleet:
     def metrics(self) -> dict:
         elapsed = max(time.monotonic() - self._t0, 1e-9)
         truth = self.sim.truth
-        return {
+        metrics = {
             "node": self.config.node_id, "kind": "fleet", "ts": time.time(),
             "published": self.published, "messages": self.messages,
             "rate": self.published / elapsed, "devices": len(self.sim.devices),
-            "unacked": self.node.unacked,
+            "unacked": self.node.unacked, "drifted": self.drifted,
             "truth": {"weights": truth.weights, "intercept": truth.intercept,
                       "target": truth.target, "noise_sd": truth.noise_sd},
         }
+        if self.injector is not None:
+            metrics.update({
+                "expected": dict(self.injector.expected),
+                "expected_gaps": self.injector.expected_gaps(),
+                "lost": self.injector.lost(), "injected": dict(self.injector.injected),
+            })
+        return metrics
 
     def publish_metrics(self) -> None:
         self.node.publish(self.topics.metrics(self.config.node_id), encode_json(self.metrics()))
@@ -94,6 +131,8 @@ class Fleet:
         self.node.run(on_stop=self._final)
 
     def _final(self) -> None:
+        if self.injector is not None:
+            self.publish_outgoing(self.injector.drain())
         self.announce(b"offline")
         self.node.flush()
         self.publish_metrics()

@@ -75,6 +75,18 @@ class FleetSimulator:
         return Reading(device=self.devices[index].device, seq=seq, ts=ts, values=values)
 
     @property
+    def swing(self) -> np.ndarray:
+        """How far each feature channel moves within a device, in channel order."""
+        return self._swing
+
+    def drift_to(self, truth: GroundTruth) -> None:
+        """Concept drift: from now on the target follows ``truth``."""
+        if truth.features != self.truth.features:
+            raise ValueError("a drifted truth must name the same channels")
+        self.truth = truth
+        self._weights = truth.weight_vector(tuple(self._names))
+
+    @property
     def published(self) -> int:
         """Readings generated so far, over all devices."""
         return sum(self._seq)

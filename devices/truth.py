@@ -44,6 +44,16 @@ class GroundTruth:
         return cls(weights=weights, intercept=float(round(rng.uniform(-5.0, 5.0), 3)),
                    noise_sd=noise_sd)
 
+    def drifted(self, seed: int) -> GroundTruth:
+        """Another truth over the same channels: what the fleet drifts to.
+
+        >>> t = GroundTruth.from_seed(1)
+        >>> t.drifted(1).features == t.features and t.drifted(1) != t
+        True
+        """
+        other = GroundTruth.from_seed(seed + 0x5EED, self.noise_sd)
+        return GroundTruth(other.weights, other.intercept, self.noise_sd, self.target)
+
     @property
     def features(self) -> tuple[str, ...]:
         return tuple(self.weights)

@@ -21,10 +21,13 @@ from rich.console import Console
 from broker.client import BrokerAddress, BrokerUnreachable
 from broker.mosquitto import BrokerError, MosquittoBroker
 from broker.topics import TopicError, Topics, check_id, check_site
+from devices.faults import FaultRates
 from devices.fleet import Fleet, FleetConfig
 from devices.replay import Replay, ReplayConfig
+from gateway.cleaning import ChannelPolicy
 from gateway.features import FeatureSpec
 from gateway.partition import Partition
+from gateway.pipeline import CleaningConfig
 from gateway.service import Gateway, GatewayConfig
 from learners.aggregator import Aggregator, AggregatorConfig
 from learners.predictor import Predictor, PredictorConfig
@@ -74,6 +77,14 @@ def _names(text: str, what: str) -> tuple[str, ...]:
     if not names:
         raise UsageProblem(f"{what} needs at least one channel name")
     return names
+
+
+def _read_allowlist(path: Path) -> frozenset[str]:
+    try:
+        lines = path.read_text().split()
+    except OSError as exc:
+        raise UsageProblem(f"cannot read the allowlist {path}: {exc.strerror}") from None
+    return frozenset(check_id(line, "device id in the allowlist") for line in lines)
 
 
 def _serve(service) -> None:
@@ -138,13 +149,22 @@ def devices_simulate(
     qos: Annotated[int, typer.Option(min=0, max=1, help="MQTT QoS of readings.")] = 1,
     duration: Annotated[float | None, typer.Option(min=0.001, help="Seconds to run "
                                                    "(default: until Ctrl-C).")] = None,
+    faults: Annotated[str, typer.Option(help="Fault rates, e.g. 'all=0.05' or "
+                                        "'spike=0.1,lost=0.02' (default: none).")] = "",
+    drift_at: Annotated[float | None, typer.Option(min=0.0, help="Seconds into the run when "
+                                                   "the hidden truth changes.")] = None,
     metrics_interval: MetricsOpt = 1.0,
     username: UserOpt = None,
     password: PasswordOpt = None,
 ) -> None:
-    """Simulate a fleet of sensors with a hidden linear ground truth."""
-    config = FleetConfig(devices=devices, sites=sites, seed=seed, rate=rate, batch=batch,
-                         qos=qos, duration=duration, metrics_interval=metrics_interval)
+    """Simulate a fleet of sensors with a hidden linear ground truth (and, if asked, faults)."""
+    try:
+        config = FleetConfig(devices=devices, sites=sites, seed=seed, rate=rate, batch=batch,
+                             qos=qos, duration=duration, metrics_interval=metrics_interval,
+                             faults=FaultRates.parse(faults) if faults else None,
+                             drift_at=drift_at)
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from None
     _serve(Fleet(config, _topics(prefix), _address(broker, username, password)))
 
 
@@ -201,20 +221,44 @@ def gateway(
     sync_interval: Annotated[float, typer.Option(min=0.01, help="Max seconds between updates."
                                                  )] = 1.0,
     lr: Annotated[float, typer.Option(min=1e-9, help="SGD learning rate.")] = 0.01,
+    allowlist: Annotated[Path | None, typer.Option(help="File of allowed device ids, one a "
+                                                   "line (default: any device).")] = None,
+    max_age: Annotated[float, typer.Option(min=0.0, help="Seconds a reading's timestamp may "
+                                           "lag our clock.")] = 300.0,
+    max_skew: Annotated[float, typer.Option(min=0.0, help="Seconds it may lead our clock.")
+                        ] = 60.0,
+    reorder_window: Annotated[int, typer.Option(min=1, help="Sequence numbers a late reading "
+                                                "may trail by.")] = 64,
+    impute: Annotated[str, typer.Option(help="Fill a missing feature with its 'last' value, "
+                                        "its 'mean', or 'none'.")] = "last",
+    outliers: Annotated[str, typer.Option(help="'median' (replace), 'clip', 'reject' or "
+                                          "'none'.")] = "median",
+    z: Annotated[float, typer.Option(min=0.1, help="Robust deviations that make an outlier.")
+                 ] = 5.0,
+    smooth: Annotated[float | None, typer.Option(min=0.001, max=1.0, help="EMA weight of a new "
+                                                 "value (default: no smoothing).")] = None,
     broker: BrokerOpt = DEFAULT_BROKER,
     prefix: PrefixOpt = "fleet",
     metrics_interval: MetricsOpt = 1.0,
+    quality_interval: Annotated[float, typer.Option(min=0.05, help="Seconds between per-device "
+                                                    "data-quality summaries.")] = 10.0,
     username: UserOpt = None,
     password: PasswordOpt = None,
 ) -> None:
     """Clean the readings of a partition and learn from them; sync with the aggregator."""
     try:
         check_id(id, "gateway id")
+        cleaning = CleaningConfig(
+            allowlist=_read_allowlist(allowlist) if allowlist else None,
+            max_age=max_age, max_skew=max_skew, reorder_window=reorder_window,
+            policy=ChannelPolicy(impute=impute, outliers=outliers, z=z, smooth=smooth),
+        )
         config = GatewayConfig(
             node_id=id, partition=Partition.parse(partition),
             spec=FeatureSpec(_names(features, "--features"), target),
             sync_every=sync_every, sync_interval=sync_interval, lr=lr,
-            metrics_interval=metrics_interval,
+            metrics_interval=metrics_interval, quality_interval=quality_interval,
+            cleaning=cleaning,
         )
     except ValueError as exc:
         raise UsageProblem(str(exc)) from None
@@ -271,6 +315,10 @@ def up(
     seed: Annotated[int, typer.Option(help="Seed of the fleet.")] = 0,
     sync_every: Annotated[int, typer.Option(min=1, help="Samples between updates.")] = 200,
     lr: Annotated[float, typer.Option(min=1e-9, help="SGD learning rate.")] = 0.01,
+    faults: Annotated[str, typer.Option(help="Fault rates for the fleet, e.g. 'all=0.05' "
+                                        "(see `devices simulate --help`).")] = "",
+    drift_at: Annotated[float | None, typer.Option(min=0.0, help="Seconds into the run when "
+                                                   "the hidden truth changes.")] = None,
     broker: Annotated[str | None, typer.Option(help="Use this broker HOST:PORT instead of "
                                                "starting one.")] = None,
     prefix: PrefixOpt = "fleet",
@@ -287,7 +335,7 @@ def up(
             devices=devices, sites=sites, gateways=gateways, rate=rate, batch=batch, qos=qos,
             seed=seed, duration=duration, prefix=_topics(prefix).prefix,
             broker=_address(broker) if broker else None, sync_every=sync_every, lr=lr,
-            log_dir=log_dir,
+            faults=faults, drift_at=drift_at, log_dir=log_dir,
         )
     except ValueError as exc:
         raise UsageProblem(str(exc)) from None
@@ -304,6 +352,39 @@ def up(
     if report is not None:
         report.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
         console.print(f"report written to {report}")
+
+
+@app.command()
+def bench(
+    scenario: Annotated[list[str] | None, typer.Option(help="Scenario to run (repeatable; "
+                                                       "default: all).")] = None,
+    n: Annotated[int, typer.Option(min=10, help="Readings per measurement.")] = 50_000,
+    repeats: Annotated[int, typer.Option(min=1, help="Runs per figure; the best counts.")] = 3,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the rows as JSON.")
+                        ] = None,
+) -> None:
+    """Measure fleetlearn against a baseline of the same run, and print the ratios."""
+    from rich.table import Table
+
+    from fleetlearn.bench import SCENARIOS
+
+    names = scenario or list(SCENARIOS)
+    unknown = [s for s in names if s not in SCENARIOS]
+    if unknown:
+        raise UsageProblem(f"unknown scenario {unknown[0]!r}; choose from {', '.join(SCENARIOS)}")
+    rows = [row for name in names for row in SCENARIOS[name](n=n, repeats=repeats)]
+    table = Table(title="fleetlearn bench", title_justify="left")
+    for column in ("scenario", "stream", "baseline", "baseline_per_s", "per_s", "ratio",
+                   "us_per_reading"):
+        table.add_column(column, justify="left" if column in ("scenario", "stream", "baseline")
+                         else "right")
+    for row in rows:
+        table.add_row(*(f"{row[c]:,}" if isinstance(row[c], int) else str(row[c])
+                        for c in ("scenario", "stream", "baseline", "baseline_per_s", "per_s",
+                                  "ratio", "us_per_reading")))
+    Console().print(table)
+    if json_out is not None:
+        json_out.write_bytes(orjson.dumps(rows, option=orjson.OPT_INDENT_2))
 
 
 # ---------------------------------------------------------------------------- entry point

@@ -97,6 +97,7 @@ def summary_table(report: dict[str, Any]) -> Table:
         ("readings learned", f"{r['learned']:,}"),
         ("readings rejected", f"{sum(r['rejected'].values()):,}"),
         ("readings unaccounted", f"{r['unaccounted']:,}"),
+        ("gaps (numbers never received)", f"{r['gaps']:,}"),
         ("readings/s", f"{report['readings_per_s']:,.0f}"),
         ("model versions seen", str(m["versions_seen"])),
         ("last model version", _fmt(m["last_version"])),
@@ -106,6 +107,12 @@ def summary_table(report: dict[str, Any]) -> Table:
         ("federated prequential R²", _fmt(report["federated"].get("r2"), 4)),
         ("predictions published", f"{report['predictions']:,}"),
     ]
+    check = report.get("ground_truth_check")
+    if check is not None:
+        rows.append(("accounting = fault log", "yes" if check["matches"] else
+                     f"NO: {check['differences']}"))
+    for reason, n in sorted(r["rejected"].items()):
+        rows.append((f"  rejected: {reason}", f"{n:,}"))
     for name, pq in report["prequential"].items():
         rows.append((f"{name} prequential MAE / R²",
                      f"{_fmt(pq.get('mae'))} / {_fmt(pq.get('r2'), 4)}"))

@@ -7,7 +7,8 @@ Pure bookkeeping fed by the monitor; it turns into the live table and the final 
 >>> state.on_metrics({"node": "fleet", "kind": "fleet", "published": 10})
 >>> state.on_metrics({"node": "gw-0", "kind": "gateway", "learned": 9, "rejected": {"schema": 1}})
 >>> state.readings()
-{'published': 10, 'received': 0, 'learned': 9, 'rejected': {'schema': 1}, 'unaccounted': 0}
+{'published': 10, 'received': 0, 'learned': 9, 'rejected': {'schema': 1}, 'gaps': 0,
+ 'unaccounted': 0}
 """
 
 from __future__ import annotations
@@ -39,10 +40,15 @@ class DeploymentState:
     last_model: Model | None = None
     online: dict[str, bool] = field(default_factory=dict)
     deadletters: Counter[str] = field(default_factory=Counter)
+    quality: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def on_metrics(self, metrics: dict[str, Any]) -> None:
         node = metrics.get("node")
-        if isinstance(node, str):
+        if not isinstance(node, str):
+            return
+        if metrics.get("kind") == "quality":
+            self.quality[node] = metrics.get("devices", {})
+        else:
             self.nodes[node] = metrics
 
     def on_status(self, node: str, payload: bytes) -> None:
@@ -76,8 +82,29 @@ class DeploymentState:
             rejected.update(m.get("rejected", {}))
         return {
             "published": published, "received": received, "learned": learned,
-            "rejected": dict(rejected),
+            "rejected": dict(rejected), "gaps": sum(m.get("gaps", 0) for m in gateways),
             "unaccounted": published - learned - sum(rejected.values()),
+        }
+
+    def ground_truth_check(self) -> dict[str, Any] | None:
+        """The gateways' accounting against the fleet's log of injected faults, if it has one."""
+        fleets = [m for m in self.of_kind("fleet").values() if "expected" in m]
+        if not fleets:
+            return None
+        expected: Counter[str] = Counter()
+        for m in fleets:
+            expected.update(m["expected"])
+        readings = self.readings()
+        observed = Counter(readings["rejected"])
+        observed["admitted"] = readings["learned"]
+        expected_gaps = sum(m.get("expected_gaps", 0) for m in fleets)
+        wrong = {k: {"expected": expected.get(k, 0), "observed": observed.get(k, 0)}
+                 for k in sorted(set(expected) | set(observed))
+                 if expected.get(k, 0) != observed.get(k, 0)}
+        return {
+            "expected": dict(expected), "expected_gaps": expected_gaps,
+            "observed_gaps": readings["gaps"], "differences": wrong,
+            "matches": not wrong and expected_gaps == readings["gaps"],
         }
 
     def versions_strictly_increase(self) -> bool:

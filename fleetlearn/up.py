@@ -22,6 +22,8 @@ from typing import Any
 from broker.client import BrokerAddress
 from broker.mosquitto import MosquittoBroker
 from broker.topics import Topics
+from devices.faults import FaultRates
+from devices.simulator import FleetSimulator
 from devices.truth import GroundTruth
 from fleetlearn.monitor import Monitor
 from fleetlearn.state import DeploymentState
@@ -47,6 +49,8 @@ class UpSettings:
     sync_interval: float = 1.0
     round_timeout: float = 2.0
     lr: float = 0.01
+    faults: str = ""
+    drift_at: float | None = None
     within: float = 0.05
     log_dir: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -61,6 +65,10 @@ class UpSettings:
             raise ValueError("--duration must be > 0")
         if self.qos not in (0, 1):
             raise ValueError("--qos must be 0 or 1")
+        if self.faults:
+            FaultRates.parse(self.faults)  # refuse a bad spec before anything starts
+            if self.batch != 1:
+                raise ValueError("faults are injected per message: use --batch 1 with --faults")
 
     def partitions(self) -> list[str]:
         """Whole sites per gateway when they divide evenly, else device-hash buckets."""
@@ -161,7 +169,8 @@ class LocalDeployment:
             self.address = BrokerAddress(port=self.own_broker.port)
         self.monitor = Monitor(self.topics, self.address, self.state)
         self.monitor.connect()
-        spec = ["--features", ",".join(self.truth.features), "--target", self.truth.target]
+        spec = ["--features", ",".join(self.truth.features), "--target", self.truth.target,
+                "--allowlist", str(self._write_allowlist()), "--quality-interval", "2"]
         self._spawn("aggregator", "aggregator", "--quorum", str(s.gateways),
                     "--round-timeout", str(s.round_timeout), "--metrics-interval", "0.5")
         for i, partition in enumerate(s.partitions()):
@@ -176,11 +185,22 @@ class LocalDeployment:
             missing = [n for n in names if not self.state.online.get(n)]
             raise DeploymentError(f"nodes did not come online in 30 s: {', '.join(missing)}")
         self._check_alive()
+        extra = ["--faults", s.faults] if s.faults else []
+        if s.drift_at is not None:
+            extra += ["--drift-at", str(s.drift_at)]
         self._spawn("fleet", "devices", "simulate", "--devices", str(s.devices),
                     "--sites", str(s.sites), "--seed", str(s.seed), "--rate", str(s.rate),
-                    "--batch", str(s.batch), "--qos", str(s.qos), "--metrics-interval", "0.5")
+                    "--batch", str(s.batch), "--qos", str(s.qos), "--metrics-interval", "0.5",
+                    *extra)
         self.fleet_started = time.monotonic()
         self.monitor.started = self.fleet_started
+
+    def _write_allowlist(self) -> Path:
+        """The fleet's device ids: gateways refuse any other device."""
+        path = self.log_dir / "devices.txt"
+        sim = FleetSimulator(self.settings.devices, self.settings.sites, self.settings.seed)
+        path.write_text("".join(f"{d.device}\n" for d in sim.devices))
+        return path
 
     def _any_exited(self) -> bool:
         return any(c.process is not None and c.process.poll() is not None
@@ -260,9 +280,11 @@ class LocalDeployment:
             "prefix": s.prefix, "seconds": round(elapsed, 3), "interrupted": self.interrupted,
             "settings": {"devices": s.devices, "sites": s.sites, "gateways": s.gateways,
                          "rate": s.rate, "batch": s.batch, "qos": s.qos, "seed": s.seed,
-                         "sync_every": s.sync_every, "lr": s.lr},
+                         "sync_every": s.sync_every, "lr": s.lr, "drift_at": s.drift_at},
             "readings": readings,
             "readings_per_s": readings["published"] / elapsed,
+            "faults": s.faults or None,
+            "ground_truth_check": st.ground_truth_check(),
             "model": st.model_summary(),
             "truth": {"weights": self.truth.weights, "intercept": self.truth.intercept,
                       "target": self.truth.target},

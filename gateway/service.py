@@ -1,8 +1,10 @@
 """The gateway process: readings of its partition in, learner updates out.
 
-On each reading: decode, validate, build features, predict then learn. Every
+On each payload: the pure :class:`~gateway.pipeline.ReadingPipeline` decodes, checks,
+de-duplicates and cleans it; each admitted reading is predicted, then learned. Every
 ``sync_every`` samples or ``sync_interval`` seconds: publish an update. On each newer model:
-adopt it. Every reading ends as learned or rejected with a counted reason (dead-lettered).
+adopt it. Every reading ends as learned, or rejected with a counted reason (and dead-lettered),
+or, for a sequence number that never came, as a gap.
 """
 
 from __future__ import annotations
@@ -14,12 +16,9 @@ from dataclasses import dataclass, field
 
 from broker.client import BrokerAddress, Node
 from broker.codec import (
-    MAX_PAYLOAD_BYTES,
     DecodeError,
-    Reading,
     Update,
     decode_model,
-    decode_reading_items,
     encode_json,
     encode_update,
     excerpt,
@@ -27,7 +26,8 @@ from broker.codec import (
 from broker.topics import TopicError, Topics
 from gateway.features import FeatureSpec
 from gateway.partition import Partition
-from gateway.validation import Rejected, check_reading
+from gateway.pipeline import Admitted, CleaningConfig, ReadingPipeline
+from gateway.validation import Rejected
 from learners.evaluation import Prequential
 from learners.linear import LinearRegressor
 from learners.optim import SGD
@@ -43,8 +43,9 @@ class GatewayConfig:
     sync_every: int = 200
     sync_interval: float = 1.0
     metrics_interval: float = 1.0
+    quality_interval: float = 10.0
     lr: float = 0.01
-    max_payload: int = MAX_PAYLOAD_BYTES
+    cleaning: CleaningConfig = field(default_factory=CleaningConfig)
 
 
 class Gateway:
@@ -54,15 +55,15 @@ class Gateway:
         self.config = config
         self.topics = topics
         self.learner = LinearRegressor(config.spec.features, optimizer=SGD(lr=config.lr))
+        self.pipeline = ReadingPipeline(config.spec, config.cleaning)
         self.evaluation = Prequential()
         self.base_version = 0
         self.since_adopt = 0  # samples learned on top of the base model: the update's n
         self.since_update = 0  # samples learned since the last update went out
         self.update_seq = time.time_ns() // 1000  # keeps going up across restarts
-        self.received = 0
         self.learned = 0
         self.foreign = 0
-        self.rejected: Counter[str] = Counter()
+        self.other_rejected: Counter[str] = Counter()  # not readings: topics, models, crashes
         self.updates_sent = 0
         self.models_adopted = 0
         self.started = time.time()
@@ -77,6 +78,7 @@ class Gateway:
         )
         self.node.every(config.sync_interval, self.sync_if_due)
         self.node.every(config.metrics_interval, self.publish_metrics)
+        self.node.every(config.quality_interval, self.publish_quality)
 
     # ------------------------------------------------------------------ messages
 
@@ -95,29 +97,17 @@ class Gateway:
         if not self.config.partition.owns(site, device):
             self.foreign += 1
             return
-        try:
-            items = decode_reading_items(payload, self.config.max_payload)
-        except DecodeError as exc:
-            self.received += 1
-            self.reject(topic, payload, Rejected(exc.reason, str(exc)))
-            return
-        for item in items:
-            self.received += 1
-            if isinstance(item, DecodeError):
-                self.reject(topic, payload, Rejected(item.reason, str(item)))
-                continue
-            try:
-                self.learn(device, item)
-            except Rejected as exc:
-                self.reject(topic, payload, exc)
+        for outcome in self.pipeline.admit(device, payload, time.time()):
+            if isinstance(outcome, Admitted):
+                self.learn(outcome)
+            else:
+                self.dead_letter(topic, payload, outcome)
 
-    def learn(self, topic_device: str, reading: Reading) -> None:
-        reading = check_reading(topic_device, reading)
-        x, y = self.config.spec.build(reading.values)
+    def learn(self, sample: Admitted) -> None:
         scored = self.learner.n_learned > 0  # a learner that has seen nothing has no guess
-        y_hat = self.learner.learn_one(x, y)
+        y_hat = self.learner.learn_one(sample.x, sample.y)
         if scored:
-            self.evaluation.update(y, y_hat)
+            self.evaluation.update(sample.y, y_hat)
         self.learned += 1
         self.since_adopt += 1
         self.since_update += 1
@@ -126,7 +116,7 @@ class Gateway:
 
     def adopt(self, payload: bytes) -> None:
         try:
-            model = decode_model(payload, self.config.max_payload)
+            model = decode_model(payload, self.config.cleaning.max_payload)
         except DecodeError as exc:
             self.reject(self.topics.model, payload, Rejected(f"model_{exc.reason}", str(exc)))
             return
@@ -161,7 +151,11 @@ class Gateway:
         self.since_update = 0
 
     def reject(self, topic: str, payload: bytes, why: Rejected) -> None:
-        self.rejected[why.reason] += 1
+        """Count and dead-letter something that is not a reading the pipeline accounted for."""
+        self.other_rejected[why.reason] += 1
+        self.dead_letter(topic, payload, why)
+
+    def dead_letter(self, topic: str, payload: bytes, why: Rejected) -> None:
         self.node.publish(self.topics.deadletter(self.config.node_id), encode_json({
             "node": self.config.node_id, "reason": why.reason, "detail": why.detail,
             "topic": topic, "excerpt": excerpt(payload), "ts": time.time(),
@@ -174,8 +168,10 @@ class Gateway:
         return {
             "node": self.config.node_id, "kind": "gateway", "ts": time.time(),
             "partition": str(self.config.partition),
-            "received": self.received, "learned": self.learned,
-            "rejected": dict(self.rejected), "foreign": self.foreign,
+            "received": self.pipeline.accounting.total, "learned": self.learned,
+            "rejected": dict(self.pipeline.accounting.rejected),
+            "gaps": self.pipeline.sequences.gaps, "other_rejected": dict(self.other_rejected),
+            "foreign": self.foreign, "devices": self.pipeline.sequences.devices,
             "model_version": self.base_version, "updates_sent": self.updates_sent,
             "models_adopted": self.models_adopted,
             "prequential": self.evaluation.as_dict(),
@@ -183,6 +179,13 @@ class Gateway:
 
     def publish_metrics(self) -> None:
         self.node.publish(self.topics.metrics(self.config.node_id), encode_json(self.metrics()))
+
+    def publish_quality(self) -> None:
+        """The per-device data-quality summary, on the metrics topic as its own kind."""
+        self.node.publish(self.topics.metrics(self.config.node_id), encode_json({
+            "node": self.config.node_id, "kind": "quality", "ts": time.time(),
+            "devices": self.pipeline.quality(),
+        }))
 
     # ------------------------------------------------------------------ life
 
@@ -192,5 +195,7 @@ class Gateway:
         self.node.run(on_stop=self._final)
 
     def _final(self) -> None:
+        self.pipeline.close()  # the stream has ended: numbers still missing are gaps
         self.sync_if_due()
+        self.publish_quality()
         self.publish_metrics()

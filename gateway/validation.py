@@ -1,12 +1,15 @@
-"""Checks a decoded reading must pass before it is learned. Pure: no clock, no transport.
-
-The full cleaning (sequence marks, timestamps, imputation, outliers) grows here.
+"""Checks a decoded reading must pass before it is cleaned and learned. Pure: ``now`` is passed in.
 
 >>> from broker.codec import Reading
 >>> check_reading("s0-d0001", Reading("s0-d0002", 1, 0.0, {}))
 Traceback (most recent call last):
 ...
 gateway.validation.Rejected: id_mismatch: topic says 's0-d0001', payload says 's0-d0002'
+>>> check_time(1000.0, now=1000.5, max_age=60, max_skew=5)
+>>> check_time(10.0, now=1000.0, max_age=60, max_skew=5)
+Traceback (most recent call last):
+...
+gateway.validation.Rejected: stale: 990s old (max 60s)
 """
 
 from __future__ import annotations
@@ -23,10 +26,21 @@ class Rejected(Exception):
         self.detail = detail
 
 
-def check_reading(topic_device: str, reading: Reading) -> Reading:
-    """The reading, when the device it names is the one its topic names."""
+def check_reading(topic_device: str, reading: Reading,
+                  allowlist: frozenset[str] | None = None) -> Reading:
+    """The reading, when its topic names the same device and the device is allowed."""
     if reading.device != topic_device:
         raise Rejected(
             "id_mismatch", f"topic says {topic_device!r}, payload says {reading.device!r}"
         )
+    if allowlist is not None and reading.device not in allowlist:
+        raise Rejected("unknown_device", reading.device)
     return reading
+
+
+def check_time(ts: float, now: float, max_age: float, max_skew: float) -> None:
+    """Refuse timestamps older than ``max_age`` or further than ``max_skew`` in the future."""
+    if ts < now - max_age:
+        raise Rejected("stale", f"{now - ts:.0f}s old (max {max_age:g}s)")
+    if ts > now + max_skew:
+        raise Rejected("future", f"{ts - now:.0f}s ahead (max {max_skew:g}s)")

@@ -9,7 +9,8 @@ from broker.mosquitto import free_port
 
 pytestmark = pytest.mark.timeout(60)
 
-SUBCOMMANDS = [["broker"], ["devices", "simulate"], ["gateway"], ["aggregator"], ["predict"],
+SUBCOMMANDS = [["broker"], ["devices", "simulate"], ["devices", "replay"], ["gateway"],
+               ["aggregator"], ["predict"], ["bench"],
                ["up"]]
 
 
@@ -77,3 +78,20 @@ def test_broker_subcommand_stops_its_mosquitto_on_sigterm(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_bench_smoke_run_writes_its_rows(tmp_path):
+    out = tmp_path / "bench.json"
+    done = run("bench", "--scenario", "cleaning", "--n", "200", "--repeats", "1",
+               "--json", str(out))
+    assert done.returncode == 0, done.stderr
+    import json
+
+    rows = json.loads(out.read_text())
+    assert {r["stream"] for r in rows} == {"clean stream", "all faults at 5 %"}
+    assert all(r["per_s"] > 0 and r["baseline_per_s"] > 0 and r["ratio"] > 0 for r in rows)
+
+
+def test_bench_refuses_an_unknown_scenario():
+    done = run("bench", "--scenario", "nope")
+    assert done.returncode == 2 and "unknown scenario" in done.stderr

@@ -1,5 +1,7 @@
 """Single services in-process against a real mosquitto: what goes in, what comes out."""
 
+import time
+
 import numpy as np
 import orjson
 import pytest
@@ -27,8 +29,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
 SPEC = FeatureSpec(("a", "b"), "y")
 
 
-def reading(seq, device="s0-d1", **values):
-    return encode_reading(Reading(device, seq, 1.0, values or {"a": 1.0, "b": 2.0, "y": 3.0}))
+def reading(seq, device="s0-d1", ts=None, **values):
+    ts = time.time() if ts is None else ts
+    return encode_reading(Reading(device, seq, ts, values or {"a": 1.0, "b": 2.0, "y": 3.0}))
 
 
 def test_gateway_learns_rejects_with_reasons_and_syncs(address, prefix):
@@ -38,18 +41,18 @@ def test_gateway_learns_rejects_with_reasons_and_syncs(address, prefix):
     with ServiceThread(Gateway(config, topics, address)) as gw:
         good = [reading(i, a=float(i), b=1.0, y=2.0 * i) for i in range(5)]
         bad = [b"{broken", b'{"device":"s0-d1","seq":1,"ts":1,"values":{"a":"x"}}',
-               reading(9, device="s0-d2"), reading(10, a=1.0, y=1.0)]
+               reading(9, device="s0-d2"), reading(10, a=1.0, b=1.0)]
         for payload in good + bad:
             watcher.publish(topics.reading("s0", "s0-d1"), payload)
         watcher.wait(lambda: len(watcher.on("/deadletter/")) == 4 and watcher.on("/update/"),
                      what="four dead letters and an update")
-        assert gw.learned == 5 and gw.received == 9
-        assert dict(gw.rejected) == {"malformed": 1, "schema": 1, "id_mismatch": 1,
-                                     "missing_channel": 1}
+        assert gw.learned == 5 and gw.pipeline.accounting.total == 9
+        assert dict(gw.pipeline.accounting.rejected) == {
+            "malformed": 1, "schema": 1, "id_mismatch": 1, "missing_channel": 1}
     update = decode_update(watcher.on("/update/")[0])
     assert update.learner == "gw-0" and update.n == 5 and update.base_version == 0
     letters = [orjson.loads(p) for p in watcher.on("/deadletter/")]
-    assert {d["reason"] for d in letters} == set(gw.rejected)
+    assert {d["reason"] for d in letters} == set(gw.pipeline.accounting.rejected)
     assert all(d["excerpt"] and d["topic"] for d in letters)
     watcher.close()
 
@@ -83,7 +86,7 @@ def test_predictor_tags_predictions_with_the_model_version(address, prefix):
     watcher.node.flush(5)
     with ServiceThread(Predictor(PredictorConfig(), topics, address)) as predictor:
         watcher.wait(lambda: predictor.model is not None, what="the retained model")
-        watcher.publish(topics.reading("s0", "s0-d1"), reading(3, a=1.0, b=1.0, y=4.0))
+        watcher.publish(topics.reading("s0", "s0-d1"), reading(3, ts=1.0, a=1.0, b=1.0, y=4.0))
         watcher.wait(lambda: watcher.on("/prediction"), what="a prediction")
     p = orjson.loads(watcher.on("s0/s0-d1/prediction")[0])
     assert p == {"device": "s0-d1", "seq": 3, "ts": 1.0, "target": "y", "prediction": 3.5,

@@ -5,6 +5,8 @@ import orjson
 import pytest
 
 from broker.codec import (
+    BadId,
+    DuplicateKey,
     LinearParams,
     MalformedPayload,
     Model,
@@ -63,12 +65,22 @@ def test_null_channel_is_missing():
     (b'{"device":"a/b","seq":1,"ts":1.0,"values":{}}', SchemaError),
     (b'{"device":"d","seq":1,"ts":1.0,"values":{"a":"21.5"}}', SchemaError),
     (b'{"device":"d","seq":1,"ts":1.0,"values":{"a":true}}', SchemaError),
-    (b'{"device":"d","seq":1,"ts":1.0,"values":{"a":1e999}}', MalformedPayload),
-    (b'{"device":"d","seq":1,"ts":1.0,"values":{"a":NaN}}', MalformedPayload),
+    (b'{"device":"d","seq":1,"ts":1.0,"values":{"a":1e999}}', NonFiniteValue),
+    (b'{"device":"d","seq":1,"ts":1.0,"values":{"a":NaN}}', NonFiniteValue),
+    (b'{"device":"d","seq":1,"ts":1.0,"values":{"a":-Infinity}}', NonFiniteValue),
+    (b'{"device":"d","seq":1,"ts":1.0,"values":{"a":1,"a":2}}', DuplicateKey),
+    (b'{"device":"d","device":"e","seq":1,"ts":1.0,"values":{}}', DuplicateKey),
+    (b'{"device":"d e","seq":1,"ts":1.0,"values":{}}', BadId),
 ])
 def test_bad_readings_raise_typed_errors(payload, error):
     with pytest.raises(error):
         decode_readings(payload)
+
+
+def test_a_key_like_string_is_not_a_duplicate_key():
+    payload = b'{"device":"d","seq":1,"ts":1.0,"values":{"a":1},"note":"x\\":  y"}'
+    [reading] = decode_readings(payload)
+    assert reading.values == {"a": 1.0}
 
 
 def test_oversized_payload_is_refused_before_decoding():

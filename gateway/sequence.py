@@ -1,0 +1,109 @@
+"""Per-device sequence marks: new readings in, duplicates and replays out, gaps found.
+
+A device numbers its readings. The tracker keeps, per device, the highest sequence number seen
+(the high-water mark) and which of the last ``window`` numbers arrived. A reading newer than
+the mark is accepted; a late one inside the window is accepted once; a number seen before is a
+``duplicate``; one below the window is a ``replay``. A number that never arrived by the time
+the mark has moved ``window`` past it is a gap; if it turns up after all, it is refused as
+``late`` and no longer counted as a gap, so every reading still ends as exactly one thing.
+
+>>> t = SequenceTracker(window=4)
+>>> [t.admit("d", s) for s in (0, 1, 3, 3, 2, 9)]
+[None, None, None, 'duplicate', None, None]
+>>> t.gaps  # 4 and 5 fell out of the window unseen
+2
+>>> t.admit("d", 4), t.gaps
+('late', 1)
+>>> t.admit("d", 1)
+'replay'
+>>> t.close(), t.gaps  # at the end, 6, 7 and 8 are missing too
+(3, 4)
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+DUPLICATE = "duplicate"
+REPLAY = "replay"
+LATE = "late"
+
+
+@dataclass
+class _Marks:
+    first: int  # numbers below a device's first reading are not gaps
+    high: int
+    seen: set[int] = field(default_factory=set)  # numbers in (high - window, high] that arrived
+    gaps: deque[int] = field(default_factory=lambda: deque(maxlen=RECENT_GAPS))
+
+
+#: Gaps remembered per device, so that a very late arrival can be told from a replay.
+RECENT_GAPS = 4096
+
+
+class SequenceTracker:
+    """Sequence high-water marks and a reorder window, per device."""
+
+    def __init__(self, window: int = 64) -> None:
+        if window < 1:
+            raise ValueError("the reorder window must be at least 1")
+        self.window = window
+        self.gaps = 0
+        self.gaps_by_device: dict[str, int] = {}
+        self._marks: dict[str, _Marks] = {}
+
+    def admit(self, device: str, seq: int) -> str | None:
+        """None when ``seq`` is new for ``device``; else the reason it is refused."""
+        marks = self._marks.get(device)
+        if marks is None:
+            self._marks[device] = _Marks(first=seq, high=seq, seen={seq})
+            return None
+        if seq > marks.high:
+            self._advance(device, marks, seq)
+            return None
+        if seq > marks.high - self.window:
+            if seq in marks.seen:
+                return DUPLICATE
+            marks.seen.add(seq)
+            return None
+        if seq in marks.gaps:
+            marks.gaps.remove(seq)
+            self._count_gaps(device, -1)
+            return LATE
+        return REPLAY
+
+    def _advance(self, device: str, marks: _Marks, seq: int) -> None:
+        """Move the mark up to ``seq``; numbers leaving the window unseen become gaps."""
+        low, high = max(marks.high - self.window + 1, marks.first), seq - self.window
+        if high >= low:
+            seen_leaving = sum(1 for s in marks.seen if low <= s <= high)
+            self._count_gaps(device, (high - low + 1) - seen_leaving)
+            # remember the most recent of them (a jump of millions is counted, not listed)
+            marks.gaps.extend(s for s in range(max(low, high - RECENT_GAPS + 1), high + 1)
+                              if s not in marks.seen)
+            marks.seen = {s for s in marks.seen if s > high}
+        marks.seen.add(seq)
+        marks.high = seq
+
+    def _count_gaps(self, device: str, n: int) -> None:
+        if n == 0:
+            return
+        self.gaps += n
+        self.gaps_by_device[device] = self.gaps_by_device.get(device, 0) + n
+
+    def close(self) -> int:
+        """The stream has ended: every number missing below a mark is a gap. Returns how many."""
+        found = 0
+        for device, marks in self._marks.items():
+            low = max(marks.high - self.window + 1, marks.first)
+            missing = [s for s in range(low, marks.high) if s not in marks.seen]
+            marks.gaps.extend(missing)
+            marks.seen.update(missing)
+            self._count_gaps(device, len(missing))
+            found += len(missing)
+        return found
+
+    @property
+    def devices(self) -> int:
+        return len(self._marks)
