@@ -302,6 +302,47 @@ class LinearParams:
         return float(x @ self.weights + self.intercept)
 
 
+@dataclass(frozen=True)
+class Scaler:
+    """Running moments of the features then the target (Welford's count, mean and M2).
+
+    They travel with updates (what a learner saw since its base model) and models (what the
+    whole fleet saw), and merge exactly (:func:`learners.stats.merge`).
+    """
+
+    count: int
+    mean: np.ndarray
+    m2: np.ndarray
+
+    @classmethod
+    def empty(cls, size: int) -> Scaler:
+        return cls(0, np.zeros(size), np.zeros(size))
+
+
+def _scaler_from(obj: dict[str, Any], what: str, size: int) -> Scaler:
+    sub = _object(_field(obj, "scaler", what), f"{what} field 'scaler'")
+    where = f"{what} scaler"
+    scaler = Scaler(_integer(sub, "count", where), _vector(sub, "mean", where, size),
+                    _vector(sub, "m2", where, size))
+    if np.any(scaler.m2 < 0):
+        raise SchemaError(f"{where} has a negative M2")
+    return scaler
+
+
+def _scaler_to(scaler: Scaler) -> dict[str, Any]:
+    return {"count": scaler.count, "mean": scaler.mean, "m2": scaler.m2}
+
+
+KINDS = ("regression", "binary")
+
+
+def _kind(obj: dict[str, Any], what: str) -> str:
+    kind = _field(obj, "kind", what)
+    if kind not in KINDS:
+        raise SchemaError(f"{what} field 'kind' must be one of {KINDS}")
+    return kind
+
+
 def _params_from(obj: dict[str, Any], what: str) -> LinearParams:
     features = _names(obj, "features", what)
     return LinearParams(
@@ -327,14 +368,17 @@ class Update:
     target: str
     params: LinearParams
     ts: float
+    scaler: Scaler
+    kind: str = "regression"
     metrics: dict[str, float] = field(default_factory=dict)
 
 
 def encode_update(update: Update) -> bytes:
     return orjson.dumps(
         {"learner": update.learner, "seq": update.seq, "base_version": update.base_version,
-         "n": update.n, "target": update.target, "ts": update.ts,
-         **_params_to(update.params), "metrics": update.metrics},
+         "n": update.n, "target": update.target, "kind": update.kind, "ts": update.ts,
+         **_params_to(update.params), "scaler": _scaler_to(update.scaler),
+         "metrics": update.metrics},
         option=_NUMPY,
     )
 
@@ -342,15 +386,19 @@ def encode_update(update: Update) -> bytes:
 def decode_update(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> Update:
     obj = _object(_load(payload, max_bytes), "update")
     metrics = _object(obj.get("metrics", {}), "update field 'metrics'")
+    params = _params_from(obj, "update")
     return Update(
         learner=_ident(obj, "learner", "update"),
         seq=_integer(obj, "seq", "update"),
         base_version=_integer(obj, "base_version", "update"),
         n=_integer(obj, "n", "update", minimum=1),
         target=_name(obj, "target", "update"),
-        params=_params_from(obj, "update"),
+        params=params,
         ts=_number(obj, "ts", "update"),
-        metrics={k: float(v) for k, v in metrics.items() if _is_number(v)},
+        scaler=_scaler_from(obj, "update", len(params.features) + 1),
+        kind=_kind(obj, "update"),
+        metrics={k: float(v) for k, v in metrics.items()
+                 if _is_number(v) and math.isfinite(v)},
     )
 
 
@@ -364,13 +412,17 @@ class Model:
     contributors: tuple[str, ...]
     target: str
     params: LinearParams
+    scaler: Scaler
+    kind: str = "regression"
+    notes: dict[str, Any] = field(default_factory=dict)
 
 
 def encode_model(model: Model) -> bytes:
     return orjson.dumps(
         {"version": model.version, "ts": model.ts, "n": model.n,
          "contributors": list(model.contributors), "target": model.target,
-         "kind": "linear_regression", **_params_to(model.params)},
+         "kind": model.kind, **_params_to(model.params), "scaler": _scaler_to(model.scaler),
+         "notes": model.notes},
         option=_NUMPY,
     )
 
@@ -380,13 +432,17 @@ def decode_model(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> Model:
     contributors = _field(obj, "contributors", "model")
     if not isinstance(contributors, list) or not all(isinstance(c, str) for c in contributors):
         raise SchemaError("model field 'contributors' must be a list of ids")
+    params = _params_from(obj, "model")
     return Model(
         version=_integer(obj, "version", "model", minimum=1),
         ts=_number(obj, "ts", "model"),
         n=_integer(obj, "n", "model"),
         contributors=tuple(contributors),
         target=_name(obj, "target", "model"),
-        params=_params_from(obj, "model"),
+        params=params,
+        scaler=_scaler_from(obj, "model", len(params.features) + 1),
+        kind=_kind(obj, "model"),
+        notes=_object(obj.get("notes", {}), "model field 'notes'"),
     )
 
 

@@ -7,6 +7,7 @@ and runs them. Misuse gets one line on stderr and a non-zero exit, never a trace
 from __future__ import annotations
 
 import contextlib
+import importlib.resources
 import logging
 import os
 import signal
@@ -24,12 +25,14 @@ from broker.topics import TopicError, Topics, check_id, check_site
 from devices.faults import FaultRates
 from devices.fleet import Fleet, FleetConfig
 from devices.replay import Replay, ReplayConfig
+from fleetlearn.config import DEFAULT_FILE, ConfigError, default_map, load_config
 from gateway.cleaning import ChannelPolicy
 from gateway.features import FeatureSpec
 from gateway.partition import Partition
 from gateway.pipeline import CleaningConfig
 from gateway.service import Gateway, GatewayConfig
 from learners.aggregator import Aggregator, AggregatorConfig
+from learners.optim import make_optimizer
 from learners.predictor import Predictor, PredictorConfig
 
 app = typer.Typer(
@@ -50,6 +53,11 @@ PasswordOpt = Annotated[str | None, typer.Option("--password", envvar="FLEETLEAR
                                                  help="Broker password (better: the env var).")]
 MetricsOpt = Annotated[float, typer.Option("--metrics-interval", min=0.05,
                                            help="Seconds between metrics messages.")]
+KindOpt = Annotated[str, typer.Option(help="'regression', or 'binary' (logistic; targets 0/1).")]
+OptimizerOpt = Annotated[str, typer.Option(help="'rmsprop', 'adagrad' or 'sgd'.")]
+LrOpt = Annotated[float | None, typer.Option(min=1e-9, help="Learning rate (default: the "
+                                             "optimizer's: rmsprop 0.003, adagrad 0.1, "
+                                             "sgd 0.01).")]
 DEFAULT_BROKER = "127.0.0.1:1883"
 
 
@@ -79,6 +87,24 @@ def _names(text: str, what: str) -> tuple[str, ...]:
     return names
 
 
+def _resolve_data_path(path: Path) -> Path:
+    """A file, or ``pkg:PACKAGE/PATH`` for a data file an installed package ships."""
+    text = str(path)
+    if text.startswith("pkg:"):
+        package, _, inner = text[4:].partition("/")
+        try:
+            path = Path(str(importlib.resources.files(package).joinpath(inner)))
+        except ModuleNotFoundError:
+            raise UsageProblem(f"no installed package {package!r} for {text}") from None
+    if not path.is_file():
+        raise UsageProblem(f"no such file: {text}")
+    return path
+
+
+def _no_limit(seconds: float) -> float:
+    return float("inf") if seconds == 0 else seconds
+
+
 def _read_allowlist(path: Path) -> frozenset[str]:
     try:
         lines = path.read_text().split()
@@ -105,10 +131,23 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Show the version and exit.")] = False,
+    config: Annotated[Path | None, typer.Option(
+        "--config", envvar="FLEETLEARN_CONFIG",
+        help=f"TOML file of settings; its values are the defaults of every option, and a flag "
+             f"on the command line wins (default: ./{DEFAULT_FILE} if there is one).")] = None,
 ) -> None:
     """Online federated learning from IoT sensor streams over MQTT."""
+    path = config if config is not None else Path(DEFAULT_FILE)
+    if config is None and not path.is_file():
+        return
+    try:
+        ctx.default_map = default_map(load_config(path))
+    except ConfigError as exc:
+        raise UsageProblem(str(exc)) from None
+    ctx.obj = path.resolve()
 
 
 # ---------------------------------------------------------------------------- services
@@ -170,7 +209,8 @@ def devices_simulate(
 
 @devices_app.command("replay")
 def devices_replay(
-    file: Annotated[Path, typer.Argument(metavar="FILE", help="CSV file with a header row.")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="CSV file with a header row, or "
+                                         "pkg:PACKAGE/PATH for one a package ships.")],
     time_col: Annotated[str, typer.Option("--time-col", help="Column of times: epoch seconds "
                                           "or ISO 8601 (UTC unless it names a zone).")],
     device_col: Annotated[str, typer.Option("--device-col", help="Column of device ids.")],
@@ -189,8 +229,7 @@ def devices_replay(
     password: PasswordOpt = None,
 ) -> None:
     """Replay a CSV file as readings, in time order, one reading per row; stop when done."""
-    if not file.is_file():
-        raise UsageProblem(f"no such file: {file}")
+    file = _resolve_data_path(file)
     if speed is not None and not speed > 0:
         raise UsageProblem("--speed must be > 0")
     topics, address = _topics(prefix), _address(broker, username, password)
@@ -212,21 +251,31 @@ def devices_replay(
 @app.command()
 def gateway(
     id: Annotated[str, typer.Option("--id", help="Node id of this gateway.")] = "gw-0",
-    partition: Annotated[str, typer.Option(help="'all', 'sites:s0,s1' or 'bucket:I/K'.")
+    partition: Annotated[str, typer.Option(help="'all', 'sites:s0,s1', 'devices:d1,d2' or "
+                                           "'bucket:I/K'.")
                          ] = "all",
     features: Annotated[str, typer.Option(help="Comma-separated feature channels.")
                         ] = "temperature,humidity,pressure",
     target: Annotated[str, typer.Option(help="Target channel.")] = "power",
+    kind: KindOpt = "regression",
     sync_every: Annotated[int, typer.Option(min=1, help="Samples between updates.")] = 200,
     sync_interval: Annotated[float, typer.Option(min=0.01, help="Max seconds between updates."
                                                  )] = 1.0,
-    lr: Annotated[float, typer.Option(min=1e-9, help="SGD learning rate.")] = 0.01,
+    optimizer: OptimizerOpt = "rmsprop",
+    lr: LrOpt = None,
+    l2: Annotated[float, typer.Option(min=0.0, help="L2 penalty on standardised weights.")
+                  ] = 0.0,
+    clip: Annotated[float, typer.Option(min=1e-6, help="Clip of the standardised error.")
+                    ] = 3.0,
     allowlist: Annotated[Path | None, typer.Option(help="File of allowed device ids, one a "
                                                    "line (default: any device).")] = None,
     max_age: Annotated[float, typer.Option(min=0.0, help="Seconds a reading's timestamp may "
-                                           "lag our clock.")] = 300.0,
-    max_skew: Annotated[float, typer.Option(min=0.0, help="Seconds it may lead our clock.")
-                        ] = 60.0,
+                                           "lag our clock (0: no limit, for replays).")] = 300.0,
+    max_skew: Annotated[float, typer.Option(min=0.0, help="Seconds it may lead our clock "
+                                            "(0: no limit).")] = 60.0,
+    impute_max_age: Annotated[float, typer.Option(min=0.0, help="Seconds a value may be old "
+                                                  "and still fill a gap (0: no limit).")
+                              ] = 300.0,
     reorder_window: Annotated[int, typer.Option(min=1, help="Sequence numbers a late reading "
                                                 "may trail by.")] = 64,
     impute: Annotated[str, typer.Option(help="Fill a missing feature with its 'last' value, "
@@ -250,13 +299,16 @@ def gateway(
         check_id(id, "gateway id")
         cleaning = CleaningConfig(
             allowlist=_read_allowlist(allowlist) if allowlist else None,
-            max_age=max_age, max_skew=max_skew, reorder_window=reorder_window,
-            policy=ChannelPolicy(impute=impute, outliers=outliers, z=z, smooth=smooth),
+            max_age=_no_limit(max_age), max_skew=_no_limit(max_skew),
+            reorder_window=reorder_window,
+            policy=ChannelPolicy(impute=impute, max_age=_no_limit(impute_max_age),
+                                 outliers=outliers, z=z, smooth=smooth),
         )
         config = GatewayConfig(
             node_id=id, partition=Partition.parse(partition),
-            spec=FeatureSpec(_names(features, "--features"), target),
-            sync_every=sync_every, sync_interval=sync_interval, lr=lr,
+            spec=FeatureSpec(_names(features, "--features"), target), kind=kind,
+            optimizer=make_optimizer(optimizer, lr), l2=l2, clip=clip,
+            sync_every=sync_every, sync_interval=sync_interval,
             metrics_interval=metrics_interval, quality_interval=quality_interval,
             cleaning=cleaning,
         )
@@ -304,8 +356,10 @@ def predict(
 
 @app.command()
 def up(
+    ctx: typer.Context,
     duration: Annotated[float | None, typer.Option(min=0.001, help="Seconds the fleet runs "
-                                                   "(default: until Ctrl-C).")] = None,
+                                                   "(default: until Ctrl-C, or the end of "
+                                                   "a replay).")] = None,
     devices: Annotated[int, typer.Option(min=1, help="Simulated devices.")] = 20,
     sites: Annotated[int, typer.Option(min=1, help="Sites.")] = 2,
     gateways: Annotated[int, typer.Option(min=1, help="Gateway processes.")] = 2,
@@ -314,7 +368,24 @@ def up(
     qos: Annotated[int, typer.Option(min=0, max=1, help="QoS of readings.")] = 1,
     seed: Annotated[int, typer.Option(help="Seed of the fleet.")] = 0,
     sync_every: Annotated[int, typer.Option(min=1, help="Samples between updates.")] = 200,
-    lr: Annotated[float, typer.Option(min=1e-9, help="SGD learning rate.")] = 0.01,
+    sync_interval: Annotated[float, typer.Option(min=0.01, help="Max seconds between updates."
+                                                 )] = 1.0,
+    features: Annotated[str | None, typer.Option(help="Comma-separated features (default: the "
+                                                 "simulated fleet's channels).")] = None,
+    target: Annotated[str | None, typer.Option(help="Target channel (default: the simulated "
+                                               "fleet's).")] = None,
+    kind: KindOpt = "regression",
+    optimizer: OptimizerOpt = "rmsprop",
+    lr: LrOpt = None,
+    file: Annotated[Path | None, typer.Option("--replay", help="Replay this CSV file instead "
+                                              "of simulating a fleet.")] = None,
+    time_col: Annotated[str, typer.Option(help="Replay: the time column.")] = "time",
+    device_col: Annotated[str, typer.Option(help="Replay: the device column.")] = "device",
+    columns: Annotated[str | None, typer.Option(help="Replay: channel columns (default: "
+                                                "every numeric one).")] = None,
+    site: Annotated[str, typer.Option(help="Replay: the devices' site.")] = "s0",
+    speed: Annotated[float | None, typer.Option(min=1e-9, help="Replay: times the recorded "
+                                                "pace (default: as fast as it goes).")] = None,
     faults: Annotated[str, typer.Option(help="Fault rates for the fleet, e.g. 'all=0.05' "
                                         "(see `devices simulate --help`).")] = "",
     drift_at: Annotated[float | None, typer.Option(min=0.0, help="Seconds into the run when "
@@ -331,10 +402,18 @@ def up(
     from fleetlearn.up import LocalDeployment, UpSettings
 
     try:
+        replay = None
+        if file is not None:
+            replay = ReplayConfig(path=_resolve_data_path(file), time_col=time_col,
+                                  device_col=device_col, site=check_site(site), speed=speed,
+                                  columns=None if columns is None else _names(columns,
+                                                                              "--columns"))
         settings = UpSettings(
             devices=devices, sites=sites, gateways=gateways, rate=rate, batch=batch, qos=qos,
             seed=seed, duration=duration, prefix=_topics(prefix).prefix,
-            broker=_address(broker) if broker else None, sync_every=sync_every, lr=lr,
+            broker=_address(broker) if broker else None, sync_every=sync_every,
+            sync_interval=sync_interval, features=features, target=target, kind=kind,
+            optimizer=optimizer, lr=lr, replay=replay, config=ctx.obj,
             faults=faults, drift_at=drift_at, log_dir=log_dir,
         )
     except ValueError as exc:

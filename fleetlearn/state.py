@@ -73,7 +73,8 @@ class DeploymentState:
 
     def readings(self) -> dict[str, Any]:
         """Readings published, learned and rejected, and how many are not accounted for."""
-        published = sum(m.get("published", 0) for m in self.of_kind("fleet").values())
+        sources = [*self.of_kind("fleet").values(), *self.of_kind("replay").values()]
+        published = sum(m.get("published", 0) for m in sources)
         gateways = self.of_kind("gateway").values()
         learned = sum(m.get("learned", 0) for m in gateways)
         received = sum(m.get("received", 0) for m in gateways)

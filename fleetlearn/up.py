@@ -23,6 +23,7 @@ from broker.client import BrokerAddress
 from broker.mosquitto import MosquittoBroker
 from broker.topics import Topics
 from devices.faults import FaultRates
+from devices.replay import ReplayConfig, load_readings
 from devices.simulator import FleetSimulator
 from devices.truth import GroundTruth
 from fleetlearn.monitor import Monitor
@@ -48,7 +49,13 @@ class UpSettings:
     sync_every: int = 200
     sync_interval: float = 1.0
     round_timeout: float = 2.0
-    lr: float = 0.01
+    features: str | None = None  # comma-separated; default: the simulated fleet's channels
+    target: str | None = None
+    kind: str = "regression"
+    optimizer: str = "rmsprop"
+    lr: float | None = None
+    replay: ReplayConfig | None = None  # a CSV source instead of the simulated fleet
+    config: Path | None = None  # the TOML file, handed on to every node
     faults: str = ""
     drift_at: float | None = None
     within: float = 0.05
@@ -65,14 +72,24 @@ class UpSettings:
             raise ValueError("--duration must be > 0")
         if self.qos not in (0, 1):
             raise ValueError("--qos must be 0 or 1")
+        if self.replay is not None and not (self.features and self.target):
+            raise ValueError("a replay needs the task: --features and --target (or [task])")
         if self.faults:
+            if self.replay is not None:
+                raise ValueError("--faults is for the simulated fleet, not a replay")
             FaultRates.parse(self.faults)  # refuse a bad spec before anything starts
             if self.batch != 1:
                 raise ValueError("faults are injected per message: use --batch 1 with --faults")
 
-    def partitions(self) -> list[str]:
-        """Whole sites per gateway when they divide evenly, else device-hash buckets."""
+    def partitions(self, devices: list[str] | None = None) -> list[str]:
+        """A replay's devices dealt out to the gateways; else whole sites per gateway when they
+        divide evenly, else device-hash buckets."""
         k = self.gateways
+        if devices is not None:
+            if len(devices) < k:
+                raise ValueError(f"{k} gateways for {len(devices)} devices: use --gateways "
+                                 f"{len(devices)} or fewer")
+            return ["devices:" + ",".join(devices[i::k]) for i in range(k)]
         if self.sites % k == 0:
             return ["sites:" + ",".join(f"s{s}" for s in range(i, self.sites, k))
                     for i in range(k)]
@@ -109,8 +126,9 @@ class LocalDeployment:
         self.settings = settings
         self.progress = progress
         self.topics = Topics(settings.prefix)
-        self.truth = GroundTruth.from_seed(settings.seed)
+        self.truth = None if settings.replay else GroundTruth.from_seed(settings.seed)
         self.state = DeploymentState(truth=self.truth, within=settings.within)
+        self.source = "replay" if settings.replay else "fleet"
         self.log_dir = Path(settings.log_dir or tempfile.mkdtemp(prefix="fleetlearn-up-"))
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.own_broker: MosquittoBroker | None = None
@@ -125,7 +143,8 @@ class LocalDeployment:
 
     def _spawn(self, name: str, *args: str) -> Child:
         s = self.settings
-        argv = [sys.executable, "-m", "fleetlearn", *args,
+        config = ["--config", str(s.config)] if s.config else []
+        argv = [sys.executable, "-m", "fleetlearn", *config, *args,
                 "--broker", str(self.address), "--prefix", s.prefix]
         child = Child(name, argv, self.log_dir / f"{name}.log")
         env = {**os.environ, **s.extra_env, "FLEETLEARN_PARENT_PID": str(os.getpid())}
@@ -154,7 +173,8 @@ class LocalDeployment:
 
     def _check_alive(self) -> None:
         for child in self.children:
-            if child.process is not None and child.process.poll() is not None:
+            code = child.process.poll() if child.process is not None else None
+            if code is not None and not (child.name == "replay" and code == 0):
                 tail = child.log_path.read_text(errors="replace").strip().splitlines()[-1:]
                 raise DeploymentError(
                     f"{child.name} exited with code {child.process.returncode}: "
@@ -169,15 +189,19 @@ class LocalDeployment:
             self.address = BrokerAddress(port=self.own_broker.port)
         self.monitor = Monitor(self.topics, self.address, self.state)
         self.monitor.connect()
-        spec = ["--features", ",".join(self.truth.features), "--target", self.truth.target,
-                "--allowlist", str(self._write_allowlist()), "--quality-interval", "2"]
+        devices, partitions = self._devices_and_partitions()
+        task = ["--features", s.features or ",".join(self.truth.features),
+                "--target", s.target or self.truth.target, "--kind", s.kind,
+                "--optimizer", s.optimizer, *(["--lr", str(s.lr)] if s.lr else []),
+                "--allowlist", str(self._write_allowlist(devices)), "--quality-interval", "2",
+                "--sync-every", str(s.sync_every), "--sync-interval", str(s.sync_interval)]
+        if s.replay is not None:
+            task += ["--max-age", "0", "--max-skew", "0"]  # recorded clocks: no live window
         self._spawn("aggregator", "aggregator", "--quorum", str(s.gateways),
                     "--round-timeout", str(s.round_timeout), "--metrics-interval", "0.5")
-        for i, partition in enumerate(s.partitions()):
+        for i, partition in enumerate(partitions):
             self._spawn(f"gw-{i}", "gateway", "--id", f"gw-{i}", "--partition", partition,
-                        *spec, "--sync-every", str(s.sync_every),
-                        "--sync-interval", str(s.sync_interval), "--lr", str(s.lr),
-                        "--metrics-interval", "0.5")
+                        *task, "--metrics-interval", "0.5")
         self._spawn("predictor", "predict", "--metrics-interval", "0.5")
         names = [c.name for c in self.children]
         if not self.monitor.wait_for(lambda: all(self.state.online.get(n) for n in names)
@@ -185,6 +209,35 @@ class LocalDeployment:
             missing = [n for n in names if not self.state.online.get(n)]
             raise DeploymentError(f"nodes did not come online in 30 s: {', '.join(missing)}")
         self._check_alive()
+        self._spawn_source()
+        self.fleet_started = time.monotonic()
+        self.monitor.started = self.fleet_started
+
+    def _devices_and_partitions(self) -> tuple[list[str], list[str]]:
+        s = self.settings
+        if s.replay is not None:
+            plan = load_readings(s.replay.path, s.replay.time_col, s.replay.device_col,
+                                 columns=s.replay.columns, site=s.replay.site)
+            devices = list(plan.devices)
+            return devices, s.partitions(devices)
+        sim = FleetSimulator(s.devices, s.sites, s.seed)
+        return [d.device for d in sim.devices], s.partitions()
+
+    def _write_allowlist(self, devices: list[str]) -> Path:
+        """The source's device ids: gateways refuse any other device."""
+        path = self.log_dir / "devices.txt"
+        path.write_text("".join(f"{d}\n" for d in devices))
+        return path
+
+    def _spawn_source(self) -> None:
+        s, r = self.settings, self.settings.replay
+        if r is not None:
+            extra = ["--columns", ",".join(r.columns)] if r.columns else []
+            extra += ["--speed", str(r.speed)] if r.speed else []
+            self._spawn("replay", "devices", "replay", str(r.path), "--time-col", r.time_col,
+                        "--device-col", r.device_col, "--site", r.site, "--qos", str(s.qos),
+                        "--metrics-interval", "0.5", *extra)
+            return
         extra = ["--faults", s.faults] if s.faults else []
         if s.drift_at is not None:
             extra += ["--drift-at", str(s.drift_at)]
@@ -192,28 +245,22 @@ class LocalDeployment:
                     "--sites", str(s.sites), "--seed", str(s.seed), "--rate", str(s.rate),
                     "--batch", str(s.batch), "--qos", str(s.qos), "--metrics-interval", "0.5",
                     *extra)
-        self.fleet_started = time.monotonic()
-        self.monitor.started = self.fleet_started
-
-    def _write_allowlist(self) -> Path:
-        """The fleet's device ids: gateways refuse any other device."""
-        path = self.log_dir / "devices.txt"
-        sim = FleetSimulator(self.settings.devices, self.settings.sites, self.settings.seed)
-        path.write_text("".join(f"{d.device}\n" for d in sim.devices))
-        return path
 
     def _any_exited(self) -> bool:
         return any(c.process is not None and c.process.poll() is not None
                    for c in self.children)
 
     def watch(self) -> None:
-        """Show progress until the duration passes or Ctrl-C."""
+        """Show progress until the duration passes, a replay ends, or Ctrl-C."""
         duration = self.settings.duration
         end = None if duration is None else self.fleet_started + duration
+        source = next(c for c in self.children if c.name == self.source)
         next_show = 0.0
         while not self.interrupted and (end is None or time.monotonic() < end):
             self.monitor.poll(0.05)
             now = time.monotonic()
+            if self.source == "replay" and source.process.poll() == 0:
+                break  # the whole file is out
             if now >= next_show:
                 self._check_alive()
                 if self.progress is not None:
@@ -223,7 +270,7 @@ class LocalDeployment:
     def drain(self) -> None:
         """Stop the fleet, let every reading be accounted for, sync once more, merge."""
         by_name = {c.name: c for c in self.children}
-        self._stop([by_name["fleet"]])
+        self._stop([by_name[self.source]])
         self.fleet_stopped = time.monotonic()
         settle = 15.0
 
@@ -286,8 +333,10 @@ class LocalDeployment:
             "faults": s.faults or None,
             "ground_truth_check": st.ground_truth_check(),
             "model": st.model_summary(),
-            "truth": {"weights": self.truth.weights, "intercept": self.truth.intercept,
-                      "target": self.truth.target},
+            "truth": None if self.truth is None else {
+                "weights": self.truth.weights, "intercept": self.truth.intercept,
+                "target": self.truth.target},
+            "source": "replay" if s.replay else "simulated fleet",
             "prequential": {n: m.get("prequential", {}) for n, m in st.of_kind("gateway").items()},
             "federated": st.nodes.get("aggregator", {}).get("federated", {}),
             "predictions": st.nodes.get("predictor", {}).get("predictions", 0),

@@ -3,7 +3,7 @@
 Pure (``now`` is passed in) and the gateway's single source of accounting: every reading a
 payload holds comes out as one :class:`Admitted` or one :class:`Rejected` with a reason.
 
->>> from gateway.features import FeatureSpec
+>>> from gateway.features import FeatureBuilder, FeatureSpec
 >>> pipe = ReadingPipeline(FeatureSpec(("a",), "y"), CleaningConfig())
 >>> ok = b'{"device":"d1","seq":1,"ts":100.0,"values":{"a":1.0,"y":2.0}}'
 >>> [type(o).__name__ for o in pipe.admit("d1", ok, now=100.0)]
@@ -25,7 +25,7 @@ import numpy as np
 
 from broker.codec import MAX_PAYLOAD_BYTES, DecodeError, Reading, decode_reading_items
 from gateway.cleaning import TARGET_POLICY, ChannelPolicy, Cleaner, CleanReading
-from gateway.features import FeatureSpec
+from gateway.features import FeatureBuilder, FeatureSpec
 from gateway.sequence import SequenceTracker
 from gateway.validation import Rejected, check_reading, check_time
 
@@ -78,11 +78,13 @@ class ReadingPipeline:
         self.spec = spec
         self.config = config
         policies = {spec.target: TARGET_POLICY, **config.channel_policies}
-        self.cleaner = Cleaner((*spec.features, spec.target), policies, config.policy)
+        self.cleaner = Cleaner(spec.channels, policies, config.policy)
+        self.features = FeatureBuilder(spec)
         self.sequences = SequenceTracker(config.reorder_window)
         self.accounting = Accounting()
 
-    def admit(self, topic_device: str, payload: bytes, now: float) -> list[Admitted | Rejected]:
+    def admit(self, topic_device: str, payload: bytes, now: float, site: str = ""
+              ) -> list[Admitted | Rejected]:
         """Every reading in ``payload`` (one, or a batch), each admitted or rejected."""
         try:
             items = decode_reading_items(payload, self.config.max_payload)
@@ -94,7 +96,7 @@ class ReadingPipeline:
                 outcome: Admitted | Rejected = Rejected(item.reason, str(item))
             else:
                 try:
-                    outcome = self._admit_one(topic_device, item, now)
+                    outcome = self._admit_one(topic_device, item, now, site)
                 except Rejected as rejected:
                     outcome = rejected
             reason = "admitted" if isinstance(outcome, Admitted) else outcome.reason
@@ -105,7 +107,8 @@ class ReadingPipeline:
             outcomes.append(outcome)
         return outcomes
 
-    def _admit_one(self, topic_device: str, reading: Reading, now: float) -> Admitted:
+    def _admit_one(self, topic_device: str, reading: Reading, now: float, site: str
+                   ) -> Admitted:
         cfg = self.config
         check_reading(topic_device, reading, cfg.allowlist)
         # the sequence is marked before the clock is checked: a reading with a wrong clock has
@@ -115,7 +118,7 @@ class ReadingPipeline:
             raise Rejected(refused, f"{reading.device} seq {reading.seq}")
         check_time(reading.ts, now, cfg.max_age, cfg.max_skew)
         clean = self.cleaner.clean(reading.device, reading.values, reading.ts)
-        x, y = self.spec.build(clean.values)
+        x, y = self.features(clean.values, reading.ts, reading.device, site)
         return Admitted(reading, x, y, clean)
 
     def close(self) -> int:

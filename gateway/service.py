@@ -14,6 +14,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from broker.client import BrokerAddress, Node
 from broker.codec import (
     DecodeError,
@@ -29,8 +31,8 @@ from gateway.partition import Partition
 from gateway.pipeline import Admitted, CleaningConfig, ReadingPipeline
 from gateway.validation import Rejected
 from learners.evaluation import Prequential
-from learners.linear import LinearRegressor
-from learners.optim import SGD
+from learners.linear import LinearModel
+from learners.optim import Optimizer, RMSProp
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,10 @@ class GatewayConfig:
     sync_interval: float = 1.0
     metrics_interval: float = 1.0
     quality_interval: float = 10.0
-    lr: float = 0.01
+    kind: str = "regression"
+    optimizer: Optimizer = field(default_factory=RMSProp)
+    l2: float = 0.0
+    clip: float = 3.0
     cleaning: CleaningConfig = field(default_factory=CleaningConfig)
 
 
@@ -54,9 +59,10 @@ class Gateway:
     def __init__(self, config: GatewayConfig, topics: Topics, broker: BrokerAddress) -> None:
         self.config = config
         self.topics = topics
-        self.learner = LinearRegressor(config.spec.features, optimizer=SGD(lr=config.lr))
+        self.learner = LinearModel(config.spec.features, config.kind, config.optimizer,
+                                   config.l2, config.clip)
         self.pipeline = ReadingPipeline(config.spec, config.cleaning)
-        self.evaluation = Prequential()
+        self.evaluation = Prequential(config.kind)
         self.base_version = 0
         self.since_adopt = 0  # samples learned on top of the base model: the update's n
         self.since_update = 0  # samples learned since the last update went out
@@ -97,20 +103,24 @@ class Gateway:
         if not self.config.partition.owns(site, device):
             self.foreign += 1
             return
-        for outcome in self.pipeline.admit(device, payload, time.time()):
+        samples = []
+        for outcome in self.pipeline.admit(device, payload, time.time(), site):
             if isinstance(outcome, Admitted):
-                self.learn(outcome)
+                samples.append(outcome)
             else:
                 self.dead_letter(topic, payload, outcome)
+        if samples:
+            self.learn(samples)
 
-    def learn(self, sample: Admitted) -> None:
-        scored = self.learner.n_learned > 0  # a learner that has seen nothing has no guess
-        y_hat = self.learner.learn_one(sample.x, sample.y)
-        if scored:
-            self.evaluation.update(sample.y, y_hat)
-        self.learned += 1
-        self.since_adopt += 1
-        self.since_update += 1
+    def learn(self, samples: list[Admitted]) -> None:
+        """Predict, then learn, each sample in order; sync when enough were learned."""
+        skip = 1 if self.learner.n_learned == 0 else 0  # a learner that saw nothing can't guess
+        ys = np.fromiter((s.y for s in samples), float, len(samples))
+        predictions = self.learner.learn_many(np.stack([s.x for s in samples]), ys)
+        self.evaluation.update_many(ys[skip:], predictions[skip:])
+        self.learned += len(samples)
+        self.since_adopt += len(samples)
+        self.since_update += len(samples)
         if self.since_update >= self.config.sync_every:
             self.publish_update()
 
@@ -126,7 +136,11 @@ class Gateway:
             self.reject(self.topics.model, payload,
                         Rejected("model_features", f"model has {model.params.features}"))
             return
-        self.learner.set_params(model.params)
+        if model.kind != self.config.kind:
+            why = f"model is {model.kind}, we learn {self.config.kind}"
+            self.reject(self.topics.model, payload, Rejected("model_kind", why))
+            return
+        self.learner.set_params(model.params, model.scaler)
         self.base_version = model.version
         self.since_adopt = 0
         self.since_update = 0
@@ -143,8 +157,8 @@ class Gateway:
         update = Update(
             learner=self.config.node_id, seq=self.update_seq, base_version=self.base_version,
             n=self.since_adopt, target=self.config.spec.target,
-            params=self.learner.get_params(), ts=time.time(),
-            metrics=self.evaluation.as_dict(),
+            params=self.learner.get_params(), ts=time.time(), scaler=self.learner.delta(),
+            kind=self.config.kind, metrics=self.evaluation.as_dict(),
         )
         self.node.publish(self.topics.update(self.config.node_id), encode_update(update), qos=1)
         self.updates_sent += 1

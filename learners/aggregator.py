@@ -25,6 +25,7 @@ from broker.codec import (
 from broker.topics import Topics
 from learners.aggregate import AggregationError
 from learners.rounds import ACCEPTED, SyncRounds
+from learners.stats import merge
 
 
 @dataclass(frozen=True)
@@ -94,14 +95,19 @@ class Aggregator:
         if not self.rounds.ready(time.monotonic()):
             return
         try:
-            params, contributors, n = self.rounds.close()
+            result = self.rounds.close()
         except AggregationError as exc:
             self.refuse(self.topics.model, b"", "aggregation", str(exc))
             self.rounds.pending.clear()
             return
-        total = (self.model.n if self.model else 0) + n
-        self.model = Model(version=self.rounds.version, ts=time.time(), n=total,
-                           contributors=contributors, target=self.target, params=params)
+        previous = self.model
+        scaler = result.scaler
+        if previous is not None and previous.params.features == result.params.features:
+            scaler = merge(previous.scaler, scaler)  # the fleet's moments: exact, not averaged
+        self.model = Model(version=self.rounds.version, ts=time.time(),
+                           n=(previous.n if previous else 0) + result.n,
+                           contributors=result.contributors, target=self.target,
+                           params=result.params, scaler=scaler, kind=result.kind)
         self.node.publish(self.topics.model, encode_model(self.model), qos=1, retain=True)
 
     def refuse(self, topic: str, payload: bytes, reason: str, detail: str) -> None:

@@ -1,31 +1,48 @@
 """Prequential (predict, then learn) evaluation with river's metrics.
 
 >>> ev = Prequential()
->>> for y, y_hat in [(1.0, 1.5), (2.0, 2.0), (3.0, 2.5)]:
-...     ev.update(y, y_hat)
+>>> ev.update_many([1.0, 2.0, 3.0], [1.5, 2.0, 2.5])
 >>> {k: round(v, 3) for k, v in ev.as_dict().items()}
 {'n': 3, 'mae': 0.333, 'rmse': 0.408, 'r2': 0.75}
+>>> clf = Prequential("binary")
+>>> clf.update_many([1, 0], [0.9, 0.2])
+>>> {k: round(v, 3) for k, v in clf.as_dict().items()}
+{'n': 2, 'accuracy': 1.0, 'log_loss': 0.164}
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from river import metrics
 
 
 class Prequential:
-    """MAE, RMSE and R² over every prediction made before learning its sample."""
+    """MAE, RMSE and R² (regression), or accuracy and log-loss (binary), over every prediction
+    made before its sample was learned."""
 
-    def __init__(self) -> None:
+    def __init__(self, kind: str = "regression") -> None:
+        self.kind = kind
         self.n = 0
-        self.mae = metrics.MAE()
-        self.rmse = metrics.RMSE()
-        self.r2 = metrics.R2()
+        if kind == "binary":
+            self.metrics = {"accuracy": metrics.Accuracy(), "log_loss": metrics.LogLoss()}
+        else:
+            self.metrics = {"mae": metrics.MAE(), "rmse": metrics.RMSE(), "r2": metrics.R2()}
 
-    def update(self, y: float, y_hat: float) -> None:
-        self.n += 1
-        self.mae.update(y, y_hat)
-        self.rmse.update(y, y_hat)
-        self.r2.update(y, y_hat)
+    def update_many(self, ys: Iterable[float], predictions: Iterable[float]) -> None:
+        if self.kind == "binary":
+            accuracy, log_loss = self.metrics["accuracy"], self.metrics["log_loss"]
+            for y, p in zip(ys, predictions, strict=True):
+                self.n += 1
+                accuracy.update(bool(y), p >= 0.5)
+                log_loss.update(bool(y), p)
+            return
+        mae, rmse, r2 = self.metrics["mae"], self.metrics["rmse"], self.metrics["r2"]
+        for y, p in zip(ys, predictions, strict=True):
+            self.n += 1
+            mae.update(y, p)
+            rmse.update(y, p)
+            r2.update(y, p)
 
     def as_dict(self) -> dict[str, float]:
-        return {"n": self.n, "mae": self.mae.get(), "rmse": self.rmse.get(), "r2": self.r2.get()}
+        return {"n": self.n, **{name: m.get() for name, m in self.metrics.items()}}

@@ -1,93 +1,134 @@
-"""An online linear regressor in numpy: standardises inside, speaks raw units outside.
+"""Online linear models: standardise inside, speak raw units outside.
 
-Features and target are standardised with running moments, so one learning rate suits any
-units; parameters go in and out in the raw units of the named features (see
-:class:`broker.codec.LinearParams`), so learners with different scalers average correctly.
+Features (and, for regression, the target) are standardised with running moments, so one
+learning rate suits any units; the step is a robust optimizer (RMSProp by default), the
+standardised error is clipped, and L2 is optional. Parameters go in and out in the raw units of
+the named features (:class:`broker.codec.LinearParams`), so learners with different scalers
+average correctly and a subscriber predicts from the model message alone; the moments travel
+too (:class:`broker.codec.Scaler`) and merge exactly. ``kind="binary"`` is logistic regression
+(targets 0/1; predictions are probabilities).
 
 >>> rng = np.random.default_rng(0)
->>> model = LinearRegressor(("a", "b"))
->>> for _ in range(3000):
-...     x = rng.normal([10.0, -5.0], [2.0, 0.5])
-...     _ = model.learn_one(x, 3.0 * x[0] - 4.0 * x[1] + 7.0 + rng.normal(0, 0.1))
+>>> model = LinearModel(("a", "b"))
+>>> X = rng.normal([10.0, -5.0], [2.0, 1.0], size=(20000, 2))
+>>> Y = 3.0 * X[:, 0] - 4.0 * X[:, 1] + 7.0 + rng.normal(0, 0.1, 20000)
+>>> _ = model.learn_many(X, Y)
 >>> p = model.get_params()
->>> [round(float(v), 1) for v in p.weights], round(p.intercept)
-([3.0, -4.0], 7)
+>>> [round(float(v)) for v in p.weights], round(p.intercept)
+([3, -4], 7)
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from broker.codec import LinearParams
-from learners.optim import SGD
-from learners.stats import RunningMoments
+from broker.codec import KINDS, LinearParams, Scaler
+from learners import kernel
+from learners.optim import Optimizer, RMSProp
+from learners.stats import std
 
 
-class LinearRegressor:
-    """Squared-loss linear regression learned one sample at a time (predict, then learn)."""
+def output(kind: str, score: float) -> float:
+    """A model's prediction from its raw-unit linear score.
+
+    >>> output("regression", 2.5), output("binary", 0.0)
+    (2.5, 0.5)
+    """
+    if kind == "binary":
+        return float(1.0 / (1.0 + np.exp(-score)))
+    return score
+
+
+class LinearModel:
+    """Linear or logistic regression learned one sample at a time (predict, then learn)."""
 
     def __init__(
         self,
         features: tuple[str, ...],
-        optimizer=None,
+        kind: str = "regression",
+        optimizer: Optimizer | None = None,
         l2: float = 0.0,
-        clip: float = 5.0,
+        clip: float = 3.0,
     ) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+        if l2 < 0 or not clip > 0:
+            raise ValueError("need l2 >= 0 and clip > 0")
         self.features = tuple(features)
-        self.optimizer = optimizer or SGD(lr=0.01)
+        self.kind = kind
+        self._kind = kernel.REGRESSION if kind == "regression" else kernel.BINARY
+        self.optimizer = optimizer or RMSProp()
         self.l2 = l2
         self.clip = clip
-        size = len(self.features)
-        self.theta = np.zeros(size + 1)  # standardised weights, then intercept
-        self.x_moments = RunningMoments(size)
-        self.y_moments = RunningMoments(1)
-        self.n_learned = 0
+        d = len(self.features)
+        self.theta = np.zeros(d + 1)
+        self.memory = np.zeros(d + 1)
+        self.stats = np.zeros(2)  # count, count since the last adopted model
+        self.mean, self.m2 = np.zeros(d + 1), np.zeros(d + 1)
+        self.dmean, self.dm2 = np.zeros(d + 1), np.zeros(d + 1)
+
+    @property
+    def n_learned(self) -> int:
+        return int(self.stats[0])
 
     # ------------------------------------------------------------- predict / learn
 
-    def vector(self, values: dict[str, float]) -> np.ndarray:
-        """The feature vector of a dict of channel values, in this model's order."""
-        return np.fromiter((values[f] for f in self.features), float, len(self.features))
-
-    def _predict_std(self, z: np.ndarray) -> float:
-        return float(z @ self.theta[:-1] + self.theta[-1])
-
-    def predict_one(self, x: np.ndarray) -> float:
-        """Prediction in target units for a raw feature vector."""
-        z = (x - self.x_moments.mean) / self.x_moments.std
-        y_sd = float(self.y_moments.std[0])
-        return self._predict_std(z) * y_sd + float(self.y_moments.mean[0])
+    def learn_many(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+        """Learn rows in order; return each row's prediction made *before* learning it."""
+        out = np.empty(len(Y))
+        opt = self.optimizer
+        kernel.learn_rows(np.ascontiguousarray(X, dtype=float),
+                          np.ascontiguousarray(Y, dtype=float), out, self._kind, opt.code,
+                          opt.lr, opt.beta, self.l2, self.clip, self.theta, self.memory,
+                          self.stats, self.mean, self.m2, self.dmean, self.dm2)
+        return out
 
     def learn_one(self, x: np.ndarray, y: float) -> float:
-        """Learn from one sample and return the prediction made *before* learning."""
-        y_hat = self.predict_one(x)
-        self.x_moments.update(x)
-        self.y_moments.update(np.array([y]))
-        z = (x - self.x_moments.mean) / self.x_moments.std
-        y_z = (y - float(self.y_moments.mean[0])) / float(self.y_moments.std[0])
-        err = min(max(self._predict_std(z) - y_z, -self.clip), self.clip)
-        grad = np.empty_like(self.theta)
-        grad[:-1] = err * z + self.l2 * self.theta[:-1]
-        grad[-1] = err
-        self.optimizer.step(self.theta, grad)
-        self.n_learned += 1
-        return y_hat
+        """Learn one sample; return the prediction made before learning it."""
+        return float(self.learn_many(x.reshape(1, -1), np.array([y]))[0])
 
-    # ------------------------------------------------------------- parameters in raw units
+    def predict_many(self, X: np.ndarray) -> np.ndarray:
+        out = np.empty(len(X))
+        kernel.predict_rows(np.ascontiguousarray(X, dtype=float), out, self._kind,
+                            self.theta, self.stats, self.mean, self.m2)
+        return out
+
+    def predict_one(self, x: np.ndarray) -> float:
+        return float(self.predict_many(x.reshape(1, -1))[0])
+
+    # ------------------------------------------------------------- what travels
+
+    def scaler(self) -> Scaler:
+        """Everything this learner's scaling knows."""
+        return Scaler(self.n_learned, self.mean.copy(), self.m2.copy())
+
+    def delta(self) -> Scaler:
+        """The moments of what it learned since it adopted its last model (an update's)."""
+        return Scaler(int(self.stats[1]), self.dmean.copy(), self.dm2.copy())
+
+    def _scales(self) -> tuple[np.ndarray, np.ndarray, float, float]:
+        sd = std(self.scaler())
+        if self.kind == "binary":
+            return self.mean[:-1], sd[:-1], 0.0, 1.0
+        return self.mean[:-1], sd[:-1], float(self.mean[-1]), float(sd[-1])
 
     def get_params(self) -> LinearParams:
-        mean, sd = self.x_moments.mean, self.x_moments.std
-        y_mean, y_sd = float(self.y_moments.mean[0]), float(self.y_moments.std[0])
-        w_std, b_std = self.theta[:-1], self.theta[-1]
-        weights = y_sd * w_std / sd
-        intercept = y_mean + y_sd * b_std - float(weights @ mean)
+        """Weights and intercept in raw feature (and target) units."""
+        mean, sd, y_mean, y_sd = self._scales()
+        weights = y_sd * self.theta[:-1] / sd
+        intercept = y_mean + y_sd * self.theta[-1] - float(weights @ mean)
         return LinearParams(self.features, weights, float(intercept))
 
-    def set_params(self, params: LinearParams) -> None:
-        """Adopt raw-unit parameters, expressed in this learner's current scaling."""
+    def set_params(self, params: LinearParams, scaler: Scaler | None = None) -> None:
+        """Adopt raw-unit parameters (and, if given, the fleet's scaling, as a new base)."""
         if params.features != self.features:
             raise ValueError(f"model features {params.features} != learner's {self.features}")
-        mean, sd = self.x_moments.mean, self.x_moments.std
-        y_mean, y_sd = float(self.y_moments.mean[0]), float(self.y_moments.std[0])
+        if scaler is not None:
+            if len(scaler.mean) != len(self.mean):
+                raise ValueError("the scaler does not fit these features")
+            self.stats[:] = (scaler.count, 0)
+            self.mean[:], self.m2[:] = scaler.mean, scaler.m2
+            self.dmean[:], self.dm2[:] = 0.0, 0.0
+        mean, sd, y_mean, y_sd = self._scales()
         self.theta[:-1] = params.weights * sd / y_sd
         self.theta[-1] = (params.intercept + float(params.weights @ mean) - y_mean) / y_sd

@@ -20,6 +20,9 @@ from broker.codec import (
     encode_json,
 )
 from broker.topics import TopicError, Topics
+from gateway.features import FeatureBuilder, FeatureSpec
+from gateway.validation import Rejected
+from learners.linear import output
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class Predictor:
         self.config = config
         self.topics = topics
         self.model: Model | None = None
+        self.features: FeatureBuilder | None = None
         self.predictions = 0
         self.skipped: Counter[str] = Counter()
         filters = [topics.readings_filter(s) for s in config.sites] or [topics.readings_filter()]
@@ -55,6 +59,9 @@ class Predictor:
                 self.skipped["bad_model"] += 1
                 return
             if self.model is None or model.version > self.model.version:
+                if self.model is None or self.model.params.features != model.params.features:
+                    self.features = FeatureBuilder(FeatureSpec(model.params.features,
+                                                               model.target))
                 self.model = model
             return
         try:
@@ -68,12 +75,21 @@ class Predictor:
                 self.skipped["bad_reading"] += 1
             elif self.model is None:
                 self.skipped["no_model_yet"] += 1
-            elif not all(f in reading.values for f in self.model.params.features):
-                self.skipped["missing_channel"] += 1
             else:
-                self.publish(site, device, reading.seq, reading.ts,
-                             self.model.params.predict(reading.values),
-                             reading.values.get(self.model.target))
+                self.predict(site, device, reading)
+
+    def predict(self, site: str, device: str, reading) -> None:
+        model = self.model
+        values = dict(reading.values)
+        values.setdefault(model.target, float("nan"))  # the target is not needed to predict
+        try:
+            x, actual = self.features(values, reading.ts, device, site)
+        except Rejected as exc:
+            self.skipped[exc.reason] += 1
+            return
+        value = output(model.kind, float(x @ model.params.weights + model.params.intercept))
+        self.publish(site, device, reading.seq, reading.ts, value,
+                     None if actual != actual else actual)
 
     def publish(self, site: str, device: str, seq: int, ts: float, value: float,
                 actual: float | None) -> None:

@@ -3,15 +3,15 @@
 Pure state, no clock of its own (``now`` is passed in) and no transport.
 
 >>> rounds = SyncRounds(quorum=2, round_timeout=5.0)
->>> p = LinearParams(("x",), np.array([1.0]), 0.0)
->>> rounds.offer(Update("gw-0", 1, 0, 10, "y", p, 0.0), now=0.0)
+>>> p, s = LinearParams(("x",), np.array([1.0]), 0.0), Scaler.empty(2)
+>>> rounds.offer(Update("gw-0", 1, 0, 10, "y", p, 0.0, s), now=0.0)
 'accepted'
 >>> rounds.ready(now=1.0)
 False
->>> rounds.offer(Update("gw-1", 1, 0, 30, "y", p, 0.0), now=1.0)
+>>> rounds.offer(Update("gw-1", 1, 0, 30, "y", p, 0.0, s), now=1.0)
 'accepted'
->>> merged, contributors, n = rounds.close()
->>> rounds.version, contributors, n
+>>> merged = rounds.close()
+>>> rounds.version, merged.contributors, merged.n
 (1, ('gw-0', 'gw-1'), 40)
 """
 
@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 
 import numpy as np  # noqa: F401  (the doctest uses it)
 
-from broker.codec import LinearParams, Update
+from broker.codec import LinearParams, Scaler, Update
 from learners.aggregate import fedavg
+from learners.stats import merge
 
 ACCEPTED = "accepted"
 STALE = "stale"
@@ -66,12 +67,25 @@ class SyncRounds:
             return True
         return now - self.opened_at >= self.round_timeout
 
-    def close(self) -> tuple[LinearParams, tuple[str, ...], int]:
-        """Merge the round: the new parameters, who contributed, and how many samples."""
+    def close(self) -> RoundResult:
+        """Merge the round: parameters (FedAvg), who contributed, samples, and their moments."""
         updates = sorted(self.pending.values(), key=lambda u: u.learner)
-        merged = fedavg([(u.params, u.n) for u in updates])
+        params = fedavg([(u.params, u.n) for u in updates])
+        scaler = updates[0].scaler
+        for u in updates[1:]:
+            scaler = merge(scaler, u.scaler)
         self.version += 1
         self.pending.clear()
         self.opened_at = None
-        return merged, tuple(u.learner for u in updates), int(sum(u.n for u in updates))
+        return RoundResult(params, tuple(u.learner for u in updates),
+                           int(sum(u.n for u in updates)), scaler, updates[0].kind)
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    params: LinearParams
+    contributors: tuple[str, ...]
+    n: int
+    scaler: Scaler  # the moments of what the round's updates learned
+    kind: str
 

@@ -1,59 +1,45 @@
-"""Running mean and variance of feature vectors that merge exactly (Welford; Chan et al.).
+"""Running moments that merge exactly (Chan et al.'s parallel formula).
 
->>> a, b, both = RunningMoments(1), RunningMoments(1), RunningMoments(1)
->>> for v in (1.0, 2.0, 3.0):
-...     a.update([v]); both.update([v])
->>> for v in (10.0, 20.0):
-...     b.update([v]); both.update([v])
->>> merged = a + b
->>> bool(np.allclose(merged.mean, both.mean) and np.allclose(merged.m2, both.m2))
-True
+>>> a = moments_of(np.array([[1.0], [2.0], [3.0]]))
+>>> b = moments_of(np.array([[10.0], [20.0]]))
+>>> both = moments_of(np.array([[1.0], [2.0], [3.0], [10.0], [20.0]]))
+>>> m = merge(a, b)
+>>> m.count, bool(np.allclose(m.mean, both.mean) and np.allclose(m.m2, both.m2))
+(5, True)
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from broker.codec import Scaler
 
-class RunningMoments:
-    """Count, mean and sum of squared deviations (M2) per coordinate."""
 
-    __slots__ = ("count", "m2", "mean")
+def moments_of(rows: np.ndarray) -> Scaler:
+    """The moments of a block of rows, in one pass of numpy."""
+    if len(rows) == 0:
+        return Scaler.empty(rows.shape[1])
+    mean = rows.mean(axis=0)
+    return Scaler(len(rows), mean, ((rows - mean) ** 2).sum(axis=0))
 
-    def __init__(self, size: int) -> None:
-        self.count = 0
-        self.mean = np.zeros(size)
-        self.m2 = np.zeros(size)
 
-    def update(self, x) -> None:
-        """Fold in one observation (Welford's step)."""
-        self.count += 1
-        delta = x - self.mean
-        self.mean += delta / self.count
-        self.m2 += delta * (x - self.mean)
+def merge(a: Scaler, b: Scaler) -> Scaler:
+    """The moments of both streams together."""
+    n = a.count + b.count
+    if n == 0:
+        return Scaler.empty(len(a.mean))
+    delta = b.mean - a.mean
+    return Scaler(n, a.mean + delta * (b.count / n),
+                  a.m2 + b.m2 + delta**2 * (a.count * b.count / n))
 
-    def __add__(self, other: RunningMoments) -> RunningMoments:
-        """The moments of both streams together (Chan et al. parallel formula)."""
-        out = RunningMoments(len(self.mean))
-        n = self.count + other.count
-        if n == 0:
-            return out
-        delta = other.mean - self.mean
-        out.count = n
-        out.mean = self.mean + delta * (other.count / n)
-        out.m2 = self.m2 + other.m2 + delta**2 * (self.count * other.count / n)
-        return out
 
-    @property
-    def std(self) -> np.ndarray:
-        """Population standard deviation; 1 where it is not yet defined or zero.
+def std(scaler: Scaler) -> np.ndarray:
+    """Population standard deviation; 1 where it is not yet defined or is zero.
 
-        >>> m = RunningMoments(2)
-        >>> m.update(np.array([1.0, 5.0])); m.update(np.array([3.0, 5.0]))
-        >>> m.std.tolist()
-        [1.0, 1.0]
-        """
-        if self.count < 2:
-            return np.ones_like(self.mean)
-        sd = np.sqrt(self.m2 / self.count)
-        return np.where(sd > 1e-12, sd, 1.0)
+    >>> std(moments_of(np.array([[1.0, 5.0], [3.0, 5.0]]))).tolist()
+    [1.0, 1.0]
+    """
+    if scaler.count < 2:
+        return np.ones_like(scaler.mean)
+    sd = np.sqrt(scaler.m2 / scaler.count)
+    return np.where(sd > 1e-12, sd, 1.0)

@@ -10,6 +10,7 @@ from broker.codec import (
     LinearParams,
     Model,
     Reading,
+    Scaler,
     Update,
     decode_model,
     decode_update,
@@ -64,15 +65,17 @@ def test_aggregator_merges_at_quorum_and_publishes_retained_versions(address, pr
     with ServiceThread(Aggregator(config, topics, address)):
         for learner, w, n in (("gw-0", [1.0, 1.0], 10), ("gw-1", [4.0, -2.0], 30)):
             params = LinearParams(("a", "b"), np.array(w), 0.0)
-            watcher.publish(topics.update(learner),
-                            encode_update(Update(learner, 1, 0, n, "y", params, 0.0)))
+            watcher.publish(topics.update(learner), encode_update(
+                Update(learner, 1, 0, n, "y", params, 0.0, Scaler(n, np.ones(3), np.ones(3)))))
         watcher.wait(lambda: watcher.on("/learn/model"), what="model v1")
-        stale = Update("gw-0", 2, 0, 5, "y", LinearParams(("a", "b"), np.ones(2), 0.0), 0.0)
+        stale = Update("gw-0", 2, 0, 5, "y", LinearParams(("a", "b"), np.ones(2), 0.0), 0.0,
+                       Scaler.empty(3))
         watcher.publish(topics.update("gw-0"), encode_update(stale))
         watcher.wait(lambda: watcher.on("/deadletter/"), what="the stale update refused")
     model = decode_model(watcher.on("/learn/model")[0])
     assert model.version == 1 and model.contributors == ("gw-0", "gw-1") and model.n == 40
     assert model.params.weights.tolist() == pytest.approx([3.25, -1.25])
+    assert model.scaler.count == 40 and model.scaler.mean.tolist() == [1.0, 1.0, 1.0]
     assert orjson.loads(watcher.on("/deadletter/")[0])["reason"] == "stale"
     watcher.close()
 
@@ -81,7 +84,7 @@ def test_predictor_tags_predictions_with_the_model_version(address, prefix):
     topics = Topics(prefix)
     watcher = Recorder(address, topics.predictions_filter)
     model = Model(7, 0.0, 100, ("gw-0",), "y", LinearParams(("a", "b"), np.array([2.0, 1.0]),
-                                                           0.5))
+                                                           0.5), Scaler.empty(3))
     watcher.publish(topics.model, encode_model(model), retain=True)
     watcher.node.flush(5)
     with ServiceThread(Predictor(PredictorConfig(), topics, address)) as predictor:

@@ -13,6 +13,7 @@ from broker.codec import (
     NonFiniteValue,
     PayloadTooLarge,
     Reading,
+    Scaler,
     SchemaError,
     Update,
     decode_model,
@@ -25,6 +26,7 @@ from broker.codec import (
 )
 
 PARAMS = LinearParams(("a", "b"), np.array([1.5, -2.0]), 0.25)
+SCALER = Scaler(7, np.array([1.0, 2.0, 3.0]), np.array([0.5, 0.0, 2.0]))
 
 
 def test_batch_round_trip():
@@ -33,18 +35,21 @@ def test_batch_round_trip():
 
 
 def test_update_round_trip():
-    update = Update("gw-0", 3, 7, 120, "y", PARAMS, 1.0, {"mae": 0.5})
+    update = Update("gw-0", 3, 7, 120, "y", PARAMS, 1.0, SCALER, "binary", {"mae": 0.5})
     back = decode_update(encode_update(update))
-    assert (back.learner, back.seq, back.base_version, back.n, back.target) == (
-        "gw-0", 3, 7, 120, "y")
+    assert (back.learner, back.seq, back.base_version, back.n, back.target, back.kind) == (
+        "gw-0", 3, 7, 120, "y", "binary")
+    assert back.scaler.count == 7 and np.array_equal(back.scaler.m2, SCALER.m2)
     assert np.array_equal(back.params.weights, PARAMS.weights)
     assert back.params.intercept == PARAMS.intercept and back.metrics == {"mae": 0.5}
 
 
 def test_model_round_trip():
-    model = Model(4, 2.0, 1000, ("gw-0", "gw-1"), "y", PARAMS)
+    model = Model(4, 2.0, 1000, ("gw-0", "gw-1"), "y", PARAMS, SCALER, notes={"drift": True})
     back = decode_model(encode_model(model))
     assert back.version == 4 and back.contributors == ("gw-0", "gw-1")
+    assert back.kind == "regression" and back.notes == {"drift": True}
+    assert np.array_equal(back.scaler.mean, SCALER.mean)
     assert back.params.features == ("a", "b")
 
 
@@ -104,16 +109,19 @@ def test_mixed_batch_keeps_the_good_items():
     {"n": 0},                                 # no samples
     {"features": ["a", "a"]},                 # repeated name
     {"learner": "x/y"},                       # not an id
+    {"kind": "ternary"},                      # no such model
+    {"scaler": {"count": 1, "mean": [0, 0], "m2": [0, 0]}},  # wrong length
+    {"scaler": {"count": 1, "mean": [0, 0, 0], "m2": [0, -1, 0]}},  # negative M2
 ])
 def test_bad_updates_are_refused(change):
-    obj = orjson.loads(encode_update(Update("gw-0", 1, 0, 5, "y", PARAMS, 1.0)))
+    obj = orjson.loads(encode_update(Update("gw-0", 1, 0, 5, "y", PARAMS, 1.0, SCALER)))
     obj.update(change)
     with pytest.raises(SchemaError):
         decode_update(orjson.dumps(obj))
 
 
 def test_non_finite_weights_never_decode():
-    obj = orjson.loads(encode_update(Update("gw-0", 1, 0, 5, "y", PARAMS, 1.0)))
+    obj = orjson.loads(encode_update(Update("gw-0", 1, 0, 5, "y", PARAMS, 1.0, SCALER)))
     obj["weights"] = [12345.0, 12345.0]
     text = orjson.dumps(obj).replace(b"12345.0", b"1e999")
     assert b"1e999" in text

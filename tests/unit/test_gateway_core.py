@@ -4,7 +4,7 @@ import pytest
 
 from broker.codec import Reading
 from broker.topics import Topics
-from gateway.features import FeatureSpec
+from gateway.features import FeatureBuilder, FeatureSpec
 from gateway.partition import Partition
 from gateway.validation import Rejected, check_reading
 
@@ -31,15 +31,39 @@ def test_bad_partitions_are_refused(text):
 
 
 def test_features_follow_configuration_order():
-    spec = FeatureSpec(("b", "a"), "y")
-    x, y = spec.build({"a": 1.0, "b": 2.0, "y": 3.0, "extra": 9.0})
+    build = FeatureBuilder(FeatureSpec(("b", "a"), "y"))
+    x, y = build({"a": 1.0, "b": 2.0, "y": 3.0, "extra": 9.0}, 0.0, "d", "s0")
     assert x.tolist() == [2.0, 1.0] and y == 3.0
 
 
 def test_missing_target_is_a_counted_rejection():
     with pytest.raises(Rejected) as info:
-        FeatureSpec(("a",), "y").build({"a": 1.0})
+        FeatureBuilder(FeatureSpec(("a",), "y"))({"a": 1.0}, 0.0, "d", "s0")
     assert info.value.reason == "missing_target"
+
+
+def test_derived_features():
+    spec = FeatureSpec(("hour_sin", "hour_cos", "doy_sin", "doy_cos", "site_s1", "lag1_a",
+                        "lag1_y"), "y")
+    assert spec.channels == ("a", "y")
+    build = FeatureBuilder(spec)
+    with pytest.raises(Rejected, match="no_history"):
+        build({"a": 1.0, "y": 5.0}, 0.0, "d", "s1")
+    noon_day_91 = 90 * 86400.0 + 12 * 3600.0
+    x, y = build({"a": 2.0, "y": 6.0}, noon_day_91, "d", "s1")
+    assert x[:2] == pytest.approx([0.0, -1.0], abs=1e-9)  # noon: the far side of the clock
+    assert x[2] == pytest.approx(1.0, abs=2e-3) and x[3] == pytest.approx(0.0, abs=2e-2)
+    assert x[4:].tolist() == [1.0, 1.0, 5.0] and y == 6.0
+    x, _ = build({"a": 3.0, "y": 7.0}, noon_day_91, "d", "s0")
+    assert x[4:].tolist() == [0.0, 2.0, 6.0]  # other site; lags from the reading before
+
+
+def test_lags_are_per_device():
+    build = FeatureBuilder(FeatureSpec(("lag1_a",), "y"))
+    for device in ("d1", "d2"):
+        with pytest.raises(Rejected):
+            build({"a": 1.0 if device == "d1" else 5.0, "y": 0.0}, 0.0, device, "s")
+    assert build({"a": 2.0, "y": 0.0}, 0.0, "d1", "s")[0].tolist() == [1.0]
 
 
 def test_target_cannot_be_a_feature():

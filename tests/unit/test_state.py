@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from broker.codec import LinearParams, Model
+from broker.codec import LinearParams, Model, Scaler
 from devices.truth import GroundTruth
 from fleetlearn.state import DeploymentState
 
@@ -11,7 +11,7 @@ TRUTH = GroundTruth({"a": 1.0, "b": -1.0}, 0.0, 0.1)
 
 def model(version, w):
     return Model(version, 0.0, 10 * version, ("gw-0",), "y",
-                 LinearParams(("a", "b"), np.array(w, dtype=float), 0.0))
+                 LinearParams(("a", "b"), np.array(w, dtype=float), 0.0), Scaler.empty(3))
 
 
 def test_converged_time_is_when_it_came_within_and_stayed():

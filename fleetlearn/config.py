@@ -1,0 +1,98 @@
+"""The task and deployment as configuration: a TOML file whose settings become the defaults of
+the command-line options (so a flag on the command line always wins).
+
+>>> cfg = parse_config('[task]\\nfeatures = ["a", "b"]\\ntarget = "y"\\n[learner]\\nlr = 0.01\\n')
+>>> default_map(cfg)["gateway"]
+{'features': 'a,b', 'target': 'y', 'lr': 0.01}
+>>> parse_config("[task]\\ncolour = 1\\n")
+Traceback (most recent call last):
+...
+fleetlearn.config.ConfigError: unknown setting [task] colour; known: features, target, kind
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+DEFAULT_FILE = "fleetlearn.toml"
+
+#: Every setting, by section: what a file may say.
+SECTIONS: dict[str, tuple[str, ...]] = {
+    "task": ("features", "target", "kind"),
+    "learner": ("optimizer", "lr", "l2", "clip"),
+    "cleaning": ("max_age", "max_skew", "reorder_window", "impute", "impute_max_age",
+                 "outliers", "z", "smooth"),
+    "sync": ("sync_every", "sync_interval"),
+    "aggregator": ("quorum", "round_timeout"),
+    "fleet": ("devices", "sites", "rate", "batch", "qos", "seed", "faults", "drift_at"),
+    "replay": ("file", "time_col", "device_col", "columns", "site", "speed"),
+    "deployment": ("gateways", "prefix", "duration"),
+}
+
+#: Which sections give defaults to which command (a path of subcommand names).
+COMMANDS: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("gateway",): ("task", "learner", "cleaning", "sync"),
+    ("aggregator",): ("aggregator",),
+    ("devices", "simulate"): ("fleet",),
+    ("devices", "replay"): ("replay",),
+    ("up",): ("task", "learner", "sync", "fleet", "replay", "deployment"),
+}
+
+#: Options the command line takes as one comma-separated string.
+LISTS = frozenset({"features", "columns"})
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used as it is."""
+
+
+def parse_config(text: str, source: str = "config") -> dict[str, dict[str, Any]]:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source} is not valid TOML: {exc}") from None
+    for section, settings in data.items():
+        if section not in SECTIONS:
+            raise ConfigError(f"unknown section [{section}]; known: {', '.join(SECTIONS)}")
+        if not isinstance(settings, dict):
+            raise ConfigError(f"[{section}] must be a table of settings")
+        for key in settings:
+            if key not in SECTIONS[section]:
+                raise ConfigError(f"unknown setting [{section}] {key}; known: "
+                                  f"{', '.join(SECTIONS[section])}")
+    return data
+
+
+def load_config(path: Path) -> dict[str, dict[str, Any]]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    config = parse_config(text, str(path))
+    replay = config.get("replay", {})
+    if isinstance(replay.get("file"), str) and not replay["file"].startswith("pkg:"):
+        replay["file"] = str((path.parent / replay["file"]).resolve())  # relative to the file
+    return config
+
+
+def _option_value(key: str, value: Any) -> Any:
+    if key in LISTS and isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return value
+
+
+def default_map(config: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """click's ``default_map``: per (sub)command, its options' defaults from the file."""
+    out: dict[str, Any] = {}
+    for path, sections in COMMANDS.items():
+        values = {key: _option_value(key, value)
+                  for section in sections for key, value in config.get(section, {}).items()}
+        if not values:
+            continue
+        node = out
+        for name in path[:-1]:
+            node = node.setdefault(name, {})
+        node[path[-1]] = values
+    return out
