@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
@@ -213,14 +213,24 @@ class Node:
         self._drain()
         self._run_timers()
 
-    def run(self, on_stop: Callable[[], None] | None = None) -> None:
-        """Loop until :meth:`stop`; then ``on_stop``, say offline, flush and disconnect."""
+    def run(self, on_stop: Callable[[], None] | None = None,
+            companions: Sequence[Node] = ()) -> None:
+        """Loop until :meth:`stop`; then ``on_stop``, say offline, flush and disconnect.
+
+        ``companions`` are further nodes of the same process, driven from this same thread (a
+        gateway keeps its model traffic on a connection of its own, so a backlog of readings
+        never delays a model).
+        """
         try:
             while not self._stop.is_set():
+                for other in companions:
+                    other.poll(0)
                 self.poll()
         finally:
             if on_stop is not None:
                 on_stop()
+            for other in companions:
+                other.close()
             self.close()
 
     def close(self, flush_timeout: float = 5.0) -> None:

@@ -52,7 +52,7 @@ class UpSettings:
     features: str | None = None  # comma-separated; default: the simulated fleet's channels
     target: str | None = None
     kind: str = "regression"
-    optimizer: str = "rmsprop"
+    optimizer: str = "adagrad"
     lr: float | None = None
     replay: ReplayConfig | None = None  # a CSV source instead of the simulated fleet
     config: Path | None = None  # the TOML file, handed on to every node

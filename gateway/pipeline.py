@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from broker.codec import MAX_PAYLOAD_BYTES, DecodeError, Reading, decode_reading_items
-from gateway.cleaning import TARGET_POLICY, ChannelPolicy, Cleaner, CleanReading
+from gateway.cleaning import ChannelPolicy, Cleaner, CleanReading, target_policy
 from gateway.features import FeatureBuilder, FeatureSpec
 from gateway.sequence import SequenceTracker
 from gateway.validation import Rejected, check_reading, check_time
@@ -77,7 +77,7 @@ class ReadingPipeline:
     def __init__(self, spec: FeatureSpec, config: CleaningConfig) -> None:
         self.spec = spec
         self.config = config
-        policies = {spec.target: TARGET_POLICY, **config.channel_policies}
+        policies = {spec.target: target_policy(config.policy), **config.channel_policies}
         self.cleaner = Cleaner(spec.channels, policies, config.policy)
         self.features = FeatureBuilder(spec)
         self.sequences = SequenceTracker(config.reorder_window)

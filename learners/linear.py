@@ -1,7 +1,7 @@
 """Online linear models: standardise inside, speak raw units outside.
 
 Features (and, for regression, the target) are standardised with running moments, so one
-learning rate suits any units; the step is a robust optimizer (RMSProp by default), the
+learning rate suits any units; the step is a robust optimizer (AdaGrad by default), the
 standardised error is clipped, and L2 is optional. Parameters go in and out in the raw units of
 the named features (:class:`broker.codec.LinearParams`), so learners with different scalers
 average correctly and a subscriber predicts from the model message alone; the moments travel
@@ -24,7 +24,7 @@ import numpy as np
 
 from broker.codec import KINDS, LinearParams, Scaler
 from learners import kernel
-from learners.optim import Optimizer, RMSProp
+from learners.optim import AdaGrad, Optimizer
 from learners.stats import std
 
 
@@ -57,7 +57,7 @@ class LinearModel:
         self.features = tuple(features)
         self.kind = kind
         self._kind = kernel.REGRESSION if kind == "regression" else kernel.BINARY
-        self.optimizer = optimizer or RMSProp()
+        self.optimizer = optimizer or AdaGrad()
         self.l2 = l2
         self.clip = clip
         d = len(self.features)
@@ -119,16 +119,19 @@ class LinearModel:
         intercept = y_mean + y_sd * self.theta[-1] - float(weights @ mean)
         return LinearParams(self.features, weights, float(intercept))
 
-    def set_params(self, params: LinearParams, scaler: Scaler | None = None) -> None:
-        """Adopt raw-unit parameters (and, if given, the fleet's scaling, as a new base)."""
+    def set_params(self, params: LinearParams, scaler: Scaler | None = None,
+                   delta: Scaler | None = None) -> None:
+        """Adopt raw-unit parameters; with ``scaler``, also that scaling as the new base, and
+        ``delta`` as what is already learned on top of it (default: nothing)."""
         if params.features != self.features:
             raise ValueError(f"model features {params.features} != learner's {self.features}")
         if scaler is not None:
-            if len(scaler.mean) != len(self.mean):
+            delta = delta or Scaler.empty(len(self.mean))
+            if len(scaler.mean) != len(self.mean) or len(delta.mean) != len(self.mean):
                 raise ValueError("the scaler does not fit these features")
-            self.stats[:] = (scaler.count, 0)
+            self.stats[:] = (scaler.count, delta.count)
             self.mean[:], self.m2[:] = scaler.mean, scaler.m2
-            self.dmean[:], self.dm2[:] = 0.0, 0.0
+            self.dmean[:], self.dm2[:] = delta.mean, delta.m2
         mean, sd, y_mean, y_sd = self._scales()
         self.theta[:-1] = params.weights * sd / y_sd
         self.theta[-1] = (params.intercept + float(params.weights @ mean) - y_mean) / y_sd

@@ -58,7 +58,7 @@ class AdaGrad(Optimizer):
 
     code = kernel.ADAGRAD
 
-    def __init__(self, lr: float = 0.1) -> None:
+    def __init__(self, lr: float = 0.3) -> None:
         super().__init__(lr)
 
     def step(self, params: np.ndarray, grad: np.ndarray, memory: np.ndarray) -> None:
@@ -77,7 +77,7 @@ class RMSProp(Optimizer):
 
     code = kernel.RMSPROP
 
-    def __init__(self, lr: float = 0.003, beta: float = 0.99) -> None:
+    def __init__(self, lr: float = 0.01, beta: float = 0.99) -> None:
         super().__init__(lr)
         if not 0.0 < beta < 1.0:
             raise ValueError("beta must be in (0, 1)")
@@ -95,8 +95,8 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "adagrad": AdaGrad, "rmspr
 def make_optimizer(name: str, lr: float | None = None) -> Optimizer:
     """An optimizer by name, with its default step unless ``lr`` is given.
 
-    >>> make_optimizer("rmsprop")
-    RMSProp(lr=0.003)
+    >>> make_optimizer("adagrad")
+    AdaGrad(lr=0.3)
     """
     try:
         cls = OPTIMIZERS[name]

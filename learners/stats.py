@@ -33,6 +33,25 @@ def merge(a: Scaler, b: Scaler) -> Scaler:
                   a.m2 + b.m2 + delta**2 * (a.count * b.count / n))
 
 
+def subtract(total: Scaler, part: Scaler) -> Scaler:
+    """The moments of what ``total`` holds beyond ``part`` (``merge`` undone).
+
+    >>> a, b = moments_of(np.array([[1.0], [2.0]])), moments_of(np.array([[7.0], [9.0]]))
+    >>> rest = subtract(merge(a, b), a)
+    >>> rest.count, rest.mean.tolist(), rest.m2.tolist()
+    (2, [8.0], [2.0])
+    """
+    n = total.count - part.count
+    if n < 0:
+        raise ValueError("cannot take more samples out than there are")
+    if n == 0:
+        return Scaler.empty(len(total.mean))
+    mean = (total.mean * total.count - part.mean * part.count) / n
+    delta = mean - part.mean
+    m2 = total.m2 - part.m2 - delta**2 * (part.count * n / total.count)
+    return Scaler(n, mean, np.maximum(m2, 0.0))
+
+
 def std(scaler: Scaler) -> np.ndarray:
     """Population standard deviation; 1 where it is not yet defined or is zero.
 

@@ -50,8 +50,9 @@ class ServiceThread:
 
     def __init__(self, service) -> None:
         self.service = service
-        service.node.connect(timeout=5)
-        self.thread = threading.Thread(target=service.node.run, daemon=True)
+        getattr(service, "connect", service.node.connect)()
+        self.thread = threading.Thread(target=getattr(service, "loop", service.node.run),
+                                       daemon=True)
 
     def __enter__(self):
         self.thread.start()

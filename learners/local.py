@@ -1,0 +1,87 @@
+"""A learner's side of synchronisation: what an update reports, and how a model is adopted.
+
+Adopting a model does not throw away local work the model cannot contain. Between sending an
+update and receiving the next model a learner keeps learning; the model is built from updates
+sent before, so that progress is not in it. On adoption the learner takes the model and adds
+that progress back (in raw units), with the moments of the same samples (``Δ`` below):
+
+    new = model + (local - anchor)       anchor = the params at the last send or adoption
+    scaler = model.scaler ⊕ Δ            Δ = moments learned since the last send
+
+On a fast stream, overwriting instead lost most samples (measured on the weather replay: the
+federated model held 8,880 of 25,751 learned samples, prequential R² 0.79 against 0.98 for one
+central learner).
+
+>>> from broker.codec import Model
+>>> local = LocalLearner(LinearModel(("x",)))
+>>> X, Y = np.arange(100.0).reshape(-1, 1), 2 * np.arange(100.0)
+>>> _ = local.learn(X[:50], Y[:50])
+>>> sent = local.update("gw-0", seq=1, target="y", ts=0.0)
+>>> sent.n, sent.base_version
+(50, 0)
+>>> _ = local.learn(X[50:], Y[50:])   # learned after the send: not in the next model
+>>> model = Model(1, 0.0, 50, ("gw-0",), "y", sent.params, sent.scaler)
+>>> local.adopt(model)
+True
+>>> local.base_version, local.since_base, local.learner.scaler().count
+(1, 50, 100)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from broker.codec import LinearParams, Model, Scaler, Update
+from learners.linear import LinearModel
+from learners.stats import merge, subtract
+
+
+class LocalLearner:
+    """An online model plus the bookkeeping of the rounds it takes part in."""
+
+    def __init__(self, learner: LinearModel) -> None:
+        self.learner = learner
+        self.base_version = 0
+        self.since_base = 0  # samples the next update reports (its n)
+        self.since_send = 0
+        self._anchor: LinearParams | None = None  # params at the last send or adoption
+        self._delta_at_send: Scaler | None = None  # the delta moments when we last sent
+
+    def learn(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+        """Predict then learn a block of rows; the predictions made before learning each."""
+        predictions = self.learner.learn_many(X, Y)
+        self.since_base += len(Y)
+        self.since_send += len(Y)
+        return predictions
+
+    def update(self, learner_id: str, seq: int, target: str, ts: float,
+               metrics: dict[str, float] | None = None) -> Update:
+        """The update to send now: everything learned on top of the base model."""
+        params = self.learner.get_params()
+        delta = self.learner.delta()
+        self._anchor, self._delta_at_send = params, delta
+        self.since_send = 0
+        return Update(learner=learner_id, seq=seq, base_version=self.base_version,
+                      n=self.since_base, target=target, params=params, ts=ts, scaler=delta,
+                      kind=self.learner.kind, metrics=metrics or {})
+
+    def adopt(self, model: Model) -> bool:
+        """Take a newer model and carry on from it with the progress it cannot contain."""
+        if model.version <= self.base_version:
+            return False
+        learner = self.learner
+        current, delta = learner.get_params(), learner.delta()
+        unsent = delta if self._delta_at_send is None else subtract(delta, self._delta_at_send)
+        params = model.params
+        if self._anchor is not None:
+            params = LinearParams(
+                params.features, params.weights + current.weights - self._anchor.weights,
+                params.intercept + current.intercept - self._anchor.intercept)
+        # else: a learner that never synced has no common base to measure progress from; it
+        # takes the model as it is (its samples still count in the moments)
+        learner.set_params(params, merge(model.scaler, unsent), unsent)
+        self._anchor, self._delta_at_send = model.params, None
+        self.base_version = model.version
+        self.since_base = unsent.count
+        self.since_send = unsent.count
+        return True

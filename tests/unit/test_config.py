@@ -1,0 +1,49 @@
+"""The TOML task configuration and how it becomes the command line's defaults."""
+
+import subprocess
+import sys
+
+import pytest
+
+from fleetlearn.config import ConfigError, default_map, load_config, parse_config
+
+
+def test_sections_reach_the_commands_they_configure(tmp_path):
+    path = tmp_path / "fleetlearn.toml"
+    path.write_text('[task]\nfeatures = ["a", "hour_sin"]\ntarget = "y"\nkind = "binary"\n'
+                    '[learner]\noptimizer = "sgd"\nlr = 0.02\n[cleaning]\nz = 9\n'
+                    '[fleet]\ndevices = 7\n[replay]\nfile = "data.csv"\n[aggregator]\nquorum = 3\n')
+    defaults = default_map(load_config(path))
+    assert defaults["gateway"] == {"features": "a,hour_sin", "target": "y", "kind": "binary",
+                                   "optimizer": "sgd", "lr": 0.02, "z": 9}
+    assert defaults["devices"]["simulate"] == {"devices": 7}
+    assert defaults["devices"]["replay"] == {"file": str(tmp_path / "data.csv")}
+    assert defaults["aggregator"] == {"quorum": 3}
+    assert defaults["up"]["devices"] == 7 and "z" not in defaults["up"]
+
+
+@pytest.mark.parametrize("text", ["[nope]\na = 1\n", "[task]\ncolour = 1\n", "task = 1\n",
+                                  "[task\n"])
+def test_bad_files_are_refused_with_the_reason(text):
+    with pytest.raises(ConfigError):
+        parse_config(text)
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "fleetlearn", *args], capture_output=True,
+                          text=True, timeout=30, cwd=cwd)
+
+
+def test_the_file_sets_defaults_and_a_flag_still_wins(tmp_path):
+    (tmp_path / "fleetlearn.toml").write_text('[sync]\nsync_every = 77\n')
+    shown = run("gateway", "--help", cwd=tmp_path)  # ./fleetlearn.toml is read by default
+    assert shown.returncode == 0 and "default: 77" in shown.stdout
+    bad = run("--config", str(tmp_path / "fleetlearn.toml"), "gateway", "--sync-every", "0")
+    assert bad.returncode == 2  # the flag, not the file, was checked
+
+
+def test_a_broken_file_gets_one_line(tmp_path):
+    (tmp_path / "bad.toml").write_text("[learner]\nspeed = 3\n")
+    done = run("--config", str(tmp_path / "bad.toml"), "gateway", "--help")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert "unknown setting [learner] speed" in done.stderr
