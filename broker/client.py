@@ -118,6 +118,8 @@ class Node:
         self._connected = False
         self.connections = 0
         self._unacked: set[int] = set()
+        self._on_ack: dict[int, Callable[[], None]] = {}
+        self._acked: deque[Callable[[], None]] = deque()
         self._unsubacked: set[int] = set()
         self.handler_errors = 0
 
@@ -149,14 +151,21 @@ class Node:
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         self._unacked.discard(mid)
+        then = self._on_ack.pop(mid, None)
+        if then is not None:
+            self._acked.append(then)  # run from the loop, not inside paho's callback
 
     # --------------------------------------------------------- the service's side
 
-    def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> None:
-        """Queue a message; QoS 1 ones count as unacked until the broker confirms them."""
+    def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False,
+                on_ack: Callable[[], None] | None = None) -> None:
+        """Queue a message; QoS 1 ones count as unacked until the broker confirms them, and
+        then ``on_ack`` runs (from the node's loop)."""
         info = self.client.publish(topic, payload, qos=qos, retain=retain)
         if qos and info.rc in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
             self._unacked.add(info.mid)
+            if on_ack is not None:
+                self._on_ack[info.mid] = on_ack
 
     @property
     def unacked(self) -> int:
@@ -248,6 +257,13 @@ class Node:
         return not self._unacked
 
     def _drain(self) -> None:
+        while self._acked:
+            then = self._acked.popleft()
+            try:
+                then()
+            except Exception:
+                self.handler_errors += 1
+                log.exception("%s: an acknowledgement task failed", self.node_id)
         inbox = self._inbox
         while inbox:
             topic, payload = inbox.popleft()

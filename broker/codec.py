@@ -60,6 +60,12 @@ class BadId(SchemaError):
     reason = "bad_id"
 
 
+class ShapeError(SchemaError):
+    """A vector whose length does not fit the features it names."""
+
+    reason = "wrong_shape"
+
+
 # ---------------------------------------------------------------- small checks
 
 
@@ -101,8 +107,10 @@ def _ident(obj: dict[str, Any], name: str, what: str) -> str:
 
 def _vector(obj: dict[str, Any], name: str, what: str, size: int) -> np.ndarray:
     value = _field(obj, name, what)
-    if not isinstance(value, list) or len(value) != size:
+    if not isinstance(value, list):
         raise SchemaError(f"{what} field {name!r} must be a list of {size} numbers")
+    if len(value) != size:
+        raise ShapeError(f"{what} field {name!r} has {len(value)} numbers, not {size}")
     if not all(_is_number(v) for v in value):
         raise SchemaError(f"{what} field {name!r} must hold numbers only")
     array = np.asarray(value, dtype=float)
@@ -371,6 +379,7 @@ class Update:
     scaler: Scaler
     kind: str = "regression"
     metrics: dict[str, float] = field(default_factory=dict)
+    drift: int = 0  # concept changes the learner detected since its previous update
 
 
 def encode_update(update: Update) -> bytes:
@@ -378,12 +387,13 @@ def encode_update(update: Update) -> bytes:
         {"learner": update.learner, "seq": update.seq, "base_version": update.base_version,
          "n": update.n, "target": update.target, "kind": update.kind, "ts": update.ts,
          **_params_to(update.params), "scaler": _scaler_to(update.scaler),
-         "metrics": update.metrics},
+         "metrics": update.metrics, "drift": update.drift},
         option=_NUMPY,
     )
 
 
 def decode_update(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> Update:
+    """Decode an update; its ``n`` may be any integer (the aggregator judges counts)."""
     obj = _object(_load(payload, max_bytes), "update")
     metrics = _object(obj.get("metrics", {}), "update field 'metrics'")
     params = _params_from(obj, "update")
@@ -391,7 +401,7 @@ def decode_update(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> Update:
         learner=_ident(obj, "learner", "update"),
         seq=_integer(obj, "seq", "update"),
         base_version=_integer(obj, "base_version", "update"),
-        n=_integer(obj, "n", "update", minimum=1),
+        n=_integer(obj, "n", "update", minimum=-(2**63)),
         target=_name(obj, "target", "update"),
         params=params,
         ts=_number(obj, "ts", "update"),
@@ -399,6 +409,7 @@ def decode_update(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> Update:
         kind=_kind(obj, "update"),
         metrics={k: float(v) for k, v in metrics.items()
                  if _is_number(v) and math.isfinite(v)},
+        drift=_integer(obj, "drift", "update") if "drift" in obj else 0,
     )
 
 

@@ -101,6 +101,11 @@ class Topics:
     def node_status_filter(self) -> str:
         return f"{self.prefix}/learn/status/+"
 
+    def probe(self, node: str) -> str:
+        """A node's own echo topic: a message it sends there comes back after every retained
+        message of its earlier subscriptions (the broker keeps one connection's order)."""
+        return f"{self.prefix}/learn/probe/{node}"
+
     # operations
     def metrics(self, node: str) -> str:
         return f"{self.prefix}/metrics/{node}"

@@ -47,6 +47,7 @@ class Fleet:
         self.injector = (FaultInjector(self.sim, config.faults, config.seed)
                          if config.faults is not None else None)
         self.drifted = False
+        self.drifted_at: float | None = None  # wall clock
         self.published = 0
         self.messages = 0
         self._next = 0
@@ -64,7 +65,7 @@ class Fleet:
         if self.config.drift_at is not None and not self.drifted and (
                 now - self._t0 >= self.config.drift_at):
             self.sim.drift_to(self.sim.truth.drifted(self.config.seed))
-            self.drifted = True
+            self.drifted, self.drifted_at = True, time.time()
         due = int((now - self._t0) * self.config.rate) - self.generated
         batch = self.config.batch
         while due >= batch:
@@ -109,6 +110,7 @@ class Fleet:
             "published": self.published, "messages": self.messages,
             "rate": self.published / elapsed, "devices": len(self.sim.devices),
             "unacked": self.node.unacked, "drifted": self.drifted,
+            "drifted_at": self.drifted_at,
             "truth": {"weights": truth.weights, "intercept": truth.intercept,
                       "target": truth.target, "noise_sd": truth.noise_sd},
         }

@@ -170,3 +170,12 @@ def bench_learning(n: int = 0, repeats: int = 3) -> list[dict[str, Any]]:
 
 
 SCENARIOS["learning"] = bench_learning
+
+
+def _bench_drift(**kwargs: Any) -> list[dict[str, Any]]:
+    from fleetlearn.bench_drift import bench_drift
+
+    return bench_drift(**kwargs)
+
+
+SCENARIOS["drift"] = _bench_drift

@@ -32,8 +32,11 @@ from gateway.partition import Partition
 from gateway.pipeline import CleaningConfig
 from gateway.service import Gateway, GatewayConfig
 from learners.aggregator import Aggregator, AggregatorConfig
+from learners.federation import FederationConfig
 from learners.optim import make_optimizer
 from learners.predictor import Predictor, PredictorConfig
+from learners.staleness import Staleness
+from learners.strategies import MergeRule
 
 app = typer.Typer(
     help="Online federated learning from IoT sensor streams over MQTT.",
@@ -286,6 +289,8 @@ def gateway(
                  ] = 5.0,
     smooth: Annotated[float | None, typer.Option(min=0.001, max=1.0, help="EMA weight of a new "
                                                  "value (default: no smoothing).")] = None,
+    drift_detector: Annotated[str, typer.Option(help="Watches the prequential error for a "
+                                                "rise: 'adwin' or 'page-hinkley'.")] = "adwin",
     broker: BrokerOpt = DEFAULT_BROKER,
     prefix: PrefixOpt = "fleet",
     metrics_interval: MetricsOpt = 1.0,
@@ -310,18 +315,70 @@ def gateway(
             optimizer=make_optimizer(optimizer, lr), l2=l2, clip=clip,
             sync_every=sync_every, sync_interval=sync_interval,
             metrics_interval=metrics_interval, quality_interval=quality_interval,
-            cleaning=cleaning,
+            cleaning=cleaning, drift_detector=drift_detector,
         )
+
     except ValueError as exc:
         raise UsageProblem(str(exc)) from None
     _serve(Gateway(config, _topics(prefix), _address(broker, username, password)))
 
 
+def _default_state_dir(prefix: str, node: str) -> Path:
+    """Where an aggregator keeps its checkpoints unless told: per deployment prefix and node."""
+    root = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return root / "fleetlearn" / prefix.replace("/", "_") / node
+
+
 @app.command()
 def aggregator(
-    quorum: Annotated[int, typer.Option(min=1, help="Updates that close a round.")] = 1,
-    round_timeout: Annotated[float, typer.Option(min=0.01, help="Seconds a round waits for "
-                                                 "its quorum.")] = 2.0,
+    strategy: Annotated[str, typer.Option(help="'sync' (FedAvg rounds), 'fedasync' (mix each "
+                                          "update in) or 'fedbuff' (merge every --buffer).")
+                        ] = "sync",
+    quorum: Annotated[int, typer.Option(min=0, help="Updates that close a sync round, less the "
+                                        "learners whose status is offline (0: every live "
+                                        "learner).")] = 0,
+    round_timeout: Annotated[float, typer.Option(min=0.01, help="Seconds a round (or a "
+                                                 "buffer) waits for its quorum.")] = 2.0,
+    merge: Annotated[str, typer.Option(help="'mean' (sample-weighted), or robust: 'median' "
+                                       "(coordinate-wise) or 'trimmed'.")] = "mean",
+    trim: Annotated[float, typer.Option(min=0.0, max=0.49, help="Share trimmed at each end "
+                                        "by --merge trimmed.")] = 0.2,
+    clip_norm: Annotated[float | None, typer.Option(min=1e-9, help="Clip each learner's change "
+                                                    "to this norm (standardised units).")
+                         ] = None,
+    max_staleness: Annotated[int, typer.Option(min=0, help="Async: versions an update may be "
+                                               "behind.")] = 8,
+    alpha: Annotated[float, typer.Option(min=1e-6, max=1.0, help="fedasync: mixing weight.")
+                     ] = 0.6,
+    staleness: Annotated[str, typer.Option(help="Async staleness weight: 'constant', "
+                                           "'polynomial' or 'hinge'.")] = "polynomial",
+    staleness_a: Annotated[float, typer.Option(min=0.0, help="Its a.")] = 0.5,
+    staleness_b: Annotated[int, typer.Option(min=0, help="Hinge: versions with full weight.")
+                           ] = 4,
+    buffer: Annotated[int, typer.Option(min=1, help="fedbuff: updates per merge.")] = 4,
+    server_lr: Annotated[float, typer.Option(min=1e-9, help="fedbuff: server step.")] = 1.0,
+    momentum: Annotated[float, typer.Option(min=0.0, max=0.99, help="Server momentum "
+                                            "(0: none).")] = 0.0,
+    max_samples: Annotated[int, typer.Option(min=1, help="Largest n an update may claim.")
+                           ] = 1_000_000,
+    drift_policy: Annotated[str, typer.Option(help="On a learner's drift flag: 'none', "
+                                              "'rescale' (standardise by the new data) or "
+                                              "'reset' (forget the old weights too).")
+                            ] = "rescale",
+    drift_cooldown: Annotated[int, typer.Option(min=0, help="Versions after a drift reaction "
+                                                "that ignore further flags.")] = 5,
+    rollback_factor: Annotated[float, typer.Option(min=0.0, help="Roll back a merge whose "
+                                                   "federated loss is this many times the last "
+                                                   "good one (0: never).")] = 3.0,
+    rollback_min_samples: Annotated[int, typer.Option(min=1, help="Samples that must back a "
+                                                      "version's loss before it is judged.")
+                                    ] = 50,
+    state_dir: Annotated[Path | None, typer.Option(help="Checkpoint directory (default: "
+                                                   "~/.local/state/fleetlearn/PREFIX/ID).")
+                         ] = None,
+    checkpoints: Annotated[bool, typer.Option(help="Write a checkpoint after every model.")
+                           ] = True,
+    keep: Annotated[int, typer.Option(min=1, help="Checkpoints kept.")] = 3,
     id: Annotated[str, typer.Option("--id", help="Node id.")] = "aggregator",
     broker: BrokerOpt = DEFAULT_BROKER,
     prefix: PrefixOpt = "fleet",
@@ -329,10 +386,23 @@ def aggregator(
     username: UserOpt = None,
     password: PasswordOpt = None,
 ) -> None:
-    """Merge learner updates (FedAvg) and broadcast versioned models."""
-    config = AggregatorConfig(node_id=check_id(id), quorum=quorum, round_timeout=round_timeout,
-                              metrics_interval=metrics_interval)
-    _serve(Aggregator(config, _topics(prefix), _address(broker, username, password)))
+    """Merge learner updates (FedAvg, async or robust) and broadcast versioned models."""
+    topics = _topics(prefix)
+    try:
+        federation = FederationConfig(
+            strategy=strategy, quorum=quorum, round_timeout=round_timeout,
+            merge_rule=MergeRule(merge, trim, clip_norm), max_staleness=max_staleness,
+            alpha=alpha, staleness=Staleness(staleness, staleness_a, staleness_b),
+            buffer=buffer, server_lr=server_lr, momentum=momentum, max_samples=max_samples,
+            drift_policy=drift_policy, drift_cooldown=drift_cooldown,
+            rollback_factor=rollback_factor, rollback_min_samples=rollback_min_samples)
+        config = AggregatorConfig(
+            node_id=check_id(id), federation=federation, keep=keep,
+            state_dir=(state_dir or _default_state_dir(topics.prefix, id)) if checkpoints
+            else None, metrics_interval=metrics_interval)
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from None
+    _serve(Aggregator(config, topics, _address(broker, username, password)))
 
 
 @app.command()
@@ -390,6 +460,12 @@ def up(
                                         "(see `devices simulate --help`).")] = "",
     drift_at: Annotated[float | None, typer.Option(min=0.0, help="Seconds into the run when "
                                                    "the hidden truth changes.")] = None,
+    strategy: Annotated[str | None, typer.Option(help="The aggregator's strategy (see "
+                                                 "`aggregator --help`; default: sync).")] = None,
+    merge: Annotated[str | None, typer.Option(help="The aggregator's merge rule (default: "
+                                              "mean).")] = None,
+    drift_policy: Annotated[str | None, typer.Option(help="The aggregator's drift policy "
+                                                     "(default: rescale).")] = None,
     broker: Annotated[str | None, typer.Option(help="Use this broker HOST:PORT instead of "
                                                "starting one.")] = None,
     prefix: PrefixOpt = "fleet",
@@ -414,7 +490,8 @@ def up(
             broker=_address(broker) if broker else None, sync_every=sync_every,
             sync_interval=sync_interval, features=features, target=target, kind=kind,
             optimizer=optimizer, lr=lr, replay=replay, config=ctx.obj,
-            faults=faults, drift_at=drift_at, log_dir=log_dir,
+            faults=faults, drift_at=drift_at, log_dir=log_dir, strategy=strategy,
+            merge=merge, drift_policy=drift_policy,
         )
     except ValueError as exc:
         raise UsageProblem(str(exc)) from None

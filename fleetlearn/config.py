@@ -21,11 +21,15 @@ DEFAULT_FILE = "fleetlearn.toml"
 #: Every setting, by section: what a file may say.
 SECTIONS: dict[str, tuple[str, ...]] = {
     "task": ("features", "target", "kind"),
-    "learner": ("optimizer", "lr", "l2", "clip"),
+    "learner": ("optimizer", "lr", "l2", "clip", "drift_detector"),
     "cleaning": ("max_age", "max_skew", "reorder_window", "impute", "impute_max_age",
                  "outliers", "z", "smooth"),
     "sync": ("sync_every", "sync_interval"),
-    "aggregator": ("quorum", "round_timeout"),
+    "aggregator": ("strategy", "quorum", "round_timeout", "merge", "trim", "clip_norm",
+                   "max_staleness", "alpha", "staleness", "staleness_a", "staleness_b",
+                   "buffer", "server_lr", "momentum", "max_samples", "drift_policy",
+                   "drift_cooldown", "rollback_factor", "rollback_min_samples", "state_dir",
+                   "checkpoints", "keep"),
     "fleet": ("devices", "sites", "rate", "batch", "qos", "seed", "faults", "drift_at"),
     "replay": ("file", "time_col", "device_col", "columns", "site", "speed"),
     "deployment": ("gateways", "prefix", "duration"),

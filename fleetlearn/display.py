@@ -105,8 +105,14 @@ def summary_table(report: dict[str, Any]) -> Table:
         ("weight error vs truth", _fmt(m.get("weight_error"), 4)),
         (f"seconds to within {m['within']:.0%}", _fmt(m["seconds_to_within"], 1)),
         ("federated prequential R²", _fmt(report["federated"].get("r2"), 4)),
+        ("aggregation strategy", str(report["settings"].get("strategy"))),
+        ("rollbacks", str(len(m["rollbacks"]))),
         ("predictions published", f"{report['predictions']:,}"),
     ]
+    if report["settings"].get("drift_at") is not None:
+        rows.append(("drift reactions", str(len(m["drift_reactions"]))))
+        rows.append(("seconds to within 10% of the drifted truth",
+                     _fmt(m["seconds_to_recover"], 1)))
     check = report.get("ground_truth_check")
     if check is not None:
         rows.append(("accounting = fault log", "yes" if check["matches"] else

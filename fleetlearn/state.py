@@ -18,6 +18,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from broker.codec import Model
 from devices.truth import GroundTruth, weight_error
 
@@ -29,6 +31,9 @@ class ModelSeen:
     weight_error: float | None
     n: int
     contributors: tuple[str, ...]
+    ts: float = 0.0  # the aggregator's wall clock when it made the model
+    weights: tuple[float, ...] = ()
+    notes: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -61,9 +66,15 @@ class DeploymentState:
         if self.last_model is not None and model.version == self.last_model.version:
             return  # the retained copy of one we already have
         err = None
-        if self.truth is not None and set(model.params.features) <= set(self.truth.weights):
-            err = weight_error(model.params.weights, self.truth, model.params.features)
-        self.models.append(ModelSeen(model.version, at, err, model.n, model.contributors))
+        truth = self.truth
+        drift = self.drift()
+        if drift is not None and model.ts >= drift[1]:
+            truth = drift[0]  # the fleet has drifted: judge against the truth it follows now
+        if truth is not None and set(model.params.features) <= set(truth.weights):
+            err = weight_error(model.params.weights, truth, model.params.features)
+        self.models.append(ModelSeen(model.version, at, err, model.n, model.contributors,
+                                     model.ts, tuple(model.params.weights.tolist()),
+                                     model.notes))
         self.last_model = model
 
     # ------------------------------------------------------------- views
@@ -122,6 +133,35 @@ class DeploymentState:
                 first = None
         return first
 
+    def drift(self) -> tuple[GroundTruth, float] | None:
+        """The truth the simulated fleet drifted to, and when (wall clock), once it has."""
+        fleet = self.nodes.get("fleet", {})
+        truth, at = fleet.get("truth"), fleet.get("drifted_at")
+        if not fleet.get("drifted") or not isinstance(truth, dict) or at is None:
+            return None
+        return GroundTruth(truth["weights"], truth["intercept"], truth["noise_sd"],
+                           truth["target"]), float(at)
+
+    def seconds_to_recover(self, within: float = 0.10, stay: bool = True) -> float | None:
+        """Seconds from the drift until the model came (and, with ``stay``, stayed) within
+        ``within`` of the new truth; None without a drift, or if it never did."""
+        drift = self.drift()
+        if drift is None or self.last_model is None:
+            return None
+        truth, at = drift
+        features = self.last_model.params.features
+        first = None
+        for seen in self.models:
+            if seen.ts < at or not seen.weights:
+                continue
+            if weight_error(np.array(seen.weights), truth, features) <= within:
+                first = seen.ts if first is None else first
+                if not stay:
+                    break
+            else:
+                first = None
+        return None if first is None else first - at
+
     def model_summary(self) -> dict[str, Any]:
         model = self.last_model
         summary: dict[str, Any] = {
@@ -131,6 +171,13 @@ class DeploymentState:
             "strictly_increasing": self.versions_strictly_increase(),
             "seconds_to_within": self.seconds_to_within(),
             "within": self.within,
+            "rollbacks": [m.notes["rollback"] | {"version": m.version} for m in self.models
+                          if "rollback" in m.notes],
+            "drift_reactions": [m.notes["drift"] | {"version": m.version} for m in self.models
+                                if m.notes.get("drift", {}).get("policy") not in (None, "none")],
+            "seconds_to_recover": self.seconds_to_recover(),
+            "seconds_to_first_within_drifted": self.seconds_to_recover(stay=False),
+            "history": [[m.version, round(m.at, 3), m.weight_error] for m in self.models],
         }
         if model is not None:
             summary.update({

@@ -58,6 +58,9 @@ class UpSettings:
     config: Path | None = None  # the TOML file, handed on to every node
     faults: str = ""
     drift_at: float | None = None
+    strategy: str | None = None  # the aggregator's; None: its own default (or the config's)
+    merge: str | None = None
+    drift_policy: str | None = None
     within: float = 0.05
     log_dir: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -197,8 +200,11 @@ class LocalDeployment:
                 "--sync-every", str(s.sync_every), "--sync-interval", str(s.sync_interval)]
         if s.replay is not None:
             task += ["--max-age", "0", "--max-skew", "0"]  # recorded clocks: no live window
+        chosen = {"--strategy": s.strategy, "--merge": s.merge, "--drift-policy": s.drift_policy}
         self._spawn("aggregator", "aggregator", "--quorum", str(s.gateways),
-                    "--round-timeout", str(s.round_timeout), "--metrics-interval", "0.5")
+                    "--round-timeout", str(s.round_timeout), "--metrics-interval", "0.5",
+                    "--state-dir", str(self.log_dir / "aggregator-state"),
+                    *(a for flag, value in chosen.items() if value for a in (flag, value)))
         for i, partition in enumerate(partitions):
             self._spawn(f"gw-{i}", "gateway", "--id", f"gw-{i}", "--partition", partition,
                         *task, "--metrics-interval", "0.5")
@@ -327,7 +333,8 @@ class LocalDeployment:
             "prefix": s.prefix, "seconds": round(elapsed, 3), "interrupted": self.interrupted,
             "settings": {"devices": s.devices, "sites": s.sites, "gateways": s.gateways,
                          "rate": s.rate, "batch": s.batch, "qos": s.qos, "seed": s.seed,
-                         "sync_every": s.sync_every, "lr": s.lr, "drift_at": s.drift_at},
+                         "sync_every": s.sync_every, "lr": s.lr, "drift_at": s.drift_at,
+                         "strategy": st.nodes.get("aggregator", {}).get("strategy")},
             "readings": readings,
             "readings_per_s": readings["published"] / elapsed,
             "faults": s.faults or None,

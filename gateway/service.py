@@ -29,6 +29,7 @@ from gateway.features import FeatureSpec
 from gateway.partition import Partition
 from gateway.pipeline import Admitted, CleaningConfig, ReadingPipeline
 from gateway.validation import Rejected
+from learners.drift import DriftMonitor, check_detector
 from learners.evaluation import Prequential
 from learners.linear import LinearModel
 from learners.local import LocalLearner
@@ -51,6 +52,10 @@ class GatewayConfig:
     l2: float = 0.0
     clip: float = 3.0
     cleaning: CleaningConfig = field(default_factory=CleaningConfig)
+    drift_detector: str = "adwin"
+
+    def __post_init__(self) -> None:
+        check_detector(self.drift_detector)
 
 
 class Gateway:
@@ -63,6 +68,8 @@ class Gateway:
                                               config.optimizer, config.l2, config.clip))
         self.pipeline = ReadingPipeline(config.spec, config.cleaning)
         self.evaluation = Prequential(config.kind)
+        self.drift = DriftMonitor(config.drift_detector)
+        self.drift_unsent = 0  # changes detected since the last update
         self.update_seq = time.time_ns() // 1000  # keeps going up across restarts
         self.learned = 0
         self.foreign = 0
@@ -117,6 +124,7 @@ class Gateway:
         ys = np.fromiter((s.y for s in samples), float, len(samples))
         predictions = self.local.learn(np.stack([s.x for s in samples]), ys)
         self.evaluation.update_many(ys[skip:], predictions[skip:])
+        self.drift_unsent += self.drift.update_many(np.abs(ys[skip:] - predictions[skip:]))
         self.learned += len(samples)
         if self.local.since_send >= self.config.sync_every:
             self.publish_update()
@@ -150,7 +158,9 @@ class Gateway:
         self.update_seq += 1
         update = self.local.update(self.config.node_id, self.update_seq,
                                    self.config.spec.target, time.time(),
-                                   self.evaluation.as_dict())
+                                   {**self.evaluation.as_dict(), **self.evaluation.take_window()},
+                                   drift=self.drift_unsent)
+        self.drift_unsent = 0
         self.control.publish(self.topics.update(self.config.node_id), encode_update(update),
                              qos=1)
         self.updates_sent += 1
@@ -178,7 +188,7 @@ class Gateway:
             "gaps": self.pipeline.sequences.gaps, "other_rejected": dict(self.other_rejected),
             "foreign": self.foreign, "devices": self.pipeline.sequences.devices,
             "model_version": self.local.base_version, "updates_sent": self.updates_sent,
-            "models_adopted": self.models_adopted,
+            "models_adopted": self.models_adopted, "drifts": self.drift.detections,
             "prequential": self.evaluation.as_dict(),
         }
 

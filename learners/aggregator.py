@@ -1,15 +1,23 @@
 """The aggregator process: learner updates in, versioned models out (retained, QoS 1).
 
-It merges the updates built on the current version once ``quorum`` of them are in, or
-``round_timeout`` seconds after the first one arrived; refused updates are counted and
-dead-lettered. A retained model it finds at start sets the version it goes on from.
+A thin shell around :class:`~learners.federation.Federation`: on an update, offer it (a refusal
+is counted and dead-lettered); on a learner's status, tell the federation who is live; every
+50 ms, publish the next model if the strategy is ready. Once the broker has acknowledged a
+model, its checkpoint is written, so the retained model is never older than the checkpoint.
+
+On start it loads its newest checkpoint, then reads the retained model: it sends itself a probe
+after subscribing and merges nothing until the probe comes back, by which time any retained
+model has arrived (the broker keeps one connection's order). It goes on from the higher
+version; a checkpoint newer than the retained model is published again, as it was.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from broker.client import BrokerAddress, Node
 from broker.codec import (
@@ -23,16 +31,18 @@ from broker.codec import (
     excerpt,
 )
 from broker.topics import Topics
-from learners.aggregate import AggregationError
-from learners.rounds import ACCEPTED, SyncRounds
-from learners.stats import merge
+from learners.checkpoint import CheckpointStore
+from learners.federation import Federation, FederationConfig
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class AggregatorConfig:
     node_id: str = "aggregator"
-    quorum: int = 1
-    round_timeout: float = 2.0
+    federation: FederationConfig = field(default_factory=FederationConfig)
+    state_dir: Path | None = None  # checkpoints; None: none written
+    keep: int = 3
     metrics_interval: float = 1.0
     max_payload: int = MAX_PAYLOAD_BYTES
 
@@ -41,15 +51,20 @@ class Aggregator:
     def __init__(self, config: AggregatorConfig, topics: Topics, broker: BrokerAddress) -> None:
         self.config = config
         self.topics = topics
-        self.rounds = SyncRounds(quorum=config.quorum, round_timeout=config.round_timeout)
-        self.model: Model | None = None
+        self.federation = Federation(config.federation)
+        self.store = (CheckpointStore(config.state_dir, config.keep)
+                      if config.state_dir is not None else None)
+        self.restored: Model | None = None
+        self.checkpointed = 0  # version of the newest checkpoint written
+        self.resumed = False  # the retained model (if any) has been read
+        self.retained_version = 0
         self.refused: Counter[str] = Counter()
         self.accepted = 0
         self.learner_metrics: dict[str, dict[str, float]] = {}
-        self.target = ""
         self.node = Node(
             config.node_id, broker,
-            subscriptions=[(topics.updates_filter, 1), (topics.model, 1)],
+            subscriptions=[(topics.updates_filter, 1), (topics.model, 1),
+                           (topics.node_status_filter, 1), (topics.probe(config.node_id), 1)],
             handler=self.handle,
             on_error=lambda t, p, e: self.refuse(t, p, "internal_error", repr(e)),
             status_topic=topics.node_status(config.node_id),
@@ -57,58 +72,89 @@ class Aggregator:
         self.node.every(0.05, self.merge_if_ready)
         self.node.every(config.metrics_interval, self.publish_metrics)
 
-    def handle(self, topic: str, payload: bytes) -> None:
-        if topic == self.topics.model:
-            self.resume_from(payload)
+    # ------------------------------------------------------------------ start
+
+    def restore(self) -> None:
+        """Go on from the newest checkpoint, if there is one."""
+        state = self.store.latest() if self.store is not None else None
+        if state is None:
             return
+        try:
+            self.federation.restore(state)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.error("%s: checkpoint not usable (%s); starting afresh", self.config.node_id, exc)
+            self.federation = Federation(self.config.federation)
+            return
+        self.restored = self.federation.model
+        self.checkpointed = self.federation.version
+
+    def connect(self) -> None:
+        self.restore()
+        self.node.connect()
+        self.node.publish(self.topics.probe(self.config.node_id), b"probe", qos=1)
+
+    # ------------------------------------------------------------------ messages
+
+    def handle(self, topic: str, payload: bytes) -> None:
+        t = self.topics
+        if topic == t.model:
+            self.resume_from(payload)
+        elif topic.startswith(t.node_status("")):
+            self.federation.set_status(t.last_level(topic), payload == b"online")
+        elif topic == t.probe(self.config.node_id):
+            self.on_resumed()
+        else:
+            self.take_update(topic, payload)
+
+    def take_update(self, topic: str, payload: bytes) -> None:
         try:
             update = decode_update(payload, self.config.max_payload)
         except DecodeError as exc:
             self.refuse(topic, payload, exc.reason, str(exc))
             return
-        if update.learner != self.topics.last_level(topic):
-            self.refuse(topic, payload, "id_mismatch", "learner id differs from its topic")
-            return
-        verdict = self.rounds.offer(update, time.monotonic())
-        if verdict != ACCEPTED:
-            self.refuse(topic, payload, verdict, f"base_version {update.base_version}, "
-                        f"current {self.rounds.version}, seq {update.seq}")
+        refusal = self.federation.offer(update, self.topics.last_level(topic), time.monotonic())
+        if refusal is not None:
+            self.refuse(topic, payload, refusal.reason, refusal.detail)
             return
         self.accepted += 1
         self.learner_metrics[update.learner] = update.metrics
-        self.target = update.target
-        self.merge_if_ready()
 
     def resume_from(self, payload: bytes) -> None:
-        """A retained model newer than ours (an earlier run's) sets our version."""
+        """A retained model newer than ours (an earlier run's) sets where we go on from."""
         try:
             model = decode_model(payload, self.config.max_payload)
         except DecodeError as exc:
             self.refuse(self.topics.model, payload, f"model_{exc.reason}", str(exc))
             return
-        if model.version > self.rounds.version:
-            self.rounds.version = model.version
-            self.rounds.pending.clear()
-            self.model = model
+        self.retained_version = max(self.retained_version, model.version)
+        self.federation.resume(model)
+
+    def on_resumed(self) -> None:
+        """Every retained model is in: a checkpoint newer than the broker's model goes out
+        again, the same version with the same weights."""
+        if self.resumed:
+            return
+        self.resumed = True
+        model = self.restored
+        if model is not None and model.version > self.retained_version:
+            self.node.publish(self.topics.model, encode_model(model), qos=1, retain=True)
+
+    # ------------------------------------------------------------------ out
 
     def merge_if_ready(self) -> None:
-        if not self.rounds.ready(time.monotonic()):
+        if not self.resumed:
             return
-        try:
-            result = self.rounds.close()
-        except AggregationError as exc:
-            self.refuse(self.topics.model, b"", "aggregation", str(exc))
-            self.rounds.pending.clear()
+        model = self.federation.step(time.monotonic(), time.time())
+        if model is None:
             return
-        previous = self.model
-        scaler = result.scaler
-        if previous is not None and previous.params.features == result.params.features:
-            scaler = merge(previous.scaler, scaler)  # the fleet's moments: exact, not averaged
-        self.model = Model(version=self.rounds.version, ts=time.time(),
-                           n=(previous.n if previous else 0) + result.n,
-                           contributors=result.contributors, target=self.target,
-                           params=result.params, scaler=scaler, kind=result.kind)
-        self.node.publish(self.topics.model, encode_model(self.model), qos=1, retain=True)
+        state = self.federation.to_state()
+        self.node.publish(self.topics.model, encode_model(model), qos=1, retain=True,
+                          on_ack=lambda: self.checkpoint(model.version, state))
+
+    def checkpoint(self, version: int, state: dict) -> None:
+        if self.store is not None and version > self.checkpointed:
+            self.store.save(version, state)
+            self.checkpointed = version
 
     def refuse(self, topic: str, payload: bytes, reason: str, detail: str) -> None:
         self.refused[reason] += 1
@@ -123,24 +169,31 @@ class Aggregator:
         total = sum(m["n"] for m in rows)
         if not total:
             return {}
-        keys = {k for m in rows for k in m} - {"n"}
+        keys = {k for m in rows for k in m} - {"n", "recent_loss", "recent_n"}
         out = {k: sum(m.get(k, 0.0) * m["n"] for m in rows) / total for k in sorted(keys)}
         out["n"] = total
         return out
 
     def metrics(self) -> dict:
+        fed = self.federation
         return {
             "node": self.config.node_id, "kind": "aggregator", "ts": time.time(),
-            "model_version": self.rounds.version, "accepted": self.accepted,
-            "refused": dict(self.refused), "pending": len(self.rounds.pending),
-            "samples": self.model.n if self.model else 0,
+            "model_version": fed.version, "accepted": self.accepted,
+            "refused": dict(self.refused), "pending": len(fed.strategy.pending),
+            "strategy": fed.strategy.name, "quorum": fed.quorum(),
+            "learners": sorted(fed.learners), "offline": sorted(fed.offline & fed.learners),
+            "rollbacks": fed.rollbacks, "checkpoint_version": self.checkpointed,
+            "samples": fed.model.n if fed.model else 0,
             "federated": self.federated_metrics(),
         }
 
     def publish_metrics(self) -> None:
         self.node.publish(self.topics.metrics(self.config.node_id), encode_json(self.metrics()))
 
-    def run(self) -> None:
-        self.node.connect()
-        self.node.install_signal_handlers()
+    def loop(self) -> None:
         self.node.run(on_stop=self.publish_metrics)
+
+    def run(self) -> None:
+        self.connect()
+        self.node.install_signal_handlers()
+        self.loop()

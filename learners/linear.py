@@ -83,6 +83,10 @@ class LinearModel:
                           self.stats, self.mean, self.m2, self.dmean, self.dm2)
         return out
 
+    def forget_steps(self) -> None:
+        """Forget the optimizer's accumulated gradients: steps are as large as at the start."""
+        self.memory[:] = 0.0
+
     def learn_one(self, x: np.ndarray, y: float) -> float:
         """Learn one sample; return the prediction made before learning it."""
         return float(self.learn_many(x.reshape(1, -1), np.array([y]))[0])

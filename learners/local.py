@@ -36,6 +36,16 @@ from learners.linear import LinearModel
 from learners.stats import merge, subtract
 
 
+def drift_policy(model: Model) -> str | None:
+    """The drift reaction a model carries in its notes, if any.
+
+    >>> drift_policy(Model(1, 0.0, 1, (), "y", None, None, notes={"drift": {"policy": "reset"}}))
+    'reset'
+    """
+    drift = model.notes.get("drift")
+    return drift.get("policy") if isinstance(drift, dict) else None
+
+
 class LocalLearner:
     """An online model plus the bookkeeping of the rounds it takes part in."""
 
@@ -55,7 +65,7 @@ class LocalLearner:
         return predictions
 
     def update(self, learner_id: str, seq: int, target: str, ts: float,
-               metrics: dict[str, float] | None = None) -> Update:
+               metrics: dict[str, float] | None = None, drift: int = 0) -> Update:
         """The update to send now: everything learned on top of the base model."""
         params = self.learner.get_params()
         delta = self.learner.delta()
@@ -63,7 +73,7 @@ class LocalLearner:
         self.since_send = 0
         return Update(learner=learner_id, seq=seq, base_version=self.base_version,
                       n=self.since_base, target=target, params=params, ts=ts, scaler=delta,
-                      kind=self.learner.kind, metrics=metrics or {})
+                      kind=self.learner.kind, metrics=metrics or {}, drift=drift)
 
     def adopt(self, model: Model) -> bool:
         """Take a newer model and carry on from it with the progress it cannot contain."""
@@ -73,12 +83,16 @@ class LocalLearner:
         current, delta = learner.get_params(), learner.delta()
         unsent = delta if self._delta_at_send is None else subtract(delta, self._delta_at_send)
         params = model.params
-        if self._anchor is not None:
+        policy = drift_policy(model)
+        if policy == "reset":
+            learner.forget_steps()  # the concept changed: steps as large as at the start
+        if self._anchor is not None and policy != "reset":
             params = LinearParams(
                 params.features, params.weights + current.weights - self._anchor.weights,
                 params.intercept + current.intercept - self._anchor.intercept)
-        # else: a learner that never synced has no common base to measure progress from; it
-        # takes the model as it is (its samples still count in the moments)
+        # else: a learner that never synced has no common base to measure progress from (or
+        # the fleet forgets the old concept); it takes the model as it is (its samples still
+        # count in the moments)
         learner.set_params(params, merge(model.scaler, unsent), unsent)
         self._anchor, self._delta_at_send = model.params, None
         self.base_version = model.version

@@ -103,21 +103,29 @@ def test_mixed_batch_keeps_the_good_items():
     assert isinstance(good, Reading) and isinstance(bad, SchemaError)
 
 
-@pytest.mark.parametrize("change", [
-    {"weights": [1.0]},                       # wrong length
-    {"weights": [1.0, "2"]},                  # not a number
-    {"n": 0},                                 # no samples
-    {"features": ["a", "a"]},                 # repeated name
-    {"learner": "x/y"},                       # not an id
-    {"kind": "ternary"},                      # no such model
-    {"scaler": {"count": 1, "mean": [0, 0], "m2": [0, 0]}},  # wrong length
-    {"scaler": {"count": 1, "mean": [0, 0, 0], "m2": [0, -1, 0]}},  # negative M2
+@pytest.mark.parametrize(("change", "reason"), [
+    ({"weights": [1.0]}, "wrong_shape"),                       # wrong length
+    ({"weights": [1.0, "2"]}, "schema"),                       # not a number
+    ({"n": 1.5}, "schema"),                                    # not a count
+    ({"features": ["a", "a"]}, "schema"),                      # repeated name
+    ({"learner": "x/y"}, "bad_id"),                            # not an id
+    ({"kind": "ternary"}, "schema"),                           # no such model
+    ({"drift": "yes"}, "schema"),                              # not a count
+    ({"scaler": {"count": 1, "mean": [0, 0], "m2": [0, 0]}}, "wrong_shape"),
+    ({"scaler": {"count": 1, "mean": [0, 0, 0], "m2": [0, -1, 0]}}, "schema"),  # negative M2
 ])
-def test_bad_updates_are_refused(change):
+def test_bad_updates_are_refused_with_their_reason(change, reason):
     obj = orjson.loads(encode_update(Update("gw-0", 1, 0, 5, "y", PARAMS, 1.0, SCALER)))
     obj.update(change)
-    with pytest.raises(SchemaError):
+    with pytest.raises(SchemaError) as refused:
         decode_update(orjson.dumps(obj))
+    assert refused.value.reason == reason
+
+
+def test_counts_are_left_to_the_aggregator_to_judge():
+    obj = orjson.loads(encode_update(Update("gw-0", 1, 0, 5, "y", PARAMS, 1.0, SCALER)))
+    obj["n"] = -3
+    assert decode_update(orjson.dumps(obj)).n == -3
 
 
 def test_non_finite_weights_never_decode():

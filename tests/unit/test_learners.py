@@ -1,15 +1,14 @@
-"""The learner math: kernel against numpy references, scalers, FedAvg and synchronous rounds."""
+"""The learner math: kernel against numpy references, scalers and FedAvg."""
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broker.codec import LinearParams, Scaler, Update
+from broker.codec import LinearParams, Scaler
 from learners.aggregate import AggregationError, fedavg
 from learners.linear import LinearModel, output
 from learners.optim import SGD, AdaGrad, RMSProp, make_optimizer
-from learners.rounds import ACCEPTED, FUTURE, REPLAYED, STALE, SyncRounds
 from learners.stats import merge, moments_of, std
 
 finite = st.floats(-1e6, 1e6, allow_nan=False)
@@ -173,48 +172,3 @@ def test_fedavg_refuses_mixed_features_and_empty_input():
         fedavg([])
     with pytest.raises(AggregationError):
         fedavg([(params([1, 2]), 1), (LinearParams(("a", "c"), np.zeros(2), 0.0), 1)])
-
-
-def update(learner, seq, base, n=10, scaler=None):
-    return Update(learner, seq, base, n, "y", params([1, 1]), 0.0,
-                  scaler or Scaler(n, np.zeros(3), np.zeros(3)))
-
-
-def test_round_waits_for_quorum_or_timeout():
-    rounds = SyncRounds(quorum=3, round_timeout=2.0)
-    assert rounds.offer(update("a", 1, 0), now=10.0) == ACCEPTED
-    assert rounds.offer(update("b", 1, 0), now=10.5) == ACCEPTED
-    assert not rounds.ready(now=11.0)
-    assert rounds.ready(now=12.0)
-
-
-def test_a_learner_sending_twice_replaces_its_update():
-    rounds = SyncRounds(quorum=2)
-    rounds.offer(update("a", 1, 0, n=10), 0.0)
-    rounds.offer(update("a", 2, 0, n=25), 0.0)
-    assert not rounds.ready(0.1)
-    rounds.offer(update("b", 1, 0, n=5), 0.0)
-    result = rounds.close()
-    assert result.contributors == ("a", "b") and result.n == 30 and rounds.version == 1
-
-
-def test_a_round_merges_the_learners_moments_exactly():
-    rng = np.random.default_rng(1)
-    blocks = [rng.normal(size=(n, 3)) for n in (10, 40)]
-    rounds = SyncRounds(quorum=2)
-    for i, block in enumerate(blocks):
-        rounds.offer(update(f"g{i}", 1, 0, n=len(block), scaler=moments_of(block)), 0.0)
-    merged = rounds.close().scaler
-    exact = moments_of(np.vstack(blocks))
-    assert merged.count == 50 and np.allclose(merged.mean, exact.mean)
-    assert np.allclose(merged.m2, exact.m2)
-
-
-def test_stale_future_and_replayed_updates_are_refused():
-    rounds = SyncRounds(quorum=1)
-    rounds.offer(update("a", 5, 0), 0.0)
-    rounds.close()
-    assert rounds.offer(update("b", 1, 0), 0.0) == STALE
-    assert rounds.offer(update("b", 2, 9), 0.0) == FUTURE
-    assert rounds.offer(update("a", 5, 1), 0.0) == REPLAYED
-    assert rounds.offer(update("a", 6, 1), 0.0) == ACCEPTED

@@ -1,0 +1,209 @@
+"""Update hygiene: which learner updates may touch the model, and what each one adds.
+
+Pure bookkeeping (no clock, no transport). Every update is either refused with a reason that is
+counted and dead-lettered, or becomes a :class:`Contribution`: the learner's change to the model
+it started from, with the samples and moments that no earlier model counted.
+
+Reasons (besides the codec's decode reasons):
+
+- ``id_mismatch``: the learner id is not the one in the update's topic;
+- ``replayed``: a ``seq`` this learner already used (QoS 1 redelivers: never apply twice);
+- ``wrong_features`` / ``wrong_task``: other features, or another target or kind, than the model;
+- ``bad_count``: ``n`` <= 0, or above ``max_samples``;
+- ``stale``: built on a version more than ``max_staleness`` behind (or one no longer known);
+- ``future_version``: built on a version this aggregator has not made;
+- ``no_new_samples``: nothing beyond what an applied update of the same base already gave.
+
+An update sent on the same base version as one already applied (asynchronous strategies merge
+before the learner has adopted the result) contributes only what is new: its change over the
+applied one, its samples beyond them, and the moments left when the applied ones are taken out.
+
+>>> from broker.codec import LinearParams, Scaler, Update
+>>> book = UpdateLedger(max_staleness=0)
+>>> u = Update("gw-0", 1, 0, 10, "y", LinearParams(("x",), np.array([2.0]), 1.0), 0.0,
+...            Scaler(10, np.zeros(2), np.ones(2)))
+>>> c = book.check(u, "gw-0")
+>>> c.delta.tolist(), c.n, c.staleness
+([2.0, 1.0], 10, 0)
+>>> book.check(u, "gw-0").reason
+'replayed'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from broker.codec import Model, Scaler, Update
+from learners.aggregate import as_vector
+from learners.stats import subtract
+
+DEFAULT_MAX_SAMPLES = 1_000_000
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why an update may not touch the model."""
+
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """What one accepted update adds to the model."""
+
+    learner: str
+    seq: int
+    base_version: int
+    staleness: int
+    n: int
+    delta: np.ndarray  # change over the params it is measured from, raw units
+    params: np.ndarray  # the learner's whole parameter vector
+    scaler: Scaler  # moments of the samples no model counted yet
+    drift: int = 0
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class AppliedMark:
+    """The last update of a learner that went into a model."""
+
+    base_version: int
+    n: int
+    params: np.ndarray
+    scaler: Scaler
+
+
+@dataclass
+class UpdateLedger:
+    """Checks updates against the current model and remembers what each learner gave."""
+
+    max_staleness: int = 0
+    max_samples: int = DEFAULT_MAX_SAMPLES
+    version: int = 0
+    features: tuple[str, ...] | None = None
+    kind: str | None = None
+    target: str | None = None
+    history: dict[int, np.ndarray] = field(default_factory=dict)  # version -> params vector
+    last_seq: dict[str, int] = field(default_factory=dict)
+    applied: dict[str, AppliedMark] = field(default_factory=dict)
+
+    def check(self, update: Update, topic_learner: str) -> Contribution | Refusal:
+        """The update's contribution, or why it is refused (a refused seq stays unused)."""
+        if update.learner != topic_learner:
+            return Refusal("id_mismatch", f"learner {update.learner!r} on the topic of "
+                           f"{topic_learner!r}")
+        if update.seq <= self.last_seq.get(update.learner, -1):
+            return Refusal("replayed", f"seq {update.seq} of {update.learner} was used already")
+        task = self._task_problem(update)
+        if task is not None:
+            return task
+        if not 0 < update.n <= self.max_samples:
+            return Refusal("bad_count", f"n {update.n} is outside 1..{self.max_samples}")
+        tau = self.version - update.base_version
+        if tau < 0:
+            return Refusal("future_version", f"base_version {update.base_version}, "
+                           f"current {self.version}")
+        contribution = self._contribution(update, tau)
+        if isinstance(contribution, Contribution):
+            self.last_seq[update.learner] = update.seq
+            self.fix_task(update.params.features, update.kind, update.target)
+        return contribution
+
+    def _task_problem(self, update: Update) -> Refusal | None:
+        if self.features is not None and update.params.features != self.features:
+            return Refusal("wrong_features", f"update has {list(update.params.features)}, "
+                           f"the model {list(self.features)}")
+        if ((self.kind is not None and update.kind != self.kind)
+                or (self.target is not None and update.target != self.target)):
+            return Refusal("wrong_task", f"update learns {update.kind} {update.target!r}, the "
+                           f"model {self.kind} {self.target!r}")
+        return None
+
+    def _contribution(self, update: Update, tau: int) -> Contribution | Refusal:
+        if tau > self.max_staleness:
+            return Refusal("stale", f"base_version {update.base_version} is {tau} behind "
+                           f"{self.version} (max_staleness {self.max_staleness})")
+        params = as_vector(update.params)
+        mark = self.applied.get(update.learner)
+        n, scaler = update.n, update.scaler
+        if mark is not None and mark.base_version == update.base_version:
+            n -= mark.n
+            if n <= 0:
+                return Refusal("no_new_samples", f"n {update.n} does not go beyond the "
+                               f"{mark.n} already applied from base {update.base_version}")
+            try:
+                scaler = subtract(update.scaler, mark.scaler)
+            except ValueError as exc:
+                return Refusal("bad_count", str(exc))
+            reference = mark.params
+        else:
+            reference = self.reference(update.base_version, len(params))
+            if reference is None:
+                return Refusal("stale", f"base_version {update.base_version} is no longer "
+                               "known here")
+        return Contribution(update.learner, update.seq, update.base_version, tau, n,
+                            params - reference, params, scaler, update.drift, update.metrics)
+
+    def reference(self, version: int, size: int) -> np.ndarray | None:
+        """The parameters of model ``version`` (zeros for version 0, before any model)."""
+        if version == 0 and version not in self.history:
+            return np.zeros(size)
+        return self.history.get(version)
+
+    def current(self, size: int) -> np.ndarray:
+        ref = self.reference(self.version, size)
+        return np.zeros(size) if ref is None else ref
+
+    def fix_task(self, features: tuple[str, ...], kind: str, target: str) -> None:
+        """From the first accepted update (or model) on, every update must learn this task."""
+        if self.features is None:
+            self.features, self.kind, self.target = features, kind, target
+
+    def record(self, model: Model, merged: list[Contribution], updates: dict[str, Update]
+               ) -> None:
+        """A model was made from ``merged``: remember its params and what each learner gave."""
+        for c in merged:
+            u = updates[c.learner]
+            self.applied[c.learner] = AppliedMark(u.base_version, u.n, as_vector(u.params),
+                                                  u.scaler)
+        self.adopt(model, keep_history=True)
+
+    def adopt(self, model: Model, keep_history: bool = False) -> None:
+        """Go on from ``model`` (ours, a restored one, or a newer retained one)."""
+        self.fix_task(model.params.features, model.kind, model.target)
+        if not keep_history:
+            self.history.clear()
+        self.version = model.version
+        self.history[model.version] = as_vector(model.params)
+        for v in [v for v in self.history if v < self.version - self.max_staleness]:
+            del self.history[v]
+
+    # ---------------------------------------------------------------- checkpoints
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "version": self.version, "features": self.features, "kind": self.kind,
+            "target": self.target, "last_seq": self.last_seq,
+            "history": {str(v): p for v, p in self.history.items()},
+            "applied": {k: {"base_version": m.base_version, "n": m.n, "params": m.params,
+                            "scaler": {"count": m.scaler.count, "mean": m.scaler.mean,
+                                       "m2": m.scaler.m2}}
+                        for k, m in self.applied.items()},
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.version = int(state["version"])
+        self.features = tuple(state["features"]) if state["features"] is not None else None
+        self.kind, self.target = state["kind"], state["target"]
+        self.last_seq = {k: int(v) for k, v in state["last_seq"].items()}
+        self.history = {int(v): np.asarray(p, dtype=float) for v, p in state["history"].items()}
+        self.applied = {
+            k: AppliedMark(int(m["base_version"]), int(m["n"]), np.asarray(m["params"], float),
+                           Scaler(int(m["scaler"]["count"]),
+                                  np.asarray(m["scaler"]["mean"], float),
+                                  np.asarray(m["scaler"]["m2"], float)))
+            for k, m in state["applied"].items()}
