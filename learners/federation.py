@@ -202,6 +202,7 @@ class Federation:
             return vector, scaler
         self.drift_quiet_until = self.version + 1 + self.config.drift_cooldown
         self.velocity = None
+        self.guard.forget()  # losses of the old concept are no yardstick for the new one
         if policy == "rescale":
             return vector, recent
         fresh = np.zeros_like(vector)

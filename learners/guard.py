@@ -86,6 +86,11 @@ class RollbackGuard:
         self.good_version, self.good_loss, self.good_vector = version, loss, vector.copy()
         return None
 
+    def forget(self) -> None:
+        """No version is the good one any more (the stream changed under the model)."""
+        self.pooled.clear()
+        self.good_version, self.good_loss, self.good_vector = None, 0.0, None
+
     def to_state(self) -> dict[str, Any]:
         return {"good_version": self.good_version, "good_loss": self.good_loss,
                 "good_vector": self.good_vector}

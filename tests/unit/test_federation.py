@@ -290,6 +290,17 @@ def test_drift_reset_restarts_from_the_recent_target_mean():
     assert model.params.weights.tolist() == [0.0, 0.0] and model.params.intercept == 7.0
 
 
+def test_a_drift_reaction_makes_the_guard_forget_the_old_losses():
+    fed = Federation(FederationConfig(quorum=1, drift_policy="reset", rollback_min_samples=10))
+    calm, stormy = {"recent_loss": 0.5, "recent_n": 50}, {"recent_loss": 30.0, "recent_n": 50}
+    offer(fed, update("a", 1, 0, metrics=calm))
+    fed.step(0.0, 0.0)
+    offer(fed, update("a", 2, 1, metrics=calm, drift=1))
+    assert fed.step(0.0, 0.0).notes["drift"]["policy"] == "reset"
+    offer(fed, update("a", 3, 2, metrics=stormy))  # the new concept's loss is far higher
+    assert "rollback" not in fed.step(0.0, 0.0).notes  # not measured against the old one
+
+
 def test_no_drift_policy_only_notes_it():
     fed = Federation(FederationConfig(quorum=1, drift_policy="none"))
     offer(fed, update("a", 1, 0, w=(3.0, 3.0), drift=1))
