@@ -100,3 +100,20 @@ def test_up_with_its_own_broker_writes_a_true_report(tmp_path):
     assert report["federated"]["r2"] > 0.5
     pids = [p["pid"] for p in report["processes"]] + [report["broker_pid"]]
     assert len(pids) == 6 and not any(process_alive(pid) for pid in pids)
+
+
+@pytest.mark.parametrize(("strategy", "merge"), [("fedasync", "mean"), ("fedbuff", "median")])
+def test_async_and_robust_strategies_learn_as_well_end_to_end(mosquitto, prefix, tmp_path,
+                                                               strategy, merge):
+    report_path = tmp_path / "report.json"
+    done = subprocess.run(fleetlearn(
+        "up", "--broker", f"127.0.0.1:{mosquitto.port}", "--prefix", prefix, "--duration", "8",
+        "--strategy", strategy, "--merge", merge, "--lr", "0.1", "--quiet",
+        "--report", str(report_path), "--log-dir", str(tmp_path / "logs"),
+    ), capture_output=True, text=True, timeout=90)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(report_path.read_text())
+    assert report["settings"]["strategy"] == strategy
+    assert report["readings"]["unaccounted"] == 0
+    assert report["model"]["strictly_increasing"] and report["model"]["weight_error"] < 0.05
+    assert report["federated"]["r2"] > 0.9  # the learners predict well all along

@@ -168,13 +168,13 @@ def test_norm_clipping_bounds_each_change():
 def test_server_momentum_carries_the_last_steps_on():
     plain = Federation(FederationConfig(quorum=1))
     heavy = Federation(FederationConfig(quorum=1, momentum=0.5))
-    for seq in (1, 2):
+    for seq in (1, 2, 3):
         for fed in (plain, heavy):
             w = 1.0 * seq  # each learner moves the weights by +1 per round
             offer(fed, update("a", seq, fed.version, w=(w, w)))
             fed.step(0.0, 0.0)
-    assert plain.model.params.weights.tolist() == [2.0, 2.0]
-    assert heavy.model.params.weights.tolist() == [2.5, 2.5]  # 1, then 1 + 0.5 * 1
+    assert plain.model.params.weights.tolist() == [3.0, 3.0]
+    assert heavy.model.params.weights.tolist() == [3.5, 3.5]  # 1, then +1, then +1 + 0.5 * 1
 
 
 # ------------------------------------------------------------------ async
@@ -184,11 +184,19 @@ def test_fedasync_mixes_by_alpha_times_staleness():
     fed = Federation(FederationConfig(strategy="fedasync", alpha=0.5,
                                       staleness=Staleness("polynomial", a=1.0)))
     offer(fed, update("a", 1, 0, w=(4.0, 0.0)))
-    assert fed.step(0.0, 0.0).params.weights.tolist() == [2.0, 0.0]
-    offer(fed, update("a", 2, 1, w=(4.0, 0.0)))
+    assert fed.step(0.0, 0.0).params.weights.tolist() == [4.0, 0.0]  # the first: as it came
+    offer(fed, update("a", 2, 1, w=(4.0, 4.0)))
     offer(fed, update("b", 1, 0, w=(0.0, 8.0)))  # one version behind: s = 1/2
     weights = fed.step(0.0, 0.0).params.weights
-    assert weights.tolist() == pytest.approx([3.0 * 0.75, 8.0 * 0.25])
+    # x = (4, 0) + 0.5 * ((4, 4) - (4, 0)) = (4, 2); then + 0.5 * 0.5 * ((0, 8) - (4, 2))
+    assert weights.tolist() == pytest.approx([3.0, 3.5])
+
+
+def test_the_first_fedasync_model_is_not_mixed_with_nothing():
+    fed = Federation(FederationConfig(strategy="fedasync", alpha=0.1))
+    offer(fed, update("a", 1, 0, w=(4.0, 2.0), b=100.0))
+    model = fed.step(0.0, 0.0)
+    assert model.params.weights.tolist() == [4.0, 2.0] and model.params.intercept == 100.0
 
 
 def test_fedbuff_merges_every_k_updates():
