@@ -173,8 +173,9 @@ class UpdateLedger:
         self.adopt(model, keep_history=True)
 
     def adopt(self, model: Model, keep_history: bool = False) -> None:
-        """Go on from ``model`` (ours, a restored one, or a newer retained one)."""
-        self.fix_task(model.params.features, model.kind, model.target)
+        """Go on from ``model`` (ours, a restored one, or a newer retained one): its task is
+        the task from now on."""
+        self.features, self.kind, self.target = model.params.features, model.kind, model.target
         if not keep_history:
             self.history.clear()
         self.version = model.version

@@ -4,7 +4,7 @@ checkpoints. No broker."""
 import numpy as np
 import pytest
 
-from broker.codec import LinearParams, Scaler, Update
+from broker.codec import LinearParams, Model, Scaler, Update
 from devices.truth import GroundTruth, weight_error
 from learners.aggregate import as_vector
 from learners.checkpoint import CheckpointStore
@@ -362,3 +362,14 @@ def test_checkpoints_keep_the_last_k_and_survive_a_damaged_newest(tmp_path):
     assert not list(tmp_path.glob("*.tmp"))
     store.files()[-1].write_bytes(b'{"version": 4, "trunc')
     assert store.latest() == {"version": 3}
+
+
+def test_a_newer_model_of_another_task_sets_the_task():
+    fed = Federation(FederationConfig(quorum=1))
+    offer(fed, update("a", 1, 0))
+    fed.step(0.0, 0.0)
+    other = update("x", 1, 0, features=("c",), w=(1.0,))
+    fed.resume(Model(7, 0.0, 10, ("x",), "y", other.params, other.scaler))
+    assert offer(fed, update("a", 2, 7)).reason == "wrong_features"
+    assert offer(fed, update("x", 2, 7, features=("c",), w=(2.0,))) is None
+    assert fed.step(0.0, 0.0).params.weights.tolist() == [2.0]
