@@ -24,6 +24,9 @@ import paho.mqtt.client as mqtt
 log = logging.getLogger(__name__)
 
 Handler = Callable[[str, bytes], None]
+
+#: Most packets one turn reads after paho's ``loop()`` before it handles them.
+BURST = 1000
 ErrorHandler = Callable[[str, bytes, BaseException], None]
 
 
@@ -87,7 +90,8 @@ class Node:
     """A connected process: one client, one thread, handlers and periodic tasks.
 
     ``handler(topic, payload)`` is called for every message in arrival order; exceptions it
-    raises go to ``on_error`` and the loop carries on.
+    raises go to ``on_error`` and the loop carries on. ``on_drained()`` is called once after
+    each turn's messages were handled (the place for per-block work, e.g. learning a block).
     """
 
     def __init__(
@@ -99,6 +103,7 @@ class Node:
         handler: Handler | None = None,
         on_error: ErrorHandler | None = None,
         status_topic: str | None = None,
+        on_drained: Callable[[], None] | None = None,
     ) -> None:
         self.node_id = node_id
         self.broker = broker
@@ -106,6 +111,7 @@ class Node:
         self.handler = handler
         self.on_error = on_error
         self.status_topic = status_topic
+        self.on_drained = on_drained
         self.client = make_client(node_id, broker, will_topic=status_topic)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -210,8 +216,23 @@ class Node:
         rc = self.client.loop(timeout=timeout)
         if rc != mqtt.MQTT_ERR_SUCCESS:
             self._reconnect()
+        else:
+            self._read_burst()
         self._drain()
         self._run_timers()
+
+    def _read_burst(self) -> None:
+        """Read on while messages keep arriving, up to :data:`BURST`.
+
+        paho's ``loop()`` reads one packet per call (a ``select`` and the timers around it for
+        every message); reading what is already there in one go lets the drain handle a block.
+        It stops at the first read that brings no message (nothing more, or an ack).
+        """
+        inbox, client = self._inbox, self.client
+        for _ in range(BURST):
+            before = len(inbox)
+            if client.loop_read() != mqtt.MQTT_ERR_SUCCESS or len(inbox) == before:
+                return
 
     def run(self, on_stop: Callable[[], None] | None = None,
             companions: Sequence[Node] = ()) -> None:
@@ -248,16 +269,26 @@ class Node:
         return not self._unacked
 
     def _drain(self) -> None:
+        """Handle every message in the inbox in order; then ``on_drained`` once, if any came."""
         inbox = self._inbox
+        if not inbox:
+            return
+        handler = self.handler
         while inbox:
             topic, payload = inbox.popleft()
             try:
-                self.handler(topic, payload)  # type: ignore[misc]
+                handler(topic, payload)  # type: ignore[misc]
             except Exception as exc:  # one bad message must never kill the loop
                 self.handler_errors += 1
                 log.exception("%s: handling a message on %s failed", self.node_id, topic)
                 if self.on_error is not None:
                     self.on_error(topic, payload, exc)
+        if self.on_drained is not None:
+            try:
+                self.on_drained()
+            except Exception:
+                self.handler_errors += 1
+                log.exception("%s: the work after a drain failed", self.node_id)
 
     def _run_timers(self) -> None:
         now = time.monotonic()
