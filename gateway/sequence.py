@@ -76,13 +76,22 @@ class SequenceTracker:
     def _advance(self, device: str, marks: _Marks, seq: int) -> None:
         """Move the mark up to ``seq``; numbers leaving the window unseen become gaps."""
         low, high = max(marks.high - self.window + 1, marks.first), seq - self.window
-        if high >= low:
-            seen_leaving = sum(1 for s in marks.seen if low <= s <= high)
+        seen = marks.seen
+        if high == low:  # the usual step, O(1): one number leaves the window
+            if low in seen:
+                seen.discard(low)
+            else:
+                self._count_gaps(device, 1)
+                marks.gaps.append(low)
+            if len(seen) >= self.window:  # numbers below a device's first one, long gone
+                marks.seen = {s for s in seen if s > high}
+        elif high > low:
+            seen_leaving = sum(1 for s in seen if low <= s <= high)
             self._count_gaps(device, (high - low + 1) - seen_leaving)
             # remember the most recent of them (a jump of millions is counted, not listed)
             marks.gaps.extend(s for s in range(max(low, high - RECENT_GAPS + 1), high + 1)
-                              if s not in marks.seen)
-            marks.seen = {s for s in marks.seen if s > high}
+                              if s not in seen)
+            marks.seen = {s for s in seen if s > high}
         marks.seen.add(seq)
         marks.high = seq
 
