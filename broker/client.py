@@ -9,9 +9,11 @@ service's handler, so one bad message is caught and counted, and never kills the
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -83,7 +85,18 @@ def make_client(
         client.will_set(will_topic, b"offline", qos=1, retain=True)
     client.max_inflight_messages_set(100)
     client.max_queued_messages_set(0)
+    client.on_socket_open = _no_delay
     return client
+
+
+def _no_delay(client: mqtt.Client, userdata: object, sock: object) -> None:
+    """Send small packets at once (TCP_NODELAY): with Nagle's algorithm, an update or a model
+    written while an earlier packet is unacknowledged waits for the peer's delayed ACK (the
+    broker sets it too: ``set_tcp_nodelay``). Measured with ``fleetlearn bench --scenario
+    sync``, 8 learners: p50 88 ms with Nagle on both ends, 45 ms with it off here, 1.6 ms
+    with it off on both (docs/benchmarks.md)."""
+    with contextlib.suppress(AttributeError, OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[attr-defined]
 
 
 class Node:
