@@ -12,24 +12,27 @@ compete with it for the 2 cores while the clock runs.
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
-import os
+import select
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from broker.client import BrokerAddress, Node
 from broker.codec import encode_reading, encode_readings
 from broker.mosquitto import MosquittoBroker
 from broker.topics import Topics
 from devices.simulator import FleetSimulator
+from fleetlearn.bench_child import rss_mib
+
+__all__ = ["Backlog", "Child", "own_broker", "percentile", "rss_mib", "run_backlog", "slope"]
 
 Progress = Callable[[str], None]
-
-#: Child processes start fresh (no inherited paho threads or sockets).
-SPAWN = multiprocessing.get_context("spawn")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -65,15 +68,6 @@ def slope(xs: list[float], ys: list[float]) -> float:
     if sxx == 0:
         raise ValueError("all x are equal")
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
-
-
-def rss_mib(pid: int | None = None) -> float:
-    """Resident set size (VmRSS) of a process, in MiB, from /proc/<pid>/status."""
-    with open(f"/proc/{pid or os.getpid()}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    raise OSError(f"no VmRSS for pid {pid}")
 
 
 @contextlib.contextmanager
@@ -140,56 +134,70 @@ def publish_backlog(address: BrokerAddress, prefix: str, backlog: Backlog, qos: 
 
 
 class Child:
-    """A node process that reports over a pipe: ``ready`` once listening, then its result."""
+    """A node process (:mod:`fleetlearn.bench_child`) that reports one JSON line at a time:
+    ``ready`` once listening, then its result."""
 
-    def __init__(self, target: Callable[..., None], *args: Any) -> None:
-        self.conn, child_end = SPAWN.Pipe()
-        self.process = SPAWN.Process(target=target, args=(child_end, *args), daemon=True)
-        self.process.start()
-        child_end.close()
+    def __init__(self, role: str, **spec: Any) -> None:
+        spec["address"] = str(spec["address"])
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "fleetlearn.bench_child", role,
+             orjson.dumps(spec).decode()],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
 
-    def receive(self, timeout: float) -> Any:
-        if not self.conn.poll(timeout):
-            raise RuntimeError(f"a benchmark process (pid {self.process.pid}) did not answer "
-                               f"within {timeout:g}s")
-        message = self.conn.recv()
-        if isinstance(message, dict) and "error" in message:
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def receive(self, timeout: float) -> dict[str, Any]:
+        out = self.process.stdout
+        ready, _, _ = select.select([out], [], [], timeout)
+        line = out.readline() if ready else b""
+        if not line:
+            raise RuntimeError(f"a benchmark process (pid {self.pid}) did not answer within "
+                               f"{timeout:g}s (exit code {self.process.poll()})")
+        message = orjson.loads(line)
+        if "error" in message:
             raise RuntimeError(f"a benchmark process failed: {message['error']}")
         return message
 
     def go(self) -> None:
-        self.conn.send("go")
+        self.process.stdin.write(b"go\n")
+        self.process.stdin.flush()
 
     def stop(self) -> None:
         """End the process this object started (and only it)."""
         proc = self.process
-        if proc.is_alive():
+        if proc.poll() is None:
             proc.terminate()
-        proc.join(10)
-        if proc.is_alive():
-            proc.kill()
-            proc.join(5)
-        self.conn.close()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        for pipe in (proc.stdin, proc.stdout):
+            with contextlib.suppress(OSError):
+                pipe.close()
 
 
 def run_backlog(address: BrokerAddress, backlog: Backlog, qos: int,
-                subscribers: list[tuple[Callable[..., None], tuple[Any, ...]]],
+                subscribers: list[tuple[str, dict[str, Any]]],
                 timeout: float = 120.0) -> list[dict[str, Any]]:
     """Start the subscriber processes, publish the backlog, let them go; their results.
 
-    Each subscriber target is called as ``target(conn, address, prefix, *args)``; it must send
-    ``{"ready": ...}`` once subscribed, wait for ``go``, and send a dict with ``start`` and
-    ``end`` (``time.monotonic()``, system-wide on Linux) when done.
+    Each subscriber is a role of :mod:`fleetlearn.bench_child` and its spec (``address`` and
+    ``prefix`` are added); it answers ``ready`` once subscribed, waits for ``go``, and answers
+    with ``start`` and ``end`` (``time.monotonic()``, system-wide on Linux) when done.
     """
     prefix = new_prefix()
-    children = [Child(target, address, prefix, *args) for target, args in subscribers]
+    children = [Child(role, address=address, prefix=prefix, **spec)
+                for role, spec in subscribers]
     try:
         ready = [c.receive(60.0) for c in children]
         published = publish_backlog(address, prefix, backlog, qos, timeout)
         go = time.monotonic()
         for c in children:
             c.go()
-        results = [c.receive(timeout) for c in children]
+        results = [c.receive(timeout + 10.0) for c in children]
     finally:
         for c in children:
             c.stop()
@@ -198,11 +206,3 @@ def run_backlog(address: BrokerAddress, backlog: Backlog, qos: int,
         result["publish_s"] = published
         result["go"] = go
     return results
-
-
-def report_errors(conn: Any, body: Callable[[], None]) -> None:
-    """Run a child's body; send any exception back as ``{"error": ...}`` instead of dying."""
-    try:
-        body()
-    except Exception as exc:  # the parent shows it as one line
-        conn.send({"error": f"{type(exc).__name__}: {exc}"})

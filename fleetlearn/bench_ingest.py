@@ -13,15 +13,9 @@ from typing import Any
 
 from broker.client import BrokerAddress
 from broker.topics import Topics
-from fleetlearn.bench_harness import (
-    Backlog,
-    Progress,
-    own_broker,
-    report_errors,
-    rss_mib,
-    run_backlog,
-)
-from fleetlearn.bench_raw import raw_subscriber
+from devices.simulator import FleetSimulator
+from fleetlearn.bench_child import rss_mib
+from fleetlearn.bench_harness import Backlog, Progress, own_broker, run_backlog
 from gateway.features import FeatureSpec
 from gateway.partition import Partition
 from gateway.pipeline import CleaningConfig
@@ -30,39 +24,37 @@ from gateway.service import Gateway, GatewayConfig
 MODES = ((0, 1), (1, 1), (0, 20), (1, 20))  # (qos, readings per message)
 
 
-def gateway_config(backlog: Backlog, node_id: str = "gw-bench", partition: str = "all",
-                   ) -> GatewayConfig:
-    """The gateway under test: defaults, the fleet's task, its devices as the allowlist."""
-    sim = backlog.sim
+def gateway_config(devices: int = 100, sites: int = 2, seed: int = 1, node_id: str = "gw-bench",
+                   partition: str = "all") -> GatewayConfig:
+    """The gateway under test: defaults, the simulated fleet's task, its devices as the
+    allowlist (the fleet of :meth:`Backlog.build` with the same devices, sites and seed)."""
+    sim = FleetSimulator(devices, sites, seed)
     return GatewayConfig(
         node_id=node_id, partition=Partition.parse(partition),
         spec=FeatureSpec(sim.truth.features, sim.truth.target),
         cleaning=CleaningConfig(allowlist=frozenset(d.device for d in sim.devices)))
 
 
-def gateway_subscriber(conn: Any, address: BrokerAddress, prefix: str, config: GatewayConfig,
-                       n: int, timeout: float = 120.0) -> None:
-    """A :class:`Gateway` driven by its own node loop until it has accounted for n readings."""
-
-    def body() -> None:
-        gw = Gateway(config, Topics(prefix), address)
-        gw.connect()
-        conn.send({"ready": True, "rss_mib": rss_mib()})
-        conn.recv()
-        start = time.monotonic()
-        deadline = start + timeout
-        accounting = gw.pipeline.accounting
-        while accounting.total < n and time.monotonic() < deadline:
-            gw.control.poll(0)  # the same turn as Node.run(companions=[control])
-            gw.node.poll()
-        end = time.monotonic()
-        conn.send({"start": start, "end": end, "received": accounting.total,
-                   "learned": gw.learned, "rejected": dict(accounting.rejected),
-                   "rss_mib": rss_mib(), "devices": gw.pipeline.sequences.devices})
-        gw.control.close(1.0)
-        gw.node.close(1.0)
-
-    report_errors(conn, body)
+def gateway_subscriber(conn: Any, address: BrokerAddress, prefix: str, n: int,
+                       timeout: float = 120.0, **fleet: Any) -> None:
+    """A :class:`Gateway` driven by its own node loop until it has accounted for n readings.
+    ``fleet``: :func:`gateway_config`'s arguments."""
+    gw = Gateway(gateway_config(**fleet), Topics(prefix), address)
+    gw.connect()
+    conn.send({"ready": True, "rss_mib": rss_mib()})
+    conn.recv()
+    start = time.monotonic()
+    deadline = start + timeout
+    accounting = gw.pipeline.accounting
+    while accounting.total < n and time.monotonic() < deadline:
+        gw.control.poll(0)  # the same turn as Node.run(companions=[control])
+        gw.node.poll()
+    end = time.monotonic()
+    conn.send({"start": start, "end": end, "received": accounting.total,
+               "learned": gw.learned, "rejected": dict(accounting.rejected),
+               "rss_mib": rss_mib(), "devices": gw.pipeline.sequences.devices})
+    gw.control.close(1.0)
+    gw.node.close(1.0)
 
 
 def _rate(results: list[dict[str, Any]], n: int) -> float:
@@ -81,16 +73,13 @@ def bench_ingest(n: int = 40_000, batch_n: int = 200_000, repeats: int = 2,
         for qos, batch in MODES:
             readings = n if batch == 1 else batch_n
             backlog = Backlog.build(readings, batch)
-            config = gateway_config(backlog)
             best = {"raw": 0.0, "gateway": 0.0}
             learned = 0
             for r in range(repeats):
                 for kind in ("raw", "gateway"):
                     if progress:
                         progress(f"ingest QoS {qos}, batch {batch}: {kind} {r + 1}/{repeats}")
-                    sub = ((raw_subscriber, (readings,)) if kind == "raw"
-                           else (gateway_subscriber, (config, readings)))
-                    results = run_backlog(address, backlog, qos, [sub])
+                    results = run_backlog(address, backlog, qos, [(kind, {"n": readings})])
                     best[kind] = max(best[kind], _rate(results, readings))
                     if kind == "gateway":
                         learned = results[0]["learned"]
@@ -117,7 +106,7 @@ def bench_scale(n: int = 100_000, devices: tuple[int, ...] = (100, 1_000, 10_000
                 if progress:
                     progress(f"scale: {k} gateway(s), run {r + 1}/{repeats}")
                 parts = ["all"] if k == 1 else ["sites:s0", "sites:s1"]
-                subs = [(gateway_subscriber, (gateway_config(backlog, f"gw-{i}", p), n // k))
+                subs = [("gateway", {"n": n // k, "node_id": f"gw-{i}", "partition": p})
                         for i, p in enumerate(parts)]
                 results = run_backlog(address, backlog, qos, subs)
                 rates[k] = max(rates[k], _rate(results, n))
@@ -132,7 +121,7 @@ def bench_scale(n: int = 100_000, devices: tuple[int, ...] = (100, 1_000, 10_000
             m = max(n, 2 * d * batch)  # every device sends at least 2 batches
             backlog = Backlog.build(m, batch, devices=d, sites=2)
             [res] = run_backlog(address, backlog, qos,
-                                [(gateway_subscriber, (gateway_config(backlog), m))])
+                                [("gateway", {"n": m, "devices": d})])
             rate = _rate([res], m)
             base_rate = base_rate or rate
             grown = res["rss_mib"] - res["rss_ready_mib"]

@@ -9,7 +9,6 @@ from collections import defaultdict
 from typing import Any
 
 from fleetlearn.bench_harness import Backlog, Progress, own_broker, rss_mib, run_backlog, slope
-from fleetlearn.bench_raw import raw_subscriber
 from fleetlearn.up import LocalDeployment, UpSettings
 
 BATCH = 20
@@ -53,7 +52,7 @@ def bench_memory(n: int = 200_000, soak: float = 0.0, rate: float = 10_000.0,
     if progress:
         progress("memory: raw paho subscriber baseline")
     with own_broker() as address:
-        [raw] = run_backlog(address, Backlog.build(n, BATCH), 1, [(raw_subscriber, (n,))])
+        [raw] = run_backlog(address, Backlog.build(n, BATCH), 1, [("raw", {"n": n})])
     samples = deployment_rss(n, rate, BATCH, progress)
     rows = []
     for name in sorted(samples):

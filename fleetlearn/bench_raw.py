@@ -3,7 +3,8 @@
 This module imports paho directly, the one exception to "paho only in broker/client.py": the
 baseline must be what a user would write without fleetlearn (``on_message`` does
 ``orjson.loads`` and counts; the loop is paho's own ``loop()``), so none of fleetlearn's node
-machinery may be in it. It runs in a process of its own (see :mod:`fleetlearn.bench_harness`).
+machinery may be in it. It runs in a process of its own (:mod:`fleetlearn.bench_child`) that
+imports nothing else heavy, so its memory is a raw subscriber's.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import orjson
 import paho.mqtt.client as mqtt
 
 from broker.client import BrokerAddress
+from fleetlearn.bench_child import rss_mib
 
 
 def raw_subscriber(conn: Any, address: BrokerAddress, prefix: str, n: int,
@@ -40,7 +42,7 @@ def raw_subscriber(conn: Any, address: BrokerAddress, prefix: str, n: int,
     deadline = time.monotonic() + 30
     while not state["subscribed"] and time.monotonic() < deadline:
         client.loop(0.1)
-    conn.send({"ready": True, "rss_mib": _rss()})
+    conn.send({"ready": True, "rss_mib": rss_mib()})
     conn.recv()
     start = time.monotonic()
     deadline = start + timeout
@@ -48,11 +50,5 @@ def raw_subscriber(conn: Any, address: BrokerAddress, prefix: str, n: int,
         client.loop(0.01)
     end = time.monotonic()
     conn.send({"start": start, "end": end, "received": state["readings"],
-               "learned": 0, "rss_mib": _rss()})
+               "learned": 0, "rss_mib": rss_mib()})
     client.disconnect()
-
-
-def _rss() -> float:
-    from fleetlearn.bench_harness import rss_mib
-
-    return rss_mib()

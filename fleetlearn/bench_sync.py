@@ -81,7 +81,7 @@ def sync_latency(address: BrokerAddress, k: int, rounds: int, warmup: int = 2,
                  timeout: float = 10.0) -> list[float]:
     """Latencies (s) of ``rounds`` rounds with ``k`` learners, after ``warmup`` rounds."""
     topics = Topics(new_prefix())
-    aggregator = Child(aggregator_process, address, topics.prefix, k)
+    aggregator = Child("aggregator", address=address, prefix=topics.prefix, quorum=k)
     gateways: list[Gateway] = []
     try:
         _wait_online(address, topics, "aggregator", 30.0)
