@@ -29,9 +29,11 @@ def deployment_rss(readings: int, rate: float, batch: int, progress: Progress | 
             pids["mosquitto"] = deployment.own_broker.process.pid
         for name, pid in pids.items():
             try:
-                samples[name].append((elapsed, rss_mib(pid)))
+                rss = rss_mib(pid)
             except OSError:
                 continue  # it just ended
+            if rss > 0:  # 0 while a process that is ending gives its memory back
+                samples[name].append((elapsed, rss))
         if progress:
             published = state.readings().get("published", 0)
             progress(f"memory{label}: {elapsed:.0f}/{settings.duration:.0f} s, "

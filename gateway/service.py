@@ -13,6 +13,7 @@ or, for a sequence number that never came, as a gap.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections import Counter
@@ -212,6 +213,11 @@ class Gateway:
 
     def connect(self) -> None:
         kernel.warm()  # before we listen: the first readings must not wait for it
+        # What start-up made (numpy, numba, river: hundreds of thousands of objects) will live
+        # as long as the process: out of the cyclic GC's sight, so its full collections walk
+        # only what readings make. Measured on a backlog of 100,000 readings in batches of 20:
+        # GC took 0.46 s of 1.94 s, 0.06 s of 1.43 s with this (51,487 -> 70,034 readings/s).
+        gc.freeze()
         self.control.connect()
         self.node.connect()
 
