@@ -458,8 +458,9 @@ def bench(
     n: Annotated[int | None, typer.Option(min=10, help="cleaning / learning: readings per "
                                           "measurement (default: cleaning 50,000; learning "
                                           "the whole weather stream).")] = None,
-    repeats: Annotated[int, typer.Option(min=1, help="cleaning / learning / ingest: runs per "
-                                         "figure; the best counts.")] = 3,
+    repeats: Annotated[int, typer.Option(min=1, help="cleaning / learning / ingest / scale (2 "
+                                         "gateways vs 1): runs per figure; the best counts.")
+                       ] = 3,
     ingest_n: Annotated[int, typer.Option(min=10, help="ingest: single readings per run."
                                           )] = 40_000,
     batch_n: Annotated[int, typer.Option(min=20, help="ingest: readings per run in batches "
@@ -498,7 +499,7 @@ def bench(
         "cleaning": {**sizes, "repeats": repeats}, "learning": {**sizes, "repeats": repeats},
         "ingest": {"n": ingest_n, "batch_n": batch_n, "repeats": repeats},
         "sync": {"learners": _counts(learners, "--learners"), "rounds": rounds},
-        "scale": {"n": scale_n, "devices": _counts(devices, "--devices")},
+        "scale": {"n": scale_n, "devices": _counts(devices, "--devices"), "repeats": repeats},
         "memory": {"n": memory_n, "soak": soak},
     }
     console, status = Console(), Console(stderr=True)
