@@ -25,6 +25,7 @@ CleanReading(values={'t': 20.35}, imputed=('t',), clipped=())
 from __future__ import annotations
 
 import math
+from array import array
 from dataclasses import dataclass, field, replace
 
 from gateway.validation import Rejected
@@ -78,10 +79,13 @@ class CleanReading:
 REFRESH_EVERY = 8
 
 
-@dataclass
+@dataclass(slots=True)
 class _ChannelState:
     size: int
-    history: list[float] = field(default_factory=list)  # a ring of the last ``size`` raw values
+    # a ring of the last ``size`` raw values, as doubles (not float objects: a gateway keeps
+    # one per device and channel; with lazy gap lists, 11.2 -> 6.4 KiB of state per device at
+    # 10,000 devices, `fleetlearn bench --scenario scale`)
+    history: array = field(default_factory=lambda: array("d"))
     next: int = 0
     last: float = math.nan
     last_ts: float = -math.inf
