@@ -2,9 +2,9 @@
 
 This is the composition root: it parses options, builds the services of the domain packages
 and runs them. Misuse gets one line on stderr and a non-zero exit, never a traceback. The
-gateway's and predictor's modules (numba, river) are imported by their commands only: every
-node is a process of this CLI, and the aggregator and fleet need neither (measured with
-``fleetlearn bench --scenario memory``: ~180 MiB each with them, ~55 MiB without).
+gateway's and predictor's modules are imported by their commands only: every node is a process
+of this CLI, and only a gateway needs numba and river (measured with ``fleetlearn bench
+--scenario memory``: ~180 MiB a node with them, ~55 MiB without).
 """
 
 from __future__ import annotations
