@@ -3,7 +3,7 @@ VENV ?= .venv
 DURATION ?= 30
 FLEETLEARN := $(VENV)/bin/fleetlearn
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test lint bench clean
 
 setup:
 	@scripts/setup.sh
@@ -15,8 +15,12 @@ test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest
 
+# The default benchmark set (a few minutes): figures, ratios and a markdown section.
+bench: setup
+	$(FLEETLEARN) bench --json bench.json --markdown bench.md
+
 lint: setup
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis demo-report.json
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis demo-report.json bench.json bench.md

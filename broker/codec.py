@@ -155,11 +155,23 @@ _KEY_END = re.compile(rb'"\s*:')
 
 
 def _count_keys(data: Any) -> int:
+    """Keys of every object in a parsed JSON value (a loop, not a generator: it runs on every
+    reading).
+
+    >>> _count_keys([{"a": 1, "b": {"c": [{"d": 2}]}}, 3])
+    4
+    """
     if isinstance(data, dict):
-        return len(data) + sum(_count_keys(v) for v in data.values())
-    if isinstance(data, list):
-        return sum(_count_keys(v) for v in data)
-    return 0
+        n = len(data)
+        values = data.values()
+    elif isinstance(data, list):
+        n, values = 0, data
+    else:
+        return 0
+    for v in values:
+        if isinstance(v, dict | list):
+            n += _count_keys(v)
+    return n
 
 
 def _refuse_duplicate_keys(payload: bytes) -> None:
@@ -238,6 +250,9 @@ def reading_from_obj(obj: Any) -> Reading:
     values = _object(_field(obj, "values", "reading"), "reading field 'values'")
     clean: dict[str, float] = {}
     for name, value in values.items():
+        if type(value) is float and math.isfinite(value):  # the usual case, checked first
+            clean[name] = value
+            continue
         if value is None:
             continue
         if not _is_number(value):

@@ -16,6 +16,8 @@ max_packet_size 1048576
 # QoS 1 backlog a slow subscriber may build before the broker drops (default 1000).
 max_queued_messages 200000
 max_inflight_messages 100
+# Send small packets at once: Nagle would hold a model behind the previous packet's ACK.
+set_tcp_nodelay true
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ def render_config(
         "# QoS 1 backlog a slow subscriber may build before the broker drops (default 1000).",
         f"max_queued_messages {max_queued_messages}",
         "max_inflight_messages 100",
+        "# Send small packets at once: Nagle would hold a model behind the previous packet's ACK.",
+        "set_tcp_nodelay true",
         "",
     ])
 

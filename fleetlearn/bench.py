@@ -1,6 +1,6 @@
 """`fleetlearn bench`: measured side by side, as ratios against a baseline of the same run.
 
-Scenarios so far:
+Scenarios (the ones that need a broker start their own, and live in modules of their own):
 
 - ``learning``: the learning core per reading (features + scaling + predict + learn) and its
   prequential R² on the real weather stream, against River's StandardScaler | LinearRegression
@@ -8,11 +8,20 @@ Scenarios so far:
 - ``cleaning``: the gateway's validation + cleaning (:class:`~gateway.pipeline.ReadingPipeline`)
   on pre-encoded readings of the simulated fleet, against the baseline of only decoding them
   with orjson; on a clean stream and with every fault at 5 %. One core, no broker.
+- ``ingest``: a gateway against a raw paho subscriber on the same backlog, QoS 0 / 1, single
+  readings and batches (:mod:`fleetlearn.bench_ingest`).
+- ``sync``: from a round's first update to every learner having adopted its model, p50 / p99,
+  2 / 8 / 32 learners (:mod:`fleetlearn.bench_sync`).
+- ``scale``: 2 gateways on two partitions against 1; one gateway from 100 to 10,000 devices
+  (:mod:`fleetlearn.bench_ingest`).
+- ``memory``: every node's RSS after N readings of a deployment, and its slope over a soak
+  (:mod:`fleetlearn.bench_memory`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -42,7 +51,7 @@ def _stream(n: int, faults: str, now: float) -> tuple[list[tuple[str, bytes]], F
     return [(m.device, m.payload) for m in messages], sim
 
 
-def bench_cleaning(n: int = 50_000, repeats: int = 3) -> list[dict[str, Any]]:
+def bench_cleaning(n: int = 50_000, repeats: int = 3, **_: Any) -> list[dict[str, Any]]:
     """Readings/s of decode-only against decode + validate + clean + features."""
     rows = []
     now = time.time()
@@ -114,7 +123,7 @@ def _r2(ys: list[float], predictions: list[float]) -> float:
     return r2.get()
 
 
-def bench_learning(n: int = 0, repeats: int = 3) -> list[dict[str, Any]]:
+def bench_learning(n: int = 0, repeats: int = 3, **_: Any) -> list[dict[str, Any]]:
     """Learning core per reading (features + scaling + predict + learn) and prequential R² on
     the weather stream: fleetlearn's default learner against River's StandardScaler |
     LinearRegression, and persistence, in the same run. ``n`` > 0 takes the first n readings."""
@@ -172,10 +181,15 @@ def bench_learning(n: int = 0, repeats: int = 3) -> list[dict[str, Any]]:
 SCENARIOS["learning"] = bench_learning
 
 
-def _bench_drift(**kwargs: Any) -> list[dict[str, Any]]:
-    from fleetlearn.bench_drift import bench_drift
+def _later(module: str, name: str) -> Callable[..., list[dict[str, Any]]]:
+    """A scenario of another module, imported when it runs."""
+    return lambda **options: getattr(importlib.import_module(module), name)(**options)
 
-    return bench_drift(**kwargs)
 
-
-SCENARIOS["drift"] = _bench_drift
+SCENARIOS.update({
+    "ingest": _later("fleetlearn.bench_ingest", "bench_ingest"),
+    "sync": _later("fleetlearn.bench_sync", "bench_sync"),
+    "scale": _later("fleetlearn.bench_ingest", "bench_scale"),
+    "memory": _later("fleetlearn.bench_memory", "bench_memory"),
+    "drift": _later("fleetlearn.bench_drift", "bench_drift"),
+})

@@ -9,6 +9,7 @@ baseline is the policy ``none`` (the drift is noted, nothing changes).
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +32,18 @@ def run_policy(policy: str, drift_at: float, duration: float, seed: int = 0) -> 
             "federated_r2": report["federated"].get("r2")}
 
 
-def bench_drift(n: int = 0, repeats: int = 1, drift_at: float = 10.0, duration: float = 30.0
-                ) -> list[dict[str, Any]]:
+def bench_drift(n: int = 0, repeats: int = 1, drift_at: float = 10.0, duration: float = 30.0,
+                progress: Callable[[str], None] = lambda text: None) -> list[dict[str, Any]]:
     """Seconds to recover from a drift, per policy; ``n`` > 0 shortens the run to n seconds
     after the drift (for a smoke test)."""
     if n:
         duration = drift_at + n
     rows = []
-    for _ in range(repeats):
-        runs = {p: run_policy(p, drift_at, duration) for p in POLICIES}
+    for i in range(repeats):
+        runs = {}
+        for p in POLICIES:
+            progress(f"drift: policy {p}, run {i + 1} of {repeats} ({duration:.0f} s)")
+            runs[p] = run_policy(p, drift_at, duration)
         base = runs["none"]["within_and_stays_s"]
         for row in runs.values():
             stays = row["within_and_stays_s"]

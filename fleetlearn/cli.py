@@ -1,7 +1,10 @@
 """The `fleetlearn` command: one subcommand per process kind, plus `up` for all of them.
 
 This is the composition root: it parses options, builds the services of the domain packages
-and runs them. Misuse gets one line on stderr and a non-zero exit, never a traceback.
+and runs them. Misuse gets one line on stderr and a non-zero exit, never a traceback. The
+gateway's and predictor's modules are imported by their commands only: every node is a process
+of this CLI, and only a gateway needs numba and river (measured with ``fleetlearn bench
+--scenario memory``: ~180 MiB a node with them, ~55 MiB without).
 """
 
 from __future__ import annotations
@@ -30,11 +33,8 @@ from gateway.cleaning import ChannelPolicy
 from gateway.features import FeatureSpec
 from gateway.partition import Partition
 from gateway.pipeline import CleaningConfig
-from gateway.service import Gateway, GatewayConfig
 from learners.aggregator import Aggregator, AggregatorConfig
 from learners.federation import FederationConfig
-from learners.optim import make_optimizer
-from learners.predictor import Predictor, PredictorConfig
 from learners.staleness import Staleness
 from learners.strategies import MergeRule
 
@@ -300,6 +300,9 @@ def gateway(
     password: PasswordOpt = None,
 ) -> None:
     """Clean the readings of a partition and learn from them; sync with the aggregator."""
+    from gateway.service import Gateway, GatewayConfig  # numba and river: gateways only
+    from learners.optim import make_optimizer
+
     try:
         check_id(id, "gateway id")
         cleaning = CleaningConfig(
@@ -416,6 +419,8 @@ def predict(
     password: PasswordOpt = None,
 ) -> None:
     """Predict every reading with the current model; publish it with the model version."""
+    from learners.predictor import Predictor, PredictorConfig
+
     config = PredictorConfig(node_id=check_id(id), metrics_interval=metrics_interval,
                              sites=tuple(s for s in sites.split(",") if s))
     _serve(Predictor(config, _topics(prefix), _address(broker, username, password)))
@@ -510,40 +515,93 @@ def up(
         console.print(f"report written to {report}")
 
 
+def _counts(text: str, what: str) -> tuple[int, ...]:
+    """``2,8,32`` as numbers, each at least 1."""
+    try:
+        counts = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        counts = ()
+    if not counts or min(counts) < 1:
+        raise UsageProblem(f"{what} must be comma-separated whole numbers >= 1, not {text!r}")
+    return counts
+
+
 @app.command()
 def bench(
-    scenario: Annotated[list[str] | None, typer.Option(help="Scenario to run (repeatable; "
-                                                       "default: all).")] = None,
-    n: Annotated[int | None, typer.Option(min=10, help="Readings per measurement (default: "
-                                          "cleaning 50,000; learning the whole weather "
-                                          "stream).")] = None,
-    repeats: Annotated[int, typer.Option(min=1, help="Runs per figure; the best counts.")] = 3,
+    scenario: Annotated[list[str] | None, typer.Option(help="Scenario to run (repeatable): "
+                                                       "cleaning, learning, ingest, sync, "
+                                                       "scale, memory, drift (default: all).")
+                        ] = None,
+    n: Annotated[int | None, typer.Option(min=10, help="cleaning / learning: readings per "
+                                          "measurement (default: cleaning 50,000; learning "
+                                          "the whole weather stream).")] = None,
+    repeats: Annotated[int, typer.Option(min=1, help="cleaning / learning / ingest / scale (2 "
+                                         "gateways vs 1): runs per figure; the best counts.")
+                       ] = 3,
+    ingest_n: Annotated[int, typer.Option(min=10, help="ingest: single readings per run."
+                                          )] = 40_000,
+    batch_n: Annotated[int, typer.Option(min=20, help="ingest: readings per run in batches "
+                                         "of 20.")] = 200_000,
+    learners: Annotated[str, typer.Option(help="sync: numbers of learners.")] = "2,8,32",
+    rounds: Annotated[int, typer.Option(min=1, help="sync: measured rounds each.")] = 50,
+    scale_n: Annotated[int, typer.Option(min=20, help="scale: readings per run (at least 40 "
+                                         "per device are sent).")] = 100_000,
+    devices: Annotated[str, typer.Option(help="scale: numbers of devices.")
+                       ] = "100,1000,10000",
+    memory_n: Annotated[int, typer.Option(min=20, help="memory: readings before the RSS is "
+                                          "read (the issue's figure: 1000000).")] = 200_000,
+    soak: Annotated[float, typer.Option(min=0.0, help="memory: seconds of a soak at 1,000 "
+                                        "readings/s for the RSS slope (0: none; the issue's "
+                                        "figure: 600).")] = 0.0,
+    drift_repeats: Annotated[int, typer.Option(min=1, help="drift: runs of the three policies "
+                                               "(30 s each).")] = 1,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the rows as JSON.")
                         ] = None,
+    markdown_out: Annotated[Path | None, typer.Option("--markdown", help="Write a markdown "
+                                                      "section for docs/benchmarks.md.")
+                            ] = None,
 ) -> None:
     """Measure fleetlearn against a baseline of the same run, and print the ratios."""
+    import datetime
+
     from rich.table import Table
 
     from fleetlearn.bench import SCENARIOS
+    from fleetlearn.bench_report import by_scenario, markdown
 
     names = scenario or list(SCENARIOS)
     unknown = [s for s in names if s not in SCENARIOS]
     if unknown:
         raise UsageProblem(f"unknown scenario {unknown[0]!r}; choose from {', '.join(SCENARIOS)}")
     sizes = {"n": n} if n else {}
-    rows = [row for name in names for row in SCENARIOS[name](repeats=repeats, **sizes)]
-    table = Table(title="fleetlearn bench (ratio = per_s / baseline_per_s, same run)",
-                  title_justify="left")
-    table.add_column("")
-    for i, _ in enumerate(rows, 1):
-        table.add_column(str(i), justify="right")
-    keys = list(dict.fromkeys(k for row in rows for k in row))
-    for key in keys:
-        table.add_row(key, *(f"{row[key]:,}" if isinstance(row.get(key), int)
-                             else str(row.get(key, "-")) for row in rows))
-    Console().print(table)
+    options = {
+        "cleaning": {**sizes, "repeats": repeats}, "learning": {**sizes, "repeats": repeats},
+        "ingest": {"n": ingest_n, "batch_n": batch_n, "repeats": repeats},
+        "sync": {"learners": _counts(learners, "--learners"), "rounds": rounds},
+        "scale": {"n": scale_n, "devices": _counts(devices, "--devices"), "repeats": repeats},
+        "memory": {"n": memory_n, "soak": soak},
+        "drift": {"repeats": drift_repeats},
+    }
+    console, status = Console(), Console(stderr=True)
+    rows = []
+    with status.status("fleetlearn bench") as spinner:
+        for name in names:
+            spinner.update(f"fleetlearn bench: {name}")
+            rows += SCENARIOS[name](progress=lambda text: spinner.update(text),
+                                    **options[name])
+    for name, (keys, cells) in by_scenario(rows).items():
+        table = Table(title=f"{name} (ratio = fleetlearn / baseline, same run)",
+                      title_justify="left")
+        for key in keys:
+            table.add_column(key, justify="left" if key in ("stream", "baseline") else "right")
+        for row in cells:
+            table.add_row(*row)
+        console.print(table)
     if json_out is not None:
         json_out.write_bytes(orjson.dumps(rows, option=orjson.OPT_INDENT_2))
+    if markdown_out is not None:
+        command = " ".join(["fleetlearn", *sys.argv[1:]]) if sys.argv[1:] else "fleetlearn bench"
+        markdown_out.write_text(markdown(rows, command, datetime.date.today().isoformat()))
 
 
 # ---------------------------------------------------------------------------- entry point

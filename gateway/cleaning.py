@@ -25,6 +25,7 @@ CleanReading(values={'t': 20.35}, imputed=('t',), clipped=())
 from __future__ import annotations
 
 import math
+from array import array
 from dataclasses import dataclass, field, replace
 
 from gateway.validation import Rejected
@@ -78,10 +79,13 @@ class CleanReading:
 REFRESH_EVERY = 8
 
 
-@dataclass
+@dataclass(slots=True)
 class _ChannelState:
     size: int
-    history: list[float] = field(default_factory=list)  # a ring of the last ``size`` raw values
+    # a ring of the last ``size`` raw values, as doubles (not float objects: a gateway keeps
+    # one per device and channel; with lazy gap lists, 11.2 -> 6.4 KiB of state per device at
+    # 10,000 devices, `fleetlearn bench --scenario scale`)
+    history: array = field(default_factory=lambda: array("d"))
     next: int = 0
     last: float = math.nan
     last_ts: float = -math.inf
@@ -110,7 +114,8 @@ class _ChannelState:
     def refresh(self) -> None:
         ordered = sorted(self.history)
         self.median = _middle(ordered)
-        self.spread = MAD_TO_SD * _middle(sorted(abs(v - self.median) for v in ordered))
+        median = self.median
+        self.spread = MAD_TO_SD * _middle(sorted([abs(v - median) for v in ordered]))
         self.since_refresh = 0
 
 
@@ -127,6 +132,7 @@ class DeviceQuality:
     imputed: int = 0
     clipped: int = 0
     channels: dict[str, _ChannelState] = field(default_factory=dict)
+    plan: list[tuple[str, ChannelPolicy, _ChannelState]] = field(default_factory=list)
 
 
 class Cleaner:
@@ -145,23 +151,24 @@ class Cleaner:
         quality = self.devices.get(device)
         if quality is None:
             quality = self.devices[device] = DeviceQuality()
+            for name in self.channels:
+                quality.channels[name] = _ChannelState(self.policies[name].window)
+            quality.plan = [(name, self.policies[name], quality.channels[name])
+                            for name in self.channels]
         out: dict[str, float] = {}
         imputed: list[str] = []
         clipped: list[str] = []
         pending: list[tuple[_ChannelState, float, float]] = []
-        for name in self.channels:
-            policy = self.policies[name]
-            state = quality.channels.get(name)
-            if state is None:
-                state = quality.channels[name] = _ChannelState(policy.window)
-            value = values.get(name)
-            if value is None:
+        for name, policy, state in quality.plan:
+            raw = values.get(name)
+            if raw is None:
                 out[name] = self._impute(name, policy, state, ts)
                 imputed.append(name)
                 continue
-            raw = value
-            value = self._judge(name, policy, state, raw)
-            if value != raw:
+            value = raw
+            if (policy.outliers != "none" and len(state.history) >= policy.min_history
+                    and state.spread > 0.0 and abs(raw - state.median) > policy.z * state.spread):
+                value = self._judge(name, policy, state, raw)
                 clipped.append(name)
             if policy.smooth is not None:
                 prev = state.smoothed
@@ -173,8 +180,10 @@ class Cleaner:
         # state learns only from readings that pass, and from what was observed, not filled
         for state, raw, clean in pending:
             state.observe(raw, clean, ts)
-        quality.imputed += len(imputed)
-        quality.clipped += len(clipped)
+        if imputed:
+            quality.imputed += len(imputed)
+        if clipped:
+            quality.clipped += len(clipped)
         return CleanReading(out, tuple(imputed), tuple(clipped))
 
     @staticmethod

@@ -63,7 +63,10 @@ class Accounting:
         else:
             self.rejected[outcome] += 1
         if device is not None:
-            self.per_device.setdefault(device, Counter())[outcome] += 1
+            books = self.per_device.get(device)
+            if books is None:
+                books = self.per_device[device] = Counter()
+            books[outcome] += 1
 
     @property
     def total(self) -> int:

@@ -23,6 +23,7 @@ the mark has moved ``window`` past it is a gap; if it turns up after all, it is 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 DUPLICATE = "duplicate"
@@ -30,12 +31,17 @@ REPLAY = "replay"
 LATE = "late"
 
 
-@dataclass
+@dataclass(slots=True)
 class _Marks:
     first: int  # numbers below a device's first reading are not gaps
     high: int
     seen: set[int] = field(default_factory=set)  # numbers in (high - window, high] that arrived
-    gaps: deque[int] = field(default_factory=lambda: deque(maxlen=RECENT_GAPS))
+    gaps: deque[int] | None = None  # recent gaps; made at the first (most devices have none)
+
+    def remember(self, numbers: Iterable[int]) -> None:
+        if self.gaps is None:
+            self.gaps = deque(maxlen=RECENT_GAPS)
+        self.gaps.extend(numbers)
 
 
 #: Gaps remembered per device, so that a very late arrival can be told from a replay.
@@ -67,7 +73,7 @@ class SequenceTracker:
                 return DUPLICATE
             marks.seen.add(seq)
             return None
-        if seq in marks.gaps:
+        if marks.gaps and seq in marks.gaps:
             marks.gaps.remove(seq)
             self._count_gaps(device, -1)
             return LATE
@@ -76,13 +82,22 @@ class SequenceTracker:
     def _advance(self, device: str, marks: _Marks, seq: int) -> None:
         """Move the mark up to ``seq``; numbers leaving the window unseen become gaps."""
         low, high = max(marks.high - self.window + 1, marks.first), seq - self.window
-        if high >= low:
-            seen_leaving = sum(1 for s in marks.seen if low <= s <= high)
+        seen = marks.seen
+        if high == low:  # the usual step, O(1): one number leaves the window
+            if low in seen:
+                seen.discard(low)
+            else:
+                self._count_gaps(device, 1)
+                marks.remember((low,))
+            if len(seen) >= self.window:  # numbers below a device's first one, long gone
+                marks.seen = {s for s in seen if s > high}
+        elif high > low:
+            seen_leaving = sum(1 for s in seen if low <= s <= high)
             self._count_gaps(device, (high - low + 1) - seen_leaving)
             # remember the most recent of them (a jump of millions is counted, not listed)
-            marks.gaps.extend(s for s in range(max(low, high - RECENT_GAPS + 1), high + 1)
-                              if s not in marks.seen)
-            marks.seen = {s for s in marks.seen if s > high}
+            marks.remember(s for s in range(max(low, high - RECENT_GAPS + 1), high + 1)
+                           if s not in seen)
+            marks.seen = {s for s in seen if s > high}
         marks.seen.add(seq)
         marks.high = seq
 
@@ -98,7 +113,8 @@ class SequenceTracker:
         for device, marks in self._marks.items():
             low = max(marks.high - self.window + 1, marks.first)
             missing = [s for s in range(low, marks.high) if s not in marks.seen]
-            marks.gaps.extend(missing)
+            if missing:
+                marks.remember(missing)
             marks.seen.update(missing)
             self._count_gaps(device, len(missing))
             found += len(missing)

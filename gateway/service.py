@@ -1,7 +1,11 @@
 """The gateway process: readings of its partition in, learner updates out.
 
 On each payload: the pure :class:`~gateway.pipeline.ReadingPipeline` decodes, checks,
-de-duplicates and cleans it; each admitted reading is predicted, then learned. Every
+de-duplicates and cleans it; each admitted reading is predicted, then learned. Learning is per
+block: the admitted samples of every message one turn of the node loop took in (at most
+:data:`broker.client.BURST` messages, or :data:`MAX_BLOCK` samples) are predicted-then-learned
+in arrival order by one kernel call when that turn's messages are handled, before any model is
+adopted or update sent. Every
 ``sync_every`` samples or ``sync_interval`` seconds: publish an update. On each newer model:
 adopt it. Every reading ends as learned, or rejected with a counted reason (and dead-lettered),
 or, for a sequence number that never came, as a gap.
@@ -9,6 +13,7 @@ or, for a sequence number that never came, as a gap.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections import Counter
@@ -29,6 +34,7 @@ from gateway.features import FeatureSpec
 from gateway.partition import Partition
 from gateway.pipeline import Admitted, CleaningConfig, ReadingPipeline
 from gateway.validation import Rejected
+from learners import kernel
 from learners.drift import DriftMonitor, check_detector
 from learners.evaluation import Prequential
 from learners.linear import LinearModel
@@ -36,6 +42,9 @@ from learners.local import LocalLearner
 from learners.optim import AdaGrad, Optimizer
 
 log = logging.getLogger(__name__)
+
+#: Admitted samples held before they are learned even in the middle of a turn.
+MAX_BLOCK = 4096
 
 
 @dataclass(frozen=True)
@@ -83,7 +92,9 @@ class Gateway:
             handler=self.handle_readings,
             on_error=self.handle_crash,
             status_topic=topics.node_status(config.node_id),
+            on_drained=self.learn_pending,
         )
+        self._pending: list[Admitted] = []
         # Models and updates on a connection of their own: the broker queues messages per
         # connection in order, so on the readings' connection a model would wait behind every
         # reading still queued (measured on the weather replay: 8 model versions in 6 s, and
@@ -109,12 +120,18 @@ class Gateway:
         if not self.config.partition.owns(site, device):
             self.foreign += 1
             return
-        samples = []
+        pending = self._pending
         for outcome in self.pipeline.admit(device, payload, time.time(), site):
             if isinstance(outcome, Admitted):
-                samples.append(outcome)
+                pending.append(outcome)
             else:
                 self.dead_letter(topic, payload, outcome)
+        if len(pending) >= MAX_BLOCK:
+            self.learn_pending()
+
+    def learn_pending(self) -> None:
+        """Learn the samples admitted since the last block, in the order they came."""
+        samples, self._pending = self._pending, []
         if samples:
             self.learn(samples)
 
@@ -205,6 +222,12 @@ class Gateway:
     # ------------------------------------------------------------------ life
 
     def connect(self) -> None:
+        kernel.warm()  # before we listen: the first readings must not wait for it
+        # What start-up made (numpy, numba, river: hundreds of thousands of objects) will live
+        # as long as the process: out of the cyclic GC's sight, so its full collections walk
+        # only what readings make. Measured on a backlog of 100,000 readings in batches of 20:
+        # GC took 0.46 s of 1.94 s, 0.06 s of 1.43 s with this (51,487 -> 70,034 readings/s).
+        gc.freeze()
         self.control.connect()
         self.node.connect()
 
@@ -217,6 +240,7 @@ class Gateway:
         self.loop()
 
     def _final(self) -> None:
+        self.learn_pending()
         self.pipeline.close()  # the stream has ended: numbers still missing are gaps
         self.sync_if_due()
         self.publish_quality()

@@ -118,6 +118,7 @@ class Aggregator:
             return
         self.accepted += 1
         self.learner_metrics[update.learner] = update.metrics
+        self.merge_if_ready()  # at once: a quorum must not wait for the next timer tick
 
     def resume_from(self, payload: bytes) -> None:
         """A retained model newer than ours (an earlier run's) sets where we go on from."""

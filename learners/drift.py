@@ -30,7 +30,6 @@ from collections import deque
 from collections.abc import Iterable
 
 import numpy as np  # noqa: F401  (the doctest uses it)
-from river import drift
 
 DETECTORS = ("adwin", "page-hinkley")
 POLICIES = ("none", "rescale", "reset")
@@ -49,6 +48,8 @@ class DriftMonitor:
         self.seen = 0
         self.rise = rise
         self.recent: deque[float] = deque(maxlen=recent)
+        from river import drift  # here: only gateways pay for importing river
+
         self._adwin = detector == "adwin"
         # Page-Hinkley's mode "up" watches for a rise only
         self.detector = drift.ADWIN() if self._adwin else drift.PageHinkley(mode="up")

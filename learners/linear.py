@@ -24,19 +24,9 @@ import numpy as np
 
 from broker.codec import KINDS, LinearParams, Scaler
 from learners import kernel
+from learners.link import output  # noqa: F401  (re-exported; it lives apart from numba)
 from learners.optim import AdaGrad, Optimizer
 from learners.stats import std
-
-
-def output(kind: str, score: float) -> float:
-    """A model's prediction from its raw-unit linear score.
-
-    >>> output("regression", 2.5), output("binary", 0.0)
-    (2.5, 0.5)
-    """
-    if kind == "binary":
-        return float(1.0 / (1.0 + np.exp(-score)))
-    return score
 
 
 class LinearModel:

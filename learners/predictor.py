@@ -22,7 +22,7 @@ from broker.codec import (
 from broker.topics import TopicError, Topics
 from gateway.features import FeatureBuilder, FeatureSpec
 from gateway.validation import Rejected
-from learners.linear import output
+from learners.link import output
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,208 @@
+"""What the broker benchmarks share: a broker of their own, a backlog publisher, node processes
+that report back over a pipe, RSS from /proc, percentiles and a slope fit.
+
+Subscribers are measured on a *backlog*: the subscriber connects and subscribes, then stops
+reading; the publisher sends every message (the broker holds them for it: QoS 1 up to its
+``max_queued_messages``, QoS 0 in its socket buffers); then the subscriber is told to go and
+the clock runs from that moment until it has taken in all N readings. So the figure is what the
+subscriber can take in, not how fast this Python publisher can send, and the publisher does not
+compete with it for the 2 cores while the clock runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from broker.client import BrokerAddress, Node
+from broker.codec import encode_reading, encode_readings
+from broker.mosquitto import MosquittoBroker
+from broker.topics import Topics
+from devices.simulator import FleetSimulator
+from fleetlearn.bench_child import rss_mib
+
+__all__ = ["Backlog", "Child", "own_broker", "percentile", "rss_mib", "run_backlog", "slope"]
+
+Progress = Callable[[str], None]
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q``-th percentile (0-100), linear between the closest ranks.
+
+    >>> percentile([1.0, 2.0, 3.0, 4.0], 50)
+    2.5
+    >>> percentile([5.0], 99), percentile([1.0, 2.0, 3.0, 4.0, 5.0], 100)
+    (5.0, 5.0)
+    """
+    if not values:
+        raise ValueError("no values")
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100.0
+    low = int(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def slope(xs: list[float], ys: list[float]) -> float:
+    """Least-squares slope of ``ys`` over ``xs``.
+
+    >>> slope([0.0, 1.0, 2.0, 3.0], [1.0, 3.0, 5.0, 7.0])
+    2.0
+    >>> slope([0.0, 1.0, 2.0], [4.0, 4.0, 4.0])
+    0.0
+    """
+    n = len(xs)
+    if n < 2 or n != len(ys):
+        raise ValueError("need two or more (x, y) pairs")
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    if sxx == 0:
+        raise ValueError("all x are equal")
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
+
+
+@contextlib.contextmanager
+def own_broker() -> Iterator[BrokerAddress]:
+    """A mosquitto of this benchmark's own on a free loopback port, stopped afterwards."""
+    with MosquittoBroker() as broker:
+        yield BrokerAddress(port=broker.port)
+
+
+def new_prefix() -> str:
+    """A topic prefix no other run uses (runs on one broker never see each other's messages)."""
+    return f"bench{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """Pre-encoded reading messages of a simulated fleet: (site, device, payload)."""
+
+    messages: list[tuple[str, str, bytes]]
+    readings: int
+    sim: FleetSimulator
+
+    @classmethod
+    def build(cls, readings: int, batch: int = 1, devices: int = 100, sites: int = 2,
+              seed: int = 1) -> Backlog:
+        """``readings`` readings round-robin over the devices, ``batch`` per message."""
+        sim = FleetSimulator(devices, sites, seed)
+        now = time.time()
+        messages = []
+        left, index = readings, 0
+        while left > 0:
+            k = min(batch, left)
+            dev = sim.devices[index]
+            block = [sim.reading(index, now) for _ in range(k)]
+            payload = encode_reading(block[0]) if batch == 1 else encode_readings(block)
+            messages.append((dev.site, dev.device, payload))
+            left -= k
+            index = (index + 1) % devices
+        return cls(messages, readings, sim)
+
+
+def publish_backlog(address: BrokerAddress, prefix: str, backlog: Backlog, qos: int,
+                    timeout: float = 120.0) -> float:
+    """Publish every message and wait until the broker has them all; returns seconds taken.
+
+    QoS 1 messages are confirmed one by one; after QoS 0 ones, a QoS 1 marker on a topic no one
+    reads is confirmed, and the broker handles one connection's messages in order.
+    """
+    topics = Topics(prefix)
+    node = Node(f"bench-pub-{uuid.uuid4().hex[:6]}", address)
+    node.connect()
+    start = time.monotonic()
+    try:
+        for i, (site, device, payload) in enumerate(backlog.messages):
+            node.publish(topics.reading(site, device), payload, qos=qos)
+            if i % 500 == 499:
+                node.client.loop(0)
+        node.publish(f"{prefix}/bench/marker", b"end", qos=1)
+        if not node.flush(timeout):
+            raise RuntimeError("the broker did not take the whole backlog")
+        return time.monotonic() - start
+    finally:
+        node.close(flush_timeout=1.0)
+
+
+class Child:
+    """A node process (:mod:`fleetlearn.bench_child`) that reports one JSON line at a time:
+    ``ready`` once listening, then its result."""
+
+    def __init__(self, role: str, **spec: Any) -> None:
+        spec["address"] = str(spec["address"])
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "fleetlearn.bench_child", role,
+             orjson.dumps(spec).decode()],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def receive(self, timeout: float) -> dict[str, Any]:
+        out = self.process.stdout
+        ready, _, _ = select.select([out], [], [], timeout)
+        line = out.readline() if ready else b""
+        if not line:
+            raise RuntimeError(f"a benchmark process (pid {self.pid}) did not answer within "
+                               f"{timeout:g}s (exit code {self.process.poll()})")
+        message = orjson.loads(line)
+        if "error" in message:
+            raise RuntimeError(f"a benchmark process failed: {message['error']}")
+        return message
+
+    def go(self) -> None:
+        self.process.stdin.write(b"go\n")
+        self.process.stdin.flush()
+
+    def stop(self) -> None:
+        """End the process this object started (and only it)."""
+        proc = self.process
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        for pipe in (proc.stdin, proc.stdout):
+            with contextlib.suppress(OSError):
+                pipe.close()
+
+
+def run_backlog(address: BrokerAddress, backlog: Backlog, qos: int,
+                subscribers: list[tuple[str, dict[str, Any]]],
+                timeout: float = 120.0) -> list[dict[str, Any]]:
+    """Start the subscriber processes, publish the backlog, let them go; their results.
+
+    Each subscriber is a role of :mod:`fleetlearn.bench_child` and its spec (``address`` and
+    ``prefix`` are added); it answers ``ready`` once subscribed, waits for ``go``, and answers
+    with ``start`` and ``end`` (``time.monotonic()``, system-wide on Linux) when done.
+    """
+    prefix = new_prefix()
+    children = [Child(role, address=address, prefix=prefix, **spec)
+                for role, spec in subscribers]
+    try:
+        ready = [c.receive(60.0) for c in children]
+        published = publish_backlog(address, prefix, backlog, qos, timeout)
+        go = time.monotonic()
+        for c in children:
+            c.go()
+        results = [c.receive(timeout + 10.0) for c in children]
+    finally:
+        for c in children:
+            c.stop()
+    for result, before in zip(results, ready, strict=True):
+        result["rss_ready_mib"] = before.get("rss_mib")
+        result["publish_s"] = published
+        result["go"] = go
+    return results

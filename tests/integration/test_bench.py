@@ -1,0 +1,63 @@
+"""Smoke runs of every broker benchmark at tiny sizes: the command keeps working and each row
+says what it must. No timing assertions (figures drift on shared machines)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+
+def bench(tmp_path, *args: str) -> tuple[list[dict], str]:
+    out, md = tmp_path / "bench.json", tmp_path / "bench.md"
+    done = subprocess.run([sys.executable, "-m", "fleetlearn", "bench", *args, "--json",
+                           str(out), "--markdown", str(md)], capture_output=True, text=True,
+                          timeout=170, env=dict(os.environ))
+    assert done.returncode == 0, done.stderr
+    return json.loads(out.read_text()), md.read_text()
+
+
+def test_ingest_measures_gateway_and_raw_in_every_mode(tmp_path):
+    rows, md = bench(tmp_path, "--scenario", "ingest", "--ingest-n", "300", "--batch-n", "600",
+                     "--repeats", "1")
+    assert [r["stream"] for r in rows] == ["QoS 0, 1 per message", "QoS 1, 1 per message",
+                                           "QoS 0, 20 per message", "QoS 1, 20 per message"]
+    for r in rows:
+        assert r["per_s"] > 0 and r["baseline_per_s"] > 0 and r["ratio"] > 0
+        assert r["learned"] == r["readings"]  # a clean stream: every reading learned
+    assert "**ingest**" in md and "| stream |" in md
+
+
+def test_sync_reports_percentiles_per_number_of_learners(tmp_path):
+    rows, _ = bench(tmp_path, "--scenario", "sync", "--learners", "2,3", "--rounds", "4")
+    assert [r["stream"] for r in rows] == ["2 learners, quorum 2", "3 learners, quorum 3"]
+    for r in rows:
+        assert 0 < r["p50_ms"] <= r["p99_ms"] <= r["max_ms"] and r["rounds"] == 4
+
+
+def test_scale_compares_two_gateways_and_grows_devices(tmp_path):
+    rows, _ = bench(tmp_path, "--scenario", "scale", "--scale-n", "800", "--devices", "10,30",
+                    "--repeats", "1")
+    assert [r["stream"] for r in rows] == ["2 gateways (sites s0, s1) vs 1",
+                                           "10 devices, 1 gateway", "30 devices, 1 gateway"]
+    assert all(r["per_s"] > 0 and r["ratio"] > 0 for r in rows)
+    assert all(r["rss_mib"] > 0 for r in rows[1:])
+
+
+def test_memory_reads_every_nodes_rss_and_a_soak_slope(tmp_path):
+    rows, _ = bench(tmp_path, "--scenario", "memory", "--memory-n", "2000", "--soak", "3")
+    after = {r["stream"].split(" ")[0] for r in rows if "after" in r["stream"]}
+    assert after >= {"aggregator", "fleet", "gw-0", "gw-1", "predictor", "mosquitto"}
+    assert all(r["rss_mib"] > 0 and r["baseline_mib"] > 0 for r in rows if "after" in r["stream"])
+    soaked = [r for r in rows if "soak" in r["stream"]]
+    assert soaked and all(isinstance(r["slope_mb_per_h"], float) for r in soaked)
+
+
+def test_bench_refuses_bad_learner_counts():
+    done = subprocess.run([sys.executable, "-m", "fleetlearn", "bench", "--scenario", "sync",
+                           "--learners", "2,x"], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and "--learners" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
