@@ -171,11 +171,11 @@ def broker(
     mosquitto = MosquittoBroker(port=port or None, data_dir=data_dir)
     # SIGTERM unwinds like Ctrl-C, so the broker we started is stopped with us.
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    with mosquitto:
+    # a SIGTERM may come as soon as the line is out: the print is inside the suppression too
+    with mosquitto, contextlib.suppress(KeyboardInterrupt):
         print(f"mosquitto listening on 127.0.0.1:{mosquitto.port} (data: {mosquitto.data_dir})",
               flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            mosquitto.process.wait()
+        mosquitto.process.wait()
 
 
 @devices_app.command("simulate")
