@@ -26,10 +26,10 @@ import paho.mqtt.client as mqtt
 log = logging.getLogger(__name__)
 
 Handler = Callable[[str, bytes], None]
+ErrorHandler = Callable[[str, bytes, BaseException], None]
 
 #: Most packets one turn reads after paho's ``loop()`` before it handles them.
 BURST = 1000
-ErrorHandler = Callable[[str, bytes, BaseException], None]
 
 
 class BrokerUnreachable(RuntimeError):
