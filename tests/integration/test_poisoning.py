@@ -66,8 +66,10 @@ def run_rounds(address, prefix, federation: FederationConfig, poison, rounds: in
                     payload = poison(payload)
                 watcher.publish(topics.update(learner), payload)
             watcher.wait(lambda b=base: len(watcher.on("/learn/model")) > b, what="a model")
-        refused = rounds if poison in (nan, wrong_shape) else 0
-        watcher.wait(lambda: len(watcher.on("/deadletter/")) >= refused, what="dead letters")
+        reason = {nan: "non_finite", wrong_shape: "wrong_shape"}.get(poison)
+        watcher.wait(lambda: reason is None or sum(
+            orjson.loads(p)["reason"] == reason for p in watcher.on("/deadletter/")) >= rounds,
+            what=f"{rounds} updates refused as {reason}")
     models = [decode_model(p) for p in watcher.on("/learn/model")]
     letters = [orjson.loads(p)["reason"] for p in watcher.on("/deadletter/")]
     watcher.close()
