@@ -5,12 +5,12 @@ ADWIN, or Page-Hinkley) and reports in its next update how many changes it detec
 aggregator's policy says what a flagged merge does, and the model's ``notes`` say so:
 
 - ``none``: note it, change nothing;
-- ``rescale``: raise the step where it matters: the model forgets the fleet's moments of the
-  old concept, so every learner standardises by what came since. A shifted target otherwise
-  stays measured in the old spread, and the error clip (3 standardised units) throttles every
-  step; with the new spread the weights they learned (kept, in raw units) move at full pace.
-  (Forgetting AdaGrad's accumulated gradients instead was measured too: the steps grew, and
-  the weights then jittered around the new truth for 20 s and more.)
+- ``rescale``: the model goes on from the one before the flagged merge, its slopes kept and
+  its intercept re-centred on the new data's means, and it forgets the fleet's moments of the
+  old concept, so every learner standardises by what came since (and drops its progress since
+  its last send, learned under the old scaling). A shifted target otherwise stays measured in
+  the old spread, and the error clip (3 standardised units) throttles every step. (Forgetting
+  AdaGrad's accumulated gradients instead was measured too: no faster, then jittery.)
 - ``reset``: forget the old concept: zero weights (the intercept at the recent target mean),
   the recent moments, and learners forget their optimizer state and local progress.
 

@@ -181,7 +181,8 @@ class Federation:
             notes["rollback"] = rollback.note(self.config.rollback_factor)
             self.rollbacks += 1
         elif drifted and self.version >= self.drift_quiet_until:
-            vector, scaler = self._react_to_drift(vector, scaler, recent, kind, drifted, notes)
+            vector, scaler = self._react_to_drift(vector, current, scaler, recent, kind,
+                                                  drifted, notes)
         model = Model(version=self.version + 1, ts=ts,
                       n=(previous.n if previous else 0) + sum(c.n for c in used),
                       contributors=tuple(c.learner for c in used), target=target,
@@ -198,12 +199,15 @@ class Federation:
         self.velocity = step if self.velocity is None else beta * self.velocity + step
         return current + self.velocity
 
-    def _react_to_drift(self, vector: np.ndarray, scaler: Scaler, recent: Scaler, kind: str,
-                        drifted: list[str], notes: dict[str, Any]
+    def _react_to_drift(self, vector: np.ndarray, current: np.ndarray, scaler: Scaler,
+                        recent: Scaler, kind: str, drifted: list[str], notes: dict[str, Any]
                         ) -> tuple[np.ndarray, Scaler]:
         """Rescale and reset both forget the fleet's moments of the old concept: the learners
-        standardise by what came since. Reset also forgets the weights, and the learners their
-        step history."""
+        standardise by what came since. Rescale goes on from the model before this merge: the
+        updates that flag a drift learned its first readings under the old scaling, where a
+        shifted target drives the weights far off (measured: a model 22x off the new truth,
+        which the new scaling then kept). Reset forgets the weights, and learners their
+        step history, too."""
         policy = self.config.drift_policy
         notes["drift"] = {"policy": policy, "learners": drifted}
         if policy == "none":
@@ -212,7 +216,11 @@ class Federation:
         self.velocity = None
         self.guard.forget()  # losses of the old concept are no yardstick for the new one
         if policy == "rescale":
-            return vector, recent
+            kept = current.copy()
+            if kind == "regression" and recent.count:
+                # re-centre: the old slopes, with the intercept at the new data's means
+                kept[-1] = recent.mean[-1] - kept[:-1] @ recent.mean[:-1]
+            return kept, recent
         fresh = np.zeros_like(vector)
         if kind == "regression" and recent.count:
             fresh[-1] = recent.mean[-1]

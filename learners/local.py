@@ -86,13 +86,13 @@ class LocalLearner:
         policy = drift_policy(model)
         if policy == "reset":
             learner.forget_steps()  # the concept changed: steps as large as at the start
-        if self._anchor is not None and policy != "reset":
+        if self._anchor is not None and policy not in ("rescale", "reset"):
             params = LinearParams(
                 params.features, params.weights + current.weights - self._anchor.weights,
                 params.intercept + current.intercept - self._anchor.intercept)
-        # else: a learner that never synced has no common base to measure progress from (or
-        # the fleet forgets the old concept); it takes the model as it is (its samples still
-        # count in the moments)
+        # else: a learner that never synced has no common base to measure progress from, or
+        # the fleet reacts to a drift (what it learned since its send was learned under the
+        # old scaling); it takes the model as it is (its samples still count in the moments)
         learner.set_params(params, merge(model.scaler, unsent), unsent)
         self._anchor, self._delta_at_send = model.params, None
         self.base_version = model.version

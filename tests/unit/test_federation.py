@@ -275,7 +275,7 @@ def test_a_merge_that_ruins_the_fleet_is_rolled_back():
     assert back.params.weights.tolist() == good.params.weights.tolist()
 
 
-def test_drift_rescale_forgets_the_old_moments_once_per_cooldown():
+def test_drift_rescale_recentres_the_last_model_on_the_new_moments_once_per_cooldown():
     fed = Federation(FederationConfig(quorum=1, drift_policy="rescale", drift_cooldown=3))
     offer(fed, update("a", 1, 0))
     fed.step(0.0, 0.0)
@@ -284,7 +284,9 @@ def test_drift_rescale_forgets_the_old_moments_once_per_cooldown():
     model = fed.step(0.0, 0.0)
     assert model.notes["drift"] == {"policy": "rescale", "learners": ["a"]}
     assert model.scaler.count == 10 and model.scaler.mean.tolist() == [50.0] * 3
-    assert model.params.weights.tolist() == [3.0, 1.0]  # the weights are kept
+    # the slopes of the model before the drifting merge, re-centred on the new data's means
+    assert model.params.weights.tolist() == [1.0, 1.0]
+    assert model.params.intercept == 50.0 - (50.0 + 50.0)
     offer(fed, update("a", 3, 2, drift=1))
     later = fed.step(0.0, 0.0)
     assert "drift" not in later.notes and later.scaler.count == 20  # cooling down
