@@ -88,7 +88,6 @@ class Federation:
         self.guard = RollbackGuard(config.rollback_factor, config.rollback_min_samples)
         self.model: Model | None = None
         self.velocity: np.ndarray | None = None
-        self.updates: dict[str, Update] = {}  # the pending contribution's update, per learner
         self.learners: set[str] = set()  # every learner that ever sent an accepted update
         self.offline: set[str] = set()
         self.drift_quiet_until = 0  # no drift reaction before this version
@@ -107,7 +106,6 @@ class Federation:
             return verdict
         self.learners.add(update.learner)
         self.offline.discard(update.learner)
-        self.updates[update.learner] = update
         self.guard.observe(update.base_version, update.metrics.get("recent_loss", np.nan),
                            update.metrics.get("recent_n", 0.0))
         self.strategy.offer(verdict, now)
@@ -187,7 +185,7 @@ class Federation:
                       n=(previous.n if previous else 0) + sum(c.n for c in used),
                       contributors=tuple(c.learner for c in used), target=target,
                       params=as_params(features, vector), scaler=scaler, kind=kind, notes=notes)
-        self.ledger.record(model, used, self.updates)
+        self.ledger.record(model, used)
         self.model = model
         return model
 

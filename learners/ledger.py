@@ -65,6 +65,7 @@ class Contribution:
     scaler: Scaler  # moments of the samples no model counted yet
     drift: int = 0
     metrics: dict[str, float] = field(default_factory=dict)
+    source: Update | None = None  # the update as sent (what an applied mark remembers)
 
 
 @dataclass
@@ -146,7 +147,8 @@ class UpdateLedger:
                 return Refusal("stale", f"base_version {update.base_version} is no longer "
                                "known here")
         return Contribution(update.learner, update.seq, update.base_version, tau, n,
-                            params - reference, params, scaler, update.drift, update.metrics)
+                            params - reference, params, scaler, update.drift, update.metrics,
+                            update)
 
     def reference(self, version: int, size: int) -> np.ndarray | None:
         """The parameters of model ``version`` (zeros for version 0, before any model)."""
@@ -163,11 +165,12 @@ class UpdateLedger:
         if self.features is None:
             self.features, self.kind, self.target = features, kind, target
 
-    def record(self, model: Model, merged: list[Contribution], updates: dict[str, Update]
-               ) -> None:
+    def record(self, model: Model, merged: list[Contribution]) -> None:
         """A model was made from ``merged``: remember its params and what each learner gave."""
         for c in merged:
-            u = updates[c.learner]
+            u = c.source
+            if u is None:
+                continue
             self.applied[c.learner] = AppliedMark(u.base_version, u.n, as_vector(u.params),
                                                   u.scaler)
         self.adopt(model, keep_history=True)
