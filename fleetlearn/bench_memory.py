@@ -5,6 +5,7 @@ after the same readings; and, with a soak, each node's RSS slope (least squares,
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from typing import Any
 
@@ -40,7 +41,16 @@ def deployment_rss(readings: int, rate: float, batch: int, progress: Progress | 
                      f"{published:,} readings published")
 
     deployment.progress = sample
-    result = deployment.run()
+    try:
+        deployment.start()
+        deployment.watch()
+        # once more now that every reading is out: the progress samples come every half
+        # second, so a short run's only one could be a node's first moments after exec
+        sample(deployment.state, time.monotonic() - deployment.fleet_started)
+        deployment.drain()
+    finally:
+        deployment.stop_all()
+    result = deployment.report()
     if result["readings"]["unaccounted"]:
         raise RuntimeError(f"memory run: {result['readings']['unaccounted']} readings were not "
                            "accounted for")
