@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from broker.columns import columns_of, is_columnar, row_objects, shape_problem
 from broker.topics import ID_PATTERN
 
 #: Default cap on one payload, checked before any decoding.
@@ -135,13 +136,18 @@ def _names(obj: dict[str, Any], name: str, what: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _load(payload: bytes, max_bytes: int, strict: bool = False) -> Any:
-    """Parse JSON after the size cap; ``strict`` also refuses duplicate keys."""
+def _load(payload: bytes, max_bytes: int, strict: bool = False,
+          overflow: bool = False) -> Any:
+    """Parse JSON after the size cap; ``strict`` also refuses duplicate keys. With ``overflow``
+    a number too large for a float is parsed as an infinity for the caller to refuse where it
+    is (one reading of a batch); else it refuses the whole payload."""
     if len(payload) > max_bytes:
         raise PayloadTooLarge(f"payload of {len(payload)} bytes exceeds the {max_bytes}-byte cap")
     try:
         data = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
+        if overflow:
+            return _load_overflowing(payload, exc)
         raise _explain_unparsable(payload, exc) from None
     if strict and len(_KEY_END.findall(payload)) != _count_keys(data):
         _refuse_duplicate_keys(payload)
@@ -197,6 +203,37 @@ def _explain_unparsable(payload: bytes, exc: Exception) -> DecodeError:
     return MalformedPayload(f"payload is not valid JSON: {exc}")
 
 
+def _load_overflowing(payload: bytes, exc: Exception) -> Any:
+    """What orjson would have made of JSON it refused for an overflowing number alone, that
+    number an infinity; any other refusal is raised as :func:`_explain_unparsable` says.
+
+    >>> _load_overflowing(b'[1e400, 18446744073709551616, 3]', ValueError("overflow"))
+    [inf, 1.8446744073709552e+19, 3]
+    """
+    def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        if len({k for k, _ in pairs}) != len(pairs):
+            raise DuplicateKey("payload repeats a key in one object")
+        return dict(pairs)
+
+    try:
+        data = json.loads(payload, parse_constant=_refuse_constant, parse_int=_orjson_int,
+                          object_pairs_hook=unique_keys)
+        orjson.dumps(data)  # anything else orjson refuses (a lone surrogate) is refused still
+    except DecodeError:
+        raise
+    except (ValueError, RecursionError, TypeError):
+        raise MalformedPayload(f"payload is not valid JSON: {exc}") from None
+    if not _has_non_finite(data):
+        raise MalformedPayload(f"payload is not valid JSON: {exc}")
+    return data
+
+
+def _orjson_int(text: str) -> int | float:
+    """An integer as orjson reads it: a float outside the 64-bit range."""
+    value = int(text)
+    return value if -(2**63) <= value < 2**64 else float(value)
+
+
 def _has_non_finite(data: Any) -> bool:
     if isinstance(data, float):
         return not math.isfinite(data)
@@ -240,8 +277,21 @@ def encode_reading(reading: Reading) -> bytes:
 
 
 def encode_readings(readings: list[Reading]) -> bytes:
-    """A batch: a JSON array of readings, all from one device."""
+    """A batch in the rows layout: a JSON array of readings, all from one device."""
     return orjson.dumps([reading_to_dict(r) for r in readings])
+
+
+def encode_reading_columns(readings: list[Reading]) -> bytes:
+    """A batch in the columns layout (:mod:`broker.columns`): one device's readings, each key
+    once per batch instead of once per reading. ValueError for no readings or mixed devices.
+
+    >>> batch = [Reading("d1", 7, 1.0, {"t": 21.5}), Reading("d1", 8, 2.0, {"p": 3.0})]
+    >>> encode_reading_columns(batch)
+    b'{"device":"d1","seq":[7,8],"ts":[1.0,2.0],"values":{"t":[21.5,null],"p":[null,3.0]}}'
+    >>> decode_readings(encode_reading_columns(batch)) == batch
+    True
+    """
+    return orjson.dumps(columns_of(readings))
 
 
 def reading_from_obj(obj: Any) -> Reading:
@@ -285,12 +335,28 @@ def decode_reading_items(
 ) -> list[Reading | DecodeError]:
     """Decode a payload into its readings, each item either a Reading or its own error.
 
+    Three layouts: one reading object; a JSON array of them (rows); an object whose "seq" is
+    a list (columns, see :mod:`broker.columns`). A columnar row is checked as the reading
+    object it stands for, so a bad row is its own item; a bad "device" or a bad shape (empty
+    "seq", a column missing, not a list, or not as long as "seq") is raised for the whole
+    payload, like unparsable JSON. A number too large for a float (valid JSON) is refused
+    where it is, as non-finite: in a batch only its reading is.
+
     >>> items = decode_reading_items(b'[{"device":"d1","seq":1,"ts":1.0,"values":{}}, 3]')
     >>> [type(i).__name__ for i in items]
     ['Reading', 'SchemaError']
+    >>> items = decode_reading_items(b'{"device":"d1","seq":[1,-2],"ts":[1,2],"values":{}}')
+    >>> [type(i).__name__ for i in items]
+    ['Reading', 'SchemaError']
     """
-    data = _load(payload, max_bytes, strict=True)
-    if isinstance(data, dict):
+    data = _load(payload, max_bytes, strict=True, overflow=True)
+    if is_columnar(data):
+        _ident(data, "device", "columnar batch")
+        problem = shape_problem(data)
+        if problem is not None:
+            raise SchemaError(problem)
+        data = row_objects(data)
+    elif isinstance(data, dict):
         data = [data]
     elif not isinstance(data, list) or not data:
         raise SchemaError("payload must be a reading object or a non-empty list of readings")
