@@ -294,6 +294,33 @@ def encode_reading_columns(readings: list[Reading]) -> bytes:
     return orjson.dumps(columns_of(readings))
 
 
+#: Layouts of a batch of readings: columns (:func:`encode_reading_columns`) or rows
+#: (:func:`encode_readings`).
+LAYOUTS = ("columns", "rows")
+
+
+def check_layout(layout: str) -> str:
+    """``layout`` if it is one of :data:`LAYOUTS`, else ValueError."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
+    return layout
+
+
+def encode_batch(readings: list[Reading], layout: str = "columns") -> bytes:
+    """One device's readings as one payload: a single reading as its object, more in
+    ``layout``.
+
+    >>> batch = [Reading("d1", 1, 1.0, {"t": 2.0}), Reading("d1", 2, 2.0, {"t": 2.5})]
+    >>> [len(encode_batch(batch[:1])), len(encode_batch(batch)), len(encode_batch(batch, "rows"))]
+    [51, 67, 105]
+    """
+    if len(readings) == 1:
+        return encode_reading(readings[0])
+    if check_layout(layout) == "columns":
+        return encode_reading_columns(readings)
+    return encode_readings(readings)
+
+
 def reading_from_obj(obj: Any) -> Reading:
     """Check one decoded JSON value as a reading (null channel values count as missing)."""
     obj = _object(obj, "reading")

@@ -1,7 +1,8 @@
 """The fleet process: simulated devices publishing readings at a steady rate.
 
 Readings go out at QoS 1 (by default) round-robin over the devices, ``rate`` readings per
-second in all, one per message or ``batch`` per message. Each device's status topic is
+second in all, one per message or ``batch`` per message (in the ``layout`` "columns" or
+"rows", see :mod:`broker.codec`). Each device's status topic is
 retained ``online`` while the fleet runs and ``offline`` after. With ``faults``, a seeded
 :class:`~devices.faults.FaultInjector` damages the stream and keeps the ground truth of what
 each message must become; the fleet's metrics carry it (``expected``, ``expected_gaps``).
@@ -14,7 +15,7 @@ import time
 from dataclasses import dataclass
 
 from broker.client import BrokerAddress, Node
-from broker.codec import encode_json, encode_reading, encode_readings
+from broker.codec import check_layout, encode_batch, encode_json
 from broker.topics import Topics
 from devices.faults import FaultInjector, FaultRates
 from devices.simulator import FleetSimulator
@@ -28,6 +29,8 @@ class FleetConfig:
     seed: int = 0
     rate: float = 1000.0
     batch: int = 1
+    #: How a batch (batch > 1) is written: "columns" (each key once) or "rows" (an array).
+    layout: str = "columns"
     qos: int = 1
     duration: float | None = None
     metrics_interval: float = 1.0
@@ -41,6 +44,7 @@ class Fleet:
             raise ValueError("rate must be > 0 and batch >= 1")
         if config.faults is not None and config.batch != 1:
             raise ValueError("faults are injected per message: use --batch 1 with --faults")
+        check_layout(config.layout)
         self.config = config
         self.topics = topics
         self.sim = FleetSimulator(config.devices, config.sites, config.seed)
@@ -85,7 +89,7 @@ class Fleet:
             return
         device = self.sim.devices[index]
         readings = [self.sim.reading(index, ts) for _ in range(self.config.batch)]
-        payload = encode_reading(readings[0]) if len(readings) == 1 else encode_readings(readings)
+        payload = encode_batch(readings, self.config.layout)
         self.node.publish(self.topics.reading(device.site, device.device), payload,
                           qos=self.config.qos)
         self.published += len(readings)

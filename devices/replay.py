@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from broker.client import BrokerAddress, Node
-from broker.codec import Reading, encode_json, encode_reading, encode_readings
+from broker.codec import Reading, check_layout, encode_batch, encode_json
 from broker.topics import Topics, check_id, check_site
 
 #: Cell texts (compared lower-cased, after stripping blanks) that mean "no value".
@@ -262,6 +262,8 @@ class ReplayConfig:
     speed: float | None = None
     qos: int = 1
     batch: int = 1
+    #: How a batch (batch > 1) is written: "columns" (each key once) or "rows" (an array).
+    layout: str = "columns"
     metrics_interval: float = 1.0
     #: Most QoS 1 messages in flight at once (QoS 0: most messages queued in one turn).
     max_unacked: int = 1000
@@ -275,6 +277,7 @@ class Replay:
             raise ValueError("speed must be > 0")
         if config.batch < 1 or config.max_unacked < 1 or config.qos not in (0, 1):
             raise ValueError("batch and max_unacked must be >= 1 and qos 0 or 1")
+        check_layout(config.layout)
         self.config = config
         self.topics = topics
         self.plan = load_readings(config.path, config.time_col, config.device_col,
@@ -321,7 +324,7 @@ class Replay:
                and readings[end].device == first.device and self._due(end, now)):
             end += 1
         group = readings[self._next:end]
-        payload = encode_reading(first) if len(group) == 1 else encode_readings(group)
+        payload = encode_batch(group, self.config.layout)
         self.node.publish(self.topics.reading(self.plan.site, first.device), payload,
                           qos=self.config.qos)
         self._next = end

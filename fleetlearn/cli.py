@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import orjson
 import typer
@@ -61,6 +61,10 @@ OptimizerOpt = Annotated[str, typer.Option(help="'adagrad', 'rmsprop' or 'sgd'."
 LrOpt = Annotated[float | None, typer.Option(min=1e-9, help="Learning rate (default: the "
                                              "optimizer's: adagrad 0.3, rmsprop 0.01, "
                                              "sgd 0.01).")]
+LayoutOpt = Annotated[Literal["columns", "rows"], typer.Option(
+    help="How a message of more than one reading (--batch > 1) is written: 'columns' (one "
+         "JSON object, each channel a list: every key once per message, smaller) or 'rows' "
+         "(a JSON array of reading objects).")]
 DEFAULT_BROKER = "127.0.0.1:1883"
 
 
@@ -188,6 +192,7 @@ def devices_simulate(
     rate: Annotated[float, typer.Option(min=0.001, help="Readings per second, all devices."
                                         )] = 1000.0,
     batch: Annotated[int, typer.Option(min=1, help="Readings per message.")] = 1,
+    layout: LayoutOpt = "columns",
     qos: Annotated[int, typer.Option(min=0, max=1, help="MQTT QoS of readings.")] = 1,
     duration: Annotated[float | None, typer.Option(min=0.001, help="Seconds to run "
                                                    "(default: until Ctrl-C).")] = None,
@@ -202,7 +207,8 @@ def devices_simulate(
     """Simulate a fleet of sensors with a hidden linear ground truth (and, if asked, faults)."""
     try:
         config = FleetConfig(devices=devices, sites=sites, seed=seed, rate=rate, batch=batch,
-                             qos=qos, duration=duration, metrics_interval=metrics_interval,
+                             layout=layout, qos=qos, duration=duration,
+                             metrics_interval=metrics_interval,
                              faults=FaultRates.parse(faults) if faults else None,
                              drift_at=drift_at)
     except ValueError as exc:
@@ -225,6 +231,7 @@ def devices_replay(
     qos: Annotated[int, typer.Option(min=0, max=1, help="MQTT QoS of readings.")] = 1,
     batch: Annotated[int, typer.Option(min=1, help="Readings per message (consecutive "
                                        "readings of one device).")] = 1,
+    layout: LayoutOpt = "columns",
     broker: BrokerOpt = DEFAULT_BROKER,
     prefix: PrefixOpt = "fleet",
     metrics_interval: MetricsOpt = 1.0,
@@ -240,7 +247,7 @@ def devices_replay(
         config = ReplayConfig(
             path=file, time_col=time_col, device_col=device_col, site=check_site(site),
             columns=None if columns is None else _names(columns, "--columns"), speed=speed,
-            qos=qos, batch=batch, metrics_interval=metrics_interval,
+            qos=qos, batch=batch, layout=layout, metrics_interval=metrics_interval,
         )
         replay = Replay(config, topics, address)
     except ValueError as exc:  # the CSV or an option does not fit: say which, in one line
@@ -440,6 +447,7 @@ def up(
     gateways: Annotated[int, typer.Option(min=1, help="Gateway processes.")] = 2,
     rate: Annotated[float, typer.Option(min=0.001, help="Readings per second.")] = 1000.0,
     batch: Annotated[int, typer.Option(min=1, help="Readings per message.")] = 1,
+    layout: LayoutOpt = "columns",
     qos: Annotated[int, typer.Option(min=0, max=1, help="QoS of readings.")] = 1,
     seed: Annotated[int, typer.Option(help="Seed of the fleet.")] = 0,
     sync_every: Annotated[int, typer.Option(min=1, help="Samples between updates.")] = 200,
@@ -490,8 +498,8 @@ def up(
                                   columns=None if columns is None else _names(columns,
                                                                               "--columns"))
         settings = UpSettings(
-            devices=devices, sites=sites, gateways=gateways, rate=rate, batch=batch, qos=qos,
-            seed=seed, duration=duration, prefix=_topics(prefix).prefix,
+            devices=devices, sites=sites, gateways=gateways, rate=rate, batch=batch,
+            layout=layout, qos=qos, seed=seed, duration=duration, prefix=_topics(prefix).prefix,
             broker=_address(broker) if broker else None, sync_every=sync_every,
             sync_interval=sync_interval, features=features, target=target, kind=kind,
             optimizer=optimizer, lr=lr, replay=replay, config=ctx.obj,

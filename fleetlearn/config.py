@@ -30,7 +30,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
                    "buffer", "server_lr", "momentum", "max_samples", "drift_policy",
                    "drift_cooldown", "rollback_factor", "rollback_min_samples", "state_dir",
                    "checkpoints", "keep"),
-    "fleet": ("devices", "sites", "rate", "batch", "qos", "seed", "faults", "drift_at"),
+    "fleet": ("devices", "sites", "rate", "batch", "layout", "qos", "seed", "faults",
+              "drift_at"),
     "replay": ("file", "time_col", "device_col", "columns", "site", "speed"),
     "deployment": ("gateways", "prefix", "duration"),
 }

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from broker.client import BrokerAddress
+from broker.codec import LAYOUTS
 from broker.mosquitto import MosquittoBroker
 from broker.topics import Topics
 from devices.faults import FaultRates
@@ -41,6 +42,7 @@ class UpSettings:
     gateways: int = 2
     rate: float = 1000.0
     batch: int = 1
+    layout: str = "columns"  # of a batch: "columns" or "rows"
     qos: int = 1
     seed: int = 0
     duration: float | None = 30.0
@@ -75,6 +77,8 @@ class UpSettings:
             raise ValueError("--duration must be > 0")
         if self.qos not in (0, 1):
             raise ValueError("--qos must be 0 or 1")
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"--layout must be one of {', '.join(LAYOUTS)}")
         if self.replay is not None and not (self.features and self.target):
             raise ValueError("a replay needs the task: --features and --target (or [task])")
         if self.faults:
@@ -249,8 +253,8 @@ class LocalDeployment:
             extra += ["--drift-at", str(s.drift_at)]
         self._spawn("fleet", "devices", "simulate", "--devices", str(s.devices),
                     "--sites", str(s.sites), "--seed", str(s.seed), "--rate", str(s.rate),
-                    "--batch", str(s.batch), "--qos", str(s.qos), "--metrics-interval", "0.5",
-                    *extra)
+                    "--batch", str(s.batch), "--layout", s.layout, "--qos", str(s.qos),
+                    "--metrics-interval", "0.5", *extra)
 
     def _any_exited(self) -> bool:
         return any(c.process is not None and c.process.poll() is not None
@@ -332,8 +336,9 @@ class LocalDeployment:
             "broker": str(self.address), "own_broker": self.own_broker is not None,
             "prefix": s.prefix, "seconds": round(elapsed, 3), "interrupted": self.interrupted,
             "settings": {"devices": s.devices, "sites": s.sites, "gateways": s.gateways,
-                         "rate": s.rate, "batch": s.batch, "qos": s.qos, "seed": s.seed,
-                         "sync_every": s.sync_every, "lr": s.lr, "drift_at": s.drift_at,
+                         "rate": s.rate, "batch": s.batch, "layout": s.layout, "qos": s.qos,
+                         "seed": s.seed, "sync_every": s.sync_every, "lr": s.lr,
+                         "drift_at": s.drift_at,
                          "strategy": st.nodes.get("aggregator", {}).get("strategy")},
             "readings": readings,
             "readings_per_s": readings["published"] / elapsed,

@@ -102,18 +102,23 @@ def test_up_with_its_own_broker_writes_a_true_report(tmp_path):
     assert len(pids) == 6 and not any(process_alive(pid) for pid in pids)
 
 
-@pytest.mark.parametrize(("strategy", "merge"), [("fedasync", "mean"), ("fedbuff", "median")])
+# each run also sends its readings in batches of 10, one in each layout (it learns the same)
+@pytest.mark.parametrize(("strategy", "merge", "layout"), [("fedasync", "mean", "rows"),
+                                                           ("fedbuff", "median", "columns")])
 def test_async_and_robust_strategies_learn_as_well_end_to_end(mosquitto, prefix, tmp_path,
-                                                               strategy, merge):
+                                                               strategy, merge, layout):
     report_path = tmp_path / "report.json"
     done = subprocess.run(fleetlearn(
         "up", "--broker", f"127.0.0.1:{mosquitto.port}", "--prefix", prefix, "--duration", "8",
         "--strategy", strategy, "--merge", merge, "--lr", "0.1", "--quiet",
+        "--batch", "10", "--layout", layout,
         "--report", str(report_path), "--log-dir", str(tmp_path / "logs"),
     ), capture_output=True, text=True, timeout=90)
     assert done.returncode == 0, done.stderr
     report = json.loads(report_path.read_text())
     assert report["settings"]["strategy"] == strategy
+    assert (report["settings"]["batch"], report["settings"]["layout"]) == (10, layout)
+    assert report["readings"]["learned"] == report["readings"]["published"] > 2000
     assert report["readings"]["unaccounted"] == 0
     assert report["model"]["strictly_increasing"] and report["model"]["weight_error"] < 0.05
     assert report["federated"]["r2"] > 0.9  # the learners predict well all along

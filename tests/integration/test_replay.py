@@ -9,6 +9,7 @@ from collections import defaultdict
 import orjson
 import pytest
 
+from broker.codec import decode_readings, reading_to_dict
 from broker.topics import Topics
 from devices.replay import Replay, ReplayConfig
 from tests.mqtt_helpers import Recorder, ServiceThread, wait_until
@@ -54,12 +55,15 @@ def expected(rows) -> dict[tuple[str, int], dict]:
 
 
 def received(recorder: Recorder) -> list[dict]:
-    """Every reading that arrived, in arrival order, batches unpacked."""
-    readings = []
-    for payload in recorder.on("/reading"):
-        data = orjson.loads(payload)
-        readings.extend(data if isinstance(data, list) else [data])
-    return readings
+    """Every reading that arrived, in arrival order, batches (either layout) unpacked."""
+    return [reading_to_dict(r) for p in recorder.on("/reading") for r in decode_readings(p)]
+
+
+def layout_and_size(payload: bytes) -> tuple[str, int]:
+    data = orjson.loads(payload)
+    if isinstance(data, list):
+        return "rows", len(data)
+    return ("columns", len(data["seq"])) if isinstance(data["seq"], list) else ("single", 1)
 
 
 def assert_each_row_once_in_order(readings: list[dict], rows) -> None:
@@ -101,18 +105,20 @@ def test_replay_publishes_every_row_once_in_per_device_order(address, prefix, tm
     recorder.close()
 
 
-def test_batches_hold_consecutive_readings_of_one_device(address, prefix, tmp_path):
+@pytest.mark.parametrize("layout", ["columns", "rows"])
+def test_batches_hold_consecutive_readings_of_one_device(address, prefix, tmp_path, layout):
     topics = Topics(prefix)
     rows = make_rows(run=4)  # runs of 4 rows per device: batches of 3, then 1
     recorder = Recorder(address, topics.readings_filter())
     config = ReplayConfig(path=write_csv(tmp_path, rows), time_col="ts", device_col="device",
-                          batch=3, site="lab")
+                          batch=3, layout=layout, site="lab")
     with ServiceThread(Replay(config, topics, address)) as replay:
         recorder.wait(lambda: replay.done and len(received(recorder)) >= 50,
                       what="the replay to finish")
     assert_each_row_once_in_order(received(recorder), rows)
-    sizes = [len(orjson.loads(p)) if p.startswith(b"[") else 1 for p in recorder.on("/reading")]
-    assert sizes == [3, 1] * 12 + [2] and replay.messages == 25
+    shapes = [layout_and_size(p) for p in recorder.on("/reading")]
+    assert shapes == [(layout, 3), ("single", 1)] * 12 + [(layout, 2)]
+    assert replay.messages == 25
     assert all("/lab/" in t for t, _ in recorder.messages)
     recorder.close()
 

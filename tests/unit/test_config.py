@@ -47,3 +47,9 @@ def test_a_broken_file_gets_one_line(tmp_path):
     done = run("--config", str(tmp_path / "bad.toml"), "gateway", "--help")
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert "unknown setting [learner] speed" in done.stderr
+
+
+def test_the_fleet_section_sets_the_batch_layout_of_simulate_and_up():
+    defaults = default_map(parse_config('[fleet]\nbatch = 20\nlayout = "rows"\n'))
+    assert defaults["devices"]["simulate"] == {"batch": 20, "layout": "rows"}
+    assert defaults["up"] == {"batch": 20, "layout": "rows"}
