@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from broker.client import BrokerAddress, Node
-from broker.codec import encode_reading, encode_readings
+from broker.codec import encode_batch
 from broker.mosquitto import MosquittoBroker
 from broker.topics import Topics
 from devices.simulator import FleetSimulator
@@ -92,8 +92,9 @@ class Backlog:
 
     @classmethod
     def build(cls, readings: int, batch: int = 1, devices: int = 100, sites: int = 2,
-              seed: int = 1) -> Backlog:
-        """``readings`` readings round-robin over the devices, ``batch`` per message."""
+              seed: int = 1, layout: str = "columns") -> Backlog:
+        """``readings`` readings round-robin over the devices, ``batch`` per message, a batch
+        in ``layout`` ("columns" or "rows", :func:`broker.codec.encode_batch`)."""
         sim = FleetSimulator(devices, sites, seed)
         now = time.time()
         messages = []
@@ -102,7 +103,7 @@ class Backlog:
             k = min(batch, left)
             dev = sim.devices[index]
             block = [sim.reading(index, now) for _ in range(k)]
-            payload = encode_reading(block[0]) if batch == 1 else encode_readings(block)
+            payload = encode_batch(block, layout)
             messages.append((dev.site, dev.device, payload))
             left -= k
             index = (index + 1) % devices

@@ -2,9 +2,10 @@
 
 This module imports paho directly, the one exception to "paho only in broker/client.py": the
 baseline must be what a user would write without fleetlearn (``on_message`` does
-``orjson.loads`` and counts; the loop is paho's own ``loop()``), so none of fleetlearn's node
-machinery may be in it. It runs in a process of its own (:mod:`fleetlearn.bench_child`) that
-imports nothing else heavy, so its memory is a raw subscriber's.
+``orjson.loads`` and counts the readings, in any of the three layouts; the loop is paho's own
+``loop()``), so none of fleetlearn's node machinery may be in it. It runs in a process of its
+own (:mod:`fleetlearn.bench_child`) that imports nothing else heavy, so its memory is a raw
+subscriber's.
 """
 
 from __future__ import annotations
@@ -32,7 +33,12 @@ def raw_subscriber(conn: Any, address: BrokerAddress, prefix: str, n: int,
 
     def on_message(client, userdata, message) -> None:
         data = orjson.loads(message.payload)
-        state["readings"] += len(data) if isinstance(data, list) else 1
+        if isinstance(data, list):  # a batch in rows: an array of readings
+            state["readings"] += len(data)
+        elif isinstance(data["seq"], list):  # a batch in columns: one list per field
+            state["readings"] += len(data["seq"])
+        else:  # one reading
+            state["readings"] += 1
 
     client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
                          client_id=f"bench-raw-{prefix}", clean_session=True)

@@ -23,8 +23,10 @@ def bench(tmp_path, *args: str) -> tuple[list[dict], str]:
 def test_ingest_measures_gateway_and_raw_in_every_mode(tmp_path):
     rows, md = bench(tmp_path, "--scenario", "ingest", "--ingest-n", "300", "--batch-n", "600",
                      "--repeats", "1")
-    assert [r["stream"] for r in rows] == ["QoS 0, 1 per message", "QoS 1, 1 per message",
-                                           "QoS 0, 20 per message", "QoS 1, 20 per message"]
+    assert [r["stream"] for r in rows] == [
+        "QoS 0, 1 per message", "QoS 1, 1 per message",
+        "QoS 0, 20 per message in columns", "QoS 1, 20 per message in columns",
+        "QoS 0, 20 per message in rows", "QoS 1, 20 per message in rows"]
     for r in rows:
         assert r["per_s"] > 0 and r["baseline_per_s"] > 0 and r["ratio"] > 0
         assert r["learned"] == r["readings"]  # a clean stream: every reading learned
