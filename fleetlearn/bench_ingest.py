@@ -55,7 +55,7 @@ def gateway_subscriber(conn: Any, address: BrokerAddress, prefix: str, n: int,
     end = time.monotonic()
     conn.send({"start": start, "end": end, "received": accounting.total,
                "learned": gw.learned, "rejected": dict(accounting.rejected),
-               "rss_mib": rss_mib(), "devices": gw.pipeline.sequences.devices})
+               "rss_mib": rss_mib(), "devices": gw.pipeline.devices})
     gw.control.close(1.0)
     gw.node.close(1.0)
 

@@ -30,9 +30,10 @@ from broker.codec import (
     excerpt,
 )
 from broker.topics import TopicError, Topics
+from gateway import pipeline as gateway_pipeline
 from gateway.features import FeatureSpec
 from gateway.partition import Partition
-from gateway.pipeline import Admitted, CleaningConfig, ReadingPipeline
+from gateway.pipeline import CleaningConfig, ReadingPipeline
 from gateway.validation import Rejected
 from learners import kernel
 from learners.drift import DriftMonitor, check_detector
@@ -94,7 +95,6 @@ class Gateway:
             status_topic=topics.node_status(config.node_id),
             on_drained=self.learn_pending,
         )
-        self._pending: list[Admitted] = []
         # Models and updates on a connection of their own: the broker queues messages per
         # connection in order, so on the readings' connection a model would wait behind every
         # reading still queued (measured on the weather replay: 8 model versions in 6 s, and
@@ -120,29 +120,27 @@ class Gateway:
         if not self.config.partition.owns(site, device):
             self.foreign += 1
             return
-        pending = self._pending
-        for outcome in self.pipeline.admit(device, payload, time.time(), site):
-            if isinstance(outcome, Admitted):
-                pending.append(outcome)
-            else:
-                self.dead_letter(topic, payload, outcome)
-        if len(pending) >= MAX_BLOCK:
+        self.pipeline.take(device, payload, time.time(), site, ref=topic)
+        if self.pipeline.pending >= MAX_BLOCK:
             self.learn_pending()
 
     def learn_pending(self) -> None:
-        """Learn the samples admitted since the last block, in the order they came."""
-        samples, self._pending = self._pending, []
-        if samples:
-            self.learn(samples)
+        """Judge the readings taken since the last block and learn the admitted, in order."""
+        if not self.pipeline.pending:
+            return
+        block = self.pipeline.flush()
+        for index, why in block.rejected:
+            self.dead_letter(block.refs[index], block.payloads[index], why)
+        if len(block.y):
+            self.learn(block.X, block.y)
 
-    def learn(self, samples: list[Admitted]) -> None:
+    def learn(self, X: np.ndarray, ys: np.ndarray) -> None:
         """Predict, then learn, each sample in order; sync when enough were learned."""
         skip = 1 if self.local.learner.n_learned == 0 else 0  # a blank learner can't guess
-        ys = np.fromiter((s.y for s in samples), float, len(samples))
-        predictions = self.local.learn(np.stack([s.x for s in samples]), ys)
+        predictions = self.local.learn(X, ys)
         self.evaluation.update_many(ys[skip:], predictions[skip:])
         self.drift_unsent += self.drift.update_many(np.abs(ys[skip:] - predictions[skip:]))
-        self.learned += len(samples)
+        self.learned += len(ys)
         if self.local.since_send >= self.config.sync_every:
             self.publish_update()
 
@@ -202,8 +200,8 @@ class Gateway:
             "partition": str(self.config.partition),
             "received": self.pipeline.accounting.total, "learned": self.learned,
             "rejected": dict(self.pipeline.accounting.rejected),
-            "gaps": self.pipeline.sequences.gaps, "other_rejected": dict(self.other_rejected),
-            "foreign": self.foreign, "devices": self.pipeline.sequences.devices,
+            "gaps": self.pipeline.gaps, "other_rejected": dict(self.other_rejected),
+            "foreign": self.foreign, "devices": self.pipeline.devices,
             "model_version": self.local.base_version, "updates_sent": self.updates_sent,
             "models_adopted": self.models_adopted, "drifts": self.drift.detections,
             "prequential": self.evaluation.as_dict(),
@@ -223,6 +221,7 @@ class Gateway:
 
     def connect(self) -> None:
         kernel.warm()  # before we listen: the first readings must not wait for it
+        gateway_pipeline.warm()
         # What start-up made (numpy, numba, river: hundreds of thousands of objects) will live
         # as long as the process: out of the cyclic GC's sight, so its full collections walk
         # only what readings make. Measured on a backlog of 100,000 readings in batches of 20:

@@ -98,7 +98,9 @@ def test_a_flood_of_invalid_messages_is_counted_and_the_valid_ones_learned(addre
             if i % 500 == 0:
                 sender.node.poll(0)
         assert sender.node.flush(30)
-        wait_until(lambda: gw.pipeline.accounting.total == n_bad + n_good, 60,
+        # the block is counted, then learned: wait for both
+        wait_until(lambda: gw.pipeline.accounting.total == n_bad + n_good
+                   and gw.learned == gw.pipeline.accounting.admitted, 60,
                    lambda: time.sleep(0.05), "the gateway to account for every message")
         assert gw.node.client.is_connected()
         assert dict(gw.pipeline.accounting.rejected) == expected

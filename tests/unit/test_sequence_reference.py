@@ -9,7 +9,7 @@ from collections import deque
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.sequence import DUPLICATE, LATE, RECENT_GAPS, REPLAY, SequenceTracker
+from tests.reference.sequence import DUPLICATE, LATE, RECENT_GAPS, REPLAY, SequenceTracker
 
 
 class Reference:

@@ -1,4 +1,7 @@
-"""Per-device sequence marks: new readings in, duplicates and replays out, gaps found.
+"""The reference sequence tracker (pure Python, one reading at a time; the oracle the compiled
+kernel is tested against).
+
+Per-device sequence marks: new readings in, duplicates and replays out, gaps found.
 
 A device numbers its readings. The tracker keeps, per device, the highest sequence number seen
 (the high-water mark) and which of the last ``window`` numbers arrived. A reading newer than

@@ -1,0 +1,91 @@
+"""From a payload to columns, on the fast path: every reading well formed and of the topic's
+device, as one reading, an array of readings, or one columnar batch.
+
+msgspec decodes and type-checks the payload in one pass in C (seq an integer >= 0 and below
+2**63, not a bool; ts and channel values numbers; null a missing value; numbers beyond a double
+refused). Anything it refuses, a payload of another device, a repeated key or an extra field
+returns None, and the caller takes the careful path: :func:`broker.codec.decode_reading_items`,
+which explains each reading's fault. So the fast path never decides a refusal; it only
+recognises payloads that have none.
+
+>>> rows = b'[{"device":"d","seq":1,"ts":5.0,"values":{"a":1.5}},' \\
+...        b'{"device":"d","seq":2,"ts":6,"values":{"a":null,"b":2.0}}]'
+>>> fast_columns(rows, "d", ("a", "b"))
+([1, 2], [5.0, 6.0], [[1.5, None], [None, 2.0]])
+>>> cols = b'{"device":"d","seq":[1,2],"ts":[5.0,6],"values":{"a":[1.5,null],"b":[null,2.0]}}'
+>>> fast_columns(cols, "d", ("a", "b"))
+([1, 2], [5.0, 6.0], [[1.5, None], [None, 2.0]])
+>>> fast_columns(rows, "other", ("a",)) is None    # another device's readings
+True
+>>> fast_columns(b'{"device":"d","seq":true,"ts":5.0,"values":{}}', "d", ("a",)) is None
+True
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+
+INT64_MAX = 2**63 - 1
+Seq = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
+
+
+class _Reading(msgspec.Struct):
+    device: str
+    seq: Seq
+    ts: float
+    values: dict[str, float | None]
+
+
+class _Columns(msgspec.Struct):
+    device: str
+    seq: list[Seq]
+    ts: list[float]
+    values: dict[str, list[float | None]]
+
+
+_ONE_OR_MANY = msgspec.json.Decoder(_Reading | list[_Reading])
+_COLUMNS = msgspec.json.Decoder(_Columns)
+_FIELDS = 4  # keys of a reading (or a columnar batch) besides its channels
+
+Columns = tuple[Any, Any, list[Any]]  # seqs, tss, one sequence per channel (None: missing)
+
+
+def fast_columns(payload: bytes, device: str, channels: tuple[str, ...]) -> Columns | None:
+    """The seq, ts and channel columns of a payload with nothing to refuse, else None.
+
+    Keys are counted against the payload's colons: every key of a JSON object ends in a colon,
+    and so may some string contents, never fewer; equal counts mean no key was repeated and
+    none was extra (the decoder keeps the last of repeated keys silently)."""
+    try:
+        if b'"seq":[' in payload:
+            return _columnar(_COLUMNS.decode(payload), payload, device, channels)
+        data = _ONE_OR_MANY.decode(payload)
+    except msgspec.DecodeError:  # ValidationError included
+        return None
+    if type(data) is _Reading:
+        values = data.values
+        if data.device != device or payload.count(b":") != _FIELDS + len(values):
+            return None
+        get = values.get
+        return (data.seq,), (data.ts,), [(get(name),) for name in channels]
+    if not data or any(r.device != device for r in data):
+        return None
+    values = [r.values for r in data]
+    if payload.count(b":") != _FIELDS * len(data) + sum(map(len, values)):
+        return None
+    return ([r.seq for r in data], [r.ts for r in data],
+            [[v.get(name) for v in values] for name in channels])
+
+
+def _columnar(data: _Columns, payload: bytes, device: str, channels: tuple[str, ...]
+              ) -> Columns | None:
+    n = len(data.seq)
+    values = data.values
+    if (data.device != device or n == 0 or len(data.ts) != n
+            or any(len(column) != n for column in values.values())
+            or payload.count(b":") != _FIELDS + len(values)):
+        return None
+    missing = [None] * n
+    return data.seq, data.ts, [values.get(name, missing) for name in channels]
