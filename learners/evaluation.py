@@ -61,10 +61,11 @@ class Prequential:
         if not k:
             return
         if self.kind == "binary":
-            truth = y != 0.0
-            self._correct += int(np.count_nonzero((p >= 0.5) == truth))
-            p = np.clip(p, _P_MIN, _P_MAX)
-            loss = -float(np.log(np.where(truth, p, 1.0 - p)).sum())
+            false = y == 0.0
+            self._correct += int(np.count_nonzero((p >= 0.5) != false))
+            # the probability given to what happened: p, or 1 - p (p - 1 is exactly -(1 - p))
+            p = np.abs(np.minimum(np.maximum(p, _P_MIN), _P_MAX) - false)
+            loss = -float(np.log(p).sum())
         else:
             e = y - p
             loss = float(np.abs(e).sum())
