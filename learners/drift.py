@@ -14,6 +14,40 @@ aggregator's policy says what a flagged merge does, and the model's ``notes`` sa
 - ``reset``: forget the old concept: zero weights (the intercept at the recent target mean),
   the recent moments, and learners forget their optimizer state and local progress.
 
+What the detector sees: one input per group of ``GROUP`` (32) consecutive errors, their sum.
+Groups count from the first error and an unfinished one carries over to the next call, so what
+is found does not depend on how the stream was cut into blocks; a change shows when its group
+ends, at most 31 errors later than fed error by error (and ADWIN, at its default clock of 32,
+only looked every 32 errors anyway). Sums, not means: ADWIN's bound has a term for one input's
+range that does not shrink with the inputs' variance, so means of 32 made it ~20x slower (a
+10x rise found after 440 errors instead of 24, a 4x rise not at all); a sum scales the
+difference and the deviation alike, and the test is the one it was per error. Page-Hinkley
+summing a group accumulates the same deviations (its delta x 32, its alpha ** 32). Detector
+settings given in errors (grace period, minimum window, minimum instances) are rounded up to
+whole groups. The rules: a detection counts only after ``warmup`` errors, and for ADWIN only if
+the mean of the last ``recent`` errors (up to the group's end, kept in a numpy tail, no
+per-error Python) is ``rise`` times the detector's mean before that group.
+
+Measured against feeding every error (``group=1``: the detectors as river ships them), with
+``python scripts/drift_behaviour.py``: 5 seeds x 100,000 stationary errors |N(0, 0.1)|, and 20
+runs of a rise after 5,000 errors (median delay, in errors):
+
+- stationary: no detection, either way (nor on |t3| x 0.1 or exp(0.5) errors: the same counts);
+- ADWIN: a 3x rise found in 4/20 runs -> 6/20 (at exactly 3x the rise rule is a coin toss: the
+  mean before already holds some risen errors), 4x in 19/20 -> 20/20, 10x in 20/20 both; the
+  delays (88, 56, 24) the same; never more than one detection a rise;
+- Page-Hinkley: delays 2x 728 -> 744, 3x 342 -> 344, 4x 220 -> 248, 10x 72 -> 88; one detection
+  a rise up to 4x, at 10x 2-6 -> 1-3 (it has no rise rule: after its reset the larger errors'
+  noise crosses its absolute threshold of 50 again).
+
+Cost per error, 100,000 errors in blocks of 200, best of 5: 0.38 µs -> 0.032 µs (38 ms per loop
+before, 3.2 ms after; in blocks of 20, 0.42 -> 0.14 µs, numpy's per-call cost)::
+
+    python -m timeit -n 3 -r 5 -s "import numpy as np, river.drift; \\
+        from learners.drift import DriftMonitor; \\
+        e = np.abs(np.random.default_rng(0).normal(0, 0.1, 100_000))" \\
+        "m = DriftMonitor(); [m.update_many(e[i:i + 200]) for i in range(0, 100_000, 200)]"
+
 >>> monitor = DriftMonitor()
 >>> rng = np.random.default_rng(0)
 >>> monitor.update_many(np.abs(rng.normal(0.0, 0.1, 3000)))
@@ -26,49 +60,84 @@ True
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable
 
-import numpy as np  # noqa: F401  (the doctest uses it)
+import numpy as np
 
 DETECTORS = ("adwin", "page-hinkley")
 POLICIES = ("none", "rescale", "reset")
+
+GROUP = 32  # errors a detector input summarises (ADWIN's own default checks every 32 inputs)
 
 
 class DriftMonitor:
     """A change detector over a stream of prediction errors. Only a real rise counts: when the
     detector fires, the mean of the last ``recent`` errors must be ``rise`` times the mean it
     held before (a learner whose error falls is learning, and one whose error wobbles after a
-    rescaled step must not set off another); nothing counts in the first ``warmup`` errors."""
+    rescaled step must not set off another); nothing counts in the first ``warmup`` errors.
+    The detector sees the sum of each ``group`` errors (1: every error, as river's own)."""
 
     def __init__(self, detector: str = "adwin", rise: float = 3.0, recent: int = 64,
-                 warmup: int = 1000) -> None:
+                 warmup: int = 1000, group: int = GROUP) -> None:
         check_detector(detector)
         self.warmup = warmup  # errors of a learner still converging are not judged
         self.seen = 0
         self.rise = rise
-        self.recent: deque[float] = deque(maxlen=recent)
+        self.recent = recent
+        self.group = group
+        # the last max(recent, group) errors: the recent mean, and the group under way
+        self._tail = np.empty(0)
         from river import drift  # here: only gateways pay for importing river
 
         self._adwin = detector == "adwin"
-        # Page-Hinkley's mode "up" watches for a rise only
-        self.detector = drift.ADWIN() if self._adwin else drift.PageHinkley(mode="up")
+        if self._adwin:
+            # river's defaults (clock 32, min_window_length 5, grace_period 10) were in errors
+            self.detector = drift.ADWIN(clock=max(1, 32 // group),
+                                        min_window_length=_groups(5, group),
+                                        grace_period=_groups(10, group))
+        else:
+            # Page-Hinkley's mode "up" watches for a rise only; fed group sums, its cumulative
+            # deviation is the one per error, so its threshold keeps its meaning
+            self.detector = drift.PageHinkley(
+                mode="up", min_instances=_groups(30, group), delta=0.005 * group,
+                alpha=(1 - 0.0001) ** group)
         self.detections = 0
 
     def update_many(self, errors: Iterable[float]) -> int:
         """Feed errors in order; return how many changes they revealed."""
+        errors = np.asarray(errors, dtype=np.float64).ravel()
+        if not errors.size:
+            return 0
+        group, tail = self.group, self._tail
+        buffer = np.concatenate((tail, errors)) if tail.size else errors
+        keep = len(tail)
+        under_way = self.seen % group  # errors of the unfinished group, at the end of the tail
+        start = keep - under_way
+        groups = (len(buffer) - start) // group
         found = 0
-        detector, recent = self.detector, self.recent
-        for error in errors:
-            before = detector.estimation if self._adwin else 0.0
-            recent.append(float(error))
-            detector.update(float(error))
-            self.seen += 1
-            if detector.drift_detected and self.seen > self.warmup and (
-                    not self._adwin or sum(recent) / len(recent) > self.rise * before):
-                found += 1
+        if groups:
+            sums = buffer[start:start + groups * group].reshape(groups, group).sum(axis=1)
+            detector, adwin, update = self.detector, self._adwin, self.detector.update
+            for i, x in enumerate(sums.tolist()):  # sums: see the module's docstring
+                before = detector.estimation / group if adwin else 0.0
+                update(x)
+                if not detector.drift_detected:
+                    continue
+                end = start + (i + 1) * group  # the group's last error, in buffer
+                if self.seen + end - keep <= self.warmup:
+                    continue
+                recent = buffer[max(0, end - self.recent):end]
+                if not adwin or float(recent.mean()) > self.rise * before:
+                    found += 1
+        self.seen += errors.size
+        self._tail = buffer[-max(self.recent, group):].copy()
         self.detections += found
         return found
+
+
+def _groups(errors: int, group: int) -> int:
+    """How many groups hold ``errors`` errors (at least one)."""
+    return max(1, -(-errors // group))
 
 
 def check_policy(policy: str) -> str:
