@@ -72,7 +72,7 @@ def fast_columns(payload: bytes, device: str, channels: tuple[str, ...]) -> Colu
             return None
         get = values.get
         return (data.seq,), (data.ts,), [(get(name),) for name in channels]
-    if not data or any(r.device != device for r in data):
+    if not data or [r.device for r in data].count(device) != len(data):
         return None
     values = [r.values for r in data]
     if payload.count(b":") != _FIELDS * len(data) + sum(map(len, values)):

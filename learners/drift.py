@@ -131,22 +131,43 @@ class DriftMonitor:
         found = 0
         if groups:
             sums = buffer[start:start + groups * group].reshape(groups, group).sum(axis=1)
-            detector, adwin, update = self.detector, self._adwin, self.detector.update
-            for i, x in enumerate(sums.tolist()):  # sums: see the module's docstring
-                before = detector.estimation / group if adwin else 0.0
-                update(x)
-                if not detector.drift_detected:
+            for i, before, fired in self._feed(sums.tolist()):
+                if not fired:
                     continue
                 end = start + (i + 1) * group  # the group's last error, in buffer
                 if self.seen + end - keep <= self.warmup:
                     continue
                 recent = buffer[max(0, end - self.recent):end]
-                if not adwin or float(recent.mean()) > self.rise * before:
+                if not self._adwin or float(recent.mean()) > self.rise * before:
                     found += 1
         self.seen += errors.size
         self._tail = buffer[-max(self.recent, group):].copy()
         self.detections += found
         return found
+
+
+    def _feed(self, sums: list[float]):
+        """(index, the detector's mean per error before, whether it fired) for each sum."""
+        detector, group = self.detector, self.group
+        helper = getattr(detector, "_helper", None) if self._adwin else None
+        if helper is None:  # Page-Hinkley, or a river whose ADWIN has no Rust core
+            for i, x in enumerate(sums):
+                before = detector.estimation / group if self._adwin else 0.0
+                detector.update(x)
+                yield i, before, detector.drift_detected
+            return
+        # river's ADWIN is a Python wrapper around a Rust core; its properties cost ~4x the
+        # core's calls (0.11 -> 0.05 µs an error). The wrapper restarts the core on the update
+        # after a detection; so does this, right after it.
+        width, total, update = helper.get_width, helper.get_total, helper.update
+        for i, x in enumerate(sums):
+            w = width()
+            before = total() / w / group if w else 0.0
+            if update(x):
+                detector._reset()
+                helper = detector._helper
+                width, total, update = helper.get_width, helper.get_total, helper.update
+                yield i, before, True
 
 
 def _groups(errors: int, group: int) -> int:
