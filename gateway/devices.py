@@ -28,7 +28,7 @@ _FIELDS = (
     ("seq_first", np.int64, 0, False, None),
     ("seq_high", np.int64, 0, False, None),
     ("seq_started", np.uint8, 0, False, None),
-    ("seq_ring", np.uint8, 0, False, "reorder_window"),
+    ("seq_ring", np.uint8, 0, False, "ring"),
     ("seq_gaps", np.int64, 0, False, None),
     ("hist", np.float64, 0.0, True, "max_window"),
     ("ordered", np.float64, 0.0, True, "max_window"),  # the same values, sorted
@@ -56,7 +56,9 @@ class DeviceTable:
     def __init__(self, channels: int, max_window: int, reorder_window: int, outcomes: int,
                  capacity: int = 64) -> None:
         self.sizes = {"channels": channels, "max_window": max_window,
-                      "reorder_window": reorder_window, "outcomes": outcomes}
+                      "reorder_window": reorder_window, "outcomes": outcomes,
+                      # a power of two >= the window: the kernel indexes it with a mask
+                      "ring": 1 << (reorder_window - 1).bit_length()}
         self.names: list[str] = []
         self.rows: dict[str, int] = {}
         self.recent_gaps: dict[int, deque[int]] = {}  # made at a device's first gap
@@ -110,14 +112,14 @@ class DeviceTable:
 
     def close(self) -> int:
         """The stream has ended: every number missing below a device's mark is a gap."""
-        window = self.sizes["reorder_window"]
+        window, mask = self.sizes["reorder_window"], self.sizes["ring"] - 1
         found = 0
         for row in np.flatnonzero(self.seq_started[:len(self.names)]):
             high, ring = int(self.seq_high[row]), self.seq_ring[row]
             low = max(high - window + 1, int(self.seq_first[row]))
             for s in range(low, high):
-                if not ring[s % window]:
-                    ring[s % window] = 1
+                if not ring[s & mask]:
+                    ring[s & mask] = 1
                     self.remember_gap(row, s)
                     self.seq_gaps[row] += 1
                     found += 1

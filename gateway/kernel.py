@@ -59,7 +59,7 @@ def _middle(ordered, d, c, n):
     return ordered[d, c, half] if n % 2 else 0.5 * (ordered[d, c, half - 1] + ordered[d, c, half])
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _refresh(ordered, d, c, n):
     """Median and MAD (scaled to a standard deviation) of the first n values of
     ``ordered[d, c]`` (kept sorted): the deviations are read in order from the median
@@ -88,7 +88,7 @@ def _refresh(ordered, d, c, n):
     return median, MAD_TO_SD * (current if n % 2 else 0.5 * (previous + current))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _insert(ordered, d, c, n, value):
     """Put ``value`` into the sorted first n values of ``ordered[d, c]`` (room for n + 1)."""
     k = n
@@ -98,7 +98,7 @@ def _insert(ordered, d, c, n, value):
     ordered[d, c, k] = value
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _replace(ordered, d, c, n, old, value):
     """Swap one ``old`` in the sorted first n values of ``ordered[d, c]`` for ``value``.
 
@@ -121,17 +121,23 @@ def _replace(ordered, d, c, n, old, value):
     row[to] = value
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _mark(d, s, W, first, high, started, ring, gaps, gap_row, gap_dev, gap_seq, n_gaps, row):
     """The sequence step of one reading: ADMITTED (new), DUPLICATE or BELOW. Numbers leaving
-    the window unseen are counted as gaps, and the most recent of them listed."""
+    the window unseen are counted as gaps, and the most recent of them listed.
+
+    ``ring[d]`` says which numbers of the window arrived, number x at ``x & mask``: its length
+    is a power of two >= W (a mask, not a division, on every reading), and slots are cleared as
+    the mark passes them, so none speaks for a number outside the window."""
+    R = ring.shape[1]
+    mask = R - 1
     if not started[d]:
         started[d] = 1
         first[d] = s
         high[d] = s
-        for k in range(W):
+        for k in range(R):
             ring[d, k] = 0
-        ring[d, s % W] = 1
+        ring[d, s & mask] = 1
         return ADMITTED, n_gaps
     h = high[d]
     if s > h:
@@ -141,7 +147,7 @@ def _mark(d, s, W, first, high, started, ring, gaps, gap_row, gap_dev, gap_seq, 
             listed_from = max(low, top - RECENT_GAPS + 1)
             count = 0
             for g in range(low, min(top, h) + 1):  # numbers the window still knows
-                if ring[d, g % W] == 0:
+                if ring[d, g & mask] == 0:
                     count += 1
                     if g >= listed_from:
                         gap_row[n_gaps] = row
@@ -156,19 +162,19 @@ def _mark(d, s, W, first, high, started, ring, gaps, gap_row, gap_dev, gap_seq, 
                     gap_seq[n_gaps] = g
                     n_gaps += 1
             gaps[d] += count
-        if s - h >= W:
-            for k in range(W):
+        if s - h >= R:
+            for k in range(R):
                 ring[d, k] = 0
         else:
             for g in range(h + 1, s + 1):
-                ring[d, g % W] = 0
-        ring[d, s % W] = 1
+                ring[d, g & mask] = 0
+        ring[d, s & mask] = 1
         high[d] = s
         return ADMITTED, n_gaps
     if s > h - W:
-        if ring[d, s % W]:
+        if ring[d, s & mask]:
             return DUPLICATE, n_gaps
-        ring[d, s % W] = 1
+        ring[d, s & mask] = 1
         return ADMITTED, n_gaps
     return BELOW, n_gaps
 
@@ -289,7 +295,7 @@ def process_rows(start, code, arg, dev, seq, ts, now, site, vals, V, X, Y, limit
                 slot = hist_next[d, c]
                 _replace(ordered, d, c, size, hist[d, c, slot], raw_kept[c])
                 hist[d, c, slot] = raw_kept[c]
-                hist_next[d, c] = (slot + 1) % size
+                hist_next[d, c] = slot + 1 if slot + 1 < size else 0
             c_last[d, c] = clean[c]
             c_last_ts[d, c] = t
             c_count[d, c] += 1
