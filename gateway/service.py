@@ -44,8 +44,10 @@ from learners.optim import AdaGrad, Optimizer
 
 log = logging.getLogger(__name__)
 
-#: Admitted samples held before they are learned even in the middle of a turn.
+#: Readings taken before they are judged and learned even in the middle of a turn.
 MAX_BLOCK = 4096
+#: Reading topics whose (site, device, ours?) is remembered: one per device, up to this many.
+TOPICS_KNOWN = 100_000
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ class Gateway:
         self.updates_sent = 0
         self.models_adopted = 0
         self.started = time.time()
+        self._topics: dict[str, tuple[str, str, bool]] = {}
         self.node = Node(
             config.node_id, broker,
             subscriptions=[(f, 1) for f in config.partition.subscriptions(topics)],
@@ -112,12 +115,18 @@ class Gateway:
     # ------------------------------------------------------------------ messages
 
     def handle_readings(self, topic: str, payload: bytes) -> None:
-        try:
-            site, device, _ = self.topics.parse_device_topic(topic)
-        except TopicError as exc:
-            self.reject(topic, payload, Rejected("bad_topic", str(exc)))
-            return
-        if not self.config.partition.owns(site, device):
+        known = self._topics.get(topic)
+        if known is None:
+            try:
+                site, device, _ = self.topics.parse_device_topic(topic)
+            except TopicError as exc:
+                self.reject(topic, payload, Rejected("bad_topic", str(exc)))
+                return
+            known = (site, device, self.config.partition.owns(site, device))
+            if len(self._topics) < TOPICS_KNOWN:
+                self._topics[topic] = known
+        site, device, owned = known
+        if not owned:
             self.foreign += 1
             return
         self.pipeline.take(device, payload, time.time(), site, ref=topic)

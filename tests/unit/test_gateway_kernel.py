@@ -33,7 +33,7 @@ def policies():
         max_age=st.sampled_from([5.0, 300.0]),
         outliers=st.sampled_from(["median", "clip", "reject", "none"]),
         z=st.sampled_from([1.5, 3.0, 5.0]),
-        window=st.integers(3, 9),
+        window=st.integers(3, 40),
         min_history=st.integers(1, 3),
         smooth=st.sampled_from([None, 0.5]),
     )
@@ -113,7 +113,7 @@ def same_outcome(mine, theirs):
 def test_the_kernel_judges_as_the_reference(config, seed, fault, block):
     rng = np.random.default_rng(seed)
     mine, ref = ReadingPipeline(SPEC, config), ReferencePipeline(SPEC, config)
-    messages = stream(rng, 120, fault)
+    messages = stream(rng, 200, fault)
     expected, got = [], []
     for start in range(0, len(messages), block):  # the kernel sees blocks of messages
         for device, site, payload, now in messages[start:start + block]:
