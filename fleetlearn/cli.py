@@ -29,10 +29,9 @@ from devices.faults import FaultRates
 from devices.fleet import Fleet, FleetConfig
 from devices.replay import Replay, ReplayConfig
 from fleetlearn.config import DEFAULT_FILE, ConfigError, default_map, load_config
-from gateway.cleaning import ChannelPolicy
+from gateway.cleaning import ChannelPolicy, CleaningConfig
 from gateway.features import FeatureSpec
 from gateway.partition import Partition
-from gateway.pipeline import CleaningConfig
 from learners.aggregator import Aggregator, AggregatorConfig
 from learners.federation import FederationConfig
 from learners.staleness import Staleness

@@ -26,7 +26,9 @@ pure-Python reference it is tested against is ``tests/reference/cleaning.py``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+
+from broker.codec import MAX_PAYLOAD_BYTES
 
 IMPUTE = ("last", "mean", "none")
 OUTLIERS = ("median", "clip", "reject", "none")
@@ -61,3 +63,20 @@ def target_policy(policy: ChannelPolicy) -> ChannelPolicy:
     ('none', 25)
     """
     return replace(policy, impute="none", smooth=None)
+
+
+@dataclass(frozen=True)
+class CleaningConfig:
+    """What a gateway refuses and how it cleans (the rules: :mod:`gateway.pipeline`)."""
+
+    max_payload: int = MAX_PAYLOAD_BYTES
+    allowlist: frozenset[str] | None = None
+    max_age: float = 300.0
+    max_skew: float = 60.0
+    reorder_window: int = 64
+    policy: ChannelPolicy = field(default_factory=ChannelPolicy)
+    channel_policies: dict[str, ChannelPolicy] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.reorder_window < 1:
+            raise ValueError("the reorder window must be at least 1")

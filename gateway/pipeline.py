@@ -45,32 +45,16 @@ from typing import Any
 import numpy as np
 
 from broker.codec import (
-    MAX_PAYLOAD_BYTES,
     DecodeError,
     Reading,
     decode_reading_items,
 )
 from gateway import kernel
-from gateway.cleaning import ChannelPolicy, target_policy
+from gateway.cleaning import CleaningConfig, target_policy
 from gateway.devices import DeviceTable
 from gateway.features import CYCLIC, LAG, SITE, FeatureSpec
 from gateway.intake import INT64_MAX, fast_columns
 from gateway.validation import Rejected, check_reading
-
-
-@dataclass(frozen=True)
-class CleaningConfig:
-    max_payload: int = MAX_PAYLOAD_BYTES
-    allowlist: frozenset[str] | None = None
-    max_age: float = 300.0
-    max_skew: float = 60.0
-    reorder_window: int = 64
-    policy: ChannelPolicy = field(default_factory=ChannelPolicy)
-    channel_policies: dict[str, ChannelPolicy] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.reorder_window < 1:
-            raise ValueError("the reorder window must be at least 1")
 
 
 @dataclass(frozen=True)

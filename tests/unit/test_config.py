@@ -53,3 +53,14 @@ def test_the_fleet_section_sets_the_batch_layout_of_simulate_and_up():
     defaults = default_map(parse_config('[fleet]\nbatch = 20\nlayout = "rows"\n'))
     assert defaults["devices"]["simulate"] == {"batch": 20, "layout": "rows"}
     assert defaults["up"] == {"batch": 20, "layout": "rows"}
+
+
+@pytest.mark.parametrize("module", ["fleetlearn.cli", "learners.aggregator", "learners.predictor",
+                                    "devices.fleet", "devices.replay"])
+def test_only_gateways_load_numba_and_river(module):
+    """Every node is a process of the CLI; numba and river (~170 MiB) are for gateways only."""
+    code = (f"import sys, {module}; "
+            "print(sorted(m for m in ('numba', 'river') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
