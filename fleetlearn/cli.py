@@ -552,7 +552,7 @@ def bench(
     learners: Annotated[str, typer.Option(help="sync: numbers of learners.")] = "2,8,32",
     rounds: Annotated[int, typer.Option(min=1, help="sync: measured rounds each.")] = 50,
     scale_n: Annotated[int, typer.Option(min=20, help="scale: readings per run (at least 40 "
-                                         "per device are sent).")] = 100_000,
+                                         "per device are sent).")] = 200_000,
     devices: Annotated[str, typer.Option(help="scale: numbers of devices.")
                        ] = "100,1000,10000",
     memory_n: Annotated[int, typer.Option(min=20, help="memory: readings before the RSS is "

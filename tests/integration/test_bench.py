@@ -43,10 +43,11 @@ def test_sync_reports_percentiles_per_number_of_learners(tmp_path):
 def test_scale_compares_two_gateways_and_grows_devices(tmp_path):
     rows, _ = bench(tmp_path, "--scenario", "scale", "--scale-n", "800", "--devices", "10,30",
                     "--repeats", "1")
-    assert [r["stream"] for r in rows] == ["2 gateways (sites s0, s1) vs 1",
+    assert [r["stream"] for r in rows] == ["2 gateways (sites s0, s1) vs 1, QoS 1",
+                                           "2 gateways (sites s0, s1) vs 1, QoS 0",
                                            "10 devices, 1 gateway", "30 devices, 1 gateway"]
     assert all(r["per_s"] > 0 and r["ratio"] > 0 for r in rows)
-    assert all(r["rss_mib"] > 0 for r in rows[1:])
+    assert all(r["rss_mib"] > 0 for r in rows[2:])
 
 
 def test_memory_reads_every_nodes_rss_and_a_soak_slope(tmp_path):
