@@ -33,14 +33,14 @@ INT64_MAX = 2**63 - 1
 Seq = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
 
 
-class _Reading(msgspec.Struct):
+class _Reading(msgspec.Struct, gc=False):
     device: str
     seq: Seq
     ts: float
     values: dict[str, float | None]
 
 
-class _Columns(msgspec.Struct):
+class _Columns(msgspec.Struct, gc=False):
     device: str
     seq: list[Seq]
     ts: list[float]
