@@ -15,7 +15,8 @@ log_type notice
 max_packet_size 1048576
 # QoS 1 backlog a slow subscriber may build before the broker drops (default 1000).
 max_queued_messages 200000
-max_inflight_messages 100
+# QoS 1 messages sent to a subscriber before its acknowledgements (default 20).
+max_inflight_messages 1000
 # Send small packets at once: Nagle would hold a model behind the previous packet's ACK.
 set_tcp_nodelay true
 """
@@ -62,7 +63,8 @@ def render_config(
         f"max_packet_size {max_packet_size}",
         "# QoS 1 backlog a slow subscriber may build before the broker drops (default 1000).",
         f"max_queued_messages {max_queued_messages}",
-        "max_inflight_messages 100",
+        "# QoS 1 messages sent to a subscriber before its acknowledgements (default 20).",
+        "max_inflight_messages 1000",
         "# Send small packets at once: Nagle would hold a model behind the previous packet's ACK.",
         "set_tcp_nodelay true",
         "",
