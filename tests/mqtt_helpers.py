@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -62,3 +65,20 @@ class ServiceThread:
         self.service.node.stop()
         self.thread.join(10)
         assert not self.thread.is_alive()
+
+
+def run_fleetlearn(recorder: Recorder, *args: str, timeout: float = 30) -> str:
+    """Run ``python -m fleetlearn ARGS`` to its end (the recorder's network turns while it
+    runs); assert it exited 0; its stderr."""
+    proc = subprocess.Popen([sys.executable, "-m", "fleetlearn", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "FLEETLEARN_CONNECT_TIMEOUT": "5"})
+    try:
+        recorder.wait(lambda: proc.poll() is not None, timeout=timeout, what="the command to exit")
+        _, err = proc.communicate(timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    return err

@@ -1,8 +1,5 @@
 """The simulated fleet's command against a real mosquitto: batches in either layout."""
 
-import os
-import subprocess
-import sys
 from collections import defaultdict
 
 import orjson
@@ -10,7 +7,7 @@ import pytest
 
 from broker.codec import decode_readings
 from broker.topics import Topics
-from tests.mqtt_helpers import Recorder
+from tests.mqtt_helpers import Recorder, run_fleetlearn
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -20,21 +17,10 @@ def test_fleet_sends_whole_batches_of_one_device_in_the_layout_asked(mosquitto, 
                                                                      layout):
     topics = Topics(prefix)
     recorder = Recorder(address, topics.readings_filter(), topics.metrics("fleet"))
-    proc = subprocess.Popen([
-        sys.executable, "-m", "fleetlearn", "devices", "simulate", "--devices", "3",
-        "--sites", "1", "--rate", "300", "--batch", "5", "--layout", layout,
-        "--duration", "1", "--metrics-interval", "0.2",
-        "--broker", f"127.0.0.1:{mosquitto.port}", "--prefix", prefix,
-    ], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "FLEETLEARN_CONNECT_TIMEOUT": "5"})
-    try:
-        recorder.wait(lambda: proc.poll() is not None, timeout=30, what="the fleet to stop")
-        _, err = proc.communicate(timeout=5)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err
+    run_fleetlearn(
+        recorder, "devices", "simulate", "--devices", "3", "--sites", "1", "--rate", "300",
+        "--batch", "5", "--layout", layout, "--duration", "1", "--metrics-interval", "0.2",
+        "--broker", f"127.0.0.1:{mosquitto.port}", "--prefix", prefix)
 
     def published() -> int:
         metrics = [orjson.loads(p) for p in recorder.on("/metrics/fleet")]

@@ -1,6 +1,5 @@
 """CSV replay against a real mosquitto: every row once, per-device order, missing cells absent."""
 
-import os
 import subprocess
 import sys
 import time
@@ -12,7 +11,7 @@ import pytest
 from broker.codec import decode_readings, reading_to_dict
 from broker.topics import Topics
 from devices.replay import Replay, ReplayConfig
-from tests.mqtt_helpers import Recorder, ServiceThread, wait_until
+from tests.mqtt_helpers import Recorder, ServiceThread, run_fleetlearn, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -149,19 +148,9 @@ def fleetlearn(*args: str) -> list[str]:
 def test_cli_replays_the_file_and_exits_0(mosquitto, address, prefix, tmp_path):
     rows = make_rows()
     recorder = Recorder(address, Topics(prefix).readings_filter())
-    proc = subprocess.Popen(fleetlearn(
-        "devices", "replay", write_csv(tmp_path, rows), "--time-col", "ts",
-        "--device-col", "device", "--broker", f"127.0.0.1:{mosquitto.port}", "--prefix", prefix,
-    ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "FLEETLEARN_CONNECT_TIMEOUT": "5"})
-    try:
-        recorder.wait(lambda: proc.poll() is not None, timeout=30, what="the command to exit")
-        _, err = proc.communicate(timeout=5)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err
+    err = run_fleetlearn(
+        recorder, "devices", "replay", write_csv(tmp_path, rows), "--time-col", "ts",
+        "--device-col", "device", "--broker", f"127.0.0.1:{mosquitto.port}", "--prefix", prefix)
     assert "published 50 of 50 readings from 3 devices" in err
     recorder.wait(lambda: len(received(recorder)) >= 50, what="50 readings")
     assert_each_row_once_in_order(received(recorder), rows)

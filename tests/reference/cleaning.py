@@ -2,20 +2,7 @@
 Python, as the gateway ran them before the compiled kernel (kept as the oracle the kernel is
 tested against).
 
-Per-device, per-channel cleaning: fill missing values, tame outliers, optionally smooth.
-
-Pure and stateful per device. Each channel has a :class:`ChannelPolicy`:
-
-- ``impute``: a missing value becomes the device's ``last`` observed value or its running
-  ``mean``, if one was observed within ``max_age`` seconds; ``none`` never fills (the target's
-  default: a made-up label teaches nothing).
-- ``outliers``: a value further than ``z`` robust deviations (1.4826 · MAD) from the median of the
-  device's last ``window`` values is an outlier (a Hampel filter). ``median`` replaces it with that
-  median (the default: a clipped spike still sits ``z`` deviations out and drags the weights;
-  measured on the simulated fleet, replacing costs a tenth of the weight error clipping does),
-  ``clip`` moves it to the bound, ``reject`` refuses the reading, ``none`` keeps it. Until
-  ``min_history`` values are seen, or while the MAD is zero (a stuck sensor), nothing is judged.
-- ``smooth``: an exponential moving average with this weight on the new value (None: off).
+The policies and what they mean: :mod:`gateway.cleaning`.
 
 >>> cleaner = Cleaner(("t",), {"t": ChannelPolicy(min_history=3, window=5)})
 >>> for v in (20.0, 21.0, 20.5, 20.2):
