@@ -39,7 +39,7 @@ INTERNAL = 12
 CODES = ("admitted", "duplicate", "below_window", "stale", "future", "missing_channel",
          "outlier", "no_history", "pending", "refused", "replay", "late", "internal_error")
 
-# cleaning policies, as numbers
+# cleaning policies, as numbers: positions in gateway.cleaning.IMPUTE and OUTLIERS
 IMPUTE_LAST, IMPUTE_MEAN, IMPUTE_NONE = 0, 1, 2
 OUTLIERS_MEDIAN, OUTLIERS_CLIP, OUTLIERS_REJECT, OUTLIERS_NONE = 0, 1, 2, 3
 

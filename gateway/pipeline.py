@@ -50,7 +50,7 @@ from broker.codec import (
     decode_reading_items,
 )
 from gateway import kernel
-from gateway.cleaning import CleaningConfig, target_policy
+from gateway.cleaning import IMPUTE, OUTLIERS, CleaningConfig, target_policy
 from gateway.devices import DeviceTable
 from gateway.features import CYCLIC, LAG, SITE, FeatureSpec
 from gateway.intake import INT64_MAX, fast_columns
@@ -102,7 +102,7 @@ class ReadingPipeline:
         policies = {**{c: default for c in self.channels}, spec.target: target_policy(default),
                     **{c: p for c, p in config.channel_policies.items() if c in self.channels}}
         self.policies = [policies[c] for c in self.channels]
-        self._policy_arrays()
+        self._policy = self._policy_arrays()
         self._feature_plan()
         self.devices_table = DeviceTable(len(self.channels), max(p.window for p in self.policies),
                                          config.reorder_window, len(REASONS))
@@ -114,18 +114,16 @@ class ReadingPipeline:
         self._gap_dev = np.empty(room, np.int64)
         self._gap_seq = np.empty(room, np.int64)
 
-    def _policy_arrays(self) -> None:
+    def _policy_arrays(self) -> tuple[np.ndarray, ...]:
+        """The channels' policies as the kernel takes them (:func:`kernel.process_rows`)."""
         p = self.policies
-        self._imp = np.array([("last", "mean", "none").index(q.impute) for q in p], np.int64)
-        self._imp_age = np.array([q.max_age for q in p], float)
-        self._outl = np.array([("median", "clip", "reject", "none").index(q.outliers) for q in p],
-                              np.int64)
-        self._z = np.array([q.z for q in p], float)
-        self._win = np.array([q.window for q in p], np.int64)
-        self._min_history = np.array([q.min_history for q in p], np.int64)
-        self._smooth = np.array([np.nan if q.smooth is None else q.smooth for q in p], float)
-        self._policy = (self._imp, self._imp_age, self._outl, self._z, self._win,
-                        self._min_history, self._smooth)
+        return (np.array([IMPUTE.index(q.impute) for q in p], np.int64),
+                np.array([q.max_age for q in p], float),
+                np.array([OUTLIERS.index(q.outliers) for q in p], np.int64),
+                np.array([q.z for q in p], float),
+                np.array([q.window for q in p], np.int64),
+                np.array([q.min_history for q in p], np.int64),
+                np.array([np.nan if q.smooth is None else q.smooth for q in p], float))
 
     def _feature_plan(self) -> None:
         kinds, index, period = [], [], []

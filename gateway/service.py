@@ -1,14 +1,13 @@
 """The gateway process: readings of its partition in, learner updates out.
 
-On each payload: the pure :class:`~gateway.pipeline.ReadingPipeline` decodes, checks,
-de-duplicates and cleans it; each admitted reading is predicted, then learned. Learning is per
-block: the admitted samples of every message one turn of the node loop took in (at most
-:data:`broker.client.BURST` messages, or :data:`MAX_BLOCK` samples) are predicted-then-learned
-in arrival order by one kernel call when that turn's messages are handled, before any model is
-adopted or update sent. Every
-``sync_every`` samples or ``sync_interval`` seconds: publish an update. On each newer model:
-adopt it. Every reading ends as learned, or rejected with a counted reason (and dead-lettered),
-or, for a sequence number that never came, as a gap.
+Each payload is taken into the turn's block by the pure :class:`~gateway.pipeline.
+ReadingPipeline` (decoded into columns, ids checked). When the turn's messages are handled (at
+most :data:`broker.client.BURST` of them, or :data:`MAX_BLOCK` readings), the block is judged in
+one call (sequence marks, clock, cleaning, features), refusals are dead-lettered, and the
+admitted samples are predicted-then-learned in arrival order by one kernel call, before any
+model is adopted or update sent. Every ``sync_every`` samples or ``sync_interval`` seconds:
+publish an update. On each newer model: adopt it. Every reading ends as learned, or rejected
+with a counted reason (and dead-lettered), or, for a sequence number that never came, as a gap.
 """
 
 from __future__ import annotations
