@@ -180,14 +180,15 @@ def _count_keys(data: Any) -> int:
     return n
 
 
-def _refuse_duplicate_keys(payload: bytes) -> None:
-    def pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        keys = [k for k, _ in pairs]
-        if len(set(keys)) != len(keys):
-            raise DuplicateKey("payload repeats a key in one object")
-        return dict(pairs)
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object's pairs as a dict, or :class:`DuplicateKey` if a key repeats."""
+    if len({k for k, _ in pairs}) != len(pairs):
+        raise DuplicateKey("payload repeats a key in one object")
+    return dict(pairs)
 
-    json.loads(payload, object_pairs_hook=pairs_hook)
+
+def _refuse_duplicate_keys(payload: bytes) -> None:
+    json.loads(payload, object_pairs_hook=_unique_keys)
 
 
 def _explain_unparsable(payload: bytes, exc: Exception) -> DecodeError:
@@ -210,14 +211,9 @@ def _load_overflowing(payload: bytes, exc: Exception) -> Any:
     >>> _load_overflowing(b'[1e400, 18446744073709551616, 3]', ValueError("overflow"))
     [inf, 1.8446744073709552e+19, 3]
     """
-    def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        if len({k for k, _ in pairs}) != len(pairs):
-            raise DuplicateKey("payload repeats a key in one object")
-        return dict(pairs)
-
     try:
         data = json.loads(payload, parse_constant=_refuse_constant, parse_int=_orjson_int,
-                          object_pairs_hook=unique_keys)
+                          object_pairs_hook=_unique_keys)
         orjson.dumps(data)  # anything else orjson refuses (a lone surrogate) is refused still
     except DecodeError:
         raise
