@@ -486,8 +486,8 @@ def up(
     quiet: Annotated[bool, typer.Option(help="No live progress.")] = False,
 ) -> None:
     """Run a whole local deployment: broker, aggregator, gateways, predictor and fleet."""
-    from fleetlearn.display import ProgressView, summary_table
-    from fleetlearn.up import LocalDeployment, UpSettings
+    from fleetlearn.deploy.display import ProgressView, summary_table
+    from fleetlearn.deploy.up import LocalDeployment, UpSettings
 
     try:
         replay = None
@@ -574,7 +574,8 @@ def bench(
     from rich.table import Table
 
     from fleetlearn.bench import SCENARIOS
-    from fleetlearn.bench_report import by_scenario, markdown
+    from fleetlearn.bench import scenario as scenario_function
+    from fleetlearn.bench.report import by_scenario, markdown
 
     names = scenario or list(SCENARIOS)
     unknown = [s for s in names if s not in SCENARIOS]
@@ -594,7 +595,7 @@ def bench(
     with status.status("fleetlearn bench") as spinner:
         for name in names:
             spinner.update(f"fleetlearn bench: {name}")
-            rows += SCENARIOS[name](progress=lambda text: spinner.update(text),
+            rows += scenario_function(name)(progress=lambda text: spinner.update(text),
                                     **options[name])
     for name, (keys, cells) in by_scenario(rows).items():
         table = Table(title=f"{name} (ratio = fleetlearn / baseline, same run)",
@@ -618,7 +619,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run the CLI; turn every expected failure into one line on stderr."""
     logging.basicConfig(level=os.environ.get("FLEETLEARN_LOG", "WARNING"),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    from fleetlearn.up import DeploymentError
+    from fleetlearn.deploy.up import DeploymentError
 
     command = typer.main.get_command(app)
     try:

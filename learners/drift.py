@@ -30,7 +30,7 @@ tail, no per-error Python) is ``rise`` times the detector's mean before that gro
 
 Why 4 and not 32 (which costs 0.03 µs an error): a gateway's errors are not independent (they
 ramp as the model drifts), so a group's sum varies more than independent errors' would, and
-ADWIN over few long groups is slower to be sure. In the drift scenario (`fleetlearn.bench_drift
+ADWIN over few long groups is slower to be sure. In the drift scenario (`fleetlearn.bench.drift
 .run_policy("rescale", drift_at=6, duration=22)`, seeds 0-3) ADWIN first fires on the errors'
 early, small rise (not counted: under 3x) and restarts; the error then jumps ~100x, and fed
 error by error it counts that jump ~200 errors later in at least one gateway of every run.

@@ -3,7 +3,7 @@ flags it, the aggregator reacts, and the federated model comes back to the new t
 
 import pytest
 
-from fleetlearn.bench_drift import run_policy
+from fleetlearn.bench.drift import run_policy
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from broker.codec import decode_model
-from fleetlearn.up import LocalDeployment, UpSettings
+from fleetlearn.deploy.up import LocalDeployment, UpSettings
 from learners.checkpoint import CheckpointStore
 from tests.mqtt_helpers import Recorder
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetlearn.bench import bench_learning
+from fleetlearn.bench.learning import bench_learning
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 

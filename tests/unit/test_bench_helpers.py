@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fleetlearn.bench_harness import percentile, slope
-from fleetlearn.bench_report import by_scenario, markdown
+from fleetlearn.bench.measure import percentile, slope
+from fleetlearn.bench.report import by_scenario, markdown
 
 finite = st.floats(-1e6, 1e6, allow_nan=False)
 

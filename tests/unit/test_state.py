@@ -4,7 +4,7 @@ import numpy as np
 
 from broker.codec import LinearParams, Model, Scaler
 from devices.truth import GroundTruth
-from fleetlearn.state import DeploymentState
+from fleetlearn.deploy.state import DeploymentState
 
 TRUTH = GroundTruth({"a": 1.0, "b": -1.0}, 0.0, 0.1)
 

@@ -9,8 +9,9 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from fleetlearn.bench_harness import Backlog, Progress, own_broker, rss_mib, run_backlog, slope
-from fleetlearn.up import LocalDeployment, UpSettings
+from fleetlearn.bench.harness import Backlog, Progress, own_broker, run_backlog
+from fleetlearn.bench.measure import rss_mib, slope
+from fleetlearn.deploy.up import LocalDeployment, UpSettings
 
 BATCH = 20
 

@@ -28,46 +28,8 @@ from broker.codec import encode_batch
 from broker.mosquitto import MosquittoBroker
 from broker.topics import Topics
 from devices.simulator import FleetSimulator
-from fleetlearn.bench_child import rss_mib
-
-__all__ = ["Backlog", "Child", "own_broker", "percentile", "rss_mib", "run_backlog", "slope"]
 
 Progress = Callable[[str], None]
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The ``q``-th percentile (0-100), linear between the closest ranks.
-
-    >>> percentile([1.0, 2.0, 3.0, 4.0], 50)
-    2.5
-    >>> percentile([5.0], 99), percentile([1.0, 2.0, 3.0, 4.0, 5.0], 100)
-    (5.0, 5.0)
-    """
-    if not values:
-        raise ValueError("no values")
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100.0
-    low = int(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
-
-
-def slope(xs: list[float], ys: list[float]) -> float:
-    """Least-squares slope of ``ys`` over ``xs``.
-
-    >>> slope([0.0, 1.0, 2.0, 3.0], [1.0, 3.0, 5.0, 7.0])
-    2.0
-    >>> slope([0.0, 1.0, 2.0], [4.0, 4.0, 4.0])
-    0.0
-    """
-    n = len(xs)
-    if n < 2 or n != len(ys):
-        raise ValueError("need two or more (x, y) pairs")
-    mx, my = sum(xs) / n, sum(ys) / n
-    sxx = sum((x - mx) ** 2 for x in xs)
-    if sxx == 0:
-        raise ValueError("all x are equal")
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
 
 
 @contextlib.contextmanager
@@ -135,13 +97,13 @@ def publish_backlog(address: BrokerAddress, prefix: str, backlog: Backlog, qos: 
 
 
 class Child:
-    """A node process (:mod:`fleetlearn.bench_child`) that reports one JSON line at a time:
+    """A node process (:mod:`fleetlearn.bench.child`) that reports one JSON line at a time:
     ``ready`` once listening, then its result."""
 
     def __init__(self, role: str, **spec: Any) -> None:
         spec["address"] = str(spec["address"])
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "fleetlearn.bench_child", role,
+            [sys.executable, "-m", "fleetlearn.bench.child", role,
              orjson.dumps(spec).decode()],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
 
@@ -185,7 +147,7 @@ def run_backlog(address: BrokerAddress, backlog: Backlog, qos: int,
                 timeout: float = 120.0) -> list[dict[str, Any]]:
     """Start the subscriber processes, publish the backlog, let them go; their results.
 
-    Each subscriber is a role of :mod:`fleetlearn.bench_child` and its spec (``address`` and
+    Each subscriber is a role of :mod:`fleetlearn.bench.child` and its spec (``address`` and
     ``prefix`` are added); it answers ``ready`` once subscribed, waits for ``go``, and answers
     with ``start`` and ``end`` (``time.monotonic()``, system-wide on Linux) when done.
     """

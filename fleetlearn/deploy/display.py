@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from fleetlearn.state import DeploymentState
+from fleetlearn.deploy.state import DeploymentState
 
 
 def _fmt(value: Any, digits: int = 3) -> str:

@@ -7,7 +7,7 @@ import time
 from broker.client import BrokerAddress, Node
 from broker.codec import DecodeError, decode_json_object, decode_model
 from broker.topics import Topics
-from fleetlearn.state import DeploymentState
+from fleetlearn.deploy.state import DeploymentState
 
 
 class Monitor:

@@ -1,4 +1,4 @@
-"""A benchmark's node process: ``python -m fleetlearn.bench_child ROLE SPEC_JSON``.
+"""A benchmark's node process: ``python -m fleetlearn.bench.child ROLE SPEC_JSON``.
 
 It talks to the benchmark over its stdin and stdout, one JSON object a line: it writes
 ``{"ready": ...}`` once subscribed, waits for a ``go`` line, then writes its result (or
@@ -8,24 +8,10 @@ subscriber's, not the whole CLI's.
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any
 
 import orjson
-
-
-def rss_mib(pid: int | None = None) -> float:
-    """Resident set size (VmRSS) of a process, in MiB, from /proc/<pid>/status.
-
-    >>> rss_mib() > 1
-    True
-    """
-    with open(f"/proc/{pid or os.getpid()}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    raise OSError(f"no VmRSS for pid {pid}")
 
 
 class Conn:
@@ -47,15 +33,15 @@ def main(argv: list[str]) -> None:
 
         address = BrokerAddress.parse(spec.pop("address"))
         if role == "raw":
-            from fleetlearn.bench_raw import raw_subscriber
+            from fleetlearn.bench.raw import raw_subscriber
 
             raw_subscriber(conn, address, **spec)
         elif role == "gateway":
-            from fleetlearn.bench_ingest import gateway_subscriber
+            from fleetlearn.bench.ingest import gateway_subscriber
 
             gateway_subscriber(conn, address, **spec)
         elif role == "aggregator":
-            from fleetlearn.bench_sync import aggregator_process
+            from fleetlearn.bench.sync import aggregator_process
 
             aggregator_process(conn, address, **spec)
         else:

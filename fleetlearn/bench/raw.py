@@ -4,7 +4,7 @@ This module imports paho directly, the one exception to "paho only in broker/cli
 baseline must be what a user would write without fleetlearn (``on_message`` does
 ``orjson.loads`` and counts the readings, in any of the three layouts; the loop is paho's own
 ``loop()``), so none of fleetlearn's node machinery may be in it. It runs in a process of its
-own (:mod:`fleetlearn.bench_child`) that imports nothing else heavy, so its memory is a raw
+own (:mod:`fleetlearn.bench.child`) that imports nothing else heavy, so its memory is a raw
 subscriber's.
 """
 
@@ -17,7 +17,7 @@ import orjson
 import paho.mqtt.client as mqtt
 
 from broker.client import BrokerAddress
-from fleetlearn.bench_child import rss_mib
+from fleetlearn.bench.measure import rss_mib
 
 
 def raw_subscriber(conn: Any, address: BrokerAddress, prefix: str, n: int,

@@ -15,8 +15,8 @@ from typing import Any
 from broker.client import BrokerAddress
 from broker.topics import Topics
 from devices.simulator import FleetSimulator
-from fleetlearn.bench_child import rss_mib
-from fleetlearn.bench_harness import Backlog, Progress, own_broker, run_backlog
+from fleetlearn.bench.harness import Backlog, Progress, own_broker, run_backlog
+from fleetlearn.bench.measure import rss_mib
 from gateway.features import FeatureSpec
 from gateway.partition import Partition
 from gateway.pipeline import CleaningConfig

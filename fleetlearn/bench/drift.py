@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fleetlearn.up import LocalDeployment, UpSettings
+from fleetlearn.deploy.up import LocalDeployment, UpSettings
 
 POLICIES = ("none", "rescale", "reset")
 

@@ -27,8 +27,8 @@ from devices.faults import FaultRates
 from devices.replay import ReplayConfig, load_readings
 from devices.simulator import FleetSimulator
 from devices.truth import GroundTruth
-from fleetlearn.monitor import Monitor
-from fleetlearn.state import DeploymentState
+from fleetlearn.deploy.monitor import Monitor
+from fleetlearn.deploy.state import DeploymentState
 
 
 class DeploymentError(RuntimeError):

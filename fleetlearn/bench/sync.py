@@ -16,7 +16,8 @@ import numpy as np
 
 from broker.client import BrokerAddress, Node
 from broker.topics import Topics
-from fleetlearn.bench_harness import Child, Progress, new_prefix, own_broker, percentile
+from fleetlearn.bench.harness import Child, Progress, new_prefix, own_broker
+from fleetlearn.bench.measure import percentile
 from gateway.features import FeatureSpec
 from gateway.service import Gateway, GatewayConfig
 from learners.aggregator import Aggregator, AggregatorConfig
