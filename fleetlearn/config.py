@@ -16,6 +16,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 DEFAULT_FILE = "fleetlearn.toml"
 
 #: Every setting, by section: what a file may say.
@@ -32,7 +34,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
                    "checkpoints", "keep"),
     "fleet": ("devices", "sites", "rate", "batch", "layout", "qos", "seed", "faults",
               "drift_at"),
-    "replay": ("file", "time_col", "device_col", "columns", "site", "speed"),
+    "replay": ("file", "time_col", "device_col", "columns", "site", "speed", "qos"),
     "deployment": ("gateways", "prefix", "duration"),
 }
 
@@ -42,7 +44,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("aggregator",): ("aggregator",),
     ("devices", "simulate"): ("fleet",),
     ("devices", "replay"): ("replay",),
-    ("up",): ("task", "learner", "sync", "fleet", "replay", "deployment"),
+    ("up",): ("task", "sync", "fleet", "replay", "deployment"),
 }
 
 #: Options the command line takes as one comma-separated string.
@@ -101,3 +103,30 @@ def default_map(config: dict[str, dict[str, Any]]) -> dict[str, Any]:
             node = node.setdefault(name, {})
         node[path[-1]] = values
     return out
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(float(value)) if isinstance(value, float) else str(value)
+    if isinstance(value, str):
+        return orjson.dumps(value).decode()  # a JSON string is a TOML basic string
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise ConfigError(f"cannot write {value!r} to a config file")
+
+
+def dump_config(config: dict[str, dict[str, Any]]) -> str:
+    """A config as TOML text that :func:`parse_config` reads back the same.
+
+    >>> cfg = {"task": {"features": ["a", "b"], "target": "y"}, "aggregator": {"quorum": 1}}
+    >>> parse_config(dump_config(cfg)) == cfg
+    True
+    """
+    lines = []
+    for section, values in config.items():
+        lines.append(f"[{section}]")
+        lines += [f"{key} = {_toml_value(value)}" for key, value in values.items()]
+        lines.append("")
+    return "\n".join(lines)

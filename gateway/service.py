@@ -16,7 +16,6 @@ import gc
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -30,16 +29,15 @@ from broker.codec import (
 )
 from broker.topics import TopicError, Topics
 from gateway import pipeline as gateway_pipeline
-from gateway.features import FeatureSpec
-from gateway.partition import Partition
-from gateway.pipeline import CleaningConfig, ReadingPipeline
+from gateway.config import GatewayConfig
+from gateway.pipeline import ReadingPipeline
 from gateway.validation import Rejected
 from learners import kernel
-from learners.drift import DriftMonitor, check_detector
+from learners.drift import DriftMonitor
 from learners.evaluation import Prequential
 from learners.linear import LinearModel
 from learners.local import LocalLearner
-from learners.optim import AdaGrad, Optimizer
+from learners.optim import make_optimizer
 
 log = logging.getLogger(__name__)
 
@@ -49,26 +47,6 @@ MAX_BLOCK = 4096
 TOPICS_KNOWN = 100_000
 
 
-@dataclass(frozen=True)
-class GatewayConfig:
-    node_id: str
-    spec: FeatureSpec
-    partition: Partition = field(default_factory=Partition)
-    sync_every: int = 200
-    sync_interval: float = 1.0
-    metrics_interval: float = 1.0
-    quality_interval: float = 10.0
-    kind: str = "regression"
-    optimizer: Optimizer = field(default_factory=AdaGrad)
-    l2: float = 0.0
-    clip: float = 3.0
-    cleaning: CleaningConfig = field(default_factory=CleaningConfig)
-    drift_detector: str = "adwin"
-
-    def __post_init__(self) -> None:
-        check_detector(self.drift_detector)
-
-
 class Gateway:
     """Owns one paho client (through :class:`Node`) and one online learner."""
 
@@ -76,7 +54,8 @@ class Gateway:
         self.config = config
         self.topics = topics
         self.local = LocalLearner(LinearModel(config.spec.features, config.kind,
-                                              config.optimizer, config.l2, config.clip))
+                                              make_optimizer(config.optimizer, config.lr),
+                                              config.l2, config.clip))
         self.pipeline = ReadingPipeline(config.spec, config.cleaning)
         self.evaluation = Prequential(config.kind)
         self.drift = DriftMonitor(config.drift_detector)

@@ -182,6 +182,7 @@ class Aggregator:
             "model_version": fed.version, "accepted": self.accepted,
             "refused": dict(self.refused), "pending": len(fed.strategy.pending),
             "strategy": fed.strategy.name, "quorum": fed.quorum(),
+            "round_timeout": fed.strategy.round_timeout,
             "learners": sorted(fed.learners), "offline": sorted(fed.offline & fed.learners),
             "rollbacks": fed.rollbacks, "checkpoint_version": self.checkpointed,
             "samples": fed.model.n if fed.model else 0,

@@ -17,10 +17,11 @@ from broker.topics import Topics
 from devices.simulator import FleetSimulator
 from fleetlearn.bench.harness import Backlog, Progress, own_broker, run_backlog
 from fleetlearn.bench.measure import rss_mib
+from gateway.config import GatewayConfig
 from gateway.features import FeatureSpec
 from gateway.partition import Partition
 from gateway.pipeline import CleaningConfig
-from gateway.service import Gateway, GatewayConfig
+from gateway.service import Gateway
 
 #: (QoS, readings per message, layout of a batch: None for single readings)
 MODES = ((0, 1, None), (1, 1, None), (0, 20, "columns"), (1, 20, "columns"),

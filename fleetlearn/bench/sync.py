@@ -18,8 +18,9 @@ from broker.client import BrokerAddress, Node
 from broker.topics import Topics
 from fleetlearn.bench.harness import Child, Progress, new_prefix, own_broker
 from fleetlearn.bench.measure import percentile
+from gateway.config import GatewayConfig
 from gateway.features import FeatureSpec
-from gateway.service import Gateway, GatewayConfig
+from gateway.service import Gateway
 from learners.aggregator import Aggregator, AggregatorConfig
 from learners.federation import FederationConfig
 

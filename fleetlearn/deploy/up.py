@@ -15,114 +15,26 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from broker.client import BrokerAddress
-from broker.codec import LAYOUTS
 from broker.mosquitto import MosquittoBroker
 from broker.topics import Topics
-from devices.faults import FaultRates
-from devices.replay import ReplayConfig, load_readings
+from devices.replay import load_readings
 from devices.simulator import FleetSimulator
 from devices.truth import GroundTruth
+from fleetlearn.config import dump_config, load_config
 from fleetlearn.deploy.monitor import Monitor
+from fleetlearn.deploy.processes import Child, stop_children
+from fleetlearn.deploy.report import deployment_report
+from fleetlearn.deploy.settings import UpSettings
 from fleetlearn.deploy.state import DeploymentState
+from learners.federation import FederationConfig
 
 
 class DeploymentError(RuntimeError):
     """A node did not come up, or died."""
-
-
-@dataclass(frozen=True)
-class UpSettings:
-    devices: int = 20
-    sites: int = 2
-    gateways: int = 2
-    rate: float = 1000.0
-    batch: int = 1
-    layout: str = "columns"  # of a batch: "columns" or "rows"
-    qos: int = 1
-    seed: int = 0
-    duration: float | None = 30.0
-    prefix: str = "fleet"
-    broker: BrokerAddress | None = None
-    sync_every: int = 200
-    sync_interval: float = 1.0
-    round_timeout: float = 2.0
-    features: str | None = None  # comma-separated; default: the simulated fleet's channels
-    target: str | None = None
-    kind: str = "regression"
-    optimizer: str = "adagrad"
-    lr: float | None = None
-    replay: ReplayConfig | None = None  # a CSV source instead of the simulated fleet
-    config: Path | None = None  # the TOML file, handed on to every node
-    faults: str = ""
-    drift_at: float | None = None
-    strategy: str | None = None  # the aggregator's; None: its own default (or the config's)
-    merge: str | None = None
-    drift_policy: str | None = None
-    within: float = 0.05
-    log_dir: Path | None = None
-    extra_env: dict[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for name in ("devices", "sites", "gateways", "batch", "sync_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
-        if self.rate <= 0:
-            raise ValueError("--rate must be > 0")
-        if self.duration is not None and self.duration <= 0:
-            raise ValueError("--duration must be > 0")
-        if self.qos not in (0, 1):
-            raise ValueError("--qos must be 0 or 1")
-        if self.layout not in LAYOUTS:
-            raise ValueError(f"--layout must be one of {', '.join(LAYOUTS)}")
-        if self.replay is not None and not (self.features and self.target):
-            raise ValueError("a replay needs the task: --features and --target (or [task])")
-        if self.faults:
-            if self.replay is not None:
-                raise ValueError("--faults is for the simulated fleet, not a replay")
-            FaultRates.parse(self.faults)  # refuse a bad spec before anything starts
-            if self.batch != 1:
-                raise ValueError("faults are injected per message: use --batch 1 with --faults")
-
-    def partitions(self, devices: list[str] | None = None) -> list[str]:
-        """A replay's devices dealt out to the gateways; else whole sites per gateway when they
-        divide evenly, else device-hash buckets."""
-        k = self.gateways
-        if devices is not None:
-            if len(devices) < k:
-                raise ValueError(f"{k} gateways for {len(devices)} devices: use --gateways "
-                                 f"{len(devices)} or fewer")
-            return ["devices:" + ",".join(devices[i::k]) for i in range(k)]
-        if self.sites % k == 0:
-            return ["sites:" + ",".join(f"s{s}" for s in range(i, self.sites, k))
-                    for i in range(k)]
-        return [f"bucket:{i}/{k}" for i in range(k)]
-
-
-@dataclass
-class Child:
-    name: str
-    argv: list[str]
-    log_path: Path
-    process: subprocess.Popen | None = None
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid if self.process else None
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def record(self) -> dict[str, Any]:
-        code = self.process.poll() if self.process else None
-        return {"name": self.name, "pid": self.pid, "exit_code": code,
-                "stopped": self.process is not None and code is not None,
-                "log": str(self.log_path)}
 
 
 Progress = Callable[[DeploymentState, float], None]
@@ -145,13 +57,19 @@ class LocalDeployment:
         self.interrupted = False
         self.fleet_started = 0.0
         self.fleet_stopped = 0.0
+        self.node_config = settings.node_settings(
+            load_config(settings.config) if settings.config else None)
+        self.config_path = self.log_dir / "fleetlearn.toml"
+        self.config_path.write_text(dump_config(self.node_config))
+        aggregator = self.node_config.get("aggregator", {})
+        self.round_timeout = float(aggregator.get(
+            "round_timeout", FederationConfig().round_timeout))
 
     # ------------------------------------------------------------------ processes
 
     def _spawn(self, name: str, *args: str) -> Child:
         s = self.settings
-        config = ["--config", str(s.config)] if s.config else []
-        argv = [sys.executable, "-m", "fleetlearn", *config, *args,
+        argv = [sys.executable, "-m", "fleetlearn", "--config", str(self.config_path), *args,
                 "--broker", str(self.address), "--prefix", s.prefix]
         child = Child(name, argv, self.log_dir / f"{name}.log")
         env = {**os.environ, **s.extra_env, "FLEETLEARN_PARENT_PID": str(os.getpid())}
@@ -165,18 +83,7 @@ class LocalDeployment:
         return child
 
     def _stop(self, children: list[Child], timeout: float = 10.0) -> None:
-        for child in children:
-            if child.running:
-                child.process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        for child in children:
-            if child.process is None:
-                continue
-            try:
-                child.process.wait(max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                child.process.kill()
-                child.process.wait(5)
+        stop_children(children, timeout)
 
     def _check_alive(self) -> None:
         for child in self.children:
@@ -197,21 +104,17 @@ class LocalDeployment:
         self.monitor = Monitor(self.topics, self.address, self.state)
         self.monitor.connect()
         devices, partitions = self._devices_and_partitions()
-        task = ["--features", s.features or ",".join(self.truth.features),
-                "--target", s.target or self.truth.target, "--kind", s.kind,
-                "--optimizer", s.optimizer, *(["--lr", str(s.lr)] if s.lr else []),
-                "--allowlist", str(self._write_allowlist(devices)), "--quality-interval", "2",
-                "--sync-every", str(s.sync_every), "--sync-interval", str(s.sync_interval)]
-        if s.replay is not None:
-            task += ["--max-age", "0", "--max-skew", "0"]  # recorded clocks: no live window
-        chosen = {"--strategy": s.strategy, "--merge": s.merge, "--drift-policy": s.drift_policy}
-        self._spawn("aggregator", "aggregator", "--quorum", str(s.gateways),
-                    "--round-timeout", str(s.round_timeout), "--metrics-interval", "0.5",
-                    "--state-dir", str(self.log_dir / "aggregator-state"),
-                    *(a for flag, value in chosen.items() if value for a in (flag, value)))
+        allowlist = str(self._write_allowlist(devices))
+        # decided by up: ids, partitions, the allowlist, where the aggregator keeps its
+        # checkpoints, how often nodes report (for the live view) and, for a replay, no clock
+        # window (its clocks are recorded); everything else comes from the config file
+        decided = ["--metrics-interval", "0.5"]
+        clocks = ["--max-age", "0", "--max-skew", "0"] if s.replay is not None else []
+        self._spawn("aggregator", "aggregator", *decided,
+                    "--state-dir", str(self.log_dir / "aggregator-state"))
         for i, partition in enumerate(partitions):
             self._spawn(f"gw-{i}", "gateway", "--id", f"gw-{i}", "--partition", partition,
-                        *task, "--metrics-interval", "0.5")
+                        "--allowlist", allowlist, "--quality-interval", "2", *clocks, *decided)
         self._spawn("predictor", "predict", "--metrics-interval", "0.5")
         names = [c.name for c in self.children]
         if not self.monitor.wait_for(lambda: all(self.state.online.get(n) for n in names)
@@ -240,21 +143,13 @@ class LocalDeployment:
         return path
 
     def _spawn_source(self) -> None:
-        s, r = self.settings, self.settings.replay
-        if r is not None:
-            extra = ["--columns", ",".join(r.columns)] if r.columns else []
-            extra += ["--speed", str(r.speed)] if r.speed else []
-            self._spawn("replay", "devices", "replay", str(r.path), "--time-col", r.time_col,
-                        "--device-col", r.device_col, "--site", r.site, "--qos", str(s.qos),
-                        "--metrics-interval", "0.5", *extra)
-            return
-        extra = ["--faults", s.faults] if s.faults else []
-        if s.drift_at is not None:
-            extra += ["--drift-at", str(s.drift_at)]
-        self._spawn("fleet", "devices", "simulate", "--devices", str(s.devices),
-                    "--sites", str(s.sites), "--seed", str(s.seed), "--rate", str(s.rate),
-                    "--batch", str(s.batch), "--layout", s.layout, "--qos", str(s.qos),
-                    "--metrics-interval", "0.5", *extra)
+        """The fleet or the replay, its settings from the config file (``[fleet]``,
+        ``[replay]``)."""
+        if self.settings.replay is not None:
+            self._spawn("replay", "devices", "replay", str(self.settings.replay.path),
+                        "--metrics-interval", "0.5")
+        else:
+            self._spawn("fleet", "devices", "simulate", "--metrics-interval", "0.5")
 
     def _any_exited(self) -> bool:
         return any(c.process is not None and c.process.poll() is not None
@@ -298,7 +193,7 @@ class LocalDeployment:
             return (agg.get("ts", 0) > gateways_gone and agg.get("pending") == 0
                     and agg.get("model_version") == last)
 
-        self.monitor.wait_for(merged, timeout=self.settings.round_timeout + 3.0)
+        self.monitor.wait_for(merged, timeout=self.round_timeout + 3.0)
 
     def stop_all(self) -> None:
         self._stop(self.children)
@@ -326,34 +221,5 @@ class LocalDeployment:
                     child.process.kill()
         self.interrupted = True
 
-    # ------------------------------------------------------------------ report
-
     def report(self) -> dict[str, Any]:
-        s, st = self.settings, self.state
-        elapsed = max((self.fleet_stopped or time.monotonic()) - self.fleet_started, 1e-9)
-        readings = st.readings()
-        return {
-            "broker": str(self.address), "own_broker": self.own_broker is not None,
-            "prefix": s.prefix, "seconds": round(elapsed, 3), "interrupted": self.interrupted,
-            "settings": {"devices": s.devices, "sites": s.sites, "gateways": s.gateways,
-                         "rate": s.rate, "batch": s.batch, "layout": s.layout, "qos": s.qos,
-                         "seed": s.seed, "sync_every": s.sync_every, "lr": s.lr,
-                         "drift_at": s.drift_at,
-                         "strategy": st.nodes.get("aggregator", {}).get("strategy")},
-            "readings": readings,
-            "readings_per_s": readings["published"] / elapsed,
-            "faults": s.faults or None,
-            "ground_truth_check": st.ground_truth_check(),
-            "model": st.model_summary(),
-            "truth": None if self.truth is None else {
-                "weights": self.truth.weights, "intercept": self.truth.intercept,
-                "target": self.truth.target},
-            "source": "replay" if s.replay else "simulated fleet",
-            "prequential": {n: m.get("prequential", {}) for n, m in st.of_kind("gateway").items()},
-            "federated": st.nodes.get("aggregator", {}).get("federated", {}),
-            "predictions": st.nodes.get("predictor", {}).get("predictions", 0),
-            "deadletters": dict(st.deadletters),
-            "processes": [c.record() for c in self.children],
-            "broker_pid": getattr(self.own_broker, "_stopped_pid", None),
-            "log_dir": str(self.log_dir),
-        }
+        return deployment_report(self)

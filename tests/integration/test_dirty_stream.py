@@ -10,9 +10,10 @@ import pytest
 
 from broker.codec import Reading, encode_reading
 from broker.topics import Topics
+from gateway.config import GatewayConfig
 from gateway.features import FeatureSpec
 from gateway.pipeline import CleaningConfig
-from gateway.service import Gateway, GatewayConfig
+from gateway.service import Gateway
 from tests.mqtt_helpers import Recorder, ServiceThread, wait_until
 
 pytestmark = [pytest.mark.integration]

@@ -19,8 +19,9 @@ from broker.codec import (
     encode_update,
 )
 from broker.topics import Topics
+from gateway.config import GatewayConfig
 from gateway.features import FeatureSpec
-from gateway.service import Gateway, GatewayConfig
+from gateway.service import Gateway
 from learners.aggregator import Aggregator, AggregatorConfig
 from learners.federation import FederationConfig
 from learners.predictor import Predictor, PredictorConfig

@@ -1,0 +1,131 @@
+"""`fleetlearn aggregator`: options -> :class:`~learners.aggregator.AggregatorConfig` (with its
+:class:`~learners.federation.FederationConfig`) -> a served aggregator."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from broker.topics import check_id
+from fleetlearn.commands.common import (
+    DEFAULT_BROKER,
+    DEFAULT_PREFIX,
+    BrokerOpt,
+    MetricsOpt,
+    PasswordOpt,
+    PrefixOpt,
+    UsageProblem,
+    UserOpt,
+    address,
+    default,
+    serve,
+    topics,
+)
+from learners.aggregator import Aggregator, AggregatorConfig
+from learners.federation import FederationConfig
+from learners.staleness import Staleness
+from learners.strategies import MergeRule
+
+A, F, M, S = AggregatorConfig, FederationConfig, MergeRule, Staleness
+
+#: Where each option's default lives (option -> dataclass, field); tests hold them equal.
+OWNERS: dict[str, tuple[type, str]] = {
+    "id": (A, "node_id"), "keep": (A, "keep"), "metrics_interval": (A, "metrics_interval"),
+    "strategy": (F, "strategy"), "quorum": (F, "quorum"), "round_timeout": (F, "round_timeout"),
+    "max_staleness": (F, "max_staleness"), "alpha": (F, "alpha"), "buffer": (F, "buffer"),
+    "server_lr": (F, "server_lr"), "momentum": (F, "momentum"),
+    "max_samples": (F, "max_samples"), "drift_policy": (F, "drift_policy"),
+    "drift_cooldown": (F, "drift_cooldown"), "rollback_factor": (F, "rollback_factor"),
+    "rollback_min_samples": (F, "rollback_min_samples"),
+    "merge": (M, "rule"), "trim": (M, "trim"), "clip_norm": (M, "clip_norm"),
+    "staleness": (S, "function"), "staleness_a": (S, "a"), "staleness_b": (S, "b"),
+}
+
+
+def default_state_dir(prefix: str, node: str) -> Path:
+    """Where an aggregator keeps its checkpoints unless told: per deployment prefix and node."""
+    root = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return root / "fleetlearn" / prefix.replace("/", "_") / node
+
+
+def aggregator(
+    strategy: Annotated[str, typer.Option(help="'sync' (FedAvg rounds), 'fedasync' (mix each "
+                                          "update in) or 'fedbuff' (merge every --buffer).")
+                        ] = default(F, "strategy"),
+    quorum: Annotated[int, typer.Option(min=0, help="Updates that close a sync round, less the "
+                                        "learners whose status is offline (0: every live "
+                                        "learner).")] = default(F, "quorum"),
+    round_timeout: Annotated[float, typer.Option(min=0.01, help="Seconds a round (or a "
+                                                 "buffer) waits for its quorum.")
+                             ] = default(F, "round_timeout"),
+    merge: Annotated[str, typer.Option(help="'mean' (sample-weighted), or robust: 'median' "
+                                       "(coordinate-wise) or 'trimmed'.")] = default(M, "rule"),
+    trim: Annotated[float, typer.Option(min=0.0, max=0.49, help="Share trimmed at each end "
+                                        "by --merge trimmed.")] = default(M, "trim"),
+    clip_norm: Annotated[float | None, typer.Option(min=1e-9, help="Clip each learner's change "
+                                                    "to this norm (standardised units).")
+                         ] = default(M, "clip_norm"),
+    max_staleness: Annotated[int, typer.Option(min=0, help="Async: versions an update may be "
+                                               "behind.")] = default(F, "max_staleness"),
+    alpha: Annotated[float, typer.Option(min=1e-6, max=1.0, help="fedasync: mixing weight.")
+                     ] = default(F, "alpha"),
+    staleness: Annotated[str, typer.Option(help="Async staleness weight: 'constant', "
+                                           "'polynomial' or 'hinge'.")] = default(S, "function"),
+    staleness_a: Annotated[float, typer.Option(min=0.0, help="Its a.")] = default(S, "a"),
+    staleness_b: Annotated[int, typer.Option(min=0, help="Hinge: versions with full weight.")
+                           ] = default(S, "b"),
+    buffer: Annotated[int, typer.Option(min=1, help="fedbuff: updates per merge.")
+                      ] = default(F, "buffer"),
+    server_lr: Annotated[float, typer.Option(min=1e-9, help="fedbuff: server step.")
+                         ] = default(F, "server_lr"),
+    momentum: Annotated[float, typer.Option(min=0.0, max=0.99, help="Server momentum "
+                                            "(0: none).")] = default(F, "momentum"),
+    max_samples: Annotated[int, typer.Option(min=1, help="Largest n an update may claim.")
+                           ] = default(F, "max_samples"),
+    drift_policy: Annotated[str, typer.Option(help="On a learner's drift flag: 'none', "
+                                              "'rescale' (standardise by the new data) or "
+                                              "'reset' (forget the old weights too).")
+                            ] = default(F, "drift_policy"),
+    drift_cooldown: Annotated[int, typer.Option(min=0, help="Versions after a drift reaction "
+                                                "that ignore further flags.")
+                              ] = default(F, "drift_cooldown"),
+    rollback_factor: Annotated[float, typer.Option(min=0.0, help="Roll back a merge whose "
+                                                   "federated loss is this many times the last "
+                                                   "good one (0: never).")
+                               ] = default(F, "rollback_factor"),
+    rollback_min_samples: Annotated[int, typer.Option(min=1, help="Samples that must back a "
+                                                      "version's loss before it is judged.")
+                                    ] = default(F, "rollback_min_samples"),
+    state_dir: Annotated[Path | None, typer.Option(help="Checkpoint directory (default: "
+                                                   "~/.local/state/fleetlearn/PREFIX/ID).")
+                         ] = None,
+    checkpoints: Annotated[bool, typer.Option(help="Write a checkpoint after every model.")
+                           ] = True,
+    keep: Annotated[int, typer.Option(min=1, help="Checkpoints kept.")] = default(A, "keep"),
+    id: Annotated[str, typer.Option("--id", help="Node id.")] = default(A, "node_id"),
+    broker: BrokerOpt = DEFAULT_BROKER,
+    prefix: PrefixOpt = DEFAULT_PREFIX,
+    metrics_interval: MetricsOpt = default(A, "metrics_interval"),
+    username: UserOpt = None,
+    password: PasswordOpt = None,
+) -> None:
+    """Merge learner updates (FedAvg, async or robust) and broadcast versioned models."""
+    deployment = topics(prefix)
+    try:
+        federation = FederationConfig(
+            strategy=strategy, quorum=quorum, round_timeout=round_timeout,
+            merge_rule=MergeRule(merge, trim, clip_norm), max_staleness=max_staleness,
+            alpha=alpha, staleness=Staleness(staleness, staleness_a, staleness_b),
+            buffer=buffer, server_lr=server_lr, momentum=momentum, max_samples=max_samples,
+            drift_policy=drift_policy, drift_cooldown=drift_cooldown,
+            rollback_factor=rollback_factor, rollback_min_samples=rollback_min_samples)
+        config = AggregatorConfig(
+            node_id=check_id(id), federation=federation, keep=keep,
+            state_dir=(state_dir or default_state_dir(deployment.prefix, id)) if checkpoints
+            else None, metrics_interval=metrics_interval)
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from None
+    serve(Aggregator(config, deployment, address(broker, username, password)))

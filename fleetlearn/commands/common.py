@@ -1,0 +1,121 @@
+"""What every command shares: the connection options, reading a default from the dataclass that
+owns it, turning bad input into one line, and serving a service until it is told to stop.
+
+>>> from broker.topics import Topics
+>>> default(Topics, "prefix")
+'fleet'
+>>> names("a, b,,c", "--features")
+('a', 'b', 'c')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.resources
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+
+from broker.client import BrokerAddress
+from broker.topics import TopicError, Topics, check_id
+
+UsageProblem = typer.BadParameter  # a bad option value: one line, exit code 2
+
+
+def default(owner: type, name: str) -> Any:
+    """The default of field ``name`` of the dataclass ``owner``: an option's one home."""
+    for f in dataclasses.fields(owner):
+        if f.name == name:
+            if f.default is not dataclasses.MISSING:
+                return f.default
+            if f.default_factory is not dataclasses.MISSING:
+                return f.default_factory()
+            break
+    raise LookupError(f"{owner.__name__}.{name} has no default")
+
+
+DEFAULT_BROKER = str(BrokerAddress())
+DEFAULT_PREFIX = default(Topics, "prefix")
+
+BrokerOpt = Annotated[str, typer.Option("--broker", help="Broker address HOST:PORT.",
+                                        envvar="FLEETLEARN_BROKER")]
+PrefixOpt = Annotated[str, typer.Option("--prefix", help="Topic prefix of the deployment.",
+                                        envvar="FLEETLEARN_PREFIX")]
+UserOpt = Annotated[str | None, typer.Option("--username", envvar="FLEETLEARN_USERNAME",
+                                             help="Broker user name.")]
+PasswordOpt = Annotated[str | None, typer.Option("--password", envvar="FLEETLEARN_PASSWORD",
+                                                 help="Broker password (better: the env var).")]
+MetricsOpt = Annotated[float, typer.Option("--metrics-interval", min=0.05,
+                                           help="Seconds between metrics messages.")]
+KindOpt = Annotated[str, typer.Option(help="'regression', or 'binary' (logistic; targets 0/1).")]
+OptimizerOpt = Annotated[str, typer.Option(help="'adagrad', 'rmsprop' or 'sgd'.")]
+LrOpt = Annotated[float | None, typer.Option(min=1e-9, help="Learning rate (default: the "
+                                             "optimizer's: adagrad 0.3, rmsprop 0.01, "
+                                             "sgd 0.01).")]
+LayoutOpt = Annotated[Literal["columns", "rows"], typer.Option(
+    help="How a message of more than one reading (--batch > 1) is written: 'columns' (one "
+         "JSON object, each channel a list: every key once per message, smaller) or 'rows' "
+         "(a JSON array of reading objects).")]
+
+#: Options of every node command that belong to the connection, not to a domain dataclass.
+CONNECTION_OPTIONS = frozenset({"broker", "prefix", "username", "password"})
+
+
+def address(broker: str, username: str | None = None, password: str | None = None,
+            ) -> BrokerAddress:
+    try:
+        parsed = BrokerAddress.parse(broker)
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from None
+    return BrokerAddress(parsed.host, parsed.port, username, password)
+
+
+def topics(prefix: str) -> Topics:
+    try:
+        return Topics(prefix)
+    except TopicError as exc:
+        raise UsageProblem(str(exc)) from None
+
+
+def names(text: str, what: str) -> tuple[str, ...]:
+    found = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not found:
+        raise UsageProblem(f"{what} needs at least one channel name")
+    return found
+
+
+def resolve_data_path(path: Path) -> Path:
+    """A file, or ``pkg:PACKAGE/PATH`` for a data file an installed package ships."""
+    text = str(path)
+    if text.startswith("pkg:"):
+        package, _, inner = text[4:].partition("/")
+        try:
+            path = Path(str(importlib.resources.files(package).joinpath(inner)))
+        except ModuleNotFoundError:
+            raise UsageProblem(f"no installed package {package!r} for {text}") from None
+    if not path.is_file():
+        raise UsageProblem(f"no such file: {text}")
+    return path
+
+
+def no_limit(seconds: float) -> float:
+    """0 on the command line means no limit."""
+    return float("inf") if seconds == 0 else seconds
+
+
+def read_allowlist(path: Path) -> frozenset[str]:
+    try:
+        lines = path.read_text().split()
+    except OSError as exc:
+        raise UsageProblem(f"cannot read the allowlist {path}: {exc.strerror}") from None
+    return frozenset(check_id(line, "device id in the allowlist") for line in lines)
+
+
+def serve(service: Any) -> None:
+    """Run a service until SIGTERM/SIGINT; stop too if the `up` that started us is gone."""
+    parent = os.environ.get("FLEETLEARN_PARENT_PID")
+    if parent and parent.isdigit():
+        service.node.every(1.0, lambda: os.getppid() != int(parent) and service.node.stop())
+    service.run()

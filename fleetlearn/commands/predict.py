@@ -1,0 +1,45 @@
+"""`fleetlearn predict`: options -> :class:`~learners.predictor.PredictorConfig` -> a served
+predictor."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from broker.topics import check_id
+from fleetlearn.commands.common import (
+    DEFAULT_BROKER,
+    DEFAULT_PREFIX,
+    BrokerOpt,
+    MetricsOpt,
+    PasswordOpt,
+    PrefixOpt,
+    UserOpt,
+    address,
+    default,
+    serve,
+    topics,
+)
+from learners.predictor import Predictor, PredictorConfig
+
+P = PredictorConfig
+
+#: Where each option's default lives (option -> dataclass, field); tests hold them equal.
+OWNERS: dict[str, tuple[type, str]] = {"id": (P, "node_id"),
+                                       "metrics_interval": (P, "metrics_interval")}
+
+
+def predict(
+    sites: Annotated[str, typer.Option(help="Comma-separated sites (default: all).")] = "",
+    id: Annotated[str, typer.Option("--id", help="Node id.")] = default(P, "node_id"),
+    broker: BrokerOpt = DEFAULT_BROKER,
+    prefix: PrefixOpt = DEFAULT_PREFIX,
+    metrics_interval: MetricsOpt = default(P, "metrics_interval"),
+    username: UserOpt = None,
+    password: PasswordOpt = None,
+) -> None:
+    """Predict every reading with the current model; publish it with the model version."""
+    config = PredictorConfig(node_id=check_id(id), metrics_interval=metrics_interval,
+                             sites=tuple(s for s in sites.split(",") if s))
+    serve(Predictor(config, topics(prefix), address(broker, username, password)))

@@ -1,0 +1,136 @@
+"""`fleetlearn up`: options -> :class:`~fleetlearn.deploy.settings.UpSettings` -> a whole
+local deployment (:mod:`fleetlearn.deploy`), its live view, summary and report.
+
+`up` passes its nodes only what it decides: broker address, prefix, node ids, partitions, the
+fleet's allowlist, the aggregator's state dir and how often nodes report; every other setting
+reaches them through one config file it writes in the log dir: the `--config` file's sections
+with the node settings given on `up`'s command line on top.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+
+from broker.topics import check_site
+from devices.fleet import FleetConfig
+from devices.replay import ReplayConfig
+from fleetlearn.commands.common import (
+    DEFAULT_PREFIX,
+    LayoutOpt,
+    LrOpt,
+    PrefixOpt,
+    UsageProblem,
+    address,
+    default,
+    names,
+    resolve_data_path,
+    topics,
+)
+from fleetlearn.deploy.display import ProgressView, summary_table
+from fleetlearn.deploy.settings import UpSettings
+from fleetlearn.deploy.up import LocalDeployment
+
+F, R, U = FleetConfig, ReplayConfig, UpSettings
+
+#: Where each option's default lives (option -> dataclass, field); tests hold them equal.
+OWNERS: dict[str, tuple[type, str]] = {
+    **{name: (F, name) for name in ("devices", "sites", "rate", "batch", "layout", "qos",
+                                    "seed", "drift_at")},
+    "gateways": (U, "gateways"), "site": (R, "site"),
+}
+
+
+def up(
+    ctx: typer.Context,
+    duration: Annotated[float | None, typer.Option(min=0.001, help="Seconds the fleet runs "
+                                                   "(default: until Ctrl-C, or the end of "
+                                                   "a replay).")] = None,
+    devices: Annotated[int, typer.Option(min=1, help="Simulated devices.")] = default(F, "devices"),
+    sites: Annotated[int, typer.Option(min=1, help="Sites.")] = default(F, "sites"),
+    gateways: Annotated[int, typer.Option(min=1, help="Gateway processes.")
+                        ] = default(U, "gateways"),
+    rate: Annotated[float, typer.Option(min=0.001, help="Readings per second.")
+                    ] = default(F, "rate"),
+    batch: Annotated[int, typer.Option(min=1, help="Readings per message.")
+                     ] = default(F, "batch"),
+    layout: LayoutOpt = default(F, "layout"),
+    qos: Annotated[int, typer.Option(min=0, max=1, help="QoS of readings.")] = default(F, "qos"),
+    seed: Annotated[int, typer.Option(help="Seed of the fleet.")] = default(F, "seed"),
+    sync_every: Annotated[int | None, typer.Option(min=1, help="Gateways: samples between "
+                                                   "updates.")] = None,
+    sync_interval: Annotated[float | None, typer.Option(min=0.01, help="Gateways: max seconds "
+                                                        "between updates.")] = None,
+    features: Annotated[str | None, typer.Option(help="Comma-separated features (default: the "
+                                                 "simulated fleet's channels).")] = None,
+    target: Annotated[str | None, typer.Option(help="Target channel (default: the simulated "
+                                               "fleet's).")] = None,
+    kind: Annotated[str | None, typer.Option(help="'regression' or 'binary' (default: "
+                                               "the gateways').")] = None,
+    optimizer: Annotated[str | None, typer.Option(help="The gateways' optimizer: 'adagrad', "
+                                                  "'rmsprop' or 'sgd'.")] = None,
+    lr: LrOpt = None,
+    file: Annotated[Path | None, typer.Option("--replay", help="Replay this CSV file instead "
+                                              "of simulating a fleet.")] = None,
+    time_col: Annotated[str, typer.Option(help="Replay: the time column.")] = "time",
+    device_col: Annotated[str, typer.Option(help="Replay: the device column.")] = "device",
+    columns: Annotated[str | None, typer.Option(help="Replay: channel columns (default: "
+                                                "every numeric one).")] = None,
+    site: Annotated[str, typer.Option(help="Replay: the devices' site.")] = default(R, "site"),
+    speed: Annotated[float | None, typer.Option(min=1e-9, help="Replay: times the recorded "
+                                                "pace (default: as fast as it goes).")] = None,
+    faults: Annotated[str, typer.Option(help="Fault rates for the fleet, e.g. 'all=0.05' "
+                                        "(see `devices simulate --help`).")] = "",
+    drift_at: Annotated[float | None, typer.Option(min=0.0, help="Seconds into the run when "
+                                                   "the hidden truth changes.")
+                        ] = default(F, "drift_at"),
+    strategy: Annotated[str | None, typer.Option(help="The aggregator's strategy (see "
+                                                 "`aggregator --help`; default: sync).")] = None,
+    merge: Annotated[str | None, typer.Option(help="The aggregator's merge rule (default: "
+                                              "mean).")] = None,
+    drift_policy: Annotated[str | None, typer.Option(help="The aggregator's drift policy "
+                                                     "(default: rescale).")] = None,
+    broker: Annotated[str | None, typer.Option(help="Use this broker HOST:PORT instead of "
+                                               "starting one.")] = None,
+    prefix: PrefixOpt = DEFAULT_PREFIX,
+    report: Annotated[Path | None, typer.Option(help="Write the summary as JSON here.")] = None,
+    log_dir: Annotated[Path | None, typer.Option(help="Where the nodes' logs go.")] = None,
+    quiet: Annotated[bool, typer.Option(help="No live progress.")] = False,
+) -> None:
+    """Run a whole local deployment: broker, aggregator, gateways, predictor and fleet."""
+
+    try:
+        replay = None
+        if file is not None:
+            replay = ReplayConfig(path=resolve_data_path(file), time_col=time_col,
+                                  device_col=device_col, site=check_site(site), speed=speed,
+                                  columns=None if columns is None else names(columns,
+                                                                              "--columns"))
+        settings = UpSettings(
+            devices=devices, sites=sites, gateways=gateways, rate=rate, batch=batch,
+            layout=layout, qos=qos, seed=seed, duration=duration, prefix=topics(prefix).prefix,
+            broker=address(broker) if broker else None, sync_every=sync_every,
+            sync_interval=sync_interval, features=features, target=target, kind=kind,
+            optimizer=optimizer, lr=lr, replay=replay, config=ctx.obj,
+            faults=faults, drift_at=drift_at, log_dir=log_dir, strategy=strategy,
+            merge=merge, drift_policy=drift_policy,
+        )
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from None
+    console = Console(stderr=False)
+    view = ProgressView(console, quiet=quiet)
+    deployment = LocalDeployment(settings, progress=view)
+    if not quiet:
+        console.print(f"fleetlearn up: logs in {deployment.log_dir}; Ctrl-C to stop")
+    try:
+        result = deployment.run()
+    finally:
+        view.close()
+    console.print(summary_table(result))
+    if report is not None:
+        report.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+        console.print(f"report written to {report}")

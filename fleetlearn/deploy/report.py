@@ -1,0 +1,47 @@
+"""The summary of a finished deployment, as the dict `up` prints and writes with `--report`."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fleetlearn.deploy.up import LocalDeployment
+
+
+def deployment_report(deployment: LocalDeployment) -> dict[str, Any]:
+    """Readings accounted for, the model against the truth, prequential and federated error,
+    dead letters, and every process with how it ended."""
+    d = deployment
+    s, st = d.settings, d.state
+    elapsed = max((d.fleet_stopped or time.monotonic()) - d.fleet_started, 1e-9)
+    readings = st.readings()
+    nodes = d.node_config
+    return {
+        "broker": str(d.address), "own_broker": d.own_broker is not None,
+        "prefix": s.prefix, "seconds": round(elapsed, 3), "interrupted": d.interrupted,
+        "settings": {"devices": s.devices, "sites": s.sites, "gateways": s.gateways,
+                     "rate": s.rate, "batch": s.batch, "layout": s.layout, "qos": s.qos,
+                     "seed": s.seed,
+                     "sync_every": nodes.get("sync", {}).get("sync_every"),
+                     "lr": nodes.get("learner", {}).get("lr"),
+                     "drift_at": s.drift_at,
+                     "strategy": st.nodes.get("aggregator", {}).get("strategy")},
+        "node_config": str(d.config_path),
+        "readings": readings,
+        "readings_per_s": readings["published"] / elapsed,
+        "faults": s.faults or None,
+        "ground_truth_check": st.ground_truth_check(),
+        "model": st.model_summary(),
+        "truth": None if d.truth is None else {
+            "weights": d.truth.weights, "intercept": d.truth.intercept,
+            "target": d.truth.target},
+        "source": "replay" if s.replay else "simulated fleet",
+        "prequential": {n: m.get("prequential", {}) for n, m in st.of_kind("gateway").items()},
+        "federated": st.nodes.get("aggregator", {}).get("federated", {}),
+        "predictions": st.nodes.get("predictor", {}).get("predictions", 0),
+        "deadletters": dict(st.deadletters),
+        "processes": [c.record() for c in d.children],
+        "broker_pid": getattr(d.own_broker, "_stopped_pid", None),
+        "log_dir": str(d.log_dir),
+    }

@@ -1,0 +1,118 @@
+"""What `fleetlearn up` is asked to run: the fleet (or replay) and the deployment's shape, plus
+the node settings given on its command line, which reach the nodes through the config file
+`up` writes for them (:meth:`UpSettings.node_settings`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from broker.client import BrokerAddress
+from broker.codec import LAYOUTS
+from devices.faults import FaultRates
+from devices.replay import ReplayConfig
+
+
+@dataclass(frozen=True)
+class UpSettings:
+    devices: int = 20
+    sites: int = 2
+    gateways: int = 2
+    rate: float = 1000.0
+    batch: int = 1
+    layout: str = "columns"  # of a batch: "columns" or "rows"
+    qos: int = 1
+    seed: int = 0
+    duration: float | None = 30.0
+    prefix: str = "fleet"
+    broker: BrokerAddress | None = None
+    # The nodes' settings given on up's command line (None: not given, so the config file's or
+    # the node's own default): they reach the nodes through the config file up writes.
+    sync_every: int | None = None
+    sync_interval: float | None = None
+    features: str | None = None  # comma-separated; default: the simulated fleet's channels
+    target: str | None = None
+    kind: str | None = None
+    optimizer: str | None = None
+    lr: float | None = None
+    replay: ReplayConfig | None = None  # a CSV source instead of the simulated fleet
+    config: Path | None = None  # the TOML file, handed on to every node
+    faults: str = ""
+    drift_at: float | None = None
+    strategy: str | None = None
+    merge: str | None = None
+    drift_policy: str | None = None
+    within: float = 0.05
+    log_dir: Path | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("devices", "sites", "gateways", "batch", "sync_every"):
+            if (getattr(self, name) or 1) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.rate <= 0:
+            raise ValueError("--rate must be > 0")
+        if self.duration is not None and self.duration <= 0:
+            raise ValueError("--duration must be > 0")
+        if self.qos not in (0, 1):
+            raise ValueError("--qos must be 0 or 1")
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"--layout must be one of {', '.join(LAYOUTS)}")
+        if self.replay is not None and not (self.features and self.target):
+            raise ValueError("a replay needs the task: --features and --target (or [task])")
+        if self.faults:
+            if self.replay is not None:
+                raise ValueError("--faults is for the simulated fleet, not a replay")
+            FaultRates.parse(self.faults)  # refuse a bad spec before anything starts
+            if self.batch != 1:
+                raise ValueError("faults are injected per message: use --batch 1 with --faults")
+
+    def node_settings(self, file: dict[str, dict[str, Any]] | None = None
+                      ) -> dict[str, dict[str, Any]]:
+        """The config every node reads: the file's sections, with the node settings given to
+        ``up`` itself on top. The fleet's and replay's settings are ``up``'s own, so they are
+        written whole.
+
+        >>> UpSettings(lr=0.1).node_settings({"learner": {"l2": 0.01}})["learner"]
+        {'l2': 0.01, 'lr': 0.1}
+        >>> UpSettings().node_settings({"aggregator": {"quorum": 1}})["aggregator"]
+        {'quorum': 1}
+        """
+        sections = {name: dict(values) for name, values in (file or {}).items()}
+        given = {
+            "task": {"features": self.features and self.features.split(","),
+                     "target": self.target, "kind": self.kind},
+            "learner": {"optimizer": self.optimizer, "lr": self.lr},
+            "sync": {"sync_every": self.sync_every, "sync_interval": self.sync_interval},
+            "aggregator": {"strategy": self.strategy, "merge": self.merge,
+                           "drift_policy": self.drift_policy},
+            "fleet": {"devices": self.devices, "sites": self.sites, "seed": self.seed,
+                      "rate": self.rate, "batch": self.batch, "layout": self.layout,
+                      "qos": self.qos, "faults": self.faults, "drift_at": self.drift_at},
+        }
+        if self.replay is not None:
+            r = self.replay
+            given["replay"] = {"file": str(r.path), "time_col": r.time_col,
+                               "device_col": r.device_col,
+                               "columns": list(r.columns) if r.columns else None,
+                               "site": r.site, "speed": r.speed, "qos": self.qos}
+        for name, values in given.items():
+            chosen = {k: v for k, v in values.items() if v is not None and v != ""}
+            if chosen:
+                sections.setdefault(name, {}).update(chosen)
+        return sections
+
+    def partitions(self, devices: list[str] | None = None) -> list[str]:
+        """A replay's devices dealt out to the gateways; else whole sites per gateway when they
+        divide evenly, else device-hash buckets."""
+        k = self.gateways
+        if devices is not None:
+            if len(devices) < k:
+                raise ValueError(f"{k} gateways for {len(devices)} devices: use --gateways "
+                                 f"{len(devices)} or fewer")
+            return ["devices:" + ",".join(devices[i::k]) for i in range(k)]
+        if self.sites % k == 0:
+            return ["sites:" + ",".join(f"s{s}" for s in range(i, self.sites, k))
+                    for i in range(k)]
+        return [f"bucket:{i}/{k}" for i in range(k)]

@@ -1,0 +1,49 @@
+"""`up` passes its nodes only what it decides; every other setting reaches them unchanged from
+the config file, against a real mosquitto."""
+
+import pytest
+
+from fleetlearn.config import load_config
+from fleetlearn.deploy.up import LocalDeployment, UpSettings
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
+
+
+def test_the_files_aggregator_settings_reach_the_aggregator_under_up(address, prefix, tmp_path):
+    # Prepare: a file that sets what `up` used to override (quorum 2, round timeout 2.0)
+    config = tmp_path / "fleetlearn.toml"
+    config.write_text("[aggregator]\nquorum = 1\nround_timeout = 7.0\n"
+                      "[learner]\nl2 = 0.001\n[sync]\nsync_every = 150\n")
+    dep = LocalDeployment(UpSettings(broker=address, prefix=prefix, duration=None, gateways=2,
+                                     config=config, log_dir=tmp_path / "logs"))
+    try:
+        # Execute
+        dep.start()
+        # Assert: the aggregator itself says it runs with the file's settings
+        def reported() -> bool:
+            agg = dep.state.nodes.get("aggregator", {})
+            return "round_timeout" in agg and bool(agg.get("learners"))
+        assert dep.monitor.wait_for(reported, timeout=30)
+        agg = dep.state.nodes["aggregator"]
+        assert agg["round_timeout"] == 7.0
+        assert agg["quorum"] == 1  # two live learners: a default quorum would be 2
+        # and nothing on any node's command line overrides the file
+        for child in dep.children:
+            assert not {"--quorum", "--round-timeout", "--sync-every", "--l2"} & set(child.argv)
+            assert str(dep.config_path) in child.argv
+        assert load_config(dep.config_path)["aggregator"] == {"quorum": 1, "round_timeout": 7.0}
+        assert load_config(dep.config_path)["sync"] == {"sync_every": 150}
+    finally:
+        dep.stop_all()
+    assert all(not c.running for c in dep.children)
+
+
+def test_settings_given_to_up_itself_go_on_top_of_the_file(tmp_path):
+    config = tmp_path / "fleetlearn.toml"
+    config.write_text('[aggregator]\nquorum = 1\nstrategy = "sync"\n[learner]\nlr = 0.2\n')
+    dep = LocalDeployment(UpSettings(config=config, strategy="fedbuff", lr=0.05,
+                                     log_dir=tmp_path / "logs"))
+    written = load_config(dep.config_path)
+    assert written["aggregator"] == {"quorum": 1, "strategy": "fedbuff"}
+    assert written["learner"] == {"lr": 0.05}
+    assert written["fleet"]["devices"] == 20
