@@ -34,6 +34,7 @@ from gateway.features import FeatureSpec
 from gateway.partition import Partition
 from learners.aggregator import Aggregator, AggregatorConfig
 from learners.federation import FederationConfig
+from learners.registry import build_strategy
 from learners.staleness import Staleness
 from learners.strategies import MergeRule
 
@@ -341,7 +342,8 @@ def _default_state_dir(prefix: str, node: str) -> Path:
 @app.command()
 def aggregator(
     strategy: Annotated[str, typer.Option(help="'sync' (FedAvg rounds), 'fedasync' (mix each "
-                                          "update in) or 'fedbuff' (merge every --buffer).")
+                                          "update in), 'fedbuff' (merge every --buffer), or "
+                                          "one of your own as package.module:ClassName.")
                         ] = "sync",
     quorum: Annotated[int, typer.Option(min=0, help="Updates that close a sync round, less the "
                                         "learners whose status is offline (0: every live "
@@ -398,11 +400,13 @@ def aggregator(
     """Merge learner updates (FedAvg, async or robust) and broadcast versioned models."""
     topics = _topics(prefix)
     try:
+        chosen = build_strategy(strategy, {
+            "merge_rule": MergeRule(merge, trim, clip_norm), "round_timeout": round_timeout,
+            "max_staleness": max_staleness, "alpha": alpha,
+            "staleness": Staleness(staleness, staleness_a, staleness_b), "buffer": buffer,
+            "server_lr": server_lr})
         federation = FederationConfig(
-            strategy=strategy, quorum=quorum, round_timeout=round_timeout,
-            merge_rule=MergeRule(merge, trim, clip_norm), max_staleness=max_staleness,
-            alpha=alpha, staleness=Staleness(staleness, staleness_a, staleness_b),
-            buffer=buffer, server_lr=server_lr, momentum=momentum, max_samples=max_samples,
+            chosen, quorum=quorum, momentum=momentum, max_samples=max_samples,
             drift_policy=drift_policy, drift_cooldown=drift_cooldown,
             rollback_factor=rollback_factor, rollback_min_samples=rollback_min_samples)
         config = AggregatorConfig(
