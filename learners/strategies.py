@@ -126,10 +126,12 @@ class Strategy(ABC):
         self.pending.clear()
         self.opened_at = None
 
-    def _timed_out(self, now: float) -> bool:
+    def timed_out(self, now: float) -> bool:
+        """Whether ``round_timeout`` seconds passed since the first pending contribution."""
         return self.opened_at is not None and now - self.opened_at >= self.round_timeout
 
-    def _take(self) -> list[Contribution]:
+    def take(self) -> list[Contribution]:
+        """The pending contributions, by learner, and none left pending."""
         used = sorted(self.pending.values(), key=lambda c: c.learner)
         if not used:
             raise AggregationError("nothing to aggregate")
@@ -157,11 +159,11 @@ class SyncRounds(Strategy):
     name: ClassVar[str] = "sync"
 
     def ready(self, now: float, quorum: int) -> bool:
-        return bool(self.pending) and (len(self.pending) >= quorum or self._timed_out(now))
+        return bool(self.pending) and (len(self.pending) >= quorum or self.timed_out(now))
 
     def merge(self, current: np.ndarray, scaler: Scaler | None = None,
               kind: str = "regression") -> Merged:
-        used = self._take()
+        used = self.take()
         deltas = np.stack([c.delta for c in used])
         weights = np.array([c.n for c in used], dtype=float)
         step, clipped = self.merge_rule.apply(deltas, weights, scaler, kind)
@@ -217,11 +219,11 @@ class FedBuff(Strategy):
 
     def ready(self, now: float, quorum: int) -> bool:
         return bool(self.pending) and (len(self.pending) >= min(self.buffer, quorum)
-                                       or self._timed_out(now))
+                                       or self.timed_out(now))
 
     def merge(self, current: np.ndarray, scaler: Scaler | None = None,
               kind: str = "regression") -> Merged:
-        used = self._take()
+        used = self.take()
         decay = np.array([self.staleness(c.staleness) for c in used])
         deltas = np.stack([c.delta for c in used]) * decay[:, None]
         weights = np.array([c.n for c in used], dtype=float)
