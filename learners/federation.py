@@ -23,6 +23,7 @@ True
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,26 +35,22 @@ from learners.aggregate import as_params
 from learners.drift import check_policy
 from learners.guard import RollbackGuard
 from learners.ledger import DEFAULT_MAX_SAMPLES, Refusal, UpdateLedger
-from learners.staleness import Staleness
 from learners.stats import merge
-from learners.strategies import STRATEGIES, MergeRule, make_strategy
+from learners.strategies import Strategy, SyncRounds
 
 CHECKPOINT_FORMAT = 1
 
 
 @dataclass(frozen=True)
 class FederationConfig:
-    """Everything the aggregator decides by. ``quorum`` 0: every live learner."""
+    """Everything the aggregator decides by. ``quorum`` 0: every live learner.
 
-    strategy: str = "sync"
+    ``strategy`` is a template with its parameters (:func:`learners.registry.build_strategy`
+    makes one from a name): each :class:`Federation` works on a copy of its own.
+    """
+
+    strategy: Strategy = field(default_factory=SyncRounds)
     quorum: int = 0
-    round_timeout: float = 2.0
-    merge_rule: MergeRule = field(default_factory=MergeRule)
-    max_staleness: int = 8
-    alpha: float = 0.6
-    buffer: int = 4
-    server_lr: float = 1.0
-    staleness: Staleness = field(default_factory=Staleness)
     momentum: float = 0.0
     max_samples: int = DEFAULT_MAX_SAMPLES
     drift_policy: str = "rescale"
@@ -69,9 +66,8 @@ class FederationConfig:
         if self.rollback_factor and self.rollback_factor <= 1.0:
             raise ValueError("the rollback factor must be > 1 (or 0: no guard)")
         check_policy(self.drift_policy)
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, not "
-                             f"{self.strategy!r}")
+        if not isinstance(self.strategy, Strategy):
+            raise ValueError(f"the strategy must be a Strategy, not {self.strategy!r}")
 
 
 class Federation:
@@ -79,10 +75,7 @@ class Federation:
 
     def __init__(self, config: FederationConfig) -> None:
         self.config = config
-        self.strategy = make_strategy(
-            config.strategy, merge_rule=config.merge_rule, round_timeout=config.round_timeout,
-            max_staleness=config.max_staleness, alpha=config.alpha, buffer=config.buffer,
-            server_lr=config.server_lr, staleness=config.staleness)
+        self.strategy = copy.deepcopy(config.strategy)  # pending state of its own
         self.ledger = UpdateLedger(max_staleness=self.strategy.max_staleness,
                                    max_samples=config.max_samples)
         self.guard = RollbackGuard(config.rollback_factor, config.rollback_min_samples)
@@ -154,17 +147,12 @@ class Federation:
         merged = self.strategy.merge(current, previous.scaler if previous else None, kind)
         used = merged.used
         notes: dict[str, Any] = {"strategy": self.strategy.name,
-                                 "merge": self.config.merge_rule.rule,
+                                 "merge": self.strategy.merge_rule.rule,
                                  "staleness": {c.learner: c.staleness for c in used}}
         if merged.clipped:
             notes["clipped"] = merged.clipped
-        if previous is None:
-            # the first model: nothing yet to mix into or step from (fedasync would otherwise
-            # take alpha of every weight, and the learners adopt that bias: measured, MAE 51
-            # against 0.4 in the first rounds), so it is what came in, merged by the rule
-            vector, _ = self.config.merge_rule.apply(
-                np.stack([c.params for c in used]),
-                np.array([c.n for c in used], dtype=float), None, kind)
+        if previous is None:  # nothing yet to mix into or step from (Strategy.first says why)
+            vector = self.strategy.first(used, kind)
         else:
             vector = self._with_momentum(current, merged.vector)
         recent = used[0].scaler  # the moments of what this merge's updates learned

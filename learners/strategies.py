@@ -11,6 +11,9 @@ pending contribution per learner: a learner's later update already holds its ear
   x <- x + server_lr·merge(s(τ)·Δ).
 
 Each may merge with a robust rule (median, trimmed mean) and clip every change to a norm.
+A strategy is a subclass of :class:`Strategy` (its parameters and their defaults are its
+dataclass fields) and one :func:`register` line; one outside the package is named
+``package.module:ClassName`` (:mod:`learners.registry`).
 
 >>> from broker.codec import Scaler
 >>> def contribution(who, delta, n=10, tau=0):
@@ -30,7 +33,9 @@ True
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -38,8 +43,6 @@ from broker.codec import Scaler
 from learners.aggregate import RULES, AggregationError, clip_by_norm, combine
 from learners.ledger import Contribution
 from learners.staleness import Staleness
-
-STRATEGIES = ("sync", "fedasync", "fedbuff")
 
 
 @dataclass(frozen=True)
@@ -76,16 +79,22 @@ class Merged:
 
 
 @dataclass
-class Strategy:
-    """The pending contributions; subclasses say when to merge and how."""
+class Strategy(ABC):
+    """When to merge (:meth:`ready`) and how (:meth:`merge`), over the pending contributions.
+
+    The dataclass fields a subclass declares are its parameters, with their defaults (the
+    command line reads them there); state it keeps is a field with ``init=False``. These three
+    are every strategy's: the merge rule, the seconds a round or buffer waits for its quorum,
+    and how many versions behind an update may be (the ledger refuses older ones).
+    """
 
     merge_rule: MergeRule = field(default_factory=MergeRule)
     round_timeout: float = 2.0
-    max_staleness: int = 0
-    pending: dict[str, Contribution] = field(default_factory=dict)
-    opened_at: float | None = None
+    max_staleness: int = 8
+    pending: dict[str, Contribution] = field(default_factory=dict, init=False, repr=False)
+    opened_at: float | None = field(default=None, init=False, repr=False)
 
-    name = "strategy"
+    name: ClassVar[str] = "strategy"  # in each model's notes, and the registry's key
 
     def offer(self, contribution: Contribution, now: float) -> None:
         self.pending.pop(contribution.learner, None)  # keep arrival order: latest last
@@ -93,21 +102,36 @@ class Strategy:
         if self.opened_at is None:
             self.opened_at = now
 
+    @abstractmethod
     def ready(self, now: float, quorum: int) -> bool:
-        raise NotImplementedError
+        """Whether to merge now; ``quorum`` is the updates that close a round."""
 
+    @abstractmethod
     def merge(self, current: np.ndarray, scaler: Scaler | None = None,
               kind: str = "regression") -> Merged:
-        raise NotImplementedError
+        """The next parameters from ``current`` and the pending contributions, which it takes."""
+
+    def first(self, used: list[Contribution], kind: str) -> np.ndarray:
+        """The first model's parameters, made of the contributions of the first merge.
+
+        There is nothing yet to mix into or step from (fedasync would otherwise take alpha of
+        every weight, and the learners adopt that bias: measured, MAE 51 against 0.4 in the
+        first rounds), so by default it is what came in, merged by the rule.
+        """
+        vector, _ = self.merge_rule.apply(np.stack([c.params for c in used]),
+                                          np.array([c.n for c in used], dtype=float), None, kind)
+        return vector
 
     def clear(self) -> None:
         self.pending.clear()
         self.opened_at = None
 
-    def _timed_out(self, now: float) -> bool:
+    def timed_out(self, now: float) -> bool:
+        """Whether ``round_timeout`` seconds passed since the first pending contribution."""
         return self.opened_at is not None and now - self.opened_at >= self.round_timeout
 
-    def _take(self) -> list[Contribution]:
+    def take(self) -> list[Contribution]:
+        """The pending contributions, by learner, and none left pending."""
         used = sorted(self.pending.values(), key=lambda c: c.learner)
         if not used:
             raise AggregationError("nothing to aggregate")
@@ -115,24 +139,38 @@ class Strategy:
         return used
 
 
+#: The strategies known by name; ``package.module:ClassName`` names any other.
+STRATEGIES: dict[str, type[Strategy]] = {}
+
+
+def register(cls: type[Strategy]) -> type[Strategy]:
+    """Make a strategy known by its ``name`` (a class decorator)."""
+    STRATEGIES[cls.name] = cls
+    return cls
+
+
+@register
 @dataclass
 class SyncRounds(Strategy):
-    """FedAvg rounds over the updates built on the current version."""
+    """FedAvg rounds over the updates built on the current version (so max staleness 0)."""
 
-    name = "sync"
+    max_staleness: int = field(default=0, init=False)
+
+    name: ClassVar[str] = "sync"
 
     def ready(self, now: float, quorum: int) -> bool:
-        return bool(self.pending) and (len(self.pending) >= quorum or self._timed_out(now))
+        return bool(self.pending) and (len(self.pending) >= quorum or self.timed_out(now))
 
     def merge(self, current: np.ndarray, scaler: Scaler | None = None,
               kind: str = "regression") -> Merged:
-        used = self._take()
+        used = self.take()
         deltas = np.stack([c.delta for c in used])
         weights = np.array([c.n for c in used], dtype=float)
         step, clipped = self.merge_rule.apply(deltas, weights, scaler, kind)
         return Merged(current + step, used, clipped)
 
 
+@register
 @dataclass
 class FedAsync(Strategy):
     """Mixes each update in as it comes, by a step that shrinks with its staleness."""
@@ -140,7 +178,7 @@ class FedAsync(Strategy):
     alpha: float = 0.6
     staleness: Staleness = field(default_factory=Staleness)
 
-    name = "fedasync"
+    name: ClassVar[str] = "fedasync"
 
     def __post_init__(self) -> None:
         if not 0.0 < self.alpha <= 1.0:
@@ -163,6 +201,7 @@ class FedAsync(Strategy):
         return Merged(x, used, clipped)
 
 
+@register
 @dataclass
 class FedBuff(Strategy):
     """Buffers ``buffer`` updates (fewer if fewer learners are live), then applies their merged
@@ -172,7 +211,7 @@ class FedBuff(Strategy):
     server_lr: float = 1.0
     staleness: Staleness = field(default_factory=Staleness)
 
-    name = "fedbuff"
+    name: ClassVar[str] = "fedbuff"
 
     def __post_init__(self) -> None:
         if self.buffer < 1 or not self.server_lr > 0:
@@ -180,33 +219,13 @@ class FedBuff(Strategy):
 
     def ready(self, now: float, quorum: int) -> bool:
         return bool(self.pending) and (len(self.pending) >= min(self.buffer, quorum)
-                                       or self._timed_out(now))
+                                       or self.timed_out(now))
 
     def merge(self, current: np.ndarray, scaler: Scaler | None = None,
               kind: str = "regression") -> Merged:
-        used = self._take()
+        used = self.take()
         decay = np.array([self.staleness(c.staleness) for c in used])
         deltas = np.stack([c.delta for c in used]) * decay[:, None]
         weights = np.array([c.n for c in used], dtype=float)
         step, clipped = self.merge_rule.apply(deltas, weights, scaler, kind)
         return Merged(current + self.server_lr * step, used, clipped)
-
-
-def make_strategy(name: str, *, merge_rule: MergeRule | None = None, round_timeout: float = 2.0,
-                  max_staleness: int = 8, alpha: float = 0.6, buffer: int = 4,
-                  server_lr: float = 1.0, staleness: Staleness | None = None) -> Strategy:
-    """A strategy by name. ``sync`` takes only the current version (max staleness 0).
-
-    >>> make_strategy("fedbuff", buffer=3).name, make_strategy("sync").max_staleness
-    ('fedbuff', 0)
-    """
-    rule = merge_rule or MergeRule()
-    decay = staleness or Staleness()
-    if name == "sync":
-        return SyncRounds(rule, round_timeout, 0)
-    if name == "fedasync":
-        return FedAsync(rule, round_timeout, max_staleness, alpha=alpha, staleness=decay)
-    if name == "fedbuff":
-        return FedBuff(rule, round_timeout, max_staleness, buffer=buffer, server_lr=server_lr,
-                       staleness=decay)
-    raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, not {name!r}")

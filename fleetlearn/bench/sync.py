@@ -23,6 +23,7 @@ from gateway.features import FeatureSpec
 from gateway.service import Gateway
 from learners.aggregator import Aggregator, AggregatorConfig
 from learners.federation import FederationConfig
+from learners.strategies import SyncRounds
 
 FEATURES = ("a", "b", "c")
 
@@ -30,7 +31,7 @@ FEATURES = ("a", "b", "c")
 def make_aggregator(quorum: int, topics: Topics, address: BrokerAddress,
                     round_timeout: float = 10.0) -> Aggregator:
     """The aggregator under test, through its public surface only (one place to change)."""
-    federation = FederationConfig(quorum=quorum, round_timeout=round_timeout)
+    federation = FederationConfig(SyncRounds(round_timeout=round_timeout), quorum=quorum)
     return Aggregator(AggregatorConfig(federation=federation), topics, address)
 
 

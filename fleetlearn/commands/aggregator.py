@@ -26,17 +26,21 @@ from fleetlearn.commands.common import (
 )
 from learners.aggregator import Aggregator, AggregatorConfig
 from learners.federation import FederationConfig
+from learners.registry import build_strategy
 from learners.staleness import Staleness
-from learners.strategies import MergeRule
+from learners.strategies import FedAsync, FedBuff, MergeRule, Strategy
 
 A, F, M, S = AggregatorConfig, FederationConfig, MergeRule, Staleness
+#: The strategy the aggregator runs unless told (a registry name).
+DEFAULT_STRATEGY = default(F, "strategy").name
 
 #: Where each option's default lives (option -> dataclass, field); tests hold them equal.
 OWNERS: dict[str, tuple[type, str]] = {
     "id": (A, "node_id"), "keep": (A, "keep"), "metrics_interval": (A, "metrics_interval"),
-    "strategy": (F, "strategy"), "quorum": (F, "quorum"), "round_timeout": (F, "round_timeout"),
-    "max_staleness": (F, "max_staleness"), "alpha": (F, "alpha"), "buffer": (F, "buffer"),
-    "server_lr": (F, "server_lr"), "momentum": (F, "momentum"),
+    "quorum": (F, "quorum"), "round_timeout": (Strategy, "round_timeout"),
+    "max_staleness": (FedAsync, "max_staleness"), "alpha": (FedAsync, "alpha"),
+    "buffer": (FedBuff, "buffer"), "server_lr": (FedBuff, "server_lr"),
+    "momentum": (F, "momentum"),
     "max_samples": (F, "max_samples"), "drift_policy": (F, "drift_policy"),
     "drift_cooldown": (F, "drift_cooldown"), "rollback_factor": (F, "rollback_factor"),
     "rollback_min_samples": (F, "rollback_min_samples"),
@@ -53,14 +57,15 @@ def default_state_dir(prefix: str, node: str) -> Path:
 
 def aggregator(
     strategy: Annotated[str, typer.Option(help="'sync' (FedAvg rounds), 'fedasync' (mix each "
-                                          "update in) or 'fedbuff' (merge every --buffer).")
-                        ] = default(F, "strategy"),
+                                          "update in), 'fedbuff' (merge every --buffer), or "
+                                          "your own as package.module:ClassName.")
+                        ] = DEFAULT_STRATEGY,
     quorum: Annotated[int, typer.Option(min=0, help="Updates that close a sync round, less the "
                                         "learners whose status is offline (0: every live "
                                         "learner).")] = default(F, "quorum"),
     round_timeout: Annotated[float, typer.Option(min=0.01, help="Seconds a round (or a "
                                                  "buffer) waits for its quorum.")
-                             ] = default(F, "round_timeout"),
+                             ] = default(Strategy, "round_timeout"),
     merge: Annotated[str, typer.Option(help="'mean' (sample-weighted), or robust: 'median' "
                                        "(coordinate-wise) or 'trimmed'.")] = default(M, "rule"),
     trim: Annotated[float, typer.Option(min=0.0, max=0.49, help="Share trimmed at each end "
@@ -69,18 +74,18 @@ def aggregator(
                                                     "to this norm (standardised units).")
                          ] = default(M, "clip_norm"),
     max_staleness: Annotated[int, typer.Option(min=0, help="Async: versions an update may be "
-                                               "behind.")] = default(F, "max_staleness"),
+                                               "behind.")] = default(FedAsync, "max_staleness"),
     alpha: Annotated[float, typer.Option(min=1e-6, max=1.0, help="fedasync: mixing weight.")
-                     ] = default(F, "alpha"),
+                     ] = default(FedAsync, "alpha"),
     staleness: Annotated[str, typer.Option(help="Async staleness weight: 'constant', "
                                            "'polynomial' or 'hinge'.")] = default(S, "function"),
     staleness_a: Annotated[float, typer.Option(min=0.0, help="Its a.")] = default(S, "a"),
     staleness_b: Annotated[int, typer.Option(min=0, help="Hinge: versions with full weight.")
                            ] = default(S, "b"),
     buffer: Annotated[int, typer.Option(min=1, help="fedbuff: updates per merge.")
-                      ] = default(F, "buffer"),
+                      ] = default(FedBuff, "buffer"),
     server_lr: Annotated[float, typer.Option(min=1e-9, help="fedbuff: server step.")
-                         ] = default(F, "server_lr"),
+                         ] = default(FedBuff, "server_lr"),
     momentum: Annotated[float, typer.Option(min=0.0, max=0.99, help="Server momentum "
                                             "(0: none).")] = default(F, "momentum"),
     max_samples: Annotated[int, typer.Option(min=1, help="Largest n an update may claim.")
@@ -115,11 +120,13 @@ def aggregator(
     """Merge learner updates (FedAvg, async or robust) and broadcast versioned models."""
     deployment = topics(prefix)
     try:
+        chosen = build_strategy(strategy, {
+            "merge_rule": MergeRule(merge, trim, clip_norm), "round_timeout": round_timeout,
+            "max_staleness": max_staleness, "alpha": alpha,
+            "staleness": Staleness(staleness, staleness_a, staleness_b), "buffer": buffer,
+            "server_lr": server_lr})
         federation = FederationConfig(
-            strategy=strategy, quorum=quorum, round_timeout=round_timeout,
-            merge_rule=MergeRule(merge, trim, clip_norm), max_staleness=max_staleness,
-            alpha=alpha, staleness=Staleness(staleness, staleness_a, staleness_b),
-            buffer=buffer, server_lr=server_lr, momentum=momentum, max_samples=max_samples,
+            chosen, quorum=quorum, momentum=momentum, max_samples=max_samples,
             drift_policy=drift_policy, drift_cooldown=drift_cooldown,
             rollback_factor=rollback_factor, rollback_min_samples=rollback_min_samples)
         config = AggregatorConfig(

@@ -63,7 +63,7 @@ class LocalDeployment:
         self.config_path.write_text(dump_config(self.node_config))
         aggregator = self.node_config.get("aggregator", {})
         self.round_timeout = float(aggregator.get(
-            "round_timeout", FederationConfig().round_timeout))
+            "round_timeout", FederationConfig().strategy.round_timeout))
 
     # ------------------------------------------------------------------ processes
 

@@ -9,7 +9,8 @@ from broker.codec import LinearParams, Scaler, Update, decode_model, encode_upda
 from broker.topics import Topics
 from learners.aggregator import Aggregator, AggregatorConfig
 from learners.federation import FederationConfig
-from learners.strategies import MergeRule
+from learners.registry import build_strategy
+from learners.strategies import MergeRule, SyncRounds
 from tests.mqtt_helpers import Recorder, ServiceThread
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -81,11 +82,11 @@ def run_rounds(address, prefix, federation: FederationConfig, poison, rounds: in
                                                 ("fedbuff", "median")])
 def test_a_robust_strategy_keeps_the_model_near_the_clean_run(address, prefix, poison,
                                                                strategy, rule):
-    clean, _ = run_rounds(address, prefix + "c", FederationConfig(quorum=5, round_timeout=30),
-                          lambda p: p)
+    clean, _ = run_rounds(address, prefix + "c",
+                          FederationConfig(SyncRounds(round_timeout=30), quorum=5), lambda p: p)
     attacked, _ = run_rounds(address, prefix + "a", FederationConfig(
-        strategy=strategy, quorum=5, buffer=5, round_timeout=30, rollback_factor=0,
-        merge_rule=MergeRule(rule)), poison)
+        build_strategy(strategy, {"buffer": 5, "round_timeout": 30, "merge_rule": MergeRule(rule)}),
+        quorum=5, rollback_factor=0), poison)
     a, c = attacked[-1].params.weights, clean[-1].params.weights
     assert np.linalg.norm(a - c) / np.linalg.norm(c) < 0.10
 
@@ -94,7 +95,7 @@ def test_a_robust_strategy_keeps_the_model_near_the_clean_run(address, prefix, p
 @pytest.mark.parametrize("strategy", ["sync", "fedasync", "fedbuff"])
 def test_nan_or_a_wrong_shape_never_reaches_a_broadcast(address, prefix, poison, strategy):
     models, letters = run_rounds(address, prefix, FederationConfig(
-        strategy=strategy, quorum=5, buffer=4, round_timeout=0.5), poison)
+        build_strategy(strategy, {"buffer": 4, "round_timeout": 0.5}), quorum=5), poison)
     assert models and all(np.isfinite(m.params.weights).all() and len(m.params.weights) == 2
                           for m in models)
     assert all("gw-4" not in m.contributors for m in models)
@@ -106,7 +107,7 @@ def test_a_merge_that_ruins_the_fleet_is_rolled_back_with_the_reason(address, pr
     topics = Topics(prefix)
     watcher = Recorder(address, topics.model)
     rng = np.random.default_rng(0)
-    config = AggregatorConfig(federation=FederationConfig(quorum=2, round_timeout=30))
+    config = AggregatorConfig(federation=FederationConfig(SyncRounds(round_timeout=30), quorum=2))
 
     def send(seq, base, loss, poison=lambda p: p):
         for learner in ("gw-0", "gw-1"):

@@ -25,6 +25,7 @@ from gateway.service import Gateway
 from learners.aggregator import Aggregator, AggregatorConfig
 from learners.federation import FederationConfig
 from learners.predictor import Predictor, PredictorConfig
+from learners.strategies import SyncRounds
 from tests.mqtt_helpers import Recorder, ServiceThread
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
@@ -63,7 +64,7 @@ def test_gateway_learns_rejects_with_reasons_and_syncs(address, prefix):
 def test_aggregator_merges_at_quorum_and_publishes_retained_versions(address, prefix):
     topics = Topics(prefix)
     watcher = Recorder(address, topics.model, topics.deadletter_filter)
-    config = AggregatorConfig(federation=FederationConfig(quorum=2, round_timeout=30))
+    config = AggregatorConfig(federation=FederationConfig(SyncRounds(round_timeout=30), quorum=2))
     with ServiceThread(Aggregator(config, topics, address)):
         for learner, w, n in (("gw-0", [1.0, 1.0], 10), ("gw-1", [4.0, -2.0], 30)):
             params = LinearParams(("a", "b"), np.array(w), 0.0)

@@ -1,6 +1,8 @@
 """`up` passes its nodes only what it decides; every other setting reaches them unchanged from
 the config file, against a real mosquitto."""
 
+from pathlib import Path
+
 import pytest
 
 from fleetlearn.config import load_config
@@ -47,3 +49,23 @@ def test_settings_given_to_up_itself_go_on_top_of_the_file(tmp_path):
     assert written["aggregator"] == {"quorum": 1, "strategy": "fedbuff"}
     assert written["learner"] == {"lr": 0.05}
     assert written["fleet"]["devices"] == 20
+
+
+def test_a_strategy_defined_outside_the_package_runs_by_module_and_class(address, prefix,
+                                                                         tmp_path):
+    # Prepare: docs/examples/custom_strategy.py, on the nodes' import path
+    examples = Path(__file__).resolve().parents[2] / "docs" / "examples"
+    dep = LocalDeployment(UpSettings(
+        broker=address, prefix=prefix, duration=None, log_dir=tmp_path / "logs",
+        strategy="custom_strategy:WarmupFedAvg", extra_env={"PYTHONPATH": str(examples)}))
+    try:
+        # Execute
+        dep.start()
+        # Assert: its models say they were merged by it, and keep coming
+        assert dep.monitor.wait_for(
+            lambda: dep.state.last_model is not None and dep.state.last_model.version >= 3,
+            timeout=30)
+        assert dep.state.last_model.notes["strategy"] == "warmup-fedavg"
+        assert dep.state.nodes["aggregator"]["strategy"] == "warmup-fedavg"
+    finally:
+        dep.stop_all()

@@ -16,7 +16,7 @@ ROOT = typer.main.get_command(app)
 #: (command path, where its options' defaults live, options that are the command's alone)
 HOMES = [
     (("gateway",), gateway.OWNERS, {"partition", "features", "target", "allowlist"}),
-    (("aggregator",), aggregator.OWNERS, {"state_dir", "checkpoints"}),
+    (("aggregator",), aggregator.OWNERS, {"state_dir", "checkpoints", "strategy"}),
     (("predict",), predict.OWNERS, {"sites"}),
     (("devices", "simulate"), devices.SIMULATE_OWNERS, {"faults"}),
     (("devices", "replay"), devices.REPLAY_OWNERS, {"file", "time_col", "device_col",
@@ -57,6 +57,12 @@ def test_every_default_is_its_dataclass_default(path, owners, own):
         assert params[name].default == common.default(owner, field), (
             f"{' '.join(path)} --{name.replace('_', '-')}: {params[name].default!r} is not "
             f"{owner.__name__}.{field}")
+
+
+def test_the_aggregators_strategy_defaults_to_the_federations():
+    from learners.federation import FederationConfig
+
+    assert options(("aggregator",))["strategy"].default == FederationConfig().strategy.name
 
 
 def test_node_settings_given_to_up_default_to_none_so_the_nodes_own_defaults_hold():

@@ -11,9 +11,10 @@ from learners.checkpoint import CheckpointStore
 from learners.federation import Federation, FederationConfig
 from learners.linear import LinearModel
 from learners.local import LocalLearner
+from learners.registry import build_strategy
 from learners.staleness import Staleness
 from learners.stats import moments_of
-from learners.strategies import MergeRule
+from learners.strategies import FedAsync, FedBuff, MergeRule, SyncRounds
 
 FEATURES = ("a", "b")
 
@@ -33,7 +34,7 @@ def offer(fed, u, now=0.0):
 
 
 def test_round_waits_for_quorum_or_timeout():
-    fed = Federation(FederationConfig(quorum=3, round_timeout=2.0))
+    fed = Federation(FederationConfig(SyncRounds(round_timeout=2.0), quorum=3))
     assert offer(fed, update("a", 1, 0), 10.0) is None
     assert offer(fed, update("b", 1, 0), 10.5) is None
     assert fed.step(11.0, 0.0) is None
@@ -92,7 +93,7 @@ def test_an_update_on_another_learners_topic_is_refused():
 
 
 def test_a_redelivered_update_is_never_applied_twice():
-    fed = Federation(FederationConfig(strategy="fedasync", alpha=0.5))
+    fed = Federation(FederationConfig(FedAsync(alpha=0.5)))
     u = update("a", 1, 0, w=(4.0, 4.0))
     offer(fed, u)
     first = fed.step(0.0, 0.0)
@@ -104,7 +105,7 @@ def test_a_redelivered_update_is_never_applied_twice():
 
 
 def test_the_quorum_follows_the_live_learners():
-    fed = Federation(FederationConfig(quorum=3, round_timeout=60))
+    fed = Federation(FederationConfig(SyncRounds(round_timeout=60), quorum=3))
     for who in ("a", "b", "c"):
         offer(fed, update(who, 1, 0))
     fed.step(0.0, 0.0)
@@ -131,8 +132,8 @@ def test_quorum_zero_means_every_live_learner():
 def poisoned_round(strategy, rule, poison, seed=0):
     """Five learners near the truth (2, -1); learner 4 is poisoned; the merged weights."""
     rng = np.random.default_rng(seed)
-    fed = Federation(FederationConfig(strategy=strategy, quorum=5, buffer=5,
-                                      merge_rule=MergeRule(rule, trim=0.2)))
+    strategy = build_strategy(strategy, {"buffer": 5, "merge_rule": MergeRule(rule, trim=0.2)})
+    fed = Federation(FederationConfig(strategy, quorum=5))
     for i in range(5):
         w = np.array([2.0, -1.0]) + rng.normal(0, 0.02, 2)
         if i == 4:
@@ -157,7 +158,7 @@ def test_the_plain_mean_does_not():
 
 
 def test_norm_clipping_bounds_each_change():
-    fed = Federation(FederationConfig(quorum=2, merge_rule=MergeRule("mean", clip_norm=1.0)))
+    fed = Federation(FederationConfig(SyncRounds(MergeRule("mean", clip_norm=1.0)), quorum=2))
     offer(fed, update("a", 1, 0, w=(0.5, 0.0)))
     offer(fed, update("b", 1, 0, w=(300.0, 400.0)))
     model = fed.step(0.0, 0.0)
@@ -181,8 +182,8 @@ def test_server_momentum_carries_the_last_steps_on():
 
 
 def test_fedasync_mixes_by_alpha_times_staleness():
-    fed = Federation(FederationConfig(strategy="fedasync", alpha=0.5,
-                                      staleness=Staleness("polynomial", a=1.0)))
+    fed = Federation(FederationConfig(FedAsync(alpha=0.5,
+                                               staleness=Staleness("polynomial", a=1.0))))
     offer(fed, update("a", 1, 0, w=(4.0, 0.0)))
     assert fed.step(0.0, 0.0).params.weights.tolist() == [4.0, 0.0]  # the first: as it came
     offer(fed, update("a", 2, 1, w=(4.0, 4.0)))
@@ -193,14 +194,14 @@ def test_fedasync_mixes_by_alpha_times_staleness():
 
 
 def test_the_first_fedasync_model_is_not_mixed_with_nothing():
-    fed = Federation(FederationConfig(strategy="fedasync", alpha=0.1))
+    fed = Federation(FederationConfig(FedAsync(alpha=0.1)))
     offer(fed, update("a", 1, 0, w=(4.0, 2.0), b=100.0))
     model = fed.step(0.0, 0.0)
     assert model.params.weights.tolist() == [4.0, 2.0] and model.params.intercept == 100.0
 
 
 def test_fedbuff_merges_every_k_updates():
-    fed = Federation(FederationConfig(strategy="fedbuff", buffer=3, round_timeout=60))
+    fed = Federation(FederationConfig(FedBuff(round_timeout=60, buffer=3)))
     fed.learners = {"a", "b", "c", "d"}
     offer(fed, update("a", 1, 0))
     offer(fed, update("b", 1, 0))
@@ -210,8 +211,7 @@ def test_fedbuff_merges_every_k_updates():
 
 
 def test_an_update_on_an_applied_base_adds_only_what_is_new():
-    fed = Federation(FederationConfig(strategy="fedasync", alpha=1.0,
-                                      staleness=Staleness("constant")))
+    fed = Federation(FederationConfig(FedAsync(alpha=1.0, staleness=Staleness("constant"))))
     rows = np.random.default_rng(0).normal(size=(30, 3))
     offer(fed, update("a", 1, 0, n=10, w=(1.0, 0.0), scaler=moments_of(rows[:10])))
     assert fed.step(0.0, 0.0).n == 10
@@ -229,8 +229,8 @@ def test_a_learner_ten_versions_behind_does_not_stop_convergence(strategy):
     # Prepare: 4 learners on one stream; learner 3 only ever sees the model of 10 versions ago
     truth = GroundTruth({"a": 1.5, "b": -0.7}, 2.0, 0.1)
     rng = np.random.default_rng(4)
-    fed = Federation(FederationConfig(strategy=strategy, buffer=4, max_staleness=16,
-                                      rollback_factor=0))
+    chosen = build_strategy(strategy, {"buffer": 4, "max_staleness": 16})
+    fed = Federation(FederationConfig(chosen, rollback_factor=0))
     fed.learners = {f"gw-{i}" for i in range(4)}
     locals_ = [LocalLearner(LinearModel(FEATURES)) for _ in range(4)]
     models, seqs = [], [0] * 4
@@ -336,7 +336,7 @@ def test_learners_take_a_reset_model_as_it_is_and_forget_their_steps():
 
 
 def test_a_restored_federation_goes_on_exactly_as_before(tmp_path):
-    config = FederationConfig(strategy="fedbuff", buffer=2, momentum=0.5)
+    config = FederationConfig(FedBuff(buffer=2), momentum=0.5)
     fed = Federation(config)
     for seq in range(1, 4):
         offer(fed, update("a", seq, fed.version, w=(seq, 1.0)))
