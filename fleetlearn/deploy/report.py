@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from fleetlearn.deploy.up import LocalDeployment
+from typing import Any
 
 
-def deployment_report(deployment: LocalDeployment) -> dict[str, Any]:
+def deployment_report(deployment: Any) -> dict[str, Any]:
     """Readings accounted for, the model against the truth, prequential and federated error,
-    dead letters, and every process with how it ended."""
+    dead letters, and every process with how it ended, from a finished
+    :class:`~fleetlearn.deploy.up.LocalDeployment`."""
     d = deployment
     s, st = d.settings, d.state
     elapsed = max((d.fleet_stopped or time.monotonic()) - d.fleet_started, 1e-9)
