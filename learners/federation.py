@@ -6,7 +6,7 @@ parameters (with server momentum, if set), the fleet's moments merged exactly, t
 (:mod:`learners.drift`) and the rollback guard (:mod:`learners.guard`). It also knows which
 learners are live, to size the quorum, and turns its state into a checkpoint and back.
 
->>> from broker.codec import LinearParams, Scaler, Update
+>>> from broker.messages import LinearParams, Scaler, Update
 >>> fed = Federation(FederationConfig(quorum=2))
 >>> def update(who, w, n):
 ...     p = LinearParams(("x",), np.array([w]), 0.0)
@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-from broker.codec import Model, Scaler, Update, decode_model, encode_model
+from broker.messages import Model, Scaler, Update
+from broker.model_codec import decode_model, encode_model
 from learners.aggregate import as_params
 from learners.drift import check_policy
 from learners.guard import RollbackGuard

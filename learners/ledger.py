@@ -18,7 +18,7 @@ An update sent on the same base version as one already applied (asynchronous str
 before the learner has adopted the result) contributes only what is new: its change over the
 applied one, its samples beyond them, and the moments left when the applied ones are taken out.
 
->>> from broker.codec import LinearParams, Scaler, Update
+>>> from broker.messages import LinearParams, Scaler, Update
 >>> book = UpdateLedger(max_staleness=0)
 >>> u = Update("gw-0", 1, 0, 10, "y", LinearParams(("x",), np.array([2.0]), 1.0), 0.0,
 ...            Scaler(10, np.zeros(2), np.ones(2)))
@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from broker.codec import Model, Scaler, Update
+from broker.messages import Model, Scaler, Update
 from learners.aggregate import as_vector
 from learners.stats import subtract
 

@@ -12,7 +12,7 @@ On a fast stream, overwriting instead lost most samples (measured on the weather
 federated model held 8,880 of 25,751 learned samples, prequential R² 0.79 against 0.98 for one
 central learner).
 
->>> from broker.codec import Model
+>>> from broker.messages import Model
 >>> local = LocalLearner(LinearModel(("x",)))
 >>> X, Y = np.arange(100.0).reshape(-1, 1), 2 * np.arange(100.0)
 >>> _ = local.learn(X[:50], Y[:50])
@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from broker.codec import LinearParams, Model, Scaler, Update
+from broker.messages import LinearParams, Model, Scaler, Update
 from learners.linear import LinearModel
 from learners.stats import merge, subtract
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from broker.codec import Scaler
+from broker.messages import Scaler
 
 
 def moments_of(rows: np.ndarray) -> Scaler:

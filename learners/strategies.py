@@ -12,7 +12,7 @@ pending contribution per learner: a learner's later update already holds its ear
 
 Each may merge with a robust rule (median, trimmed mean) and clip every change to a norm.
 
->>> from broker.codec import Scaler
+>>> from broker.messages import Scaler
 >>> def contribution(who, delta, n=10, tau=0):
 ...     d = np.array(delta, dtype=float)
 ...     return Contribution(who, 1, 0, tau, n, d, d, Scaler.empty(2))
@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from broker.codec import Scaler
+from broker.messages import Scaler
 from learners.aggregate import RULES, AggregationError, clip_by_norm, combine
 from learners.ledger import Contribution
 from learners.staleness import Staleness

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from broker.client import BrokerAddress
-from broker.codec import LAYOUTS
 from broker.mosquitto import MosquittoBroker
+from broker.reading_codec import LAYOUTS
 from broker.topics import Topics
 from devices.faults import FaultRates
 from devices.replay import ReplayConfig, load_readings

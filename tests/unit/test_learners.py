@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broker.codec import LinearParams, Scaler
+from broker.messages import LinearParams, Scaler
 from learners.aggregate import AggregationError, fedavg
 from learners.linear import LinearModel, output
 from learners.optim import SGD, AdaGrad, RMSProp, make_optimizer

@@ -4,7 +4,7 @@ model keeps the progress the model cannot contain."""
 import numpy as np
 import pytest
 
-from broker.codec import LinearParams, Model
+from broker.messages import LinearParams, Model
 from learners.linear import LinearModel
 from learners.local import LocalLearner
 from learners.stats import merge, moments_of
