@@ -36,7 +36,6 @@ from learners.drift import check_policy
 from learners.guard import RollbackGuard
 from learners.ledger import DEFAULT_MAX_SAMPLES, Refusal, UpdateLedger
 from learners.staleness import Staleness
-from learners.stats import merge
 from learners.strategies import STRATEGIES, MergeRule, make_strategy
 
 CHECKPOINT_FORMAT = 1
@@ -170,9 +169,9 @@ class Federation:
             vector = self._with_momentum(current, merged.vector)
         recent = used[0].scaler  # the moments of what this merge's updates learned
         for c in used[1:]:
-            recent = merge(recent, c.scaler)
+            recent += c.scaler
         # the fleet's moments: exact, not averaged
-        scaler = recent if previous is None else merge(previous.scaler, recent)
+        scaler = recent if previous is None else previous.scaler + recent
         drifted = sorted(c.learner for c in used if c.drift > 0)
         rollback = self.guard.judge(self.version, current, drifting=bool(drifted))
         if rollback is not None:

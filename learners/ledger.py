@@ -38,7 +38,6 @@ import numpy as np
 
 from broker.messages import Model, Scaler, Update
 from learners.aggregate import as_vector
-from learners.stats import subtract
 
 DEFAULT_MAX_SAMPLES = 1_000_000
 
@@ -137,7 +136,7 @@ class UpdateLedger:
                 return Refusal("no_new_samples", f"n {update.n} does not go beyond the "
                                f"{mark.n} already applied from base {update.base_version}")
             try:
-                scaler = subtract(update.scaler, mark.scaler)
+                scaler = update.scaler - mark.scaler
             except ValueError as exc:
                 return Refusal("bad_count", str(exc))
             reference = mark.params
