@@ -6,8 +6,8 @@
 A JSON object whose ``"seq"`` is a list is a columnar batch. Row ``i`` stands for the reading
 object ``{"device": device, "seq": seq[i], "ts": ts[i], "values": {ch: col[i], ...}}``, null
 meaning the channel is missing. These helpers are pure and know nothing of the checks a reading
-gets: :mod:`broker.codec` checks each row object as it checks a reading of the rows layout, so
-both layouts accept and refuse exactly the same readings.
+gets: :mod:`broker.reading_codec` checks each row object as it checks a reading of the rows
+layout, so both layouts accept and refuse exactly the same readings.
 
 >>> obj = {"device": "d1", "seq": [7, 8], "ts": [1.0, 2.0], "values": {"t": [21.5, None]}}
 >>> is_columnar(obj), shape_problem(obj)
@@ -19,19 +19,10 @@ both layouts accept and refuse exactly the same readings.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Iterator, Sequence
+from typing import Any
 
-
-class _Reading(Protocol):  # what broker.codec.Reading offers (no import: codec imports us)
-    @property
-    def device(self) -> str: ...
-    @property
-    def seq(self) -> int: ...
-    @property
-    def ts(self) -> float: ...
-    @property
-    def values(self) -> Mapping[str, float]: ...
+from broker.messages import Reading
 
 
 def is_columnar(data: Any) -> bool:
@@ -43,11 +34,10 @@ def is_columnar(data: Any) -> bool:
     return isinstance(data, dict) and isinstance(data.get("seq"), list)
 
 
-def columns_of(readings: Sequence[_Reading]) -> dict[str, Any]:
+def columns_of(readings: Sequence[Reading]) -> dict[str, Any]:
     """One device's readings as a columnar object. The channels are the union of the readings'
     channels in first-seen order; a reading without a channel has None (null) there.
 
-    >>> from broker.codec import Reading
     >>> columns_of([Reading("d1", 7, 1.0, {"t": 21.5}), Reading("d1", 8, 2.0, {"p": 3.0})])
     {'device': 'd1', 'seq': [7, 8], 'ts': [1.0, 2.0],
      'values': {'t': [21.5, None], 'p': [None, 3.0]}}

@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import orjson
 
-from broker.codec import MAX_PAYLOAD_BYTES, Reading, encode_reading, reading_to_dict
+from broker.messages import Reading
+from broker.reading_codec import encode_reading, reading_to_dict
+from broker.wire import MAX_PAYLOAD_BYTES
 from devices.simulator import FleetSimulator
 
 #: Faults that change a numbered reading but leave it learnable.

@@ -2,7 +2,7 @@
 
 Readings go out at QoS 1 (by default) round-robin over the devices, ``rate`` readings per
 second in all, one per message or ``batch`` per message (in the ``layout`` "columns" or
-"rows", see :mod:`broker.codec`). Each device's status topic is
+"rows", see :mod:`broker.reading_codec`). Each device's status topic is
 retained ``online`` while the fleet runs and ``offline`` after. With ``faults``, a seeded
 :class:`~devices.faults.FaultInjector` damages the stream and keeps the ground truth of what
 each message must become; the fleet's metrics carry it (``expected``, ``expected_gaps``).
@@ -15,8 +15,9 @@ import time
 from dataclasses import dataclass
 
 from broker.client import BrokerAddress, Node
-from broker.codec import check_layout, encode_batch, encode_json
+from broker.reading_codec import check_layout, encode_batch
 from broker.topics import Topics
+from broker.wire import encode_json
 from devices.faults import FaultInjector, FaultRates
 from devices.simulator import FleetSimulator
 

@@ -39,8 +39,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from broker.client import BrokerAddress, Node
-from broker.codec import Reading, check_layout, encode_batch, encode_json
+from broker.messages import Reading
+from broker.reading_codec import check_layout, encode_batch
 from broker.topics import Topics, check_id, check_site
+from broker.wire import encode_json
 
 #: Cell texts (compared lower-cased, after stripping blanks) that mean "no value".
 MISSING = frozenset({"", "na", "n/a", "nan", "null", "none"})

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from broker.codec import Reading
+from broker.messages import Reading
 from devices.truth import CHANNELS, GroundTruth
 
 #: How many readings one slow cycle of each channel takes (distinct, so channels decorrelate).

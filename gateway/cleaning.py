@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from broker.codec import MAX_PAYLOAD_BYTES
+from broker.wire import MAX_PAYLOAD_BYTES
 
 IMPUTE = ("last", "mean", "none")
 OUTLIERS = ("median", "clip", "reject", "none")

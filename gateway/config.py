@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from broker.codec import KINDS
+from broker.messages import KINDS
 from gateway.cleaning import CleaningConfig
 from gateway.features import FeatureSpec
 from gateway.partition import Partition

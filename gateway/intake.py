@@ -4,9 +4,9 @@ device, as one reading, an array of readings, or one columnar batch.
 msgspec decodes and type-checks the payload in one pass in C (seq an integer >= 0 and below
 2**63, not a bool; ts and channel values numbers; null a missing value; numbers beyond a double
 refused). Anything it refuses, a payload of another device, a repeated key or an extra field
-returns None, and the caller takes the careful path: :func:`broker.codec.decode_reading_items`,
-which explains each reading's fault. So the fast path never decides a refusal; it only
-recognises payloads that have none.
+returns None, and the caller takes the careful path:
+:func:`broker.reading_codec.decode_reading_items`, which explains each reading's fault. So the
+fast path never decides a refusal; it only recognises payloads that have none.
 
 >>> rows = b'[{"device":"d","seq":1,"ts":5.0,"values":{"a":1.5}},' \\
 ...        b'{"device":"d","seq":2,"ts":6,"values":{"a":null,"b":2.0}}]'

@@ -44,11 +44,9 @@ from typing import Any
 
 import numpy as np
 
-from broker.codec import (
-    DecodeError,
-    Reading,
-    decode_reading_items,
-)
+from broker.messages import Reading
+from broker.reading_codec import decode_reading_items
+from broker.wire import DecodeError
 from gateway import kernel
 from gateway.cleaning import IMPUTE, OUTLIERS, CleaningConfig, target_policy
 from gateway.devices import DeviceTable

@@ -20,14 +20,9 @@ from collections import Counter
 import numpy as np
 
 from broker.client import BrokerAddress, Node
-from broker.codec import (
-    DecodeError,
-    decode_model,
-    encode_json,
-    encode_update,
-    excerpt,
-)
+from broker.model_codec import decode_model, encode_update
 from broker.topics import TopicError, Topics
+from broker.wire import DecodeError, encode_json, excerpt
 from gateway import pipeline as gateway_pipeline
 from gateway.config import GatewayConfig
 from gateway.pipeline import ReadingPipeline

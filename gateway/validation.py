@@ -1,6 +1,6 @@
 """Checks a decoded reading must pass before it is cleaned and learned. Pure: ``now`` is passed in.
 
->>> from broker.codec import Reading
+>>> from broker.messages import Reading
 >>> check_reading("s0-d0001", Reading("s0-d0002", 1, 0.0, {}))
 Traceback (most recent call last):
 ...
@@ -14,7 +14,7 @@ gateway.validation.Rejected: stale: 990s old (max 60s)
 
 from __future__ import annotations
 
-from broker.codec import Reading
+from broker.messages import Reading
 
 
 class Rejected(Exception):

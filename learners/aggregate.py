@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from broker.codec import LinearParams, Scaler
+from broker.messages import LinearParams, Scaler
 from learners.stats import std
 
 RULES = ("mean", "median", "trimmed")

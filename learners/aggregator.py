@@ -20,17 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from broker.client import BrokerAddress, Node
-from broker.codec import (
-    MAX_PAYLOAD_BYTES,
-    DecodeError,
-    Model,
-    decode_model,
-    decode_update,
-    encode_json,
-    encode_model,
-    excerpt,
-)
+from broker.messages import Model
+from broker.model_codec import decode_model, decode_update, encode_model
 from broker.topics import Topics
+from broker.wire import MAX_PAYLOAD_BYTES, DecodeError, encode_json, excerpt
 from learners.checkpoint import CheckpointStore
 from learners.federation import Federation, FederationConfig
 

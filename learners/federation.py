@@ -6,7 +6,7 @@ parameters (with server momentum, if set), the fleet's moments merged exactly, t
 (:mod:`learners.drift`) and the rollback guard (:mod:`learners.guard`). It also knows which
 learners are live, to size the quorum, and turns its state into a checkpoint and back.
 
->>> from broker.codec import LinearParams, Scaler, Update
+>>> from broker.messages import LinearParams, Scaler, Update
 >>> fed = Federation(FederationConfig(quorum=2))
 >>> def update(who, w, n):
 ...     p = LinearParams(("x",), np.array([w]), 0.0)
@@ -30,12 +30,12 @@ from typing import Any
 import numpy as np
 import orjson
 
-from broker.codec import Model, Scaler, Update, decode_model, encode_model
+from broker.messages import Model, Scaler, Update
+from broker.model_codec import decode_model, encode_model
 from learners.aggregate import as_params
 from learners.drift import check_policy
 from learners.guard import RollbackGuard
 from learners.ledger import DEFAULT_MAX_SAMPLES, Refusal, UpdateLedger
-from learners.stats import merge
 from learners.strategies import Strategy, SyncRounds
 
 CHECKPOINT_FORMAT = 1
@@ -157,9 +157,9 @@ class Federation:
             vector = self._with_momentum(current, merged.vector)
         recent = used[0].scaler  # the moments of what this merge's updates learned
         for c in used[1:]:
-            recent = merge(recent, c.scaler)
+            recent += c.scaler
         # the fleet's moments: exact, not averaged
-        scaler = recent if previous is None else merge(previous.scaler, recent)
+        scaler = recent if previous is None else previous.scaler + recent
         drifted = sorted(c.learner for c in used if c.drift > 0)
         rollback = self.guard.judge(self.version, current, drifting=bool(drifted))
         if rollback is not None:

@@ -18,7 +18,7 @@ An update sent on the same base version as one already applied (asynchronous str
 before the learner has adopted the result) contributes only what is new: its change over the
 applied one, its samples beyond them, and the moments left when the applied ones are taken out.
 
->>> from broker.codec import LinearParams, Scaler, Update
+>>> from broker.messages import LinearParams, Scaler, Update
 >>> book = UpdateLedger(max_staleness=0)
 >>> u = Update("gw-0", 1, 0, 10, "y", LinearParams(("x",), np.array([2.0]), 1.0), 0.0,
 ...            Scaler(10, np.zeros(2), np.ones(2)))
@@ -36,9 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from broker.codec import Model, Scaler, Update
+from broker.messages import Model, Scaler, Update
 from learners.aggregate import as_vector
-from learners.stats import subtract
 
 DEFAULT_MAX_SAMPLES = 1_000_000
 
@@ -137,7 +136,7 @@ class UpdateLedger:
                 return Refusal("no_new_samples", f"n {update.n} does not go beyond the "
                                f"{mark.n} already applied from base {update.base_version}")
             try:
-                scaler = subtract(update.scaler, mark.scaler)
+                scaler = update.scaler - mark.scaler
             except ValueError as exc:
                 return Refusal("bad_count", str(exc))
             reference = mark.params

@@ -3,10 +3,10 @@
 Features (and, for regression, the target) are standardised with running moments, so one
 learning rate suits any units; the step is a robust optimizer (AdaGrad by default), the
 standardised error is clipped, and L2 is optional. Parameters go in and out in the raw units of
-the named features (:class:`broker.codec.LinearParams`), so learners with different scalers
+the named features (:class:`broker.messages.LinearParams`), so learners with different scalers
 average correctly and a subscriber predicts from the model message alone; the moments travel
-too (:class:`broker.codec.Scaler`) and merge exactly. ``kind="binary"`` is logistic regression
-(targets 0/1; predictions are probabilities).
+too (:class:`broker.messages.Scaler`) and merge exactly. ``kind="binary"`` is logistic
+regression (targets 0/1; predictions are probabilities).
 
 >>> rng = np.random.default_rng(0)
 >>> model = LinearModel(("a", "b"))
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from broker.codec import KINDS, LinearParams, Scaler
+from broker.messages import KINDS, LinearParams, Scaler
 from learners import kernel
 from learners.link import output  # noqa: F401  (re-exported; it lives apart from numba)
 from learners.optim import AdaGrad, Optimizer

@@ -12,7 +12,7 @@ On a fast stream, overwriting instead lost most samples (measured on the weather
 federated model held 8,880 of 25,751 learned samples, prequential R² 0.79 against 0.98 for one
 central learner).
 
->>> from broker.codec import Model
+>>> from broker.messages import Model
 >>> local = LocalLearner(LinearModel(("x",)))
 >>> X, Y = np.arange(100.0).reshape(-1, 1), 2 * np.arange(100.0)
 >>> _ = local.learn(X[:50], Y[:50])
@@ -31,9 +31,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from broker.codec import LinearParams, Model, Scaler, Update
+from broker.messages import LinearParams, Model, Scaler, Update
 from learners.linear import LinearModel
-from learners.stats import merge, subtract
 
 
 def drift_policy(model: Model) -> str | None:
@@ -81,7 +80,7 @@ class LocalLearner:
             return False
         learner = self.learner
         current, delta = learner.get_params(), learner.delta()
-        unsent = delta if self._delta_at_send is None else subtract(delta, self._delta_at_send)
+        unsent = delta if self._delta_at_send is None else delta - self._delta_at_send
         params = model.params
         policy = drift_policy(model)
         if policy == "reset":
@@ -93,7 +92,7 @@ class LocalLearner:
         # else: a learner that never synced has no common base to measure progress from, or
         # the fleet reacts to a drift (what it learned since its send was learned under the
         # old scaling); it takes the model as it is (its samples still count in the moments)
-        learner.set_params(params, merge(model.scaler, unsent), unsent)
+        learner.set_params(params, model.scaler + unsent, unsent)
         self._anchor, self._delta_at_send = model.params, None
         self.base_version = model.version
         self.since_base = unsent.count

@@ -11,15 +11,11 @@ from collections import Counter
 from dataclasses import dataclass
 
 from broker.client import BrokerAddress, Node
-from broker.codec import (
-    MAX_PAYLOAD_BYTES,
-    DecodeError,
-    Model,
-    decode_model,
-    decode_reading_items,
-    encode_json,
-)
+from broker.messages import Model
+from broker.model_codec import decode_model
+from broker.reading_codec import decode_reading_items
 from broker.topics import TopicError, Topics
+from broker.wire import MAX_PAYLOAD_BYTES, DecodeError, encode_json
 from gateway.features import FeatureBuilder, FeatureSpec
 from gateway.validation import Rejected
 from learners.link import output

@@ -15,7 +15,7 @@ A strategy is a subclass of :class:`Strategy` (its parameters and their defaults
 dataclass fields) and one :func:`register` line; one outside the package is named
 ``package.module:ClassName`` (:mod:`learners.registry`).
 
->>> from broker.codec import Scaler
+>>> from broker.messages import Scaler
 >>> def contribution(who, delta, n=10, tau=0):
 ...     d = np.array(delta, dtype=float)
 ...     return Contribution(who, 1, 0, tau, n, d, d, Scaler.empty(2))
@@ -39,7 +39,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from broker.codec import Scaler
+from broker.messages import Scaler
 from learners.aggregate import RULES, AggregationError, clip_by_norm, combine
 from learners.ledger import Contribution
 from learners.staleness import Staleness

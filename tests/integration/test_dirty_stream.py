@@ -8,7 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from broker.codec import Reading, encode_reading
+from broker.messages import Reading
+from broker.reading_codec import encode_reading
 from broker.topics import Topics
 from gateway.config import GatewayConfig
 from gateway.features import FeatureSpec

@@ -5,7 +5,7 @@ from collections import defaultdict
 import orjson
 import pytest
 
-from broker.codec import decode_readings
+from broker.reading_codec import decode_readings
 from broker.topics import Topics
 from tests.mqtt_helpers import Recorder, run_fleetlearn
 

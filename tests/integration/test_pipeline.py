@@ -10,7 +10,7 @@ import numpy as np
 import orjson
 import pytest
 
-from broker.codec import decode_model
+from broker.model_codec import decode_model
 from devices.truth import GroundTruth, weight_error
 from tests.conftest import process_alive
 from tests.mqtt_helpers import Recorder

@@ -5,7 +5,8 @@ import numpy as np
 import orjson
 import pytest
 
-from broker.codec import LinearParams, Scaler, Update, decode_model, encode_update
+from broker.messages import LinearParams, Scaler, Update
+from broker.model_codec import decode_model, encode_update
 from broker.topics import Topics
 from learners.aggregator import Aggregator, AggregatorConfig
 from learners.federation import FederationConfig

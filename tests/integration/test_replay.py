@@ -8,7 +8,7 @@ from collections import defaultdict
 import orjson
 import pytest
 
-from broker.codec import decode_readings, reading_to_dict
+from broker.reading_codec import decode_readings, reading_to_dict
 from broker.topics import Topics
 from devices.replay import Replay, ReplayConfig
 from tests.mqtt_helpers import Recorder, ServiceThread, run_fleetlearn, wait_until

@@ -8,7 +8,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from broker.codec import decode_model
+from broker.model_codec import decode_model
 from fleetlearn.deploy.up import LocalDeployment, UpSettings
 from learners.checkpoint import CheckpointStore
 from tests.mqtt_helpers import Recorder

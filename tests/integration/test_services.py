@@ -6,18 +6,9 @@ import numpy as np
 import orjson
 import pytest
 
-from broker.codec import (
-    LinearParams,
-    Model,
-    Reading,
-    Scaler,
-    Update,
-    decode_model,
-    decode_update,
-    encode_model,
-    encode_reading,
-    encode_update,
-)
+from broker.messages import LinearParams, Model, Reading, Scaler, Update
+from broker.model_codec import decode_model, decode_update, encode_model, encode_update
+from broker.reading_codec import encode_reading
 from broker.topics import Topics
 from gateway.config import GatewayConfig
 from gateway.features import FeatureSpec

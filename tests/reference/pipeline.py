@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from broker.codec import DecodeError, Reading, decode_reading_items
+from broker.messages import Reading
+from broker.reading_codec import decode_reading_items
+from broker.wire import DecodeError
 from gateway.cleaning import target_policy
 from gateway.features import FeatureBuilder, FeatureSpec
 from gateway.pipeline import CleaningConfig

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broker.codec import Reading, encode_reading
+from broker.messages import Reading
+from broker.reading_codec import encode_reading
 from gateway.cleaning import ChannelPolicy
 from gateway.features import FeatureSpec
 from gateway.pipeline import Admitted, CleaningConfig, ReadingPipeline

@@ -6,26 +6,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broker.codec import (
-    BadId,
-    DuplicateKey,
-    LinearParams,
-    MalformedPayload,
-    Model,
-    NonFiniteValue,
-    PayloadTooLarge,
-    Reading,
-    Scaler,
-    SchemaError,
-    Update,
-    decode_model,
+from broker.messages import LinearParams, Model, Reading, Scaler, Update
+from broker.model_codec import decode_model, decode_update, encode_model, encode_update
+from broker.reading_codec import (
     decode_reading_items,
     decode_readings,
-    decode_update,
-    encode_model,
     encode_reading_columns,
     encode_readings,
-    encode_update,
+)
+from broker.wire import (
+    BadId,
+    DuplicateKey,
+    MalformedPayload,
+    NonFiniteValue,
+    PayloadTooLarge,
+    SchemaError,
 )
 
 PARAMS = LinearParams(("a", "b"), np.array([1.5, -2.0]), 0.25)

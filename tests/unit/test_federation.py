@@ -4,7 +4,7 @@ checkpoints. No broker."""
 import numpy as np
 import pytest
 
-from broker.codec import LinearParams, Model, Scaler, Update
+from broker.messages import LinearParams, Model, Scaler, Update
 from devices.truth import GroundTruth, weight_error
 from learners.aggregate import as_vector
 from learners.checkpoint import CheckpointStore

@@ -2,7 +2,7 @@
 
 import pytest
 
-from broker.codec import Reading
+from broker.messages import Reading
 from broker.topics import Topics
 from gateway.features import FeatureBuilder, FeatureSpec
 from gateway.partition import Partition

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from broker.codec import Reading, encode_reading, encode_reading_columns, encode_readings
+from broker.messages import Reading
+from broker.reading_codec import encode_reading, encode_reading_columns, encode_readings
 from gateway.cleaning import ChannelPolicy
 from gateway.features import FeatureSpec
 from gateway.pipeline import Admitted, CleaningConfig, ReadingPipeline

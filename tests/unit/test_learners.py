@@ -5,11 +5,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broker.codec import LinearParams, Scaler
+from broker.messages import LinearParams, Scaler
 from learners.aggregate import AggregationError, fedavg
 from learners.linear import LinearModel, output
 from learners.optim import SGD, AdaGrad, RMSProp, make_optimizer
-from learners.stats import merge, moments_of, std
+from learners.stats import moments_of, std
 
 finite = st.floats(-1e6, 1e6, allow_nan=False)
 
@@ -20,7 +20,7 @@ def test_moments_of_two_streams_merge_into_the_moments_of_both(left, right):
     a, b = (moments_of(np.array(v, dtype=float).reshape(-1, 1)) for v in (left, right))
     both = moments_of(np.array(left + right, dtype=float).reshape(-1, 1))
     # Execute
-    merged = merge(a, b)
+    merged = a + b
     # Assert
     assert merged.count == both.count
     assert np.allclose(merged.mean, both.mean, rtol=1e-9, atol=1e-6)

@@ -4,10 +4,10 @@ model keeps the progress the model cannot contain."""
 import numpy as np
 import pytest
 
-from broker.codec import LinearParams, Model
+from broker.messages import LinearParams, Model
 from learners.linear import LinearModel
 from learners.local import LocalLearner
-from learners.stats import merge, moments_of
+from learners.stats import moments_of
 
 
 def data(n, seed=0):
@@ -54,7 +54,7 @@ def test_progress_after_the_send_is_kept_on_top_of_the_model():
     assert np.allclose(local.learner.get_params().weights, shifted.weights + progress)
     assert local.since_base == 200  # what the model does not hold yet
     unsent = moments_of(np.c_[X[200:], Y[200:]])
-    expected = merge(sent.scaler, unsent)
+    expected = sent.scaler + unsent
     assert local.learner.scaler().count == 400
     assert np.allclose(local.learner.mean, expected.mean)
     assert np.allclose(local.learner.delta().m2, unsent.m2)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from broker.codec import LinearParams, Model, Scaler
+from broker.messages import LinearParams, Model, Scaler
 from devices.truth import GroundTruth
 from fleetlearn.deploy.state import DeploymentState
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from broker.codec import LinearParams, Scaler, Update
+from broker.messages import LinearParams, Scaler, Update
 from learners.federation import Federation, FederationConfig
 from learners.registry import REQUIRED, build_strategy, resolve_strategy, strategy_parameters
 from learners.staleness import Staleness
