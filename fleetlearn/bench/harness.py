@@ -26,6 +26,7 @@ import orjson
 from broker.client import BrokerAddress, Node
 from broker.codec import encode_batch
 from broker.mosquitto import MosquittoBroker
+from broker.processes import stop_process
 from broker.topics import Topics
 from devices.simulator import FleetSimulator
 
@@ -130,13 +131,7 @@ class Child:
     def stop(self) -> None:
         """End the process this object started (and only it)."""
         proc = self.process
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        stop_process(proc, timeout=10.0, kill_timeout=5.0)
         for pipe in (proc.stdin, proc.stdout):
             with contextlib.suppress(OSError):
                 pipe.close()
