@@ -425,7 +425,7 @@ def predict(
     password: PasswordOpt = None,
 ) -> None:
     """Predict every reading with the current model; publish it with the model version."""
-    from learners.predictor import Predictor, PredictorConfig
+    from gateway.predictor import Predictor, PredictorConfig
 
     config = PredictorConfig(node_id=check_id(id), metrics_interval=metrics_interval,
                              sites=tuple(s for s in sites.split(",") if s))

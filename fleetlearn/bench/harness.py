@@ -88,7 +88,7 @@ def publish_backlog(address: BrokerAddress, prefix: str, backlog: Backlog, qos: 
         for i, (site, device, payload) in enumerate(backlog.messages):
             node.publish(topics.reading(site, device), payload, qos=qos)
             if i % 500 == 499:
-                node.client.loop(0)
+                node.pump(0)
         node.publish(f"{prefix}/bench/marker", b"end", qos=1)
         if not node.flush(timeout):
             raise RuntimeError("the broker did not take the whole backlog")

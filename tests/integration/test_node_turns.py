@@ -57,6 +57,6 @@ def test_a_failing_on_drained_is_counted_and_the_loop_goes_on(address, prefix):
 def test_nodes_send_small_packets_at_once(address):
     node = Node("nodelay", address)
     node.connect(timeout=5)
-    sock = node.client.socket()
+    sock = node.socket()
     assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
     node.close(1.0)

@@ -20,10 +20,10 @@ from broker.codec import (
 )
 from broker.topics import Topics
 from gateway.features import FeatureSpec
+from gateway.predictor import Predictor, PredictorConfig
 from gateway.service import Gateway, GatewayConfig
 from learners.aggregator import Aggregator, AggregatorConfig
 from learners.federation import FederationConfig
-from learners.predictor import Predictor, PredictorConfig
 from tests.mqtt_helpers import Recorder, ServiceThread
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
