@@ -1,27 +1,30 @@
-"""The one place that builds and drives paho clients.
+"""The node loop: the one place that drives paho clients (built by :mod:`broker.client_factory`).
 
 Every fleetlearn process is a :class:`Node`: it owns exactly one paho client (VERSION2 callbacks,
 a unique client id, a retained last will on its status topic), subscribes in ``on_connect`` so
 subscriptions come back after a reconnect, and drives the client from a single thread. paho's
 callbacks only hand messages to an inbox; the node's own loop takes them out and calls the
-service's handler, so one bad message is caught and counted, and never kills the loop.
+service's handler, so one bad message is caught and counted, and never kills the loop. Nothing
+else touches the paho object: what a tool needs of it is a method here (e.g. :meth:`Node.pump`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import signal
-import socket
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from socket import socket as Socket
 
 import paho.mqtt.client as mqtt
+
+from broker.address import BrokerAddress, BrokerUnreachable
+from broker.client_factory import make_client
+
+__all__ = ["BURST", "BrokerAddress", "BrokerUnreachable", "ErrorHandler", "Handler", "Node",
+           "make_client"]
 
 log = logging.getLogger(__name__)
 
@@ -32,73 +35,6 @@ ErrorHandler = Callable[[str, bytes, BaseException], None]
 BURST = 1000
 
 
-class BrokerUnreachable(RuntimeError):
-    """The broker did not accept a connection in time."""
-
-
-@dataclass(frozen=True)
-class BrokerAddress:
-    """Where the broker is, and how to log in."""
-
-    host: str = "127.0.0.1"
-    port: int = 1883
-    username: str | None = None
-    password: str | None = None
-    tls: bool = False
-
-    @classmethod
-    def parse(cls, text: str) -> BrokerAddress:
-        """Parse ``HOST:PORT`` (or ``HOST``, for port 1883).
-
-        >>> BrokerAddress.parse("127.0.0.1:18830")
-        BrokerAddress(host='127.0.0.1', port=18830, username=None, password=None, tls=False)
-        """
-        host, _, port = text.rpartition(":")
-        if not host:
-            return cls(host=text)
-        if not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"broker address {text!r} is not HOST:PORT")
-        return cls(host=host, port=int(port))
-
-    def __str__(self) -> str:
-        return f"{self.host}:{self.port}"
-
-
-def make_client(
-    node: str,
-    broker: BrokerAddress,
-    *,
-    will_topic: str | None = None,
-) -> mqtt.Client:
-    """A paho client for ``node``: VERSION2 callbacks, unique id, optional retained last will."""
-    client = mqtt.Client(
-        callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
-        client_id=f"{node}-{uuid.uuid4().hex[:8]}",
-        protocol=mqtt.MQTTv311,
-        clean_session=True,
-    )
-    if broker.username is not None:
-        client.username_pw_set(broker.username, broker.password)
-    if broker.tls:
-        client.tls_set()
-    if will_topic is not None:
-        client.will_set(will_topic, b"offline", qos=1, retain=True)
-    client.max_inflight_messages_set(100)
-    client.max_queued_messages_set(0)
-    client.on_socket_open = _no_delay
-    return client
-
-
-def _no_delay(client: mqtt.Client, userdata: object, sock: object) -> None:
-    """Send small packets at once (TCP_NODELAY): with Nagle's algorithm, an update or a model
-    written while an earlier packet is unacknowledged waits for the peer's delayed ACK (the
-    broker sets it too: ``set_tcp_nodelay``). Measured with ``fleetlearn bench --scenario
-    sync``, 8 learners: p50 88 ms with Nagle on both ends, 45 ms with it off here, 1.6 ms
-    with it off on both (docs/benchmarks.md)."""
-    with contextlib.suppress(AttributeError, OSError):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[attr-defined]
-
-
 class Node:
     """A connected process: one client, one thread, handlers and periodic tasks.
 
@@ -107,17 +43,11 @@ class Node:
     each turn's messages were handled (the place for per-block work, e.g. learning a block).
     """
 
-    def __init__(
-        self,
-        node_id: str,
-        broker: BrokerAddress,
-        *,
-        subscriptions: list[tuple[str, int]] | None = None,
-        handler: Handler | None = None,
-        on_error: ErrorHandler | None = None,
-        status_topic: str | None = None,
-        on_drained: Callable[[], None] | None = None,
-    ) -> None:
+    def __init__(self, node_id: str, broker: BrokerAddress, *,
+                 subscriptions: list[tuple[str, int]] | None = None,
+                 handler: Handler | None = None, on_error: ErrorHandler | None = None,
+                 status_topic: str | None = None,
+                 on_drained: Callable[[], None] | None = None) -> None:
         self.node_id = node_id
         self.broker = broker
         self.subscriptions = list(subscriptions or [])
@@ -125,12 +55,12 @@ class Node:
         self.on_error = on_error
         self.status_topic = status_topic
         self.on_drained = on_drained
-        self.client = make_client(node_id, broker, will_topic=status_topic)
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_message = self._on_message
-        self.client.on_publish = self._on_publish
-        self.client.on_subscribe = self._on_subscribe
+        self._client = make_client(node_id, broker, will_topic=status_topic)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+        self._client.on_publish = self._on_publish
+        self._client.on_subscribe = self._on_subscribe
         self._inbox: deque[tuple[str, bytes]] = deque()
         self._timers: list[list] = []  # [interval, next_due, fn]
         self._stop = threading.Event()
@@ -180,7 +110,7 @@ class Node:
                 on_ack: Callable[[], None] | None = None) -> None:
         """Queue a message; QoS 1 ones count as unacked until the broker confirms them, and
         then ``on_ack`` runs (from the node's loop)."""
-        info = self.client.publish(topic, payload, qos=qos, retain=retain)
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
         if qos and info.rc in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
             self._unacked.add(info.mid)
             if on_ack is not None:
@@ -190,6 +120,22 @@ class Node:
     def unacked(self) -> int:
         """QoS 1 messages the broker has not acknowledged yet."""
         return len(self._unacked)
+
+    @property
+    def delivered(self) -> bool:
+        """Everything sent is out: no QoS 1 message unacknowledged, no byte waiting to be
+        written to the socket (for QoS 0, written is as far as delivery goes)."""
+        return not self._unacked and not self._client.want_write()
+
+    @property
+    def connected(self) -> bool:
+        """The client holds a connection the broker accepted."""
+        return self._client.is_connected()
+
+    def socket(self) -> Socket | None:
+        """The connection's socket (to wait on with ``select``), or None when not connected."""
+        sock = self._client.socket()
+        return sock if isinstance(sock, Socket) else None
 
     def every(self, seconds: float, fn: Callable[[], None]) -> None:
         """Call ``fn`` from the node's loop every ``seconds``."""
@@ -203,11 +149,6 @@ class Node:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
-    def install_signal_handlers(self) -> None:
-        """SIGTERM and SIGINT end the loop cleanly instead of killing the process."""
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self.stop())
-
     # --------------------------------------------------------- the loop
 
     def connect(self, timeout: float | None = None) -> None:
@@ -220,7 +161,7 @@ class Node:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                self.client.connect(self.broker.host, self.broker.port, keepalive=30)
+                self._client.connect(self.broker.host, self.broker.port, keepalive=30)
                 break
             except OSError as exc:
                 if time.monotonic() > deadline:
@@ -229,13 +170,22 @@ class Node:
                         "`fleetlearn broker` starts one") from None
                 time.sleep(0.2)
         while not self._connected or self._unsubacked:
-            self.client.loop(timeout=0.1)
+            self._client.loop(timeout=0.1)
             if time.monotonic() > deadline:
                 raise BrokerUnreachable(f"the broker at {self.broker} did not accept us")
 
+    def pump(self, timeout: float = 0.0) -> bool:
+        """Network I/O only: write what is queued, read what came, within ``timeout`` seconds;
+        no handler, timer or reconnect runs. True while the connection is fine.
+
+        For a tight publishing loop that must keep the socket moving between publishes (a
+        benchmark's backlog); a service's loop calls :meth:`poll`.
+        """
+        return self._client.loop(timeout=timeout) == mqtt.MQTT_ERR_SUCCESS
+
     def poll(self, timeout: float = 0.01) -> None:
         """One turn: network I/O, then handle every message that came in, then due timers."""
-        rc = self.client.loop(timeout=timeout)
+        rc = self._client.loop(timeout=timeout)
         if rc != mqtt.MQTT_ERR_SUCCESS:
             self._reconnect()
         else:
@@ -251,7 +201,7 @@ class Node:
         every message); reading what is already there in one go lets the drain handle a block.
         It stops at the first read that brings no message (nothing more, or an ack).
         """
-        inbox, client = self._inbox, self.client
+        inbox, client = self._inbox, self._client
         for _ in range(BURST):
             before = len(inbox)
             if client.loop_read() != mqtt.MQTT_ERR_SUCCESS or len(inbox) == before:
@@ -281,14 +231,14 @@ class Node:
         if self.status_topic is not None and self._connected:
             self.publish(self.status_topic, b"offline", qos=1, retain=True)
         self.flush(flush_timeout)
-        self.client.disconnect()
-        self.client.loop(timeout=0.05)
+        self._client.disconnect()
+        self._client.loop(timeout=0.05)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Run the network until every QoS 1 message is acknowledged (or the timeout)."""
         deadline = time.monotonic() + timeout
         while self._unacked and self._connected and time.monotonic() < deadline:
-            self.client.loop(timeout=0.05)
+            self._client.loop(timeout=0.05)
         return not self._unacked
 
     def _run_acked(self) -> None:
@@ -340,7 +290,7 @@ class Node:
         delay = 0.1
         while not self._stop.is_set():
             try:
-                if self.client.reconnect() == mqtt.MQTT_ERR_SUCCESS:
+                if self._client.reconnect() == mqtt.MQTT_ERR_SUCCESS:
                     return
             except OSError:
                 pass

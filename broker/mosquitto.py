@@ -32,6 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from broker.processes import stop_process
+
 
 class BrokerError(RuntimeError):
     """The broker could not be started."""
@@ -161,13 +163,7 @@ class MosquittoBroker:
         proc, self.process = self.process, None
         if proc is None:
             return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout)
+        stop_process(proc, timeout, kill_timeout=timeout)
         if proc.stderr is not None:
             proc.stderr.close()
         self._stopped_pid = proc.pid

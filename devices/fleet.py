@@ -14,10 +14,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from broker.client import BrokerAddress, Node
+from broker.client import BrokerAddress
 from broker.reading_codec import check_layout, encode_batch
+from broker.service import Service
 from broker.topics import Topics
-from broker.wire import encode_json
 from devices.faults import FaultInjector, FaultRates
 from devices.simulator import FleetSimulator
 
@@ -39,7 +39,9 @@ class FleetConfig:
     drift_at: float | None = None
 
 
-class Fleet:
+class Fleet(Service):
+    kind = "fleet"
+
     def __init__(self, config: FleetConfig, topics: Topics, broker: BrokerAddress) -> None:
         if config.rate <= 0 or config.batch < 1:
             raise ValueError("rate must be > 0 and batch >= 1")
@@ -47,7 +49,6 @@ class Fleet:
             raise ValueError("faults are injected per message: use --batch 1 with --faults")
         check_layout(config.layout)
         self.config = config
-        self.topics = topics
         self.sim = FleetSimulator(config.devices, config.sites, config.seed)
         self.injector = (FaultInjector(self.sim, config.faults, config.seed)
                          if config.faults is not None else None)
@@ -57,9 +58,8 @@ class Fleet:
         self.messages = 0
         self._next = 0
         self._t0 = 0.0
-        self.node = Node(config.node_id, broker, status_topic=topics.node_status(config.node_id))
-        self.node.every(0.005, self.publish_due)
-        self.node.every(config.metrics_interval, self.publish_metrics)
+        super().__init__(config.node_id, topics, broker, metrics_interval=config.metrics_interval,
+                         tasks=[(0.005, self.publish_due)])
 
     def publish_due(self) -> None:
         """Publish what the rate says is due since the start (catches up after a stall)."""
@@ -107,11 +107,10 @@ class Fleet:
         for d in self.sim.devices:
             self.node.publish(self.topics.device_status(d.site, d.device), status, 1, True)
 
-    def metrics(self) -> dict:
+    def counters(self) -> dict:
         elapsed = max(time.monotonic() - self._t0, 1e-9)
         truth = self.sim.truth
         metrics = {
-            "node": self.config.node_id, "kind": "fleet", "ts": time.time(),
             "published": self.published, "messages": self.messages,
             "rate": self.published / elapsed, "devices": len(self.sim.devices),
             "unacked": self.node.unacked, "drifted": self.drifted,
@@ -127,17 +126,13 @@ class Fleet:
             })
         return metrics
 
-    def publish_metrics(self) -> None:
-        self.node.publish(self.topics.metrics(self.config.node_id), encode_json(self.metrics()))
-
-    def run(self) -> None:
-        self.node.connect()
-        self.node.install_signal_handlers()
+    def connect(self) -> None:
+        """Connect, say every device is online, and start the clock the rate counts from."""
+        super().connect()
         self.announce(b"online")
         self._t0 = time.monotonic()
-        self.node.run(on_stop=self._final)
 
-    def _final(self) -> None:
+    def on_stop(self) -> None:
         if self.injector is not None:
             self.publish_outgoing(self.injector.drain())
         self.announce(b"offline")

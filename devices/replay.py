@@ -1,255 +1,25 @@
-"""Replay a CSV file as device readings: each row is one reading of the device it names.
+"""Replay a CSV file as device readings: the service that publishes a :class:`ReplayPlan`.
 
-Two parts. :func:`load_readings` is pure (stdlib ``csv``, no MQTT): it reads the file, checks
-it and returns the readings in time order with per-device sequence numbers from 0. A missing
-cell (empty, ``NA``, ``N/A``, ``NaN``, ``null``, ``None``; any case) or a non-finite number is
-a missing channel: its key is absent from ``values``. Times are epoch seconds or ISO 8601; an
-ISO time without a zone is UTC. By default every column other than the time and device
-columns whose non-missing cells are all numbers is a channel; the rest are left out and
-reported in :attr:`ReplayPlan.skipped`.
-
->>> import io
->>> text = '''time,device,temp,note
-... 2013-01-01T06:00:00Z,d1,1.5,ok
-... 0,d2,NA,
-... 2013-01-01 07:00:00,d1,inf,
-... '''
->>> plan = load_readings(io.StringIO(text), "time", "device")
->>> [(r.device, r.seq, r.ts, r.values) for r in plan.readings]
-[('d2', 0, 0.0, {}), ('d1', 0, 1357020000.0, {'temp': 1.5}), ('d1', 1, 1357023600.0, {})]
->>> plan.channels, plan.skipped
-(('temp',), {'note': "not numeric: 'ok' on line 2"})
-
-The other part, :class:`Replay`, publishes a plan through a :class:`broker.client.Node` like
-the simulated fleet does: as fast as the broker acknowledges (at most ``max_unacked`` QoS 1
-messages outstanding), or at ``speed`` times the recorded pace.
+:class:`Replay` reads its plan with :func:`devices.replay_plan.load_readings` (one reading a
+row, in time order) and publishes it through its :class:`~broker.service.Service` node like the
+simulated fleet does: as fast as the broker acknowledges (at most ``max_unacked`` QoS 1
+messages outstanding), or at ``speed`` times the recorded pace; then it stops by itself.
 """
 
 from __future__ import annotations
 
-import csv
-import math
 import os
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
 
-from broker.client import BrokerAddress, Node
-from broker.messages import Reading
+from broker.client import BrokerAddress
 from broker.reading_codec import check_layout, encode_batch
-from broker.topics import Topics, check_id, check_site
-from broker.wire import encode_json
+from broker.service import Service
+from broker.topics import Topics
+from devices.replay_plan import ReplayPlan, load_readings
 
-#: Cell texts (compared lower-cased, after stripping blanks) that mean "no value".
-MISSING = frozenset({"", "na", "n/a", "nan", "null", "none"})
-
-Source = str | os.PathLike[str] | TextIO
-CsvReader = Any  # the csv module's reader type has no public name in 3.11
-
-
-# ---------------------------------------------------------------- the pure part
-
-
-@dataclass(frozen=True)
-class ReplayPlan:
-    """Readings in time order (stable), all published under one site."""
-
-    site: str
-    readings: list[Reading]
-    channels: tuple[str, ...]
-    #: Columns left out of the channels, each with the reason.
-    skipped: dict[str, str]
-
-    @property
-    def devices(self) -> tuple[str, ...]:
-        """Device ids in order of their first reading."""
-        return tuple(dict.fromkeys(r.device for r in self.readings))
-
-
-def parse_value(text: str) -> float | None:
-    """A channel cell as a float, or None when missing or not finite.
-
-    >>> parse_value(" 2.5 "), parse_value("N/A"), parse_value("-inf")
-    (2.5, None, None)
-    >>> parse_value("abc")
-    Traceback (most recent call last):
-    ...
-    ValueError: could not convert string to float: 'abc'
-    """
-    text = text.strip()
-    if text.lower() in MISSING:
-        return None
-    value = float(text)
-    return value if math.isfinite(value) else None
-
-
-def parse_time(text: str) -> float:
-    """Epoch seconds, or ISO 8601 (UTC unless it names a zone), as float epoch seconds.
-
-    >>> parse_time("1357020000"), parse_time("2013-01-01T06:00:00Z")
-    (1357020000.0, 1357020000.0)
-    >>> parse_time("2013-01-01 07:00:00+01:00")
-    1357020000.0
-    """
-    text = text.strip()
-    try:
-        value = float(text)
-    except ValueError:
-        value = _iso_time(text)
-    if not math.isfinite(value):
-        raise ValueError(f"time {text!r} is not finite")
-    return value
-
-
-def _iso_time(text: str) -> float:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"time {text!r} is neither epoch seconds nor ISO 8601") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
-
-
-@contextmanager
-def _rows(source: Source) -> Iterator[tuple[str, CsvReader]]:
-    """The source's display name and a csv reader over it (a path is opened and closed)."""
-    if hasattr(source, "read"):
-        yield getattr(source, "name", "<stream>"), csv.reader(source)  # type: ignore[arg-type]
-        return
-    name = os.fspath(source)  # type: ignore[arg-type]
-    # utf-8-sig: spreadsheet exports often start with a byte-order mark.
-    with open(source, encoding="utf-8-sig", newline="") as f:  # type: ignore[arg-type]
-        try:
-            yield name, csv.reader(f)
-        except UnicodeDecodeError as exc:  # say which file, not just which codec
-            raise ValueError(f"{name} is not UTF-8 text ({exc.reason} at byte {exc.start})"
-                             ) from None
-
-
-def _header(reader: CsvReader, name: str) -> list[str]:
-    header = [h.strip() for h in next(reader, [])]
-    if not any(header):
-        raise ValueError(f"{name} is empty: it needs a header row")
-    repeated = sorted({h for h in header if header.count(h) > 1})
-    if repeated:
-        raise ValueError(f"{name} repeats the column name(s) {', '.join(map(repr, repeated))}")
-    return header
-
-
-def _index(header: list[str], column: str, what: str, name: str) -> int:
-    if column not in header:
-        raise ValueError(f"{name} has no {what} {column!r}; its columns are: {', '.join(header)}")
-    return header.index(column)
-
-
-def _candidates(header: list[str], keys: set[int], columns: Sequence[str] | None,
-                name: str) -> list[tuple[int, str]]:
-    """(index, name) of the columns that may be channels: the chosen ones, or all others."""
-    if columns is None:
-        return [(i, h) for i, h in enumerate(header) if i not in keys]
-    chosen = [(_index(header, c, "column", name), c) for c in dict.fromkeys(columns)]
-    if not chosen:
-        raise ValueError("columns= names no column")
-    for i, c in chosen:
-        if i in keys:
-            raise ValueError(f"column {c!r} is the time or device column, not a channel")
-    return chosen
-
-
-def _device(text: str, where: str) -> str:
-    try:
-        return check_id(text.strip(), "device id")
-    except ValueError as exc:
-        raise ValueError(f"{where}: {exc}") from None
-
-
-def _time(text: str, where: str) -> float:
-    if text.strip().lower() in MISSING:
-        raise ValueError(f"{where}: the time is missing")
-    try:
-        return parse_time(text)
-    except ValueError as exc:
-        raise ValueError(f"{where}: {exc}") from None
-
-
-def _channel_values(row: list[str], candidates: list[tuple[int, str]], bad: dict[int, str],
-                    explicit: bool, where: str, line: int) -> list[float | None]:
-    """A row's candidate cells; a non-number is an error in a chosen column, else drops it."""
-    values: list[float | None] = []
-    for k, (i, column) in enumerate(candidates):
-        value = None
-        if k not in bad:
-            try:
-                value = parse_value(row[i])
-            except ValueError:
-                if explicit:
-                    raise ValueError(f"{where}: column {column!r} holds {row[i]!r}, "
-                                     "not a number") from None
-                bad[k] = f"not numeric: {row[i]!r} on line {line}"
-        values.append(value)
-    return values
-
-
-Row = tuple[float, str, list[float | None]]  # time, device, candidate values
-
-
-def load_readings(source: Source, time_col: str, device_col: str, *,
-                  columns: Sequence[str] | None = None, site: str = "s0") -> ReplayPlan:
-    """Read a CSV (a path or an open text stream) into readings sorted by time.
-
-    Raises ValueError, naming the line, for a bad device id, time or row width; naming line
-    and column for a non-numeric cell in ``columns``; listing the file's columns for an
-    unknown column name.
-    """
-    check_site(site)
-    if time_col == device_col:
-        raise ValueError(f"the time and the device column are both {time_col!r}")
-    bad: dict[int, str] = {}  # candidate position -> why it is not a channel
-    rows: list[Row] = []
-    with _rows(source) as (name, reader):
-        header = _header(reader, name)
-        t = _index(header, time_col, "time column", name)
-        d = _index(header, device_col, "device column", name)
-        candidates = _candidates(header, {t, d}, columns, name)
-        for row in reader:
-            if not row:  # a blank line
-                continue
-            where = f"{name} line {reader.line_num}"
-            if len(row) != len(header):
-                raise ValueError(f"{where}: {len(row)} cells, but the header has {len(header)}")
-            values = _channel_values(row, candidates, bad, columns is not None, where,
-                                     reader.line_num)
-            rows.append((_time(row[t], where), _device(row[d], where), values))
-    if not rows:
-        raise ValueError(f"{name} has a header but no rows")
-    if columns is None:  # a column without a single value carries nothing: leave it out too
-        for k in range(len(candidates)):
-            if k not in bad and all(values[k] is None for _, _, values in rows):
-                bad[k] = "no values"
-    keep = [(k, column) for k, (_, column) in enumerate(candidates) if k not in bad]
-    return ReplayPlan(site=site, readings=_sorted_readings(rows, keep),
-                      channels=tuple(c for _, c in keep),
-                      skipped={candidates[k][1]: why for k, why in sorted(bad.items())})
-
-
-def _sorted_readings(rows: list[Row], keep: list[tuple[int, str]]) -> list[Reading]:
-    rows.sort(key=lambda row: row[0])  # stable: equal times keep the file's order
-    seqs: dict[str, int] = {}
-    readings = []
-    for ts, device, values in rows:
-        seq = seqs.get(device, 0)
-        seqs[device] = seq + 1
-        present = {c: v for k, c in keep if (v := values[k]) is not None}
-        readings.append(Reading(device=device, seq=seq, ts=ts, values=present))
-    return readings
-
-
-# ---------------------------------------------------------------- the service
+__all__ = ["Replay", "ReplayConfig", "ReplayPlan", "load_readings"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -271,8 +41,10 @@ class ReplayConfig:
     max_unacked: int = 1000
 
 
-class Replay:
+class Replay(Service):
     """Publishes a CSV's readings in time order, then stops its node."""
+
+    kind = "replay"
 
     def __init__(self, config: ReplayConfig, topics: Topics, broker: BrokerAddress) -> None:
         if config.speed is not None and not config.speed > 0:
@@ -281,7 +53,6 @@ class Replay:
             raise ValueError("batch and max_unacked must be >= 1 and qos 0 or 1")
         check_layout(config.layout)
         self.config = config
-        self.topics = topics
         self.plan = load_readings(config.path, config.time_col, config.device_col,
                                   columns=config.columns, site=config.site)
         self.total = len(self.plan.readings)
@@ -290,9 +61,8 @@ class Replay:
         self.done = False
         self._next = 0
         self._t0: float | None = None  # set by the first turn, however the node is driven
-        self.node = Node(config.node_id, broker, status_topic=topics.node_status(config.node_id))
-        self.node.every(0.005, self.publish_due)
-        self.node.every(config.metrics_interval, self.publish_metrics)
+        super().__init__(config.node_id, topics, broker, metrics_interval=config.metrics_interval,
+                         tasks=[(0.005, self.publish_due)])
 
     def publish_due(self) -> None:
         """Publish what is due and what flow control allows; stop once all is delivered."""
@@ -303,7 +73,7 @@ class Replay:
         while room > 0 and self._next < self.total and self._due(self._next, now):
             self.publish_one_message(now)
             room -= 1
-        if self._next == self.total and self._delivered():
+        if self._next == self.total and self.node.delivered:  # QoS 0: written to the socket
             self.done = True
             self.node.stop()
 
@@ -312,10 +82,6 @@ class Replay:
             return True
         first = self.plan.readings[0].ts
         return now - self._t0 >= (self.plan.readings[index].ts - first) / self.config.speed
-
-    def _delivered(self) -> bool:
-        """QoS 1: every message acknowledged; QoS 0: every message written to the socket."""
-        return self.node.unacked == 0 and not self.node.client.want_write()
 
     def publish_one_message(self, now: float) -> None:
         """The next reading, with up to ``batch - 1`` due readings of the same device after it."""
@@ -333,26 +99,16 @@ class Replay:
         self.published += len(group)
         self.messages += 1
 
-    def metrics(self) -> dict:
+    def counters(self) -> dict:
         elapsed = max(time.monotonic() - (self._t0 or time.monotonic()), 1e-9)
         return {
-            "node": self.config.node_id, "kind": "replay", "ts": time.time(),
             "published": self.published, "total": self.total, "done": self.done,
             "messages": self.messages, "rate": self.published / elapsed,
             "devices": len(self.plan.devices), "unacked": self.node.unacked,
             "speed": self.config.speed, "source": os.fspath(self.config.path),
         }
 
-    def publish_metrics(self, qos: int = 0) -> None:
-        self.node.publish(self.topics.metrics(self.config.node_id), encode_json(self.metrics()),
-                          qos=qos)
-
-    def run(self) -> None:
-        self.node.connect()
-        self.node.install_signal_handlers()
-        self.node.run(on_stop=self.finish)
-
-    def finish(self) -> None:
+    def on_stop(self) -> None:
         """Deliver what is in flight, then the final metrics (QoS 1: the node's close waits)."""
         self.node.flush()
         self.publish_metrics(qos=1)

@@ -19,11 +19,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from broker.client import BrokerAddress, Node
+from broker.client import BrokerAddress
 from broker.messages import Model
 from broker.model_codec import decode_model, decode_update, encode_model
+from broker.service import Service
 from broker.topics import Topics
-from broker.wire import MAX_PAYLOAD_BYTES, DecodeError, encode_json, excerpt
+from broker.wire import MAX_PAYLOAD_BYTES, DecodeError
 from learners.checkpoint import CheckpointStore
 from learners.federation import Federation, FederationConfig
 
@@ -40,10 +41,11 @@ class AggregatorConfig:
     max_payload: int = MAX_PAYLOAD_BYTES
 
 
-class Aggregator:
+class Aggregator(Service):
+    kind = "aggregator"
+
     def __init__(self, config: AggregatorConfig, topics: Topics, broker: BrokerAddress) -> None:
         self.config = config
-        self.topics = topics
         self.federation = Federation(config.federation)
         self.store = (CheckpointStore(config.state_dir, config.keep)
                       if config.state_dir is not None else None)
@@ -54,16 +56,12 @@ class Aggregator:
         self.refused: Counter[str] = Counter()
         self.accepted = 0
         self.learner_metrics: dict[str, dict[str, float]] = {}
-        self.node = Node(
-            config.node_id, broker,
+        super().__init__(
+            config.node_id, topics, broker, metrics_interval=config.metrics_interval,
             subscriptions=[(topics.updates_filter, 1), (topics.model, 1),
                            (topics.node_status_filter, 1), (topics.probe(config.node_id), 1)],
-            handler=self.handle,
-            on_error=lambda t, p, e: self.refuse(t, p, "internal_error", repr(e)),
-            status_topic=topics.node_status(config.node_id),
+            tasks=[(0.05, self.merge_if_ready)],
         )
-        self.node.every(0.05, self.merge_if_ready)
-        self.node.every(config.metrics_interval, self.publish_metrics)
 
     # ------------------------------------------------------------------ start
 
@@ -83,7 +81,7 @@ class Aggregator:
 
     def connect(self) -> None:
         self.restore()
-        self.node.connect()
+        super().connect()
         self.node.publish(self.topics.probe(self.config.node_id), b"probe", qos=1)
 
     # ------------------------------------------------------------------ messages
@@ -152,10 +150,10 @@ class Aggregator:
 
     def refuse(self, topic: str, payload: bytes, reason: str, detail: str) -> None:
         self.refused[reason] += 1
-        self.node.publish(self.topics.deadletter(self.config.node_id), encode_json({
-            "node": self.config.node_id, "reason": reason, "detail": detail,
-            "topic": topic, "excerpt": excerpt(payload), "ts": time.time(),
-        }))
+        self.dead_letter(topic, payload, reason, detail)
+
+    def handle_error(self, topic: str, payload: bytes, exc: BaseException) -> None:
+        self.refuse(topic, payload, "internal_error", repr(exc))
 
     def federated_metrics(self) -> dict[str, float]:
         """Sample-weighted mean of the learners' latest prequential metrics."""
@@ -168,10 +166,9 @@ class Aggregator:
         out["n"] = total
         return out
 
-    def metrics(self) -> dict:
+    def counters(self) -> dict:
         fed = self.federation
         return {
-            "node": self.config.node_id, "kind": "aggregator", "ts": time.time(),
             "model_version": fed.version, "accepted": self.accepted,
             "refused": dict(self.refused), "pending": len(fed.strategy.pending),
             "strategy": fed.strategy.name, "quorum": fed.quorum(),
@@ -181,14 +178,3 @@ class Aggregator:
             "samples": fed.model.n if fed.model else 0,
             "federated": self.federated_metrics(),
         }
-
-    def publish_metrics(self) -> None:
-        self.node.publish(self.topics.metrics(self.config.node_id), encode_json(self.metrics()))
-
-    def loop(self) -> None:
-        self.node.run(on_stop=self.publish_metrics)
-
-    def run(self) -> None:
-        self.connect()
-        self.node.install_signal_handlers()
-        self.loop()

@@ -25,6 +25,7 @@ import orjson
 
 from broker.client import BrokerAddress, Node
 from broker.mosquitto import MosquittoBroker
+from broker.processes import stop_process
 from broker.reading_codec import encode_batch
 from broker.topics import Topics
 from devices.simulator import FleetSimulator
@@ -87,7 +88,7 @@ def publish_backlog(address: BrokerAddress, prefix: str, backlog: Backlog, qos: 
         for i, (site, device, payload) in enumerate(backlog.messages):
             node.publish(topics.reading(site, device), payload, qos=qos)
             if i % 500 == 499:
-                node.client.loop(0)
+                node.pump(0)
         node.publish(f"{prefix}/bench/marker", b"end", qos=1)
         if not node.flush(timeout):
             raise RuntimeError("the broker did not take the whole backlog")
@@ -130,13 +131,7 @@ class Child:
     def stop(self) -> None:
         """End the process this object started (and only it)."""
         proc = self.process
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        stop_process(proc, timeout=10.0, kill_timeout=5.0)
         for pipe in (proc.stdin, proc.stdout):
             with contextlib.suppress(OSError):
                 pipe.close()

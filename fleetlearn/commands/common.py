@@ -117,5 +117,5 @@ def serve(service: Any) -> None:
     """Run a service until SIGTERM/SIGINT; stop too if the `up` that started us is gone."""
     parent = os.environ.get("FLEETLEARN_PARENT_PID")
     if parent and parent.isdigit():
-        service.node.every(1.0, lambda: os.getppid() != int(parent) and service.node.stop())
+        service.node.every(1.0, lambda: os.getppid() != int(parent) and service.stop())
     service.run()

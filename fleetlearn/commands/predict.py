@@ -1,4 +1,4 @@
-"""`fleetlearn predict`: options -> :class:`~learners.predictor.PredictorConfig` -> a served
+"""`fleetlearn predict`: options -> :class:`~gateway.predictor.PredictorConfig` -> a served
 predictor."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from fleetlearn.commands.common import (
     serve,
     topics,
 )
-from learners.predictor import Predictor, PredictorConfig
+from gateway.predictor import Predictor, PredictorConfig
 
 P = PredictorConfig
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from broker.processes import stop_processes
 
 
 @dataclass
@@ -34,16 +34,5 @@ class Child:
 
 def stop_children(children: list[Child], timeout: float = 10.0) -> None:
     """SIGTERM to every child still running, then wait for all with one deadline; kill what is
-    left. Only these processes: never by name or pattern."""
-    for child in children:
-        if child.running:
-            child.process.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    for child in children:
-        if child.process is None:
-            continue
-        try:
-            child.process.wait(max(deadline - time.monotonic(), 0.1))
-        except subprocess.TimeoutExpired:
-            child.process.kill()
-            child.process.wait(5)
+    left (:func:`broker.processes.stop_processes`). Only these processes: never by name."""
+    stop_processes([c.process for c in children if c.process is not None], timeout)

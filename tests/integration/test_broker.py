@@ -25,7 +25,7 @@ def test_node_publishes_status_and_its_will_marks_it_offline(address, prefix):
     node = Node("n1", address, status_topic=f"{prefix}/status/n1")
     node.connect(timeout=5)
     watcher.wait(lambda: watcher.on("status/n1") == [b"online"], what="online")
-    node.client.socket().close()  # an unclean end: the broker sends the last will
+    node.socket().close()  # an unclean end: the broker sends the last will
     watcher.wait(lambda: watcher.on("status/n1")[-1:] == [b"offline"], what="the will")
     watcher.close()
 

@@ -104,7 +104,7 @@ def test_a_flood_of_invalid_messages_is_counted_and_the_valid_ones_learned(addre
         wait_until(lambda: gw.pipeline.accounting.total == n_bad + n_good
                    and gw.learned == gw.pipeline.accounting.admitted, 60,
                    lambda: time.sleep(0.05), "the gateway to account for every message")
-        assert gw.node.client.is_connected()
+        assert gw.node.connected
         assert dict(gw.pipeline.accounting.rejected) == expected
         assert gw.learned == n_good and gw.node.handler_errors == 0
     sender.close()

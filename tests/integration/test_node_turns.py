@@ -6,7 +6,7 @@ import socket
 import pytest
 
 from broker.client import Node
-from tests.mqtt_helpers import wait_until
+from tests.mqtt_helpers import Recorder, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
 
@@ -57,6 +57,21 @@ def test_a_failing_on_drained_is_counted_and_the_loop_goes_on(address, prefix):
 def test_nodes_send_small_packets_at_once(address):
     node = Node("nodelay", address)
     node.connect(timeout=5)
-    sock = node.client.socket()
+    sock = node.socket()
     assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
     node.close(1.0)
+
+
+def test_pump_moves_the_network_and_delivered_says_when_all_is_out(address, prefix):
+    recorder = Recorder(address, f"{prefix}/p")
+    node = Node("pumped", address)
+    node.connect(timeout=5)
+    assert node.connected and node.delivered
+    node.publish(f"{prefix}/p", b"x", qos=1)
+    assert not node.delivered  # not acknowledged yet
+    wait_until(lambda: node.delivered, 10, lambda: node.pump(0.01), "the acknowledgement")
+    recorder.wait(lambda: recorder.on("/p") == [b"x"], what="the message")
+    assert node.pump(0) is True
+    node.close(1.0)
+    assert not node.connected and node.socket() is None
+    recorder.close()

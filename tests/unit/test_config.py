@@ -55,7 +55,7 @@ def test_the_fleet_section_sets_the_batch_layout_of_simulate_and_up():
     assert defaults["up"] == {"batch": 20, "layout": "rows"}
 
 
-@pytest.mark.parametrize("module", ["fleetlearn.cli", "learners.aggregator", "learners.predictor",
+@pytest.mark.parametrize("module", ["fleetlearn.cli", "learners.aggregator", "gateway.predictor",
                                     "devices.fleet", "devices.replay"])
 def test_only_gateways_load_numba_and_river(module):
     """Every node is a process of the CLI; numba and river (~170 MiB) are for gateways only."""

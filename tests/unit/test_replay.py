@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from devices.replay import load_readings
+from devices.replay_plan import load_readings
 
 pytestmark = pytest.mark.timeout(30)
 

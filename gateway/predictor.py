@@ -1,19 +1,21 @@
 """The predictor process: the current model plus readings in, predictions out.
 
 It needs nothing but the model message to predict: weights travel in raw feature units.
-Each prediction carries the version of the model that made it.
+Each prediction carries the version of the model that made it. It lives with the gateway
+because it builds the same features (:mod:`gateway.features`); it loads neither numba nor
+river (the sigmoid comes from :mod:`learners.link`).
 """
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from dataclasses import dataclass
 
-from broker.client import BrokerAddress, Node
+from broker.client import BrokerAddress
 from broker.messages import Model
 from broker.model_codec import decode_model
 from broker.reading_codec import decode_reading_items
+from broker.service import Service
 from broker.topics import TopicError, Topics
 from broker.wire import MAX_PAYLOAD_BYTES, DecodeError, encode_json
 from gateway.features import FeatureBuilder, FeatureSpec
@@ -29,23 +31,19 @@ class PredictorConfig:
     max_payload: int = MAX_PAYLOAD_BYTES
 
 
-class Predictor:
+class Predictor(Service):
+    kind = "predictor"
+
     def __init__(self, config: PredictorConfig, topics: Topics, broker: BrokerAddress) -> None:
         self.config = config
-        self.topics = topics
         self.model: Model | None = None
         self.features: FeatureBuilder | None = None
         self.predictions = 0
         self.skipped: Counter[str] = Counter()
         filters = [topics.readings_filter(s) for s in config.sites] or [topics.readings_filter()]
-        self.node = Node(
-            config.node_id, broker,
-            subscriptions=[(topics.model, 1), *((f, 0) for f in filters)],
-            handler=self.handle,
-            on_error=lambda t, p, e: self.skipped.update(["internal_error"]),
-            status_topic=topics.node_status(config.node_id),
-        )
-        self.node.every(config.metrics_interval, self.publish_metrics)
+        super().__init__(config.node_id, topics, broker,
+                         metrics_interval=config.metrics_interval,
+                         subscriptions=[(topics.model, 1), *((f, 0) for f in filters)])
 
     def handle(self, topic: str, payload: bytes) -> None:
         if topic == self.topics.model:
@@ -95,17 +93,11 @@ class Predictor:
             "prediction": value, "actual": actual, "model_version": self.model.version,
         }))
 
-    def metrics(self) -> dict:
+    def handle_error(self, topic: str, payload: bytes, exc: BaseException) -> None:
+        self.skipped["internal_error"] += 1
+
+    def counters(self) -> dict:
         return {
-            "node": self.config.node_id, "kind": "predictor", "ts": time.time(),
             "predictions": self.predictions, "skipped": dict(self.skipped),
             "model_version": self.model.version if self.model else 0,
         }
-
-    def publish_metrics(self) -> None:
-        self.node.publish(self.topics.metrics(self.config.node_id), encode_json(self.metrics()))
-
-    def run(self) -> None:
-        self.node.connect()
-        self.node.install_signal_handlers()
-        self.node.run(on_stop=self.publish_metrics)

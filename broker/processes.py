@@ -1,0 +1,52 @@
+"""The one place that stops a child process: SIGTERM, a wait, then SIGKILL.
+
+Every caller stops only processes it started itself (a :class:`subprocess.Popen` it holds);
+nothing here looks processes up by name.
+
+>>> import subprocess, sys
+>>> proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+>>> stop_process(proc, timeout=5.0)  # it ends on SIGTERM: minus the signal's number
+-15
+>>> stop_process(proc)  # already gone: its code, and no signal sent
+-15
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Sequence
+
+#: Least wait each process gets once the shared deadline has passed: one that is exiting right
+#: now is not killed for the time its siblings took.
+MIN_WAIT = 0.1
+
+
+def stop_processes(procs: Sequence[subprocess.Popen], timeout: float = 10.0,
+                   kill_timeout: float = 5.0) -> list[int]:
+    """Stop several processes at once, with one deadline; their return codes, in order.
+
+    SIGTERM goes to every one still running first (so they wind down side by side), then each
+    is waited for until ``timeout`` seconds after that (at least :data:`MIN_WAIT` each); one
+    still running then is killed (SIGKILL) and waited for up to ``kill_timeout`` seconds
+    (:class:`subprocess.TimeoutExpired` if even that fails).
+    """
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    deadline = time.monotonic() + timeout
+    codes = []
+    for proc in procs:
+        try:
+            proc.wait(max(deadline - time.monotonic(), MIN_WAIT))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(kill_timeout)
+        codes.append(proc.returncode)
+    return codes
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 10.0,
+                 kill_timeout: float = 5.0) -> int:
+    """Stop one process: SIGTERM, wait up to ``timeout`` s, else SIGKILL; its return code."""
+    return stop_processes([proc], timeout, kill_timeout)[0]

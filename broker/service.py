@@ -1,0 +1,123 @@
+"""The shell every fleetlearn service shares: its node, its metrics, its dead letters, run/stop.
+
+A service (gateway, aggregator, predictor, fleet, replay) subclasses :class:`Service` and
+provides what is its own: the subscriptions and periodic tasks it passes up, :meth:`~Service.
+handle` for its messages, :meth:`~Service.counters` for its metrics, and the hooks
+:meth:`~Service.connect` (what to do around connecting) and :meth:`~Service.on_stop` (the last
+work before the node says offline). The shell owns the rest, the same for all five:
+
+- one :class:`~broker.client.Node` with the retained status ``{p}/learn/status/{node}`` and the
+  service's own companion connections (:attr:`Service.companions`), driven from one thread;
+- the metrics: every ``metrics_interval`` seconds, ``{"node", "kind", "ts", **counters()}`` as
+  JSON on ``{p}/metrics/{node}`` (and once more on stop);
+- dead letters: ``{"node", "reason", "detail", "topic", "excerpt", "ts"}`` on
+  ``{p}/deadletter/{node}``;
+- :meth:`~Service.run` (connect, SIGTERM/SIGINT handlers, loop until stopped) and
+  :meth:`~Service.stop` (safe from signal handlers and other threads).
+
+>>> from broker.address import BrokerAddress
+>>> class Echo(Service):
+...     kind = "echo"
+...     def counters(self):
+...         return {"seen": 0}
+>>> echo = Echo("e1", Topics("demo"), BrokerAddress(), metrics_interval=5.0)
+>>> sorted(echo.metrics()), echo.metrics()["kind"]
+(['kind', 'node', 'seen', 'ts'], 'echo')
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+from broker.address import BrokerAddress
+from broker.client import Node
+from broker.topics import Topics
+from broker.wire import encode_json, excerpt
+
+#: A periodic task: (seconds, function), called from the node's loop.
+Task = tuple[float, Callable[[], None]]
+
+
+class Service:
+    """One service process's shell; subclasses set :attr:`kind` and provide the rest."""
+
+    #: The ``kind`` in the service's metrics.
+    kind: ClassVar[str] = "service"
+
+    def __init__(self, node_id: str, topics: Topics, broker: BrokerAddress, *,
+                 metrics_interval: float, subscriptions: Sequence[tuple[str, int]] = (),
+                 tasks: Sequence[Task] = (),
+                 on_drained: Callable[[], None] | None = None) -> None:
+        """Make the node; ``tasks`` run every so many seconds, before the metrics when both
+        are due in the same turn."""
+        self.node_id = node_id
+        self.topics = topics
+        self.node = Node(node_id, broker, subscriptions=list(subscriptions),
+                         handler=self.handle, on_error=self.handle_error,
+                         status_topic=topics.node_status(node_id), on_drained=on_drained)
+        #: Further nodes of this process, connected first and driven from the same thread.
+        self.companions: list[Node] = []
+        for seconds, fn in tasks:
+            self.node.every(seconds, fn)
+        self.node.every(metrics_interval, self.publish_metrics)
+
+    # ------------------------------------------------------------------ what a service provides
+
+    def handle(self, topic: str, payload: bytes) -> None:
+        """One message on a subscription (a service that subscribes overrides this)."""
+        raise NotImplementedError(f"{type(self).__name__} subscribes to nothing")
+
+    def handle_error(self, topic: str, payload: bytes, exc: BaseException) -> None:
+        """:meth:`handle` raised: the node has logged and counted it; the service may say more
+        (e.g. dead-letter it as ``internal_error``)."""
+
+    def counters(self) -> dict[str, Any]:
+        """The service's own figures, after ``node``, ``kind`` and ``ts`` in its metrics."""
+        return {}
+
+    def on_stop(self) -> None:
+        """The last work once the loop has ended, before the node says offline: by default,
+        the final metrics."""
+        self.publish_metrics()
+
+    # ------------------------------------------------------------------ what the shell does
+
+    def metrics(self) -> dict[str, Any]:
+        """This service's metrics message, as a dict."""
+        return {"node": self.node_id, "kind": self.kind, "ts": time.time(), **self.counters()}
+
+    def publish_metrics(self, qos: int = 0) -> None:
+        self.node.publish(self.topics.metrics(self.node_id), encode_json(self.metrics()),
+                          qos=qos)
+
+    def dead_letter(self, topic: str, payload: bytes, reason: str, detail: str) -> None:
+        """Publish what was refused (an excerpt of it) with the reason, on the dead-letter topic."""
+        self.node.publish(self.topics.deadletter(self.node_id), encode_json({
+            "node": self.node_id, "reason": reason, "detail": detail,
+            "topic": topic, "excerpt": excerpt(payload), "ts": time.time(),
+        }))
+
+    def connect(self) -> None:
+        """Connect the companions, then the node (a service adds what goes around it)."""
+        for other in self.companions:
+            other.connect()
+        self.node.connect()
+
+    def loop(self) -> None:
+        """Drive the node (and companions) until :meth:`stop`; then :meth:`on_stop`, offline,
+        flush and disconnect."""
+        self.node.run(on_stop=self.on_stop, companions=self.companions)
+
+    def run(self) -> None:
+        """The process's life: connect, stop cleanly on SIGTERM or SIGINT, loop until stopped."""
+        self.connect()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop())
+        self.loop()
+
+    def stop(self) -> None:
+        """Ask the loop to finish (safe from signal handlers and other threads)."""
+        self.node.stop()
