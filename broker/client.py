@@ -23,8 +23,7 @@ import paho.mqtt.client as mqtt
 from broker.address import BrokerAddress, BrokerUnreachable
 from broker.client_factory import make_client
 
-__all__ = ["BURST", "BrokerAddress", "BrokerUnreachable", "ErrorHandler", "Handler", "Node",
-           "make_client"]
+__all__ = ["BURST", "ErrorHandler", "Handler", "Node"]
 
 log = logging.getLogger(__name__)
 

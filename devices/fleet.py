@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from broker.client import BrokerAddress
+from broker.address import BrokerAddress
 from broker.reading_codec import check_layout, encode_batch
 from broker.service import Service
 from broker.topics import Topics

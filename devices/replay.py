@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from broker.client import BrokerAddress
+from broker.address import BrokerAddress
 from broker.reading_codec import check_layout, encode_batch
 from broker.service import Service
 from broker.topics import Topics

@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from broker.client import BrokerUnreachable
+from broker.address import BrokerUnreachable
 from broker.mosquitto import BrokerError
 from broker.topics import TopicError
 from fleetlearn.commands import aggregator, bench, broker, devices, gateway, predict, up

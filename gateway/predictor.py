@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from broker.client import BrokerAddress
+from broker.address import BrokerAddress
 from broker.messages import Model
 from broker.model_codec import decode_model
 from broker.reading_codec import decode_reading_items

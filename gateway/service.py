@@ -19,7 +19,8 @@ from collections import Counter
 
 import numpy as np
 
-from broker.client import BrokerAddress, Node
+from broker.address import BrokerAddress
+from broker.client import Node
 from broker.model_codec import decode_model, encode_update
 from broker.service import Service
 from broker.topics import TopicError, Topics

@@ -19,7 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from broker.client import BrokerAddress
+from broker.address import BrokerAddress
 from broker.messages import Model
 from broker.model_codec import decode_model, decode_update, encode_model
 from broker.service import Service

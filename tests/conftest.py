@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from broker.client import BrokerAddress
+from broker.address import BrokerAddress
 from broker.mosquitto import MosquittoBroker
 
 

@@ -9,7 +9,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from broker.client import BrokerAddress, Node
+from broker.address import BrokerAddress
+from broker.client import Node
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, poll: Callable[[], None],

@@ -29,7 +29,7 @@ def main(argv: list[str]) -> None:
     role, spec = argv[0], orjson.loads(argv[1])
     conn = Conn()
     try:
-        from broker.client import BrokerAddress
+        from broker.address import BrokerAddress
 
         address = BrokerAddress.parse(spec.pop("address"))
         if role == "raw":

@@ -23,7 +23,8 @@ from typing import Any
 
 import orjson
 
-from broker.client import BrokerAddress, Node
+from broker.address import BrokerAddress
+from broker.client import Node
 from broker.mosquitto import MosquittoBroker
 from broker.processes import stop_process
 from broker.reading_codec import encode_batch

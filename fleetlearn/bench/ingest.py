@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from broker.client import BrokerAddress
+from broker.address import BrokerAddress
 from broker.topics import Topics
 from devices.simulator import FleetSimulator
 from fleetlearn.bench.harness import Backlog, Progress, own_broker, run_backlog

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import paho.mqtt.client as mqtt
 
-from broker.client import BrokerAddress
+from broker.address import BrokerAddress
 from fleetlearn.bench.measure import rss_mib
 
 

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from broker.client import BrokerAddress, Node
+from broker.address import BrokerAddress
+from broker.client import Node
 from broker.topics import Topics
 from fleetlearn.bench.harness import Child, Progress, new_prefix, own_broker
 from fleetlearn.bench.measure import percentile

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from broker.client import BrokerAddress
+from broker.address import BrokerAddress
 from broker.mosquitto import MosquittoBroker
 from fleetlearn.commands.common import default
 

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from broker.client import BrokerAddress
+from broker.address import BrokerAddress
 from broker.topics import TopicError, Topics, check_id
 
 UsageProblem = typer.BadParameter  # a bad option value: one line, exit code 2

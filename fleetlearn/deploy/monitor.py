@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from broker.client import BrokerAddress, Node
+from broker.address import BrokerAddress
+from broker.client import Node
 from broker.model_codec import decode_model
 from broker.topics import Topics
 from broker.wire import DecodeError, decode_json_object

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from broker.client import BrokerAddress
+from broker.address import BrokerAddress
 from broker.reading_codec import LAYOUTS
 from devices.faults import FaultRates
 from devices.replay import ReplayConfig

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from broker.client import BrokerAddress
+from broker.address import BrokerAddress
 from broker.mosquitto import MosquittoBroker
 from broker.topics import Topics
 from devices.replay import load_readings

@@ -2,7 +2,8 @@
 
 import pytest
 
-from broker.client import BrokerAddress, BrokerUnreachable, Node
+from broker.address import BrokerAddress, BrokerUnreachable
+from broker.client import Node
 from broker.mosquitto import MosquittoBroker, free_port, port_accepts
 from tests.conftest import process_alive
 from tests.mqtt_helpers import Recorder, wait_until

@@ -13,7 +13,7 @@ from itertools import pairwise
 import orjson
 import pytest
 
-from broker.client import BrokerAddress
+from broker.address import BrokerAddress
 from broker.service import Service
 from broker.topics import Topics
 from tests.mqtt_helpers import Recorder, ServiceThread

@@ -73,7 +73,7 @@ def test_node_settings_given_to_up_default_to_none_so_the_nodes_own_defaults_hol
 
 
 def test_connection_defaults_come_from_the_address_and_topics():
-    from broker.client import BrokerAddress
+    from broker.address import BrokerAddress
     from broker.topics import Topics
 
     for path in (("gateway",), ("aggregator",), ("predict",), ("devices", "simulate")):
