@@ -34,7 +34,7 @@ from gateway.features import FeatureSpec
 from gateway.partition import Partition
 from gateway.pipeline import CleaningConfig, ReadingPipeline
 from gateway.validation import Rejected
-from learners import kernel
+from learners import sgd_kernel
 from learners.drift import DriftMonitor, check_detector
 from learners.evaluation import Prequential
 from learners.linear import LinearModel
@@ -228,7 +228,7 @@ class Gateway:
     # ------------------------------------------------------------------ life
 
     def connect(self) -> None:
-        kernel.warm()  # before we listen: the first readings must not wait for it
+        sgd_kernel.warm()  # before we listen: the first readings must not wait for it
         gateway_pipeline.warm()
         # What start-up made (numpy, numba, river: hundreds of thousands of objects) will live
         # as long as the process: out of the cyclic GC's sight, so its full collections walk

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from broker.codec import KINDS, LinearParams, Scaler
-from learners import kernel
+from learners import sgd_kernel
 from learners.link import output  # noqa: F401  (re-exported; it lives apart from numba)
 from learners.optim import AdaGrad, Optimizer
 from learners.stats import std
@@ -46,7 +46,7 @@ class LinearModel:
             raise ValueError("need l2 >= 0 and clip > 0")
         self.features = tuple(features)
         self.kind = kind
-        self._kind = kernel.REGRESSION if kind == "regression" else kernel.BINARY
+        self._kind = sgd_kernel.REGRESSION if kind == "regression" else sgd_kernel.BINARY
         self.optimizer = optimizer or AdaGrad()
         self.l2 = l2
         self.clip = clip
@@ -67,7 +67,7 @@ class LinearModel:
         """Learn rows in order; return each row's prediction made *before* learning it."""
         out = np.empty(len(Y))
         opt = self.optimizer
-        kernel.learn_rows(np.ascontiguousarray(X, dtype=float),
+        sgd_kernel.learn_rows(np.ascontiguousarray(X, dtype=float),
                           np.ascontiguousarray(Y, dtype=float), out, self._kind, opt.code,
                           opt.lr, opt.beta, self.l2, self.clip, self.theta, self.memory,
                           self.stats, self.mean, self.m2, self.dmean, self.dm2)
@@ -83,7 +83,7 @@ class LinearModel:
 
     def predict_many(self, X: np.ndarray) -> np.ndarray:
         out = np.empty(len(X))
-        kernel.predict_rows(np.ascontiguousarray(X, dtype=float), out, self._kind,
+        sgd_kernel.predict_rows(np.ascontiguousarray(X, dtype=float), out, self._kind,
                             self.theta, self.stats, self.mean, self.m2)
         return out
 

@@ -1,6 +1,6 @@
 """Optimizers: how a gradient becomes a step, apart from the model that computes it.
 
-Each one's ``step`` is the readable numpy reference; :mod:`learners.kernel` runs the same
+Each one's ``step`` is the readable numpy reference; :mod:`learners.sgd_kernel` runs the same
 arithmetic compiled (selected by ``code``), and the tests hold the two equal.
 
 >>> w = np.zeros(2)
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from learners import kernel
+from learners import sgd_kernel
 
 EPS = 1e-8
 
@@ -38,7 +38,7 @@ class Optimizer:
 class SGD(Optimizer):
     """Plain stochastic gradient descent with a constant step."""
 
-    code = kernel.SGD
+    code = sgd_kernel.SGD
 
     def __init__(self, lr: float = 0.01) -> None:
         super().__init__(lr)
@@ -56,7 +56,7 @@ class AdaGrad(Optimizer):
     -1.0
     """
 
-    code = kernel.ADAGRAD
+    code = sgd_kernel.ADAGRAD
 
     def __init__(self, lr: float = 0.3) -> None:
         super().__init__(lr)
@@ -75,7 +75,7 @@ class RMSProp(Optimizer):
     -0.2
     """
 
-    code = kernel.RMSPROP
+    code = sgd_kernel.RMSPROP
 
     def __init__(self, lr: float = 0.01, beta: float = 0.99) -> None:
         super().__init__(lr)
