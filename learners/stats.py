@@ -1,11 +1,13 @@
 """Running moments that merge exactly (Chan et al.'s parallel formula).
 
->>> a = moments_of(np.array([[1.0], [2.0], [3.0]]))
->>> b = moments_of(np.array([[10.0], [20.0]]))
->>> both = moments_of(np.array([[1.0], [2.0], [3.0], [10.0], [20.0]]))
+A :class:`~broker.codec.Scaler` holds a stream's count, mean and sum of squared deviations (m2)
+per column. Of [1, 2, 3] and of [10, 20]; merged, they are the moments of all five:
+
+>>> a = Scaler(3, np.array([2.0]), np.array([2.0]))
+>>> b = Scaler(2, np.array([15.0]), np.array([50.0]))
 >>> m = merge(a, b)
->>> m.count, bool(np.allclose(m.mean, both.mean) and np.allclose(m.m2, both.m2))
-(5, True)
+>>> m.count, m.mean.tolist(), round(float(m.m2[0]), 9)
+(5, [7.2], 254.8)
 """
 
 from __future__ import annotations
@@ -13,14 +15,6 @@ from __future__ import annotations
 import numpy as np
 
 from broker.codec import Scaler
-
-
-def moments_of(rows: np.ndarray) -> Scaler:
-    """The moments of a block of rows, in one pass of numpy."""
-    if len(rows) == 0:
-        return Scaler.empty(rows.shape[1])
-    mean = rows.mean(axis=0)
-    return Scaler(len(rows), mean, ((rows - mean) ** 2).sum(axis=0))
 
 
 def merge(a: Scaler, b: Scaler) -> Scaler:
@@ -36,7 +30,8 @@ def merge(a: Scaler, b: Scaler) -> Scaler:
 def subtract(total: Scaler, part: Scaler) -> Scaler:
     """The moments of what ``total`` holds beyond ``part`` (``merge`` undone).
 
-    >>> a, b = moments_of(np.array([[1.0], [2.0]])), moments_of(np.array([[7.0], [9.0]]))
+    >>> a = Scaler(2, np.array([1.5]), np.array([0.5]))  # [1, 2]
+    >>> b = Scaler(2, np.array([8.0]), np.array([2.0]))  # [7, 9]
     >>> rest = subtract(merge(a, b), a)
     >>> rest.count, rest.mean.tolist(), rest.m2.tolist()
     (2, [8.0], [2.0])
@@ -55,7 +50,7 @@ def subtract(total: Scaler, part: Scaler) -> Scaler:
 def std(scaler: Scaler) -> np.ndarray:
     """Population standard deviation; 1 where it is not yet defined or is zero.
 
-    >>> std(moments_of(np.array([[1.0, 5.0], [3.0, 5.0]]))).tolist()
+    >>> std(Scaler(2, np.array([2.0, 5.0]), np.array([2.0, 0.0]))).tolist()  # [1, 3], [5, 5]
     [1.0, 1.0]
     """
     if scaler.count < 2:
