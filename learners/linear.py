@@ -26,7 +26,6 @@ from __future__ import annotations
 import numpy as np
 
 from broker.codec import KINDS, LinearParams, Scaler
-from learners.link import output  # noqa: F401  (re-exported; it lives apart from numba)
 from learners.optim import AdaGrad, Optimizer
 from learners.sgd_kernel import (
     BINARY,

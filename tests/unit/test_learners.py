@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from broker.codec import LinearParams, Scaler
 from learners.aggregate import AggregationError, as_params, as_vector, combine
-from learners.linear import LinearModel, output
+from learners.linear import LinearModel
+from learners.link import output
 from learners.optim import SGD, AdaGrad, RMSProp, make_optimizer
 from learners.stats import merge, std
 from tests.reference.learner import fedavg, moments_of
