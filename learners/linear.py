@@ -64,6 +64,8 @@ class LinearModel:
                                     self.optimizer.code, float(self.optimizer.lr),
                                     float(self.optimizer.beta), float(l2), float(clip))
         self.state = SGDState.zeros(len(self.features))
+        # the same, as plain tuples for the per-reading kernel (its arrays change in place only)
+        self._row_args = (tuple(self.settings), tuple(self.state))
 
     @property
     def n_learned(self) -> int:
@@ -82,7 +84,7 @@ class LinearModel:
     def predict_then_learn_one(self, x: np.ndarray, y: float) -> float:
         """Learn one sample; return the prediction made before learning it."""
         return predict_then_learn_row(np.ascontiguousarray(x, dtype=float), float(y),
-                                      self.settings, self.state)
+                                      *self._row_args)
 
     def learn_one(self, x: np.ndarray, y: float) -> None:
         """Learn one sample (as river's ``learn_one``: nothing is returned)."""

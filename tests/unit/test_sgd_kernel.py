@@ -86,13 +86,14 @@ def test_the_block_kernel_predicts_and_learns_as_the_reference(case):
 
 
 @settings(max_examples=100, deadline=None)
-@given(cases())
-def test_one_row_at_a_time_is_the_block_kernel(case):
+@given(cases(), st.booleans())
+def test_one_row_at_a_time_is_the_block_kernel(case, plain):
     _, compiled, state, X, Y = case
     block = SGDState(*(a.copy() for a in state))
     out = np.empty(len(Y))
     predict_then_learn_rows(X, Y, out, compiled, block)
-    single = [predict_then_learn_row(x, y, compiled, state) for x, y in zip(X, Y, strict=True)]
+    args = (tuple(compiled), tuple(state)) if plain else (compiled, state)  # models pass tuples
+    single = [predict_then_learn_row(x, y, *args) for x, y in zip(X, Y, strict=True)]
     assert single == out.tolist()  # the same arithmetic: bit for bit
     for a, b in zip(state, block, strict=True):
         assert a.tolist() == b.tolist()
