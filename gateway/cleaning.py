@@ -20,7 +20,7 @@ Traceback (most recent call last):
 ...
 ValueError: need z > 0, window >= 3 and 1 <= min_history <= window
 
-The rules are applied by the compiled kernel (:mod:`gateway.kernel`), reading by reading; the
+The rules are applied by the compiled kernel (:mod:`gateway.judge_kernel`), reading by reading; the
 pure-Python reference it is tested against is ``tests/reference/cleaning.py``.
 """
 

@@ -4,9 +4,10 @@ Pure (``now`` is passed in) and the gateway's single source of accounting: every
 payload holds comes out as admitted (a feature row and a target) or rejected with a reason.
 
 Work is per block: :meth:`ReadingPipeline.take` decodes a payload into columns (ids and types
-checked), :meth:`ReadingPipeline.flush` takes every reading taken since, in arrival order,
-through one compiled kernel (:mod:`gateway.kernel`): sequence marks, then the clock window,
-then cleaning, then features. The rules, reading by reading:
+checked; :mod:`gateway.pending_block`), :meth:`ReadingPipeline.flush` takes every reading taken
+since, in arrival order, through one compiled kernel (:mod:`gateway.judge_kernel`): sequence
+marks, then the clock window, then cleaning, then features, and counts each outcome. The rules,
+reading by reading:
 
 - **sequence**: per device, the highest number seen and which of the last ``reorder_window``
   numbers arrived. A newer number is accepted; a late one inside the window once; a number seen
@@ -44,15 +45,31 @@ from typing import Any
 
 import numpy as np
 
-from broker.messages import Reading
-from broker.reading_codec import decode_reading_items
-from broker.wire import DecodeError
-from gateway import kernel
-from gateway.cleaning import IMPUTE, OUTLIERS, CleaningConfig, target_policy
-from gateway.devices import DeviceTable
-from gateway.features import CYCLIC, LAG, SITE, FeatureSpec
-from gateway.intake import INT64_MAX, fast_columns
-from gateway.validation import Rejected, check_reading
+from gateway.cleaning import CleaningConfig
+from gateway.device_state import DeviceTable
+from gateway.features import FeatureSpec
+from gateway.judge_kernel import JudgeRows, gap_room, judge_rows
+from gateway.judge_policy import judge_plan
+from gateway.outcomes import (
+    ADMITTED,
+    BELOW,
+    CODES,
+    DUPLICATE,
+    FUTURE,
+    INTERNAL,
+    LATE,
+    MISSING_CHANNEL,
+    OUTLIER,
+    PENDING,
+    REFUSED,
+    REPLAY,
+    STALE,
+)
+from gateway.pending_block import PendingBlock, Taken
+from gateway.sequence_marks import GapList
+from gateway.validation import Rejected
+
+__all__ = ["Accounting", "Admitted", "Block", "CleaningConfig", "ReadingPipeline", "warm"]
 
 
 @dataclass(frozen=True)
@@ -74,7 +91,7 @@ class Accounting:
         return self.admitted + sum(self.rejected.values())
 
 
-REASONS = kernel.CODES
+REASONS = CODES
 
 
 @dataclass
@@ -95,125 +112,27 @@ class ReadingPipeline:
     def __init__(self, spec: FeatureSpec, config: CleaningConfig) -> None:
         self.spec = spec
         self.config = config
-        self.channels = spec.channels  # the target last
-        default = config.policy
-        policies = {**{c: default for c in self.channels}, spec.target: target_policy(default),
-                    **{c: p for c, p in config.channel_policies.items() if c in self.channels}}
-        self.policies = [policies[c] for c in self.channels]
-        self._policy = self._policy_arrays()
-        self._feature_plan()
+        plan = judge_plan(spec, config)
+        self.channels = plan.channels  # the target last
+        self.policies = plan.policies
+        self.sites = plan.sites
+        self.lag_features = plan.lag_features
+        self._policy = plan.policy
         self.devices_table = DeviceTable(len(self.channels), max(p.window for p in self.policies),
                                          config.reorder_window, len(REASONS))
         self.accounting = Accounting()
-        self._new_block()
+        self._block = PendingBlock(self.channels, config, self.devices_table, self.sites)
+        #: Decode a payload (one reading, or a batch) into the block; returns its readings.
+        #: Nothing is judged beyond decoding and ids until :meth:`flush`. (The block's own
+        #: method, bound here: it runs once per message, so no forwarding call in between.)
+        self.take = self._block.take
         # gap lists the kernel fills; it stops before it could overflow them
-        room = 4 * (kernel.RECENT_GAPS + config.reorder_window)
-        self._gap_row = np.empty(room, np.int64)
-        self._gap_dev = np.empty(room, np.int64)
-        self._gap_seq = np.empty(room, np.int64)
+        self._gaps = GapList.empty(gap_room(config.reorder_window))
 
-    def _policy_arrays(self) -> tuple[np.ndarray, ...]:
-        """The channels' policies as the kernel takes them (:func:`kernel.process_rows`)."""
-        p = self.policies
-        return (np.array([IMPUTE.index(q.impute) for q in p], np.int64),
-                np.array([q.max_age for q in p], float),
-                np.array([OUTLIERS.index(q.outliers) for q in p], np.int64),
-                np.array([q.z for q in p], float),
-                np.array([q.window for q in p], np.int64),
-                np.array([q.min_history for q in p], np.int64),
-                np.array([np.nan if q.smooth is None else q.smooth for q in p], float))
-
-    def _feature_plan(self) -> None:
-        kinds, index, period = [], [], []
-        self.sites: dict[str, int] = {}
-        self.lag_features = [f for f in self.spec.features if f.startswith(LAG)]
-        for f in self.spec.features:
-            if f in CYCLIC:
-                span, _ = CYCLIC[f]
-                kinds.append(kernel.FEATURE_SIN if f.endswith("_sin") else kernel.FEATURE_COS)
-                index.append(0)
-                period.append(span)
-                continue
-            if f.startswith(SITE):
-                kinds.append(kernel.FEATURE_SITE)
-                index.append(self.sites.setdefault(f[len(SITE):], len(self.sites)))
-            elif f.startswith(LAG):
-                kinds.append(kernel.FEATURE_LAG)
-                index.append(self.channels.index(f[len(LAG):]))
-            else:
-                kinds.append(kernel.FEATURE_CHANNEL)
-                index.append(self.channels.index(f))
-            period.append(1.0)
-        self._plan = (np.array(kinds, np.int64), np.array(index, np.int64),
-                      np.array(period, float))
-
-    # ------------------------------------------------------------------ taking payloads
-
-    def _new_block(self) -> None:
-        # per message: (ref, payload, readings, device row or -1, now, site index or -1)
-        self._messages: list[tuple[Any, bytes, int, int, float, int]] = []
-        self._seq: list[int] = []
-        self._ts: list[float] = []
-        self._cols: list[list[Any]] = [[] for _ in self.channels]
-        self._refused: dict[int, Rejected] = {}
-        self.pending = 0  # readings taken, not yet flushed
-
-    def take(self, topic_device: str, payload: bytes, now: float, site: str = "",
-             ref: Any = None) -> int:
-        """Decode a payload (one reading, or a batch) into the block; returns its readings.
-
-        Nothing is judged beyond decoding and ids until :meth:`flush`."""
-        table = self.devices_table
-        row = table.rows.get(topic_device)
-        columns = None
-        if row is not None and len(payload) <= self.config.max_payload:
-            columns = fast_columns(payload, topic_device, self.channels)
-        if columns is None:
-            return self._take_carefully(topic_device, payload, now, site, ref)
-        seqs, tss, cols = columns
-        n = len(seqs)
-        self._messages.append((ref, payload, n, row, now, self.sites.get(site, -1)))
-        self.pending += n
-        self._seq += seqs
-        self._ts += tss
-        for mine, theirs in zip(self._cols, cols, strict=True):
-            mine += theirs
-        return n
-
-    def _take_carefully(self, topic_device: str, payload: bytes, now: float, site: str,
-                        ref: Any) -> int:
-        """The slow path: each reading decoded and checked on its own, each fault explained."""
-        try:
-            items: list[Reading | DecodeError] = decode_reading_items(
-                payload, self.config.max_payload)
-        except DecodeError as exc:
-            items = [exc]
-        row = -1
-        first = len(self._seq)
-        for k, item in enumerate(items):
-            try:
-                if isinstance(item, DecodeError):
-                    raise Rejected(item.reason, str(item))
-                check_reading(topic_device, item, self.config.allowlist)
-                if item.seq > INT64_MAX:
-                    raise Rejected("schema", "reading field 'seq' must be below 2**63")
-            except Rejected as refused:
-                self._refused[first + k] = refused
-                self._seq.append(0)
-                self._ts.append(0.0)
-                for column in self._cols:
-                    column.append(None)
-                continue
-            if row < 0:
-                row = self.devices_table.index(topic_device)
-            self._seq.append(item.seq)
-            self._ts.append(item.ts)
-            values = item.values
-            for name, column in zip(self.channels, self._cols, strict=True):
-                column.append(values.get(name))
-        self._messages.append((ref, payload, len(items), row, now, self.sites.get(site, -1)))
-        self.pending += len(items)
-        return len(items)
+    @property
+    def pending(self) -> int:
+        """Readings taken, not yet flushed."""
+        return self._block.pending
 
     # ------------------------------------------------------------------ judging a block
 
@@ -222,103 +141,98 @@ class ReadingPipeline:
 
         ``outcomes``: also list each reading's Admitted or Rejected, in order (for tests and
         tools; the gateway uses the arrays)."""
-        n = len(self._seq)
-        if not self._messages:
+        if self._block.empty:
             return Block(np.empty((0, len(self.spec.features))), np.empty(0), [], [], [],
                          [] if outcomes else None)
-        refused, seqs, tss, cols = self._refused, self._seq, self._ts, self._cols
-        refs, payloads, rows, devs, nows, sites = zip(*self._messages, strict=True)
-        self._new_block()
-        counts = np.asarray(rows, np.int64)
-        dev = np.repeat(np.asarray(devs, np.int64), counts)
-        now = np.repeat(np.asarray(nows, float), counts)
-        site = np.repeat(np.asarray(sites, np.int64), counts)
-        code = np.full(n, kernel.PENDING, np.int8)
+        taken = self._block.hand_over()
+        refused = taken.refused
+        n, channels = len(taken.seq), len(self.channels)
+        code = np.full(n, PENDING, np.int8)
         if refused:
-            code[list(refused)] = kernel.REFUSED
-        arg = np.zeros(n, np.int64)
-        V = np.empty((n, len(self.channels)))
-        X = np.empty((n, len(self.spec.features)))
-        Y = np.empty(n)
-        seq, ts, vals = np.zeros(n, np.int64), np.zeros(n), np.zeros((n, len(self.channels)))
+            code[list(refused)] = REFUSED
+        rows = JudgeRows(code=code, arg=np.zeros(n, np.int64), dev=taken.dev,
+                         seq=np.zeros(n, np.int64), ts=np.zeros(n), now=taken.now,
+                         site=taken.site, vals=np.zeros((n, channels)),
+                         clean=np.empty((n, channels)), X=np.empty((n, len(self.spec.features))),
+                         Y=np.empty(n))
         failure = None
         try:
-            seq[:], ts[:] = seqs, tss
-            for c, column in enumerate(cols):
-                vals[:, c] = np.asarray(column, float)  # None -> NaN: missing
-            self._judge(code, arg, dev, seq, ts, now, site, vals, V, X, Y)
+            rows.seq[:], rows.ts[:] = taken.seq, taken.ts
+            for c, column in enumerate(taken.cols):
+                rows.vals[:, c] = np.asarray(column, float)  # None -> NaN: missing
+            self._judge(rows)
         except Exception as exc:  # a bug of ours: the block's readings are still accounted for
-            code[code != kernel.REFUSED] = kernel.INTERNAL
+            code[code != REFUSED] = INTERNAL
             failure = Rejected("internal_error", f"{type(exc).__name__}: {exc}")
-        tally = np.bincount(code[code != kernel.REFUSED], minlength=len(REASONS))
-        self.accounting.admitted += int(tally[kernel.ADMITTED])
+        return self._account(rows, taken, failure, outcomes)
+
+    def _account(self, rows: JudgeRows, taken: Taken, failure: Rejected | None,
+                 outcomes: bool) -> Block:
+        """Count the block's outcomes; the admitted samples and the refusals, explained."""
+        code, refused = rows.code, taken.refused
+        tally = np.bincount(code[code != REFUSED], minlength=len(REASONS))
+        self.accounting.admitted += int(tally[ADMITTED])
         for k in np.flatnonzero(tally[1:]) + 1:
             self.accounting.rejected[REASONS[k]] += int(tally[k])
         for refusal in refused.values():
             self.accounting.rejected[refusal.reason] += 1
-        ends = np.cumsum(counts)
+        ends = np.cumsum(taken.counts)
         rejected = []
-        bad = np.flatnonzero(code != kernel.ADMITTED)
+        bad = np.flatnonzero(code != ADMITTED)
         for i in bad.tolist():
-            why = refused.get(i) or failure or self._explain(int(code[i]), i, dev, seq, ts, now,
-                                                             vals, arg)
+            why = refused.get(i) or failure or self._explain(rows, i)
             rejected.append((int(np.searchsorted(ends, i, side="right")), why))
-        ok = code == kernel.ADMITTED
-        block = Block(X[ok], Y[ok], rejected, list(refs), list(payloads))
+        ok = code == ADMITTED
+        block = Block(rows.X[ok], rows.Y[ok], rejected, taken.refs, taken.payloads)
         if outcomes:
             reasons = dict(zip(bad.tolist(), (why for _, why in rejected), strict=True))
             block.outcomes = [
-                reasons.get(i) or Admitted(X[i], float(Y[i]),
-                                           dict(zip(self.channels, V[i].tolist(), strict=True)))
-                for i in range(n)]
+                reasons.get(i) or Admitted(
+                    rows.X[i], float(rows.Y[i]),
+                    dict(zip(self.channels, rows.clean[i].tolist(), strict=True)))
+                for i in range(len(code))]
         return block
 
-    def _judge(self, code: np.ndarray, arg: np.ndarray, dev: np.ndarray, seq: np.ndarray,
-               ts: np.ndarray, now: np.ndarray, site: np.ndarray, vals: np.ndarray,
-               V: np.ndarray, X: np.ndarray, Y: np.ndarray) -> None:
+    def _judge(self, rows: JudgeRows) -> None:
         """The kernel over the whole block, with the gaps it lists taken between calls."""
-        table, cfg = self.devices_table, self.config
-        limits = (cfg.reorder_window, float(cfg.max_age), float(cfg.max_skew))
-        start, n = 0, len(code)
+        state = self.devices_table.kernel_state()
+        start, n = 0, len(rows.code)
         while start < n:
-            end, listed = kernel.process_rows(
-                start, code, arg, dev, seq, ts, now, site, vals, V, X, Y, limits, self._policy,
-                self._plan, table.kernel_state(), self._gap_row, self._gap_dev, self._gap_seq)
-            self._settle_sequence(code, dev, seq, start, end, listed)
+            end, listed = judge_rows(start, rows, self._policy, state, self._gaps)
+            self._settle_sequence(rows, start, end, listed)
             start = end
 
-    def _settle_sequence(self, code: np.ndarray, dev: np.ndarray, seq: np.ndarray, start: int,
-                         end: int, listed: int) -> None:
+    def _settle_sequence(self, rows: JudgeRows, start: int, end: int, listed: int) -> None:
         """Remember the gaps the kernel listed and tell late readings from replays, in order."""
-        table = self.devices_table
-        gap_row, gap_dev, gap_seq = self._gap_row, self._gap_dev, self._gap_seq
+        table, gaps, code = self.devices_table, self._gaps, rows.code
         g = 0
-        for i in (np.flatnonzero(code[start:end] == kernel.BELOW) + start).tolist():
-            while g < listed and gap_row[g] < i:
-                table.remember_gap(int(gap_dev[g]), int(gap_seq[g]))
+        for i in (np.flatnonzero(code[start:end] == BELOW) + start).tolist():
+            while g < listed and gaps.row[g] < i:
+                table.remember_gap(int(gaps.device[g]), int(gaps.seq[g]))
                 g += 1
-            row = int(dev[i])
-            code[i] = kernel.LATE if table.take_late(row, int(seq[i])) else kernel.REPLAY
+            row = int(rows.dev[i])
+            code[i] = LATE if table.take_late(row, int(rows.seq[i])) else REPLAY
             table.books[row, code[i]] += 1
         for k in range(g, listed):
-            table.remember_gap(int(gap_dev[k]), int(gap_seq[k]))
+            table.remember_gap(int(gaps.device[k]), int(gaps.seq[k]))
 
-    def _explain(self, code: int, i: int, dev: np.ndarray, seq: np.ndarray, ts: np.ndarray,
-                 now: np.ndarray, vals: np.ndarray, arg: np.ndarray) -> Rejected:
+    def _explain(self, rows: JudgeRows, i: int) -> Rejected:
+        code = int(rows.code[i])
         reason = REASONS[code]
-        device = self.devices_table.names[dev[i]]
+        device = self.devices_table.names[rows.dev[i]]
         cfg = self.config
-        if code in (kernel.DUPLICATE, kernel.REPLAY, kernel.LATE):
-            return Rejected(reason, f"{device} seq {seq[i]}")
-        if code == kernel.STALE:
-            return Rejected(reason, f"{now[i] - ts[i]:.0f}s old (max {cfg.max_age:g}s)")
-        if code == kernel.FUTURE:
-            return Rejected(reason, f"{ts[i] - now[i]:.0f}s ahead (max {cfg.max_skew:g}s)")
-        if code == kernel.MISSING_CHANNEL:
-            return Rejected(reason, self.channels[arg[i]])
-        if code == kernel.OUTLIER:
-            c = arg[i]
-            return Rejected(reason, f"{self.channels[c]}={vals[i, c]:g}, beyond "
+        if code in (DUPLICATE, REPLAY, LATE):
+            return Rejected(reason, f"{device} seq {rows.seq[i]}")
+        if code == STALE:
+            return Rejected(reason, f"{rows.now[i] - rows.ts[i]:.0f}s old (max {cfg.max_age:g}s)")
+        if code == FUTURE:
+            return Rejected(reason,
+                            f"{rows.ts[i] - rows.now[i]:.0f}s ahead (max {cfg.max_skew:g}s)")
+        if code == MISSING_CHANNEL:
+            return Rejected(reason, self.channels[rows.arg[i]])
+        if code == OUTLIER:
+            c = rows.arg[i]
+            return Rejected(reason, f"{self.channels[c]}={rows.vals[i, c]:g}, beyond "
                                     f"{self.policies[c].z:g} robust deviations of the median")
         return Rejected(reason, f"{self.lag_features[0]} needs an earlier reading of {device}")
 

@@ -29,7 +29,7 @@ from gateway import pipeline as gateway_pipeline
 from gateway.config import GatewayConfig
 from gateway.pipeline import ReadingPipeline
 from gateway.validation import Rejected
-from learners import kernel
+from learners import sgd_kernel
 from learners.drift import DriftMonitor
 from learners.evaluation import Prequential
 from learners.linear import LinearModel
@@ -191,7 +191,7 @@ class Gateway(Service):
     # ------------------------------------------------------------------ life
 
     def connect(self) -> None:
-        kernel.warm()  # before we listen: the first readings must not wait for it
+        sgd_kernel.warm()  # before we listen: the first readings must not wait for it
         gateway_pipeline.warm()
         # What start-up made (numpy, numba, river: hundreds of thousands of objects) will live
         # as long as the process: out of the cyclic GC's sight, so its full collections walk

@@ -5,11 +5,6 @@
 Traceback (most recent call last):
 ...
 gateway.validation.Rejected: id_mismatch: topic says 's0-d0001', payload says 's0-d0002'
->>> check_time(1000.0, now=1000.5, max_age=60, max_skew=5)
->>> check_time(10.0, now=1000.0, max_age=60, max_skew=5)
-Traceback (most recent call last):
-...
-gateway.validation.Rejected: stale: 990s old (max 60s)
 """
 
 from __future__ import annotations
@@ -37,10 +32,3 @@ def check_reading(topic_device: str, reading: Reading,
         raise Rejected("unknown_device", reading.device)
     return reading
 
-
-def check_time(ts: float, now: float, max_age: float, max_skew: float) -> None:
-    """Refuse timestamps older than ``max_age`` or further than ``max_skew`` in the future."""
-    if ts < now - max_age:
-        raise Rejected("stale", f"{now - ts:.0f}s old (max {max_age:g}s)")
-    if ts > now + max_skew:
-        raise Rejected("future", f"{ts - now:.0f}s ahead (max {max_skew:g}s)")

@@ -5,11 +5,10 @@ units. The strategies (:mod:`learners.strategies`) merge the learners' *changes*
 (deltas) with one of these rules: the sample-weighted mean (FedAvg), the coordinate-wise median,
 or the trimmed mean; each may first clip every delta to a norm.
 
->>> a = LinearParams(("x",), np.array([1.0]), 0.0)
->>> b = LinearParams(("x",), np.array([4.0]), 3.0)
->>> merged = fedavg([(a, 2), (b, 1)])
->>> merged.weights.tolist(), merged.intercept
-([2.0], 1.0)
+>>> a = as_vector(LinearParams(("x",), np.array([1.0]), 0.0))
+>>> b = as_vector(LinearParams(("x",), np.array([4.0]), 3.0))
+>>> as_params(("x",), weighted_mean(np.stack([a, b]), np.array([2.0, 1.0])))
+LinearParams(features=('x',), weights=array([2.]), intercept=1.0)
 """
 
 from __future__ import annotations
@@ -42,18 +41,6 @@ def as_params(features: tuple[str, ...], vector: np.ndarray) -> LinearParams:
     LinearParams(features=('a',), weights=array([2.]), intercept=5.0)
     """
     return LinearParams(features, np.array(vector[:-1], dtype=float), float(vector[-1]))
-
-
-def fedavg(results: list[tuple[LinearParams, int]]) -> LinearParams:
-    """Sample-weighted average of the learners' parameters (FedAvg)."""
-    if not results:
-        raise AggregationError("nothing to aggregate")
-    features = results[0][0].features
-    if any(params.features != features for params, _ in results):
-        raise AggregationError("updates name different features")
-    merged = weighted_mean(np.stack([as_vector(p) for p, _ in results]),
-                           np.array([n for _, n in results], dtype=float))
-    return as_params(features, merged)
 
 
 def weighted_mean(vectors: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -12,10 +12,13 @@ regression (targets 0/1; predictions are probabilities).
 >>> model = LinearModel(("a", "b"))
 >>> X = rng.normal([10.0, -5.0], [2.0, 1.0], size=(20000, 2))
 >>> Y = 3.0 * X[:, 0] - 4.0 * X[:, 1] + 7.0 + rng.normal(0, 0.1, 20000)
->>> _ = model.learn_many(X, Y)
->>> p = model.get_params()
+>>> _ = model.predict_then_learn(X, Y)
+>>> p = model.to_params()
 >>> [round(float(v)) for v in p.weights], round(p.intercept)
 ([3, -4], 7)
+>>> model.learn_one(np.array([10.0, -5.0]), 57.0)  # river's meaning: learn, return nothing
+>>> round(model.predict_one(np.array([10.0, -5.0])))
+57
 """
 
 from __future__ import annotations
@@ -23,14 +26,24 @@ from __future__ import annotations
 import numpy as np
 
 from broker.messages import KINDS, LinearParams, Scaler
-from learners import kernel
-from learners.link import output  # noqa: F401  (re-exported; it lives apart from numba)
 from learners.optim import AdaGrad, Optimizer
+from learners.sgd_kernel import (
+    BINARY,
+    REGRESSION,
+    SGDSettings,
+    SGDState,
+    predict_rows,
+    predict_then_learn_row,
+    predict_then_learn_rows,
+)
 from learners.stats import std
 
 
 class LinearModel:
-    """Linear or logistic regression learned one sample at a time (predict, then learn)."""
+    """Linear or logistic regression learned one sample at a time (predict, then learn).
+
+    Its settings are fixed at construction (:attr:`settings`); what it knows is
+    :attr:`state`, arrays the compiled kernel (:mod:`learners.sgd_kernel`) updates in place."""
 
     def __init__(
         self,
@@ -46,86 +59,89 @@ class LinearModel:
             raise ValueError("need l2 >= 0 and clip > 0")
         self.features = tuple(features)
         self.kind = kind
-        self._kind = kernel.REGRESSION if kind == "regression" else kernel.BINARY
         self.optimizer = optimizer or AdaGrad()
-        self.l2 = l2
-        self.clip = clip
-        d = len(self.features)
-        self.theta = np.zeros(d + 1)
-        self.memory = np.zeros(d + 1)
-        self.stats = np.zeros(2)  # count, count since the last adopted model
-        self.mean, self.m2 = np.zeros(d + 1), np.zeros(d + 1)
-        self.dmean, self.dm2 = np.zeros(d + 1), np.zeros(d + 1)
+        self.settings = SGDSettings(REGRESSION if kind == "regression" else BINARY,
+                                    self.optimizer.code, float(self.optimizer.lr),
+                                    float(self.optimizer.beta), float(l2), float(clip))
+        self.state = SGDState.zeros(len(self.features))
+        # the same, as plain tuples for the per-reading kernel (its arrays change in place only)
+        self._row_args = (tuple(self.settings), tuple(self.state))
 
     @property
     def n_learned(self) -> int:
-        return int(self.stats[0])
+        return int(self.state.counts[0])
 
     # ------------------------------------------------------------- predict / learn
 
-    def learn_many(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    def predict_then_learn(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
         """Learn rows in order; return each row's prediction made *before* learning it."""
         out = np.empty(len(Y))
-        opt = self.optimizer
-        kernel.learn_rows(np.ascontiguousarray(X, dtype=float),
-                          np.ascontiguousarray(Y, dtype=float), out, self._kind, opt.code,
-                          opt.lr, opt.beta, self.l2, self.clip, self.theta, self.memory,
-                          self.stats, self.mean, self.m2, self.dmean, self.dm2)
+        predict_then_learn_rows(np.ascontiguousarray(X, dtype=float),
+                                np.ascontiguousarray(Y, dtype=float), out, self.settings,
+                                self.state)
         return out
 
-    def forget_steps(self) -> None:
-        """Forget the optimizer's accumulated gradients: steps are as large as at the start."""
-        self.memory[:] = 0.0
-
-    def learn_one(self, x: np.ndarray, y: float) -> float:
+    def predict_then_learn_one(self, x: np.ndarray, y: float) -> float:
         """Learn one sample; return the prediction made before learning it."""
-        return float(self.learn_many(x.reshape(1, -1), np.array([y]))[0])
+        return predict_then_learn_row(np.ascontiguousarray(x, dtype=float), float(y),
+                                      *self._row_args)
+
+    def learn_one(self, x: np.ndarray, y: float) -> None:
+        """Learn one sample (as river's ``learn_one``: nothing is returned)."""
+        self.predict_then_learn_one(x, y)
 
     def predict_many(self, X: np.ndarray) -> np.ndarray:
         out = np.empty(len(X))
-        kernel.predict_rows(np.ascontiguousarray(X, dtype=float), out, self._kind,
-                            self.theta, self.stats, self.mean, self.m2)
+        predict_rows(np.ascontiguousarray(X, dtype=float), out, self.settings, self.state)
         return out
 
     def predict_one(self, x: np.ndarray) -> float:
         return float(self.predict_many(x.reshape(1, -1))[0])
 
+    def forget_steps(self) -> None:
+        """Forget the optimizer's accumulated gradients: steps are as large as at the start."""
+        self.state.memory[:] = 0.0
+
     # ------------------------------------------------------------- what travels
 
     def scaler(self) -> Scaler:
         """Everything this learner's scaling knows."""
-        return Scaler(self.n_learned, self.mean.copy(), self.m2.copy())
+        return Scaler(self.n_learned, self.state.mean.copy(), self.state.m2.copy())
 
     def delta(self) -> Scaler:
         """The moments of what it learned since it adopted its last model (an update's)."""
-        return Scaler(int(self.stats[1]), self.dmean.copy(), self.dm2.copy())
+        state = self.state
+        return Scaler(int(state.counts[1]), state.dmean.copy(), state.dm2.copy())
 
     def _scales(self) -> tuple[np.ndarray, np.ndarray, float, float]:
+        mean = self.state.mean
         sd = std(self.scaler())
         if self.kind == "binary":
-            return self.mean[:-1], sd[:-1], 0.0, 1.0
-        return self.mean[:-1], sd[:-1], float(self.mean[-1]), float(sd[-1])
+            return mean[:-1], sd[:-1], 0.0, 1.0
+        return mean[:-1], sd[:-1], float(mean[-1]), float(sd[-1])
 
-    def get_params(self) -> LinearParams:
+    def to_params(self) -> LinearParams:
         """Weights and intercept in raw feature (and target) units."""
+        theta = self.state.theta
         mean, sd, y_mean, y_sd = self._scales()
-        weights = y_sd * self.theta[:-1] / sd
-        intercept = y_mean + y_sd * self.theta[-1] - float(weights @ mean)
+        weights = y_sd * theta[:-1] / sd
+        intercept = y_mean + y_sd * theta[-1] - float(weights @ mean)
         return LinearParams(self.features, weights, float(intercept))
 
-    def set_params(self, params: LinearParams, scaler: Scaler | None = None,
-                   delta: Scaler | None = None) -> None:
+    def load_params(self, params: LinearParams, scaler: Scaler | None = None,
+                    delta: Scaler | None = None) -> None:
         """Adopt raw-unit parameters; with ``scaler``, also that scaling as the new base, and
         ``delta`` as what is already learned on top of it (default: nothing)."""
         if params.features != self.features:
             raise ValueError(f"model features {params.features} != learner's {self.features}")
+        state = self.state
         if scaler is not None:
-            delta = delta or Scaler.empty(len(self.mean))
-            if len(scaler.mean) != len(self.mean) or len(delta.mean) != len(self.mean):
+            delta = delta or Scaler.empty(len(state.mean))
+            if len(scaler.mean) != len(state.mean) or len(delta.mean) != len(state.mean):
                 raise ValueError("the scaler does not fit these features")
-            self.stats[:] = (scaler.count, delta.count)
-            self.mean[:], self.m2[:] = scaler.mean, scaler.m2
-            self.dmean[:], self.dm2[:] = delta.mean, delta.m2
+            state.counts[:] = (scaler.count, delta.count)
+            state.mean[:], state.m2[:] = scaler.mean, scaler.m2
+            state.dmean[:], state.dm2[:] = delta.mean, delta.m2
         mean, sd, y_mean, y_sd = self._scales()
-        self.theta[:-1] = params.weights * sd / y_sd
-        self.theta[-1] = (params.intercept + float(params.weights @ mean) - y_mean) / y_sd
+        state.theta[:-1] = params.weights * sd / y_sd
+        state.theta[-1] = (params.intercept + float(params.weights @ mean) - y_mean) / y_sd

@@ -58,7 +58,7 @@ class LocalLearner:
 
     def learn(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
         """Predict then learn a block of rows; the predictions made before learning each."""
-        predictions = self.learner.learn_many(X, Y)
+        predictions = self.learner.predict_then_learn(X, Y)
         self.since_base += len(Y)
         self.since_send += len(Y)
         return predictions
@@ -66,7 +66,7 @@ class LocalLearner:
     def update(self, learner_id: str, seq: int, target: str, ts: float,
                metrics: dict[str, float] | None = None, drift: int = 0) -> Update:
         """The update to send now: everything learned on top of the base model."""
-        params = self.learner.get_params()
+        params = self.learner.to_params()
         delta = self.learner.delta()
         self._anchor, self._delta_at_send = params, delta
         self.since_send = 0
@@ -79,7 +79,7 @@ class LocalLearner:
         if model.version <= self.base_version:
             return False
         learner = self.learner
-        current, delta = learner.get_params(), learner.delta()
+        current, delta = learner.to_params(), learner.delta()
         unsent = delta if self._delta_at_send is None else delta - self._delta_at_send
         params = model.params
         policy = drift_policy(model)
@@ -92,7 +92,7 @@ class LocalLearner:
         # else: a learner that never synced has no common base to measure progress from, or
         # the fleet reacts to a drift (what it learned since its send was learned under the
         # old scaling); it takes the model as it is (its samples still count in the moments)
-        learner.set_params(params, model.scaler + unsent, unsent)
+        learner.load_params(params, model.scaler + unsent, unsent)
         self._anchor, self._delta_at_send = model.params, None
         self.base_version = model.version
         self.since_base = unsent.count

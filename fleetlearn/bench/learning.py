@@ -65,7 +65,7 @@ def bench_learning(n: int = 0, repeats: int = 3, **_: Any) -> list[dict[str, Any
         build, model = FeatureBuilder(spec), LinearModel(spec.features)
         for values, ts, device in samples:
             x, y = build(values, ts, device, "s0")
-            out.append(model.learn_one(x, y))
+            out.append(model.predict_then_learn_one(x, y))
         return len(samples)
 
     def river_run(out: list[float], lr: float = 0.005) -> int:

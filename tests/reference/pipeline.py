@@ -16,9 +16,24 @@ from broker.wire import DecodeError
 from gateway.cleaning import target_policy
 from gateway.features import FeatureBuilder, FeatureSpec
 from gateway.pipeline import CleaningConfig
-from gateway.validation import Rejected, check_reading, check_time
+from gateway.validation import Rejected, check_reading
 from tests.reference.cleaning import Cleaner, CleanReading
 from tests.reference.sequence import SequenceTracker
+
+
+def check_time(ts: float, now: float, max_age: float, max_skew: float) -> None:
+    """Refuse timestamps older than ``max_age`` or further than ``max_skew`` in the future.
+
+    >>> check_time(1000.0, now=1000.5, max_age=60, max_skew=5)
+    >>> check_time(10.0, now=1000.0, max_age=60, max_skew=5)
+    Traceback (most recent call last):
+    ...
+    gateway.validation.Rejected: stale: 990s old (max 60s)
+    """
+    if ts < now - max_age:
+        raise Rejected("stale", f"{now - ts:.0f}s old (max {max_age:g}s)")
+    if ts > now + max_skew:
+        raise Rejected("future", f"{ts - now:.0f}s ahead (max {max_skew:g}s)")
 
 
 @dataclass(frozen=True)

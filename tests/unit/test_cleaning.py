@@ -14,7 +14,7 @@ from broker.reading_codec import encode_reading
 from gateway.cleaning import ChannelPolicy
 from gateway.features import FeatureSpec
 from gateway.pipeline import Admitted, CleaningConfig, ReadingPipeline
-from gateway.validation import Rejected, check_reading, check_time
+from gateway.validation import Rejected, check_reading
 from tests.reference.cleaning import Cleaner
 from tests.reference.sequence import SequenceTracker
 
@@ -63,11 +63,13 @@ def test_a_huge_jump_is_counted_not_listed():
 
 
 def test_time_window():
-    check_time(100.0, now=100.0, max_age=10, max_skew=1)
-    with pytest.raises(Rejected, match="stale"):
-        check_time(80.0, now=100.0, max_age=10, max_skew=1)
-    with pytest.raises(Rejected, match="future"):
-        check_time(102.0, now=100.0, max_age=10, max_skew=1)
+    pipe = ReadingPipeline(FeatureSpec(("a",), "y"), CleaningConfig(max_age=10, max_skew=1))
+    reading = b'{"device":"d","seq":%d,"ts":%s,"values":{"a":1.0,"y":2.0}}'
+    assert isinstance(pipe.admit("d", reading % (1, b"100.0"), now=100.0)[0], Admitted)
+    stale, future = (pipe.admit("d", reading % (seq, ts), now=100.0)[0]
+                     for seq, ts in ((2, b"80.0"), (3, b"102.0")))
+    assert (stale.reason, str(stale)) == ("stale", "stale: 20s old (max 10s)")
+    assert (future.reason, str(future)) == ("future", "future: 2s ahead (max 1s)")
 
 
 def test_allowlist():

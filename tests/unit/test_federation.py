@@ -13,8 +13,8 @@ from learners.linear import LinearModel
 from learners.local import LocalLearner
 from learners.registry import build_strategy
 from learners.staleness import Staleness
-from learners.stats import moments_of
 from learners.strategies import FedAsync, FedBuff, MergeRule, SyncRounds
+from tests.reference.learner import moments_of
 
 FEATURES = ("a", "b")
 
@@ -323,13 +323,13 @@ def test_learners_take_a_reset_model_as_it_is_and_forget_their_steps():
     local.learn(np.ones((5, 2)), np.arange(5.0))
     local.update("a", 1, "y", 0.0)
     local.learn(np.ones((5, 2)), np.arange(5.0))  # progress the reset must not carry over
-    assert local.learner.memory.any()
+    assert local.learner.state.memory.any()
     fed = Federation(FederationConfig(quorum=1, drift_policy="reset"))
     offer(fed, local.update("a", 2, "y", 0.0, drift=1))
     model = fed.step(0.0, 0.0)
     assert local.adopt(model)
-    assert not local.learner.memory.any()
-    assert local.learner.get_params().weights.tolist() == pytest.approx([0.0, 0.0])
+    assert not local.learner.state.memory.any()
+    assert local.learner.to_params().weights.tolist() == pytest.approx([0.0, 0.0])
 
 
 # ------------------------------------------------------------------ checkpoints

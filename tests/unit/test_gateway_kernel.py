@@ -142,7 +142,7 @@ def test_a_jump_of_millions_is_counted_not_listed():
 
 
 def test_a_failing_block_is_still_accounted_for(monkeypatch):
-    from gateway import kernel
+    from gateway import pipeline
 
     pipe = ReadingPipeline(FeatureSpec(("a",), "y"), CleaningConfig())
     pipe.take("d", b'{"device":"d","seq":1,"ts":1.0,"values":{"a":1.0,"y":2.0}}', now=1.0)
@@ -151,7 +151,7 @@ def test_a_failing_block_is_still_accounted_for(monkeypatch):
     def broken(*args):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(kernel, "process_rows", broken)
+    monkeypatch.setattr(pipeline, "judge_rows", broken)
     block = pipe.flush()
     assert [why.reason for _, why in block.rejected] == ["internal_error", "malformed"]
     assert pipe.accounting.rejected == {"internal_error": 1, "malformed": 1}

@@ -1,4 +1,5 @@
-"""The learner math: kernel against numpy references, scalers and FedAvg."""
+"""The learner as a model: scalers, parameters in raw units, convergence, and FedAvg's rule
+against the references (the kernel's step by step: tests/unit/test_sgd_kernel.py)."""
 
 import numpy as np
 import pytest
@@ -6,10 +7,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from broker.messages import LinearParams, Scaler
-from learners.aggregate import AggregationError, fedavg
-from learners.linear import LinearModel, output
+from learners.aggregate import AggregationError, as_params, as_vector, combine
+from learners.linear import LinearModel
+from learners.link import output
 from learners.optim import SGD, AdaGrad, RMSProp, make_optimizer
-from learners.stats import moments_of, std
+from learners.stats import std
+from tests.reference.learner import fedavg, moments_of
 
 finite = st.floats(-1e6, 1e6, allow_nan=False)
 
@@ -33,46 +36,25 @@ def test_moments_of_two_streams_merge_into_the_moments_of_both(left, right):
 def test_the_kernels_running_moments_are_the_batch_moments(rows):
     data = np.array(rows)
     model = LinearModel(("a", "b"))
-    model.learn_many(data[:, :2], data[:, 2])
+    model.predict_then_learn(data[:, :2], data[:, 2])
     exact = moments_of(data)
     assert model.n_learned == len(rows)
-    assert np.allclose(model.mean, exact.mean, atol=1e-6)
-    assert np.allclose(model.m2, exact.m2, rtol=1e-6, atol=1e-4)
+    assert np.allclose(model.state.mean, exact.mean, atol=1e-6)
+    assert np.allclose(model.state.m2, exact.m2, rtol=1e-6, atol=1e-4)
 
 
 def test_delta_moments_start_again_at_each_adopted_model():
     rng = np.random.default_rng(0)
     X, Y = rng.normal(size=(300, 2)), rng.normal(size=300)
     model = LinearModel(("a", "b"))
-    model.learn_many(X[:200], Y[:200])
-    model.set_params(model.get_params(), model.scaler())
-    model.learn_many(X[200:], Y[200:])
+    model.predict_then_learn(X[:200], Y[:200])
+    model.load_params(model.to_params(), model.scaler())
+    model.predict_then_learn(X[200:], Y[200:])
     delta = model.delta()
     expected = moments_of(np.c_[X[200:], Y[200:]])
     assert delta.count == 100 and np.allclose(delta.mean, expected.mean)
     assert np.allclose(delta.m2, expected.m2)
     assert model.scaler().count == 300
-
-
-@pytest.mark.parametrize("optimizer", [SGD(0.01), AdaGrad(0.3), RMSProp(0.01, beta=0.9)])
-def test_the_kernel_steps_like_the_numpy_optimizer(optimizer):
-    # one sample, from zero weights and a known scaling: the kernel's step is the reference's
-    model = LinearModel(("a", "b"), optimizer=optimizer, clip=100.0)
-    # weights 0 and intercept = the target's mean: the standardised parameters are all 0
-    model.set_params(LinearParams(("a", "b"), np.zeros(2), 3.0),
-                     Scaler(10, np.array([1.0, 2.0, 3.0]), np.array([40.0, 10.0, 90.0])))
-    assert not model.theta.any()
-    x, y = np.array([3.0, 1.0]), 6.0
-    model.learn_one(x, y)
-    # reference: the statistics after folding the sample in, then the gradient, then the step
-    mean = np.array([1.0, 2.0, 3.0]) + (np.r_[x, y] - [1.0, 2.0, 3.0]) / 11
-    m2 = np.array([40.0, 10.0, 90.0]) + (np.r_[x, y] - [1.0, 2.0, 3.0]) * (np.r_[x, y] - mean)
-    sd = np.sqrt(m2 / 11)
-    z = (x - mean[:2]) / sd[:2]
-    err = 0.0 - (y - mean[2]) / sd[2]
-    theta, memory = np.zeros(3), np.zeros(3)
-    optimizer.step(theta, np.r_[err * z, err], memory)
-    assert np.allclose(model.theta, theta)
 
 
 def synthetic(n, seed=0):
@@ -87,23 +69,33 @@ def synthetic(n, seed=0):
 def test_it_converges_on_synthetic_data(optimizer):
     x, y, w = synthetic(20_000)
     model = LinearModel(("a", "b", "c"), optimizer=optimizer)
-    model.learn_many(x, y)
-    learned = model.get_params().weights
+    model.predict_then_learn(x, y)
+    learned = model.to_params().weights
     assert np.linalg.norm(learned - w) / np.linalg.norm(w) < 0.03
 
 
 def test_one_at_a_time_is_the_same_as_a_block():
     x, y, _ = synthetic(500)
     a, b = LinearModel(("a", "b", "c")), LinearModel(("a", "b", "c"))
-    block = a.learn_many(x, y)
-    single = [b.learn_one(xi, yi) for xi, yi in zip(x, y, strict=True)]
-    assert np.allclose(block, single) and np.allclose(a.theta, b.theta)
+    block = a.predict_then_learn(x, y)
+    single = [b.predict_then_learn_one(xi, yi) for xi, yi in zip(x, y, strict=True)]
+    assert np.allclose(block, single) and np.allclose(a.state.theta, b.state.theta)
 
 
 def test_prediction_comes_before_learning():
     model = LinearModel(("a",))
-    assert model.learn_one(np.array([1.0]), 5.0) == 0.0  # nothing seen: predicts 0
+    assert model.predict_then_learn_one(np.array([1.0]), 5.0) == 0.0  # nothing seen: predicts 0
     assert model.n_learned == 1
+
+
+def test_learn_one_and_predict_one_mean_what_they_mean_in_river():
+    x, y, _ = synthetic(50)
+    a, b = LinearModel(("a", "b", "c")), LinearModel(("a", "b", "c"))
+    for xi, yi in zip(x, y, strict=True):
+        assert a.learn_one(xi, yi) is None
+    predictions = b.predict_then_learn(x, y)
+    assert a.n_learned == 50 and np.array_equal(a.state.theta, b.state.theta)
+    assert a.predict_one(x[0]) == b.predict_one(x[0]) != predictions[0]
 
 
 def test_logistic_regression_separates_two_classes():
@@ -111,10 +103,10 @@ def test_logistic_regression_separates_two_classes():
     x = rng.normal(size=(5000, 2)) * [3.0, 1.0] + [10.0, 0.0]
     y = (x[:, 0] - 10.0 + 2.0 * x[:, 1] > 0).astype(float)
     model = LinearModel(("a", "b"), kind="binary", optimizer=AdaGrad(0.5))
-    predictions = model.learn_many(x, y)
+    predictions = model.predict_then_learn(x, y)
     accuracy = np.mean((predictions[-1000:] >= 0.5) == y[-1000:])
     assert accuracy > 0.95
-    p = model.get_params()  # raw units: the score crosses 0 on the true boundary
+    p = model.to_params()  # raw units: the score crosses 0 on the true boundary
     assert output("binary", float(np.array([10.0, 0.5]) @ p.weights + p.intercept)) > 0.5
     assert output("binary", float(np.array([10.0, -0.5]) @ p.weights + p.intercept)) < 0.5
 
@@ -122,18 +114,18 @@ def test_logistic_regression_separates_two_classes():
 def test_params_survive_a_trip_through_another_learner():
     x, y, _ = synthetic(2000, seed=1)
     a, b = LinearModel(("a", "b", "c")), LinearModel(("a", "b", "c"))
-    a.learn_many(x[:1000], y[:1000])
-    b.learn_many(x[1000:1100] * 1.1, y[1000:1100])  # different scaler statistics
-    b.set_params(a.get_params())
+    a.predict_then_learn(x[:1000], y[:1000])
+    b.predict_then_learn(x[1000:1100] * 1.1, y[1000:1100])  # different scaler statistics
+    b.load_params(a.to_params())
     probe = x[1500]
     assert b.predict_one(probe) == pytest.approx(a.predict_one(probe), rel=1e-9)
-    b.set_params(a.get_params(), a.scaler())  # with a's scaling: the very same model
-    assert np.allclose(b.theta, a.theta)
+    b.load_params(a.to_params(), a.scaler())  # with a's scaling: the very same model
+    assert np.allclose(b.state.theta, a.state.theta)
 
 
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError):
-        LinearModel(("a",)).set_params(LinearParams(("b",), np.zeros(1), 0.0))
+        LinearModel(("a",)).load_params(LinearParams(("b",), np.zeros(1), 0.0))
     with pytest.raises(ValueError):
         LinearModel(("a",), kind="ternary")
     with pytest.raises(ValueError):
@@ -150,9 +142,25 @@ def params(w, b=0.0):
     return LinearParams(("a", "b"), np.array(w, dtype=float), b)
 
 
+def mean_rule(results):
+    """FedAvg as the strategies run it: the ``mean`` rule over parameter vectors."""
+    vectors = np.stack([as_vector(p) for p, _ in results])
+    merged = combine(vectors, np.array([n for _, n in results], dtype=float), "mean")
+    return as_params(results[0][0].features, merged)
+
+
+@given(st.lists(st.tuples(st.lists(finite, min_size=2, max_size=2), finite,
+                          st.integers(1, 10_000)), min_size=1, max_size=8))
+def test_the_mean_rule_is_fedavg(learners):
+    results = [(params(w, b), n) for w, b, n in learners]
+    merged, expected = mean_rule(results), fedavg(results)
+    assert np.allclose(merged.weights, expected.weights, rtol=1e-9, atol=1e-6)
+    assert merged.intercept == pytest.approx(expected.intercept, rel=1e-9, abs=1e-6)
+
+
 def test_fedavg_is_the_sample_weighted_mean():
     results = [(params([1, 2], 1), 10), (params([3, -2], 5), 30), (params([0, 0], 0), 60)]
-    merged = fedavg(results)
+    merged = mean_rule(results)
     assert merged.weights.tolist() == pytest.approx([0.1 * 1 + 0.3 * 3, 0.1 * 2 - 0.3 * 2])
     assert merged.intercept == pytest.approx(0.1 * 1 + 0.3 * 5)
 
@@ -160,15 +168,15 @@ def test_fedavg_is_the_sample_weighted_mean():
 def test_fedavg_of_equal_learners_is_the_centralised_result():
     x, y, _ = synthetic(3000, seed=2)
     central = LinearModel(("a", "b", "c"))
-    central.learn_many(x, y)
-    same = central.get_params()
-    merged = fedavg([(same, 1000), (same, 1000), (same, 1000)])
+    central.predict_then_learn(x, y)
+    same = central.to_params()
+    merged = mean_rule([(same, 1000), (same, 1000), (same, 1000)])
     assert np.allclose(merged.weights, same.weights) and merged.intercept == pytest.approx(
         same.intercept)
 
 
-def test_fedavg_refuses_mixed_features_and_empty_input():
+def test_the_mean_rule_refuses_nothing_and_weightless_input():
     with pytest.raises(AggregationError):
-        fedavg([])
+        combine(np.empty((0, 3)), np.empty(0), "mean")
     with pytest.raises(AggregationError):
-        fedavg([(params([1, 2]), 1), (LinearParams(("a", "c"), np.zeros(2), 0.0), 1)])
+        combine(np.ones((2, 3)), np.zeros(2), "mean")

@@ -7,7 +7,7 @@ import pytest
 from broker.messages import LinearParams, Model
 from learners.linear import LinearModel
 from learners.local import LocalLearner
-from learners.stats import moments_of
+from tests.reference.learner import moments_of
 
 
 def data(n, seed=0):
@@ -48,15 +48,15 @@ def test_progress_after_the_send_is_kept_on_top_of_the_model():
     local.learn(X[:200], Y[:200])
     sent = local.update("g", 1, "y", 0.0)
     local.learn(X[200:], Y[200:])
-    progress = local.learner.get_params().weights - sent.params.weights
+    progress = local.learner.to_params().weights - sent.params.weights
     shifted = LinearParams(("a", "b"), sent.params.weights + 1.0, sent.params.intercept)
     local.adopt(Model(1, 0.0, 200, ("g", "h"), "y", shifted, sent.scaler))
-    assert np.allclose(local.learner.get_params().weights, shifted.weights + progress)
+    assert np.allclose(local.learner.to_params().weights, shifted.weights + progress)
     assert local.since_base == 200  # what the model does not hold yet
     unsent = moments_of(np.c_[X[200:], Y[200:]])
     expected = sent.scaler + unsent
     assert local.learner.scaler().count == 400
-    assert np.allclose(local.learner.mean, expected.mean)
+    assert np.allclose(local.learner.state.mean, expected.mean)
     assert np.allclose(local.learner.delta().m2, unsent.m2)
 
 
@@ -77,4 +77,4 @@ def test_a_learner_that_never_synced_takes_the_model_as_it_is():
     local = LocalLearner(LinearModel(("a", "b")))
     local.learn(X[:30] * 2.0, Y[:30])
     local.adopt(model)
-    assert local.learner.get_params().weights == pytest.approx(model.params.weights)
+    assert local.learner.to_params().weights == pytest.approx(model.params.weights)

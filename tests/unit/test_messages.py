@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from broker.messages import Scaler
-from learners.stats import moments_of
+from tests.reference.learner import moments_of
 
 JSON_LIBRARIES = ("json", "orjson", "msgspec")
 

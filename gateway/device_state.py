@@ -1,7 +1,8 @@
 """Per-device state of a gateway, as arrays: one row per device, grown by doubling.
 
 A device gets its row (an index) when its first reading passes the id checks; the compiled
-kernel (:mod:`gateway.kernel`) reads and writes the rows in place. Per device and channel it
+judge (:mod:`gateway.judge_kernel`) reads and writes the rows in place, through
+:meth:`DeviceTable.kernel_state`. Per device and channel it
 keeps the last ``window`` raw values (for the outlier filter), the last clean value and its
 time, the running mean and the count; per device the sequence marks (first and highest number,
 a ring of which of the last ``reorder_window`` numbers arrived), gap and cleaning counts, the
@@ -21,9 +22,10 @@ from collections import deque
 
 import numpy as np
 
-from gateway.kernel import RECENT_GAPS
+from gateway.judge_kernel import JudgeState
+from gateway.sequence_marks import RECENT_GAPS
 
-# (name, dtype, fill, per channel, extra trailing dimension)
+# (name, dtype, fill, per channel, extra trailing dimension); the names are JudgeState's
 _FIELDS = (
     ("seq_first", np.int64, 0, False, None),
     ("seq_high", np.int64, 0, False, None),
@@ -80,10 +82,12 @@ class DeviceTable:
             if old:
                 array[:old] = getattr(self, name)
             setattr(self, name, array)
+        self._state = JudgeState(**{name: getattr(self, name) for name in JudgeState._fields})
 
-    def kernel_state(self) -> tuple[np.ndarray, ...]:
-        """The arrays :func:`gateway.kernel.process_rows` works on, in its order."""
-        return tuple(getattr(self, name) for name, *_ in _FIELDS)
+    def kernel_state(self) -> JudgeState:
+        """The arrays :func:`gateway.judge_kernel.judge_rows` works on (the same objects as
+        this table's attributes, until it grows)."""
+        return self._state
 
     def index(self, device: str) -> int:
         """The device's row; a new device gets the next one."""

@@ -1,0 +1,103 @@
+"""The sequence step of the gateway's judge, compiled: is a reading's number new, a duplicate,
+or below the device's reorder window? Numbers leaving the window unseen are counted as gaps.
+
+Per device the state (:class:`gateway.judge_kernel.JudgeState`) keeps the first and highest
+number seen and a ring of which of the last ``window`` numbers arrived. :func:`mark` is inlined
+into :func:`gateway.judge_kernel.judge_rows`; the rules it follows are those of
+``tests/reference/sequence.py`` (see also :mod:`gateway.pipeline`).
+
+numba's cache follows only the file of the function it compiled: after editing this module,
+touch ``gateway/judge_kernel.py`` (or delete ``gateway/__pycache__``) so the judge is rebuilt.
+
+>>> RECENT_GAPS
+4096
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+from gateway.outcomes import ADMITTED, BELOW, DUPLICATE
+
+#: Gaps remembered per device, so that a very late arrival can be told from a replay.
+RECENT_GAPS = 4096
+
+
+class GapList(NamedTuple):
+    """Where the kernel lists the gaps it finds, in order: the row that moved the mark past
+    the gap, the device's row in the state, the missing number.
+
+    >>> GapList.empty(3).seq.shape
+    (3,)
+    """
+
+    row: np.ndarray
+    device: np.ndarray
+    seq: np.ndarray
+
+    @classmethod
+    def empty(cls, room: int) -> GapList:
+        return cls(np.empty(room, np.int64), np.empty(room, np.int64), np.empty(room, np.int64))
+
+
+@njit(cache=True, inline="always")
+def mark(state, d, s, window, gaps, n_gaps, row):
+    """The sequence step of reading ``row`` (device ``d``, number ``s``): returns ADMITTED
+    (new), DUPLICATE or BELOW, and how many gaps are listed in ``gaps`` now. Numbers leaving
+    the window unseen are counted in ``state.seq_gaps``, and the most recent of them listed.
+
+    ``state.seq_ring[d]`` says which numbers of the window arrived, number x at ``x & mask``:
+    its length is a power of two >= the window (a mask, not a division, on every reading), and
+    slots are cleared as the mark passes them, so none speaks for a number outside the window."""
+    first, high, ring = state.seq_first, state.seq_high, state.seq_ring
+    R = ring.shape[1]
+    mask = R - 1
+    if not state.seq_started[d]:
+        state.seq_started[d] = 1
+        first[d] = s
+        high[d] = s
+        for k in range(R):
+            ring[d, k] = 0
+        ring[d, s & mask] = 1
+        return ADMITTED, n_gaps
+    h = high[d]
+    if s > h:
+        low = max(h - window + 1, first[d])
+        top = s - window
+        if top >= low:
+            listed_from = max(low, top - RECENT_GAPS + 1)
+            count = 0
+            for g in range(low, min(top, h) + 1):  # numbers the window still knows
+                if ring[d, g & mask] == 0:
+                    count += 1
+                    if g >= listed_from:
+                        gaps.row[n_gaps] = row
+                        gaps.device[n_gaps] = d
+                        gaps.seq[n_gaps] = g
+                        n_gaps += 1
+            if top > h:  # numbers never inside the window: all missing
+                count += top - h
+                for g in range(max(h + 1, listed_from), top + 1):
+                    gaps.row[n_gaps] = row
+                    gaps.device[n_gaps] = d
+                    gaps.seq[n_gaps] = g
+                    n_gaps += 1
+            state.seq_gaps[d] += count
+        if s - h >= R:
+            for k in range(R):
+                ring[d, k] = 0
+        else:
+            for g in range(h + 1, s + 1):
+                ring[d, g & mask] = 0
+        ring[d, s & mask] = 1
+        high[d] = s
+        return ADMITTED, n_gaps
+    if s > h - window:
+        if ring[d, s & mask]:
+            return DUPLICATE, n_gaps
+        ring[d, s & mask] = 1
+        return ADMITTED, n_gaps
+    return BELOW, n_gaps
