@@ -110,3 +110,11 @@ def test_no_import_circle_between_modules():
 
     cycles = [cycle for name in graph if name not in state and (cycle := visit(name))]
     assert cycles == []
+
+
+def test_every_folder_of_code_is_a_package():
+    """setuptools' ``packages.find`` skips a folder without ``__init__.py``: an installed
+    fleetlearn would lack it."""
+    folders = {path.parent for top in PACKAGES for path in (ROOT / top).rglob("*.py")}
+    assert sorted(str(f.relative_to(ROOT)) for f in folders
+                  if not (f / "__init__.py").is_file()) == []
