@@ -36,17 +36,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from broker.messages import Scaler
-from learners.strategies import Merged, Strategy
+from learners.strategies import Merged, SyncRounds
 
 
 @dataclass
-class WarmupFedAvg(Strategy):
-    """FedAvg rounds over the current version, the server step ramped from ``start_lr`` to 1
-    over ``warmup`` merges."""
+class WarmupFedAvg(SyncRounds):
+    """FedAvg rounds over the current version (it extends ``sync``: when a round is ready and
+    how its changes merge), the server step ramped from ``start_lr`` to 1 over ``warmup``
+    merges."""
 
     warmup: int = 5
     start_lr: float = 0.2
-    max_staleness: int = field(default=0, init=False)  # rounds: the current version only
     merges: int = field(default=0, init=False)  # state, not a parameter
 
     name = "warmup-fedavg"  # in each model's notes
@@ -59,15 +59,9 @@ class WarmupFedAvg(Strategy):
         """The share of the merged change taken at merge number ``merges`` (from 0)."""
         return self.start_lr + (1.0 - self.start_lr) * min(merges / self.warmup, 1.0)
 
-    def ready(self, now: float, quorum: int) -> bool:
-        return bool(self.pending) and (len(self.pending) >= quorum or self.timed_out(now))
-
     def merge(self, current: np.ndarray, scaler: Scaler | None = None,
               kind: str = "regression") -> Merged:
-        used = self.take()
-        deltas = np.stack([c.delta for c in used])
-        weights = np.array([c.n for c in used], dtype=float)
-        step, clipped = self.merge_rule.apply(deltas, weights, scaler, kind)
+        merged = super().merge(current, scaler, kind)  # the full FedAvg step
         lr = self.server_lr(self.merges)
         self.merges += 1
-        return Merged(current + lr * step, used, clipped)
+        return Merged(current + lr * (merged.vector - current), merged.used, merged.clipped)
