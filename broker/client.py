@@ -82,6 +82,8 @@ class Node:
         for topic, qos in self.subscriptions:
             _, mid = client.subscribe(topic, qos)
             self._unsubacked.add(mid)
+        log.info("%s: %sconnected to %s; subscribing to %s", self.node_id, "re" * (
+            self.connections > 1), self.broker, [t for t, _ in self.subscriptions])
         if self.status_topic is not None:
             self.publish(self.status_topic, b"online", qos=1, retain=True)
 

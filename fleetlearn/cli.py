@@ -10,8 +10,6 @@ them, ~55 MiB without).
 
 from __future__ import annotations
 
-import logging
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -24,6 +22,9 @@ from broker.topics import TopicError
 from fleetlearn.commands import aggregator, bench, broker, devices, gateway, predict, up
 from fleetlearn.commands.common import UsageProblem
 from fleetlearn.config import DEFAULT_FILE, ConfigError, default_map, load_config
+from fleetlearn.logs import LOG_META, LogChoice, check_format, check_level, setup_logging
+from learners.aggregator import TaskMismatch
+from learners.checkpoint import CheckpointError
 
 app = typer.Typer(
     help="Online federated learning from IoT sensor streams over MQTT.",
@@ -51,8 +52,23 @@ def _root(
         "--config", envvar="FLEETLEARN_CONFIG",
         help=f"TOML file of settings; its values are the defaults of every option, and a flag "
              f"on the command line wins (default: ./{DEFAULT_FILE} if there is one).")] = None,
+    log_level: Annotated[str | None, typer.Option(
+        "--log-level", envvar="FLEETLEARN_LOG",
+        help="DEBUG, INFO, WARNING or ERROR (default: WARNING; the nodes `up` starts: INFO).")
+    ] = None,
+    log_format: Annotated[str, typer.Option(
+        "--log-format", envvar="FLEETLEARN_LOG_FORMAT",
+        help="'text', or 'json': one object per line (ts, level, logger, node, message and "
+             "the line's fields), for log shippers.")] = "text",
 ) -> None:
     """Online federated learning from IoT sensor streams over MQTT."""
+    try:
+        level, fmt = check_level(log_level or "WARNING"), check_format(log_format)
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from None
+    setup_logging(level, fmt)
+    # what `up` hands its nodes: the format, and the level when one was asked for
+    ctx.meta[LOG_META] = LogChoice(level if log_level else None, fmt)
     path = config if config is not None else Path(DEFAULT_FILE)
     if config is None and not path.is_file():
         return
@@ -75,8 +91,7 @@ app.command()(bench.bench)
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; turn every expected failure into one line on stderr."""
-    logging.basicConfig(level=os.environ.get("FLEETLEARN_LOG", "WARNING"),
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging()  # until the root command has read --log-level and --log-format
     from fleetlearn.deploy.up import DeploymentError
 
     command = typer.main.get_command(app)
@@ -88,8 +103,8 @@ def main(argv: list[str] | None = None) -> None:
     except (typer.Abort, KeyboardInterrupt):
         print("fleetlearn: interrupted", file=sys.stderr)
         sys.exit(130)
-    except (BrokerUnreachable, BrokerError, DeploymentError, TopicError, ValueError,
-            OSError) as exc:
+    except (BrokerUnreachable, BrokerError, DeploymentError, TopicError, CheckpointError,
+            TaskMismatch, ValueError, OSError) as exc:
         print(f"fleetlearn: error: {exc}", file=sys.stderr)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

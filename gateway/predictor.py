@@ -8,6 +8,7 @@ river (the sigmoid comes from :mod:`learners.link`).
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass
 
@@ -21,6 +22,8 @@ from broker.wire import MAX_PAYLOAD_BYTES, DecodeError, encode_json
 from gateway.features import FeatureBuilder, FeatureSpec
 from gateway.validation import Rejected
 from learners.link import output
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,8 @@ class Predictor(Service):
                     self.features = FeatureBuilder(FeatureSpec(model.params.features,
                                                                model.target))
                 self.model = model
+                log.info("%s: model v%d adopted", self.node_id, model.version,
+                         extra={"node": self.node_id, "version": model.version})
             return
         try:
             site, device, _ = self.topics.parse_device_topic(topic)

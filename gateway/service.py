@@ -120,7 +120,12 @@ class Gateway(Service):
         skip = 1 if self.local.learner.n_learned == 0 else 0  # a blank learner can't guess
         predictions = self.local.learn(X, ys)
         self.evaluation.update_many(ys[skip:], predictions[skip:])
-        self.drift_unsent += self.drift.update_many(np.abs(ys[skip:] - predictions[skip:]))
+        drifts = self.drift.update_many(np.abs(ys[skip:] - predictions[skip:]))
+        if drifts:
+            log.info("%s: drift detected in the prediction error (model v%d); the next update "
+                     "says so", self.node_id, self.local.base_version,
+                     extra={"node": self.node_id, "version": self.local.base_version})
+        self.drift_unsent += drifts
         self.learned += len(ys)
         if self.local.since_send >= self.config.sync_every:
             self.publish_update()
@@ -143,6 +148,9 @@ class Gateway(Service):
             return
         self.local.adopt(model)
         self.models_adopted += 1
+        log.info("%s: model v%d adopted (%d samples, from %s)", self.node_id, model.version,
+                 model.n, ", ".join(model.contributors) or "a checkpoint",
+                 extra={"node": self.node_id, "version": model.version})
 
     # ------------------------------------------------------------------ outputs
 
@@ -160,9 +168,18 @@ class Gateway(Service):
         self.control.publish(self.topics.update(self.config.node_id), encode_update(update),
                              qos=1)
         self.updates_sent += 1
+        log.debug("%s: update sent: %d samples on model v%d", self.node_id, update.n,
+                  update.base_version, extra={"node": self.node_id, "version":
+                                              update.base_version, "samples": update.n})
 
     def reject(self, topic: str, payload: bytes, why: Rejected) -> None:
-        """Count and dead-letter something that is not a reading the pipeline accounted for."""
+        """Count and dead-letter something that is not a reading the pipeline accounted for;
+        a refused model is logged (a WARNING the first time for each reason)."""
+        if why.reason.startswith("model_"):
+            first = why.reason not in self.other_rejected
+            log.log(logging.WARNING if first else logging.DEBUG, "%s: model refused: %s (%s)",
+                    self.node_id, why.reason, why.detail,
+                    extra={"node": self.node_id, "reason": why.reason})
         self.other_rejected[why.reason] += 1
         self.dead_letter(topic, payload, why.reason, why.detail)
 

@@ -8,7 +8,14 @@ model, its checkpoint is written, so the retained model is never older than the 
 On start it loads its newest checkpoint, then reads the retained model: it sends itself a probe
 after subscribing and merges nothing until the probe comes back, by which time any retained
 model has arrived (the broker keeps one connection's order). It goes on from the higher
-version; a checkpoint newer than the retained model is published again, as it was.
+version; a checkpoint newer than the retained model is published again, as it was, once the
+first update shows the fleet learns the checkpoint's task.
+
+That first update after a resume (from a checkpoint or a retained model) must learn the task
+the aggregator resumed: if it does not, the aggregator stops with :class:`TaskMismatch` (one
+line, exit 1) instead of refusing every update as ``wrong_features``. A checkpoint that cannot
+be written (a full disk) is logged once per kind of failure and counted
+(``checkpoint_errors``); a state directory that cannot be written stops the start.
 """
 
 from __future__ import annotations
@@ -20,15 +27,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from broker.address import BrokerAddress
-from broker.messages import Model
+from broker.messages import Model, Update
 from broker.model_codec import decode_model, decode_update, encode_model
 from broker.service import Service
 from broker.topics import Topics
 from broker.wire import MAX_PAYLOAD_BYTES, DecodeError
-from learners.checkpoint import CheckpointStore
+from learners.checkpoint import CheckpointError, CheckpointStore
 from learners.federation import Federation, FederationConfig
 
 log = logging.getLogger(__name__)
+
+
+class TaskMismatch(Exception):
+    """The fleet learns another task than the checkpoint or retained model resumed."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,10 @@ class Aggregator(Service):
                       if config.state_dir is not None else None)
         self.restored: Model | None = None
         self.checkpointed = 0  # version of the newest checkpoint written
+        self.checkpoint_errors: Counter[str] = Counter()  # by kind (errno name)
+        # where the task came from until an update confirms it (a checkpoint, a retained model)
+        self.task_source: str | None = None
+        self.failure: TaskMismatch | None = None
         self.resumed = False  # the retained model (if any) has been read
         self.retained_version = 0
         self.refused: Counter[str] = Counter()
@@ -66,20 +81,29 @@ class Aggregator(Service):
     # ------------------------------------------------------------------ start
 
     def restore(self) -> None:
-        """Go on from the newest checkpoint, if there is one."""
-        state = self.store.latest() if self.store is not None else None
-        if state is None:
+        """Go on from the newest usable checkpoint, if there is one (damaged ones are logged
+        and skipped by the store)."""
+        if self.store is None:
             return
-        try:
-            self.federation.restore(state)
-        except (KeyError, TypeError, ValueError) as exc:
-            log.error("%s: checkpoint not usable (%s); starting afresh", self.config.node_id, exc)
-            self.federation = Federation(self.config.federation)
+
+        def accept(state: dict) -> None:
+            federation = Federation(self.config.federation)
+            federation.restore(state)
+            self.federation = federation
+
+        path = self.store.load(accept)
+        if path is None:
             return
         self.restored = self.federation.model
         self.checkpointed = self.federation.version
+        if self.restored is not None:
+            self.task_source = f"checkpoint {path}"
+        log.info("%s: resumed checkpoint v%d from %s", self.node_id, self.checkpointed, path,
+                 extra={"node": self.node_id, "version": self.checkpointed, "path": str(path)})
 
     def connect(self) -> None:
+        if self.store is not None:
+            self.store.check()  # a directory we cannot write to stops us now, not later
         self.restore()
         super().connect()
         self.node.publish(self.topics.probe(self.config.node_id), b"probe", qos=1)
@@ -88,6 +112,8 @@ class Aggregator(Service):
 
     def handle(self, topic: str, payload: bytes) -> None:
         t = self.topics
+        if self.failure is not None:
+            return
         if topic == t.model:
             self.resume_from(payload)
         elif topic.startswith(t.node_status("")):
@@ -102,6 +128,8 @@ class Aggregator(Service):
             update = decode_update(payload, self.config.max_payload)
         except DecodeError as exc:
             self.refuse(topic, payload, exc.reason, str(exc))
+            return
+        if self.task_source is not None and not self.task_confirmed(topic, payload, update):
             return
         refusal = self.federation.offer(update, self.topics.last_level(topic), time.monotonic())
         if refusal is not None:
@@ -119,7 +147,10 @@ class Aggregator(Service):
             self.refuse(self.topics.model, payload, f"model_{exc.reason}", str(exc))
             return
         self.retained_version = max(self.retained_version, model.version)
-        self.federation.resume(model)
+        if self.federation.resume(model):
+            self.task_source = f"the retained model v{model.version} on {self.topics.model}"
+            log.info("%s: going on from the retained model v%d", self.node_id, model.version,
+                     extra={"node": self.node_id, "version": model.version})
 
     def on_resumed(self) -> None:
         """Every retained model is in: a checkpoint newer than the broker's model goes out
@@ -127,9 +158,38 @@ class Aggregator(Service):
         if self.resumed:
             return
         self.resumed = True
+        if self.task_source is None:
+            self.republish()
+
+    def republish(self) -> None:
+        """The checkpoint's model goes out again if the broker's is older."""
         model = self.restored
         if model is not None and model.version > self.retained_version:
             self.node.publish(self.topics.model, encode_model(model), qos=1, retain=True)
+            log.info("%s: model v%d from the checkpoint broadcast again", self.node_id,
+                     model.version, extra={"node": self.node_id, "version": model.version})
+
+    def task_confirmed(self, topic: str, payload: bytes, update: Update) -> bool:
+        """The first update after a resume must learn the resumed task; if it does not, stop
+        (:class:`TaskMismatch`): refusing every update would be silent."""
+        ledger = self.federation.ledger
+        problem = ledger.task_problem(update)
+        if problem is None:
+            self.task_source = None
+            if self.resumed:
+                self.republish()
+            return True
+        self.refuse(topic, payload, problem.reason, problem.detail)
+        remedy = ("move it away or use --state-dir / --no-checkpoints"
+                  if self.task_source.startswith("checkpoint") else
+                  f"clear it (mosquitto_pub -r -n -t {self.topics.model}) or use another "
+                  "--prefix")
+        self.failure = TaskMismatch(
+            f"{self.task_source} is for features {list(ledger.features or ())} target "
+            f"{ledger.target} ({ledger.kind}); this fleet learns {list(update.params.features)} "
+            f"target {update.target} ({update.kind}): {remedy}")
+        self.stop()
+        return False
 
     # ------------------------------------------------------------------ out
 
@@ -142,18 +202,51 @@ class Aggregator(Service):
         state = self.federation.to_state()
         self.node.publish(self.topics.model, encode_model(model), qos=1, retain=True,
                           on_ack=lambda: self.checkpoint(model.version, state))
+        self.log_model(model)
+
+    def log_model(self, model: Model) -> None:
+        """One INFO line a model; a drift reaction or a rollback (from its notes) says so."""
+        extra = {"node": self.node_id, "version": model.version}
+        log.info("%s: model v%d broadcast: %d samples from %s", self.node_id, model.version,
+                 model.n, ", ".join(model.contributors), extra=extra)
+        drift, rollback = model.notes.get("drift"), model.notes.get("rollback")
+        if drift:
+            log.info("%s: drift flagged by %s: model v%d reacts with policy %s", self.node_id,
+                     ", ".join(drift["learners"]), model.version, drift["policy"], extra=extra)
+        if rollback:
+            log.warning("%s: model v%d rolls back to v%s: %s", self.node_id, model.version,
+                        rollback.get("to_version"), rollback.get("reason"), extra=extra)
 
     def checkpoint(self, version: int, state: dict) -> None:
-        if self.store is not None and version > self.checkpointed:
-            self.store.save(version, state)
-            self.checkpointed = version
+        if self.store is None or version <= self.checkpointed:
+            return
+        try:
+            path = self.store.save(version, state)
+        except CheckpointError as exc:
+            if not self.checkpoint_errors[exc.kind]:
+                log.error("%s: %s (logged once for %s; counted in checkpoint_errors)",
+                          self.node_id, exc, exc.kind,
+                          extra={"node": self.node_id, "version": version, "reason": exc.kind})
+            self.checkpoint_errors[exc.kind] += 1
+            return
+        self.checkpointed = version
+        log.debug("%s: checkpoint v%d written to %s", self.node_id, version, path,
+                  extra={"node": self.node_id, "version": version, "path": str(path)})
 
     def refuse(self, topic: str, payload: bytes, reason: str, detail: str) -> None:
+        log.info("%s: refused %s: %s (%s)", self.node_id, topic, reason, detail,
+                 extra={"node": self.node_id, "reason": reason})
         self.refused[reason] += 1
         self.dead_letter(topic, payload, reason, detail)
 
     def handle_error(self, topic: str, payload: bytes, exc: BaseException) -> None:
         self.refuse(topic, payload, "internal_error", repr(exc))
+
+    def run(self) -> None:
+        """The service's life; :class:`TaskMismatch` if it had to stop for the task."""
+        super().run()
+        if self.failure is not None:
+            raise self.failure
 
     def federated_metrics(self) -> dict[str, float]:
         """Sample-weighted mean of the learners' latest prequential metrics."""
@@ -175,6 +268,7 @@ class Aggregator(Service):
             "round_timeout": fed.strategy.round_timeout,
             "learners": sorted(fed.learners), "offline": sorted(fed.offline & fed.learners),
             "rollbacks": fed.rollbacks, "checkpoint_version": self.checkpointed,
+            "checkpoint_errors": sum(self.checkpoint_errors.values()),
             "samples": fed.model.n if fed.model else 0,
             "federated": self.federated_metrics(),
         }

@@ -98,7 +98,7 @@ class UpdateLedger:
                            f"{topic_learner!r}")
         if update.seq <= self.last_seq.get(update.learner, -1):
             return Refusal("replayed", f"seq {update.seq} of {update.learner} was used already")
-        task = self._task_problem(update)
+        task = self.task_problem(update)
         if task is not None:
             return task
         if not 0 < update.n <= self.max_samples:
@@ -113,7 +113,8 @@ class UpdateLedger:
             self.fix_task(update.params.features, update.kind, update.target)
         return contribution
 
-    def _task_problem(self, update: Update) -> Refusal | None:
+    def task_problem(self, update: Update) -> Refusal | None:
+        """Why the update learns another task than the model's (features, target, kind)."""
         if self.features is not None and update.params.features != self.features:
             return Refusal("wrong_features", f"update has {list(update.params.features)}, "
                            f"the model {list(self.features)}")

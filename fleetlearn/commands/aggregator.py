@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from broker.address import BrokerAddress
 from broker.topics import check_id
 from fleetlearn.commands.common import (
     DEFAULT_BROKER,
@@ -49,10 +51,20 @@ OWNERS: dict[str, tuple[type, str]] = {
 }
 
 
-def default_state_dir(prefix: str, node: str) -> Path:
-    """Where an aggregator keeps its checkpoints unless told: per deployment prefix and node."""
-    root = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
-    return root / "fleetlearn" / prefix.replace("/", "_") / node
+def default_state_dir(prefix: str, node: str, broker: BrokerAddress,
+                      root: Path | None = None) -> Path:
+    """Where an aggregator keeps its checkpoints unless told: per deployment (its broker and
+    prefix) and node, so deployments on two brokers never share a checkpoint. ``root``:
+    ``$XDG_STATE_HOME``, else ``~/.local/state``.
+
+    >>> where = default_state_dir("fleet/a", "agg", BrokerAddress("::1", 1884), Path("/s"))
+    >>> where.as_posix()
+    '/s/fleetlearn/__1_1884/fleet_a/agg'
+    """
+    if root is None:
+        root = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    where = re.sub(r"[^A-Za-z0-9._-]", "_", f"{broker.host}_{broker.port}")
+    return root / "fleetlearn" / where / prefix.replace("/", "_") / node
 
 
 def aggregator(
@@ -105,8 +117,8 @@ def aggregator(
                                                       "version's loss before it is judged.")
                                     ] = default(F, "rollback_min_samples"),
     state_dir: Annotated[Path | None, typer.Option(help="Checkpoint directory (default: "
-                                                   "~/.local/state/fleetlearn/PREFIX/ID).")
-                         ] = None,
+                                                   "~/.local/state/fleetlearn/HOST_PORT/"
+                                                   "PREFIX/ID).")] = None,
     checkpoints: Annotated[bool, typer.Option(help="Write a checkpoint after every model.")
                            ] = True,
     keep: Annotated[int, typer.Option(min=1, help="Checkpoints kept.")] = default(A, "keep"),
@@ -118,7 +130,7 @@ def aggregator(
     password: PasswordOpt = None,
 ) -> None:
     """Merge learner updates (FedAvg, async or robust) and broadcast versioned models."""
-    deployment = topics(prefix)
+    deployment, broker_address = topics(prefix), address(broker, username, password)
     try:
         chosen = build_strategy(strategy, {
             "merge_rule": MergeRule(merge, trim, clip_norm), "round_timeout": round_timeout,
@@ -131,8 +143,8 @@ def aggregator(
             rollback_factor=rollback_factor, rollback_min_samples=rollback_min_samples)
         config = AggregatorConfig(
             node_id=check_id(id), federation=federation, keep=keep,
-            state_dir=(state_dir or default_state_dir(deployment.prefix, id)) if checkpoints
-            else None, metrics_interval=metrics_interval)
+            state_dir=(state_dir or default_state_dir(deployment.prefix, id, broker_address))
+            if checkpoints else None, metrics_interval=metrics_interval)
     except ValueError as exc:
         raise UsageProblem(str(exc)) from None
-    serve(Aggregator(config, deployment, address(broker, username, password)))
+    serve(Aggregator(config, deployment, broker_address))

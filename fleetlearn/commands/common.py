@@ -20,6 +20,7 @@ import typer
 
 from broker.address import BrokerAddress
 from broker.topics import TopicError, Topics, check_id
+from fleetlearn.logs import set_node
 
 UsageProblem = typer.BadParameter  # a bad option value: one line, exit code 2
 
@@ -115,6 +116,7 @@ def read_allowlist(path: Path) -> frozenset[str]:
 
 def serve(service: Any) -> None:
     """Run a service until SIGTERM/SIGINT; stop too if the `up` that started us is gone."""
+    set_node(service.node_id)  # the node of every line this process logs
     parent = os.environ.get("FLEETLEARN_PARENT_PID")
     if parent and parent.isdigit():
         service.node.every(1.0, lambda: os.getppid() != int(parent) and service.stop())

@@ -34,6 +34,7 @@ from fleetlearn.commands.common import (
 from fleetlearn.deploy.display import ProgressView, summary_table
 from fleetlearn.deploy.settings import UpSettings
 from fleetlearn.deploy.up import LocalDeployment
+from fleetlearn.logs import LOG_META, LogChoice, check_level
 
 F, R, U = FleetConfig, ReplayConfig, UpSettings
 
@@ -99,10 +100,14 @@ def up(
     prefix: PrefixOpt = DEFAULT_PREFIX,
     report: Annotated[Path | None, typer.Option(help="Write the summary as JSON here.")] = None,
     log_dir: Annotated[Path | None, typer.Option(help="Where the nodes' logs go.")] = None,
+    log_level: Annotated[str | None, typer.Option(help="The nodes' log level (default: "
+                                                  "`fleetlearn --log-level`'s, else INFO).")
+                         ] = None,
     quiet: Annotated[bool, typer.Option(help="No live progress.")] = False,
 ) -> None:
     """Run a whole local deployment: broker, aggregator, gateways, predictor and fleet."""
 
+    logs = ctx.meta.get(LOG_META, LogChoice())
     try:
         replay = None
         if file is not None:
@@ -118,6 +123,7 @@ def up(
             optimizer=optimizer, lr=lr, replay=replay, config=ctx.obj,
             faults=faults, drift_at=drift_at, log_dir=log_dir, strategy=strategy,
             merge=merge, drift_policy=drift_policy,
+            log_level=check_level(log_level or logs.level or "INFO"), log_format=logs.format,
         )
     except ValueError as exc:
         raise UsageProblem(str(exc)) from None

@@ -45,6 +45,8 @@ class UpSettings:
     drift_policy: str | None = None
     within: float = 0.05
     log_dir: Path | None = None
+    log_level: str = "INFO"  # of the nodes: their logs in log_dir are read by people
+    log_format: str = "text"
     extra_env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

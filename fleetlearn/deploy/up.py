@@ -69,7 +69,8 @@ class LocalDeployment:
 
     def _spawn(self, name: str, *args: str) -> Child:
         s = self.settings
-        argv = [sys.executable, "-m", "fleetlearn", "--config", str(self.config_path), *args,
+        argv = [sys.executable, "-m", "fleetlearn", "--log-level", s.log_level,
+                "--log-format", s.log_format, "--config", str(self.config_path), *args,
                 "--broker", str(self.address), "--prefix", s.prefix]
         child = Child(name, argv, self.log_dir / f"{name}.log")
         env = {**os.environ, **s.extra_env, "FLEETLEARN_PARENT_PID": str(os.getpid())}

@@ -3,6 +3,7 @@ the config file, against a real mosquitto."""
 
 from pathlib import Path
 
+import orjson
 import pytest
 
 from fleetlearn.config import load_config
@@ -17,7 +18,8 @@ def test_the_files_aggregator_settings_reach_the_aggregator_under_up(address, pr
     config.write_text("[aggregator]\nquorum = 1\nround_timeout = 7.0\n"
                       "[learner]\nl2 = 0.001\n[sync]\nsync_every = 150\n")
     dep = LocalDeployment(UpSettings(broker=address, prefix=prefix, duration=None, gateways=2,
-                                     config=config, log_dir=tmp_path / "logs"))
+                                     config=config, log_dir=tmp_path / "logs",
+                                     log_format="json"))
     try:
         # Execute
         dep.start()
@@ -35,6 +37,13 @@ def test_the_files_aggregator_settings_reach_the_aggregator_under_up(address, pr
             assert str(dep.config_path) in child.argv
         assert load_config(dep.config_path)["aggregator"] == {"quorum": 1, "round_timeout": 7.0}
         assert load_config(dep.config_path)["sync"] == {"sync_every": 150}
+        # and the nodes log at INFO by default, in the format up was given, each its own file
+        for child in dep.children:
+            assert child.argv[3:7] == ["--log-level", "INFO", "--log-format", "json"]
+            lines = [orjson.loads(line) for line in child.log_path.read_bytes().splitlines()]
+            connected = [line for line in lines if "connected to" in line["message"]]
+            assert connected and connected[0]["level"] == "INFO", child.name
+            assert connected[0]["node"] == child.name  # the process's node
     finally:
         dep.stop_all()
     assert all(not c.running for c in dep.children)

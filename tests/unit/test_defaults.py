@@ -24,7 +24,7 @@ HOMES = [
     (("up",), up.OWNERS, {
         # up's own: its source, what it shows and writes
         "duration", "replay", "file", "time_col", "device_col", "columns", "speed", "faults",
-        "report", "log_dir", "quiet",
+        "report", "log_dir", "log_level", "quiet",
         # node settings: None unless given, so the file's or the node's own default holds
         "sync_every", "sync_interval", "features", "target", "kind", "optimizer", "lr",
         "strategy", "merge", "drift_policy"}),
