@@ -11,7 +11,6 @@ else touches the paho object: what a tool needs of it is a method here (e.g. :me
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections import deque
@@ -21,6 +20,7 @@ from socket import socket as Socket
 import paho.mqtt.client as mqtt
 
 from broker.address import BrokerAddress, BrokerUnreachable
+from broker.backoff import Backoff, connect_timeout
 from broker.client_factory import make_client
 
 __all__ = ["BURST", "ErrorHandler", "Handler", "Node"]
@@ -40,13 +40,17 @@ class Node:
     ``handler(topic, payload)`` is called for every message in arrival order; exceptions it
     raises go to ``on_error`` and the loop carries on. ``on_drained()`` is called once after
     each turn's messages were handled (the place for per-block work, e.g. learning a block).
+    A lost broker is tried again from the loop (:class:`~broker.backoff.Backoff`), never
+    blocking it; after ``give_up_after`` seconds down, :meth:`poll` raises
+    :class:`BrokerUnreachable`.
     """
 
     def __init__(self, node_id: str, broker: BrokerAddress, *,
                  subscriptions: list[tuple[str, int]] | None = None,
                  handler: Handler | None = None, on_error: ErrorHandler | None = None,
                  status_topic: str | None = None,
-                 on_drained: Callable[[], None] | None = None) -> None:
+                 on_drained: Callable[[], None] | None = None,
+                 give_up_after: float | None = None) -> None:
         self.node_id = node_id
         self.broker = broker
         self.subscriptions = list(subscriptions or [])
@@ -64,6 +68,8 @@ class Node:
         self._timers: list[list] = []  # [interval, next_due, fn]
         self._stop = threading.Event()
         self._connected = False
+        self.backoff = Backoff(give_up_after=give_up_after)
+        self._lost = False  # the socket is gone: attempts to get it back, not loop()
         self.connections = 0
         self._unacked: set[int] = set()
         self._on_ack: dict[int, Callable[[], None]] = {}
@@ -78,6 +84,7 @@ class Node:
             log.error("%s: broker refused the connection: %s", self.node_id, reason_code)
             return
         self._connected = True
+        self.backoff.back()
         self.connections += 1
         for topic, qos in self.subscriptions:
             _, mid = client.subscribe(topic, qos)
@@ -155,9 +162,7 @@ class Node:
 
         The default timeout is ``$FLEETLEARN_CONNECT_TIMEOUT`` seconds, else 10.
         """
-        if timeout is None:
-            timeout = float(os.environ.get("FLEETLEARN_CONNECT_TIMEOUT", "10"))
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + (connect_timeout() if timeout is None else timeout)
         while True:
             try:
                 self._client.connect(self.broker.host, self.broker.port, keepalive=30)
@@ -174,19 +179,18 @@ class Node:
                 raise BrokerUnreachable(f"the broker at {self.broker} did not accept us")
 
     def pump(self, timeout: float = 0.0) -> bool:
-        """Network I/O only: write what is queued, read what came, within ``timeout`` seconds;
-        no handler, timer or reconnect runs. True while the connection is fine.
-
-        For a tight publishing loop that must keep the socket moving between publishes (a
-        benchmark's backlog); a service's loop calls :meth:`poll`.
-        """
+        """Network I/O only (no handler, timer or reconnect) within ``timeout`` seconds, for a
+        tight publishing loop (a service's loop calls :meth:`poll`); True while connected."""
         return self._client.loop(timeout=timeout) == mqtt.MQTT_ERR_SUCCESS
 
     def poll(self, timeout: float = 0.01) -> None:
-        """One turn: network I/O, then handle every message that came in, then due timers."""
-        rc = self._client.loop(timeout=timeout)
-        if rc != mqtt.MQTT_ERR_SUCCESS:
-            self._reconnect()
+        """One turn: network I/O (or an attempt to get a lost broker back), then handle every
+        message that came in, then due timers."""
+        if self._lost:
+            self._reconnect(timeout)
+        elif self._client.loop(timeout=timeout) != mqtt.MQTT_ERR_SUCCESS:
+            self._connected, self._lost = False, True
+            self.backoff.lost(time.monotonic())
         else:
             self._read_burst()
         self._run_acked()
@@ -194,12 +198,9 @@ class Node:
         self._run_timers()
 
     def _read_burst(self) -> None:
-        """Read on while messages keep arriving, up to :data:`BURST`.
-
-        paho's ``loop()`` reads one packet per call (a ``select`` and the timers around it for
-        every message); reading what is already there in one go lets the drain handle a block.
-        It stops at the first read that brings no message (nothing more, or an ack).
-        """
+        """Read on while messages keep arriving, up to :data:`BURST`: paho's ``loop()`` reads
+        one packet per call; reading what is there in one go lets the drain handle a block. It
+        stops at the first read that brings no message (nothing more, or an ack)."""
         inbox, client = self._inbox, self._client
         for _ in range(BURST):
             before = len(inbox)
@@ -243,12 +244,15 @@ class Node:
     def _run_acked(self) -> None:
         """The work that waited for the broker to acknowledge a message (``on_ack``)."""
         while self._acked:
-            then = self._acked.popleft()
-            try:
-                then()
-            except Exception:
-                self.handler_errors += 1
-                log.exception("%s: an acknowledgement task failed", self.node_id)
+            self._guarded(self._acked.popleft(), "an acknowledgement task")
+
+    def _guarded(self, fn: Callable[[], None], what: str) -> None:
+        """Run ``fn``; an exception is logged and counted, and the loop carries on."""
+        try:
+            fn()
+        except Exception:
+            self.handler_errors += 1
+            log.exception("%s: %s failed", self.node_id, what)
 
     def _drain(self) -> None:
         """Handle every message in the inbox in order; then ``on_drained`` once, if any came."""
@@ -266,33 +270,31 @@ class Node:
                 if self.on_error is not None:
                     self.on_error(topic, payload, exc)
         if self.on_drained is not None:
-            try:
-                self.on_drained()
-            except Exception:
-                self.handler_errors += 1
-                log.exception("%s: the work after a drain failed", self.node_id)
+            self._guarded(self.on_drained, "the work after a drain")
 
     def _run_timers(self) -> None:
         now = time.monotonic()
         for timer in self._timers:
             if now >= timer[1]:
                 timer[1] = now + timer[0]
-                try:
-                    timer[2]()
-                except Exception:
-                    self.handler_errors += 1
-                    log.exception("%s: a periodic task failed", self.node_id)
+                self._guarded(timer[2], "a periodic task")
 
-    def _reconnect(self) -> None:
-        """Back off and reconnect; subscriptions come back through ``on_connect``."""
-        self._connected = False
-        delay = 0.1
-        while not self._stop.is_set():
-            try:
-                if self._client.reconnect() == mqtt.MQTT_ERR_SUCCESS:
-                    return
-            except OSError:
-                pass
-            log.warning("%s: broker unreachable, retrying in %.1fs", self.node_id, delay)
-            self._stop.wait(delay)
-            delay = min(delay * 2, 5.0)
+    def _reconnect(self, timeout: float) -> None:
+        """Try the lost broker again if due, else wait (a stop wakes it); ``on_connect``
+        subscribes again."""
+        now = time.monotonic()
+        if self.backoff.given_up(now):
+            raise BrokerUnreachable(f"lost the broker at {self.broker} and could not get back "
+                                    f"in {self.backoff.give_up_after:g} s")
+        if not self.backoff.due(now):
+            self._stop.wait(min(timeout, self.backoff.next_try - now))
+            return
+        try:
+            if self._client.reconnect() == mqtt.MQTT_ERR_SUCCESS:
+                self._lost = False  # CONNACK to come: ``on_connect`` stops the give-up clock
+                return
+        except OSError:
+            pass
+        self.backoff.lost(time.monotonic())
+        log.warning("%s: broker unreachable, retrying in %.1fs", self.node_id,
+                    self.backoff.next_try - now)

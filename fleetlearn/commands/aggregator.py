@@ -14,6 +14,7 @@ from fleetlearn.commands.common import (
     DEFAULT_BROKER,
     DEFAULT_PREFIX,
     BrokerOpt,
+    GiveUpOpt,
     MetricsOpt,
     PasswordOpt,
     PrefixOpt,
@@ -116,6 +117,7 @@ def aggregator(
     metrics_interval: MetricsOpt = default(A, "metrics_interval"),
     username: UserOpt = None,
     password: PasswordOpt = None,
+    give_up_after: GiveUpOpt = None,
 ) -> None:
     """Merge learner updates (FedAvg, async or robust) and broadcast versioned models."""
     deployment = topics(prefix)
@@ -135,4 +137,4 @@ def aggregator(
             else None, metrics_interval=metrics_interval)
     except ValueError as exc:
         raise UsageProblem(str(exc)) from None
-    serve(Aggregator(config, deployment, address(broker, username, password)))
+    serve(Aggregator(config, deployment, address(broker, username, password)), give_up_after)
