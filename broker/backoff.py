@@ -10,8 +10,8 @@ True
 (False, True)
 >>> b.lost(10.1); b.lost(10.3); b.lost(10.7); b.next_try   # doubling up to 0.4 s
 11.1
->>> b.given_up(10.9), b.given_up(11.0)
-(False, True)
+>>> b.failures, b.given_up(10.9), b.given_up(11.0)
+(4, False, True)
 >>> b.back(); b.down, b.given_up(99.0)
 (False, False)
 """
@@ -38,6 +38,7 @@ class Backoff:
     lost_at: float | None = None
     next_try: float = 0.0
     delay: float = 0.1
+    failures: int = 0  # attempts that failed since the loss
 
     @property
     def down(self) -> bool:
@@ -47,8 +48,9 @@ class Backoff:
     def lost(self, now: float) -> None:
         """The connection was lost, or an attempt to get it back failed, at ``now``."""
         if self.lost_at is None:
-            self.lost_at, self.delay, self.next_try = now, self.first, now
+            self.lost_at, self.delay, self.next_try, self.failures = now, self.first, now, 0
             return
+        self.failures += 1
         self.next_try = now + self.delay
         self.delay = min(self.delay * 2, self.most)
 

@@ -66,22 +66,21 @@ class Node:
         self._client.on_subscribe = self._on_subscribe
         self._inbox: deque[tuple[str, bytes]] = deque()
         self._timers: list[list] = []  # [interval, next_due, fn]
-        self._stop = threading.Event()
-        self._connected = False
+        self._stop, self._connected = threading.Event(), False
+        self.log = log.getChild(node_id)  # a caller may quieten one node (``up``'s monitor)
         self.backoff = Backoff(give_up_after=give_up_after)
         self._lost = False  # the socket is gone: attempts to get it back, not loop()
-        self.connections = 0
         self._unacked: set[int] = set()
         self._on_ack: dict[int, Callable[[], None]] = {}
         self._acked: deque[Callable[[], None]] = deque()
         self._unsubacked: set[int] = set()
-        self.handler_errors = 0
+        self.connections = self.handler_errors = 0
 
     # --------------------------------------------------------- paho callbacks: hand off only
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            log.error("%s: broker refused the connection: %s", self.node_id, reason_code)
+            self.log.error("%s: broker refused the connection: %s", self.node_id, reason_code)
             return
         self._connected = True
         self.backoff.back()
@@ -96,7 +95,7 @@ class Node:
         self._unsubacked.discard(mid)
         for code in reason_codes:
             if code.is_failure:
-                log.error("%s: the broker refused a subscription: %s", self.node_id, code)
+                self.log.error("%s: the broker refused a subscription: %s", self.node_id, code)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._connected = False
@@ -252,7 +251,7 @@ class Node:
             fn()
         except Exception:
             self.handler_errors += 1
-            log.exception("%s: %s failed", self.node_id, what)
+            self.log.exception("%s: %s failed", self.node_id, what)
 
     def _drain(self) -> None:
         """Handle every message in the inbox in order; then ``on_drained`` once, if any came."""
@@ -266,7 +265,7 @@ class Node:
                 handler(topic, payload)  # type: ignore[misc]
             except Exception as exc:  # one bad message must never kill the loop
                 self.handler_errors += 1
-                log.exception("%s: handling a message on %s failed", self.node_id, topic)
+                self.log.exception("%s: handling a message on %s failed", self.node_id, topic)
                 if self.on_error is not None:
                     self.on_error(topic, payload, exc)
         if self.on_drained is not None:
@@ -295,6 +294,7 @@ class Node:
                 return
         except OSError:
             pass
-        self.backoff.lost(time.monotonic())
-        log.warning("%s: broker unreachable, retrying in %.1fs", self.node_id,
-                    self.backoff.next_try - now)
+        self.backoff.lost(time.monotonic())  # said once a loss; each retry for debugging
+        self.log.log(logging.WARNING if self.backoff.failures == 1 else logging.DEBUG,
+                     "%s: broker unreachable, retrying (next in %.1fs)", self.node_id,
+                     self.backoff.next_try - now)
