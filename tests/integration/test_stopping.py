@@ -219,3 +219,44 @@ def test_broker_on_a_taken_port_exits_1_with_one_line(tmp_path):
     assert done.returncode == 1
     assert "listening" not in done.stdout
     assert done.stderr.count("\n") == 1 and "Address already in use" in done.stderr
+
+
+@pytest.mark.timeout(60)
+def test_a_node_keeps_its_timers_while_the_broker_is_away_and_comes_back_to_it(tmp_path,
+                                                                                 prefix):
+    from broker.address import BrokerAddress
+    from broker.client import Node
+    from broker.mosquitto import MosquittoBroker
+
+    first = MosquittoBroker(data_dir=tmp_path / "b").start()
+    address = BrokerAddress(port=first.port)
+    got: list[bytes] = []
+    node = Node("n", address, subscriptions=[(f"{prefix}/x", 1)],
+                handler=lambda t, p: got.append(p))
+    ticks = []
+    node.every(0.05, lambda: ticks.append(1))
+    node.connect(timeout=5)
+    second = MosquittoBroker(port=first.port, data_dir=tmp_path / "b")
+    try:
+        first.stop()
+        wait_until(lambda: node.backoff.down, 10, node.poll, "the node to see the loss")
+        before = len(ticks)
+        wait_until(lambda: len(ticks) >= before + 5, 5, node.poll, "timers while down")
+        assert node.backoff.down and node.connections == 1
+        second.start()
+        wait_until(lambda: node.connections == 2 and node.connected, 15, node.poll,
+                   "the node back on the broker")
+        sender = Recorder(address)
+
+        def send_and_turn() -> None:  # sent until one arrives: the SUBSCRIBE may still be on
+            sender.publish(f"{prefix}/x", b"again")  # its way when the first is
+            sender.poll()
+            node.poll()
+
+        wait_until(lambda: b"again" in got, 10, send_and_turn,
+                   "a message through the new connection's subscription")
+        sender.close()
+    finally:
+        node.close(flush_timeout=1)
+        first.stop()
+        second.stop()
