@@ -11,7 +11,6 @@ else touches the paho object: what a tool needs of it is a method here (e.g. :me
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections import deque
@@ -21,7 +20,9 @@ from socket import socket as Socket
 import paho.mqtt.client as mqtt
 
 from broker.address import BrokerAddress, BrokerUnreachable
+from broker.backoff import Backoff, connect_timeout
 from broker.client_factory import make_client
+from broker.timers import Timers
 
 __all__ = ["BURST", "ErrorHandler", "Handler", "Node"]
 
@@ -40,13 +41,17 @@ class Node:
     ``handler(topic, payload)`` is called for every message in arrival order; exceptions it
     raises go to ``on_error`` and the loop carries on. ``on_drained()`` is called once after
     each turn's messages were handled (the place for per-block work, e.g. learning a block).
+    A lost broker is tried again from the loop (:class:`~broker.backoff.Backoff`), never
+    blocking it; after ``give_up_after`` seconds down, :meth:`poll` raises
+    :class:`BrokerUnreachable`.
     """
 
     def __init__(self, node_id: str, broker: BrokerAddress, *,
                  subscriptions: list[tuple[str, int]] | None = None,
                  handler: Handler | None = None, on_error: ErrorHandler | None = None,
                  status_topic: str | None = None,
-                 on_drained: Callable[[], None] | None = None) -> None:
+                 on_drained: Callable[[], None] | None = None,
+                 give_up_after: float | None = None) -> None:
         self.node_id = node_id
         self.broker = broker
         self.subscriptions = list(subscriptions or [])
@@ -61,23 +66,25 @@ class Node:
         self._client.on_publish = self._on_publish
         self._client.on_subscribe = self._on_subscribe
         self._inbox: deque[tuple[str, bytes]] = deque()
-        self._timers: list[list] = []  # [interval, next_due, fn]
-        self._stop = threading.Event()
-        self._connected = False
-        self.connections = 0
+        self._timers = Timers()
+        self._stop, self._connected = threading.Event(), False
+        self.log = log.getChild(node_id)  # a caller may quieten one node (``up``'s monitor)
+        self.backoff = Backoff(give_up_after=give_up_after)
+        self._lost = False  # the socket is gone: attempts to get it back, not loop()
         self._unacked: set[int] = set()
         self._on_ack: dict[int, Callable[[], None]] = {}
         self._acked: deque[Callable[[], None]] = deque()
         self._unsubacked: set[int] = set()
-        self.handler_errors = 0
+        self.connections = self.handler_errors = 0
 
     # --------------------------------------------------------- paho callbacks: hand off only
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            log.error("%s: broker refused the connection: %s", self.node_id, reason_code)
+            self.log.error("%s: broker refused the connection: %s", self.node_id, reason_code)
             return
         self._connected = True
+        self.backoff.back()
         self.connections += 1
         for topic, qos in self.subscriptions:
             _, mid = client.subscribe(topic, qos)
@@ -91,7 +98,7 @@ class Node:
         self._unsubacked.discard(mid)
         for code in reason_codes:
             if code.is_failure:
-                log.error("%s: the broker refused a subscription: %s", self.node_id, code)
+                self.log.error("%s: the broker refused a subscription: %s", self.node_id, code)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._connected = False
@@ -140,7 +147,7 @@ class Node:
 
     def every(self, seconds: float, fn: Callable[[], None]) -> None:
         """Call ``fn`` from the node's loop every ``seconds``."""
-        self._timers.append([seconds, time.monotonic() + seconds, fn])
+        self._timers.every(seconds, fn)
 
     def stop(self) -> None:
         """Ask the loop to finish (safe from signal handlers and other threads)."""
@@ -157,9 +164,7 @@ class Node:
 
         The default timeout is ``$FLEETLEARN_CONNECT_TIMEOUT`` seconds, else 10.
         """
-        if timeout is None:
-            timeout = float(os.environ.get("FLEETLEARN_CONNECT_TIMEOUT", "10"))
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + (connect_timeout() if timeout is None else timeout)
         while True:
             try:
                 self._client.connect(self.broker.host, self.broker.port, keepalive=30)
@@ -176,32 +181,29 @@ class Node:
                 raise BrokerUnreachable(f"the broker at {self.broker} did not accept us")
 
     def pump(self, timeout: float = 0.0) -> bool:
-        """Network I/O only: write what is queued, read what came, within ``timeout`` seconds;
-        no handler, timer or reconnect runs. True while the connection is fine.
-
-        For a tight publishing loop that must keep the socket moving between publishes (a
-        benchmark's backlog); a service's loop calls :meth:`poll`.
-        """
+        """Network I/O only (no handler, timer or reconnect) within ``timeout`` seconds, for a
+        tight publishing loop (a service's loop calls :meth:`poll`); True while connected."""
         return self._client.loop(timeout=timeout) == mqtt.MQTT_ERR_SUCCESS
 
     def poll(self, timeout: float = 0.01) -> None:
-        """One turn: network I/O, then handle every message that came in, then due timers."""
-        rc = self._client.loop(timeout=timeout)
-        if rc != mqtt.MQTT_ERR_SUCCESS:
-            self._reconnect()
+        """One turn: network I/O (or an attempt to get a lost broker back), then handle every
+        message that came in, then due timers."""
+        if self._lost:
+            self._reconnect(timeout)
+        elif self._client.loop(timeout=timeout) != mqtt.MQTT_ERR_SUCCESS:
+            self._connected, self._lost = False, True
+            self.backoff.lost(time.monotonic())
         else:
             self._read_burst()
         self._run_acked()
         self._drain()
-        self._run_timers()
+        for task in self._timers.due(time.monotonic()):
+            self._guarded(task, "a periodic task")
 
     def _read_burst(self) -> None:
-        """Read on while messages keep arriving, up to :data:`BURST`.
-
-        paho's ``loop()`` reads one packet per call (a ``select`` and the timers around it for
-        every message); reading what is already there in one go lets the drain handle a block.
-        It stops at the first read that brings no message (nothing more, or an ack).
-        """
+        """Read on while messages keep arriving, up to :data:`BURST`: paho's ``loop()`` reads
+        one packet per call; reading what is there in one go lets the drain handle a block. It
+        stops at the first read that brings no message (nothing more, or an ack)."""
         inbox, client = self._inbox, self._client
         for _ in range(BURST):
             before = len(inbox)
@@ -245,12 +247,15 @@ class Node:
     def _run_acked(self) -> None:
         """The work that waited for the broker to acknowledge a message (``on_ack``)."""
         while self._acked:
-            then = self._acked.popleft()
-            try:
-                then()
-            except Exception:
-                self.handler_errors += 1
-                log.exception("%s: an acknowledgement task failed", self.node_id)
+            self._guarded(self._acked.popleft(), "an acknowledgement task")
+
+    def _guarded(self, fn: Callable[[], None], what: str) -> None:
+        """Run ``fn``; an exception is logged and counted, and the loop carries on."""
+        try:
+            fn()
+        except Exception:
+            self.handler_errors += 1
+            self.log.exception("%s: %s failed", self.node_id, what)
 
     def _drain(self) -> None:
         """Handle every message in the inbox in order; then ``on_drained`` once, if any came."""
@@ -264,37 +269,29 @@ class Node:
                 handler(topic, payload)  # type: ignore[misc]
             except Exception as exc:  # one bad message must never kill the loop
                 self.handler_errors += 1
-                log.exception("%s: handling a message on %s failed", self.node_id, topic)
+                self.log.exception("%s: handling a message on %s failed", self.node_id, topic)
                 if self.on_error is not None:
                     self.on_error(topic, payload, exc)
         if self.on_drained is not None:
-            try:
-                self.on_drained()
-            except Exception:
-                self.handler_errors += 1
-                log.exception("%s: the work after a drain failed", self.node_id)
+            self._guarded(self.on_drained, "the work after a drain")
 
-    def _run_timers(self) -> None:
+    def _reconnect(self, timeout: float) -> None:
+        """Try the lost broker again if due, else wait (a stop wakes it); ``on_connect``
+        subscribes again."""
         now = time.monotonic()
-        for timer in self._timers:
-            if now >= timer[1]:
-                timer[1] = now + timer[0]
-                try:
-                    timer[2]()
-                except Exception:
-                    self.handler_errors += 1
-                    log.exception("%s: a periodic task failed", self.node_id)
-
-    def _reconnect(self) -> None:
-        """Back off and reconnect; subscriptions come back through ``on_connect``."""
-        self._connected = False
-        delay = 0.1
-        while not self._stop.is_set():
-            try:
-                if self._client.reconnect() == mqtt.MQTT_ERR_SUCCESS:
-                    return
-            except OSError:
-                pass
-            log.warning("%s: broker unreachable, retrying in %.1fs", self.node_id, delay)
-            self._stop.wait(delay)
-            delay = min(delay * 2, 5.0)
+        if self.backoff.given_up(now):
+            raise BrokerUnreachable(f"lost the broker at {self.broker} and could not get back "
+                                    f"in {self.backoff.give_up_after:g} s")
+        if not self.backoff.due(now):
+            self._stop.wait(min(timeout, self.backoff.next_try - now))
+            return
+        try:
+            if self._client.reconnect() == mqtt.MQTT_ERR_SUCCESS:
+                self._lost = False  # CONNACK to come: ``on_connect`` stops the give-up clock
+                return
+        except OSError:
+            pass
+        self.backoff.lost(time.monotonic())  # said once a loss; each retry for debugging
+        self.log.log(logging.WARNING if self.backoff.failures == 1 else logging.DEBUG,
+                     "%s: broker unreachable, retrying (next in %.1fs)", self.node_id,
+                     self.backoff.next_try - now)

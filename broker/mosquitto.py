@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import os
 import shutil
 import socket
 import subprocess
@@ -32,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from broker.processes import stop_process
+from broker.processes import die_with_parent, stop_process
 
 
 class BrokerError(RuntimeError):
@@ -88,6 +89,45 @@ def find_mosquitto() -> str:
     raise BrokerError("mosquitto is not installed: run `sudo apt-get install mosquitto`")
 
 
+def listening_inodes(port: int, tables: tuple[str, ...] = ("/proc/net/tcp", "/proc/net/tcp6"),
+                     ) -> set[str] | None:
+    """Inodes of the sockets listening on TCP ``port`` (Linux ``/proc``), None without it.
+
+    >>> with socket.socket() as s:
+    ...     s.bind(("127.0.0.1", 0)); s.listen()
+    ...     found = listening_inodes(s.getsockname()[1])
+    >>> found is None or len(found) == 1
+    True
+    """
+    inodes: set[str] = set()
+    readable = False
+    for table in tables:
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        readable = True
+        for line in lines:
+            fields = line.split()  # sl local remote st ... inode (10th)
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    return inodes if readable else None
+
+
+def holds_listener(pid: int, port: int, host: str = "127.0.0.1") -> bool:
+    """True when process ``pid`` itself listens on ``port`` (not merely someone else); where
+    ``/proc`` cannot tell, when the port accepts a connection."""
+    inodes = listening_inodes(port)
+    if inodes is None:
+        return port_accepts(host, port)
+    try:
+        fds = Path(f"/proc/{pid}/fd")
+        return any(os.readlink(fd).removeprefix("socket:[").rstrip("]") in inodes
+                   for fd in fds.iterdir())
+    except OSError:
+        return port_accepts(host, port)
+
+
 def port_accepts(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=0.2):
@@ -123,9 +163,11 @@ class MosquittoBroker:
             port = self.port or free_port(self.bind)
             conf = self.data_dir / "mosquitto.conf"
             conf.write_text(render_config(port, self.data_dir, bind=self.bind))
+            # A session of its own: a Ctrl-C at the terminal is for whoever started it, which
+            # stops it in turn; and it dies with its parent (the parent-death signal).
             self.process = subprocess.Popen(
-                [binary, "-c", str(conf)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                start_new_session=True, preexec_fn=die_with_parent,
             )
             if self._wait_ready(port, timeout):
                 self.port = port
@@ -139,8 +181,8 @@ class MosquittoBroker:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 return False
-            if port_accepts(self.bind, port):
-                return True
+            if holds_listener(self.process.pid, port, self.bind):
+                return self.process.poll() is None
             time.sleep(0.02)
         return False
 
@@ -150,9 +192,11 @@ class MosquittoBroker:
             with contextlib.suppress(OSError, ValueError):
                 err = self.process.stderr.read() or b""
         text = err.decode(errors="replace").strip()
-        if not text and self.log_path.exists():
-            text = self.log_path.read_text(errors="replace").strip()
-        return text.splitlines()[-1] if text else "no output (see the log)"
+        if self.log_path.exists():
+            text += "\n" + self.log_path.read_text(errors="replace").strip()
+        lines = [line for line in text.splitlines() if line.strip()]
+        errors = [line for line in lines if "Error" in line]  # e.g. "Address already in use"
+        return (errors or lines or ["no output (see the log)"])[-1]
 
     @property
     def running(self) -> bool:

@@ -107,4 +107,6 @@ def main(argv: list[str] | None = None) -> None:
             TaskMismatch, ValueError, OSError) as exc:
         print(f"fleetlearn: error: {exc}", file=sys.stderr)
         sys.exit(1)
+    if code == 130:  # typer turns a KeyboardInterrupt into this code, silently
+        print("fleetlearn: interrupted", file=sys.stderr)
     sys.exit(code if isinstance(code, int) else 0)

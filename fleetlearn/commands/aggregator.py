@@ -16,6 +16,7 @@ from fleetlearn.commands.common import (
     DEFAULT_BROKER,
     DEFAULT_PREFIX,
     BrokerOpt,
+    GiveUpOpt,
     MetricsOpt,
     PasswordOpt,
     PrefixOpt,
@@ -128,6 +129,7 @@ def aggregator(
     metrics_interval: MetricsOpt = default(A, "metrics_interval"),
     username: UserOpt = None,
     password: PasswordOpt = None,
+    give_up_after: GiveUpOpt = None,
 ) -> None:
     """Merge learner updates (FedAvg, async or robust) and broadcast versioned models."""
     deployment, broker_address = topics(prefix), address(broker, username, password)
@@ -147,4 +149,4 @@ def aggregator(
             if checkpoints else None, metrics_interval=metrics_interval)
     except ValueError as exc:
         raise UsageProblem(str(exc)) from None
-    serve(Aggregator(config, deployment, broker_address))
+    serve(Aggregator(config, deployment, broker_address), give_up_after)

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 import typer
 
 from broker.address import BrokerAddress
+from broker.processes import die_with_parent, orphaned
 from broker.topics import TopicError, Topics, check_id
 from fleetlearn.logs import set_node
 
@@ -48,6 +49,9 @@ UserOpt = Annotated[str | None, typer.Option("--username", envvar="FLEETLEARN_US
                                              help="Broker user name.")]
 PasswordOpt = Annotated[str | None, typer.Option("--password", envvar="FLEETLEARN_PASSWORD",
                                                  help="Broker password (better: the env var).")]
+GiveUpOpt = Annotated[float | None, typer.Option(
+    "--give-up-after", min=0.001, help="Seconds a lost broker is tried again before the node "
+    "stops with exit code 1 (default: for ever).")]
 MetricsOpt = Annotated[float, typer.Option("--metrics-interval", min=0.05,
                                            help="Seconds between metrics messages.")]
 KindOpt = Annotated[str, typer.Option(help="'regression', or 'binary' (logistic; targets 0/1).")]
@@ -61,7 +65,7 @@ LayoutOpt = Annotated[Literal["columns", "rows"], typer.Option(
          "(a JSON array of reading objects).")]
 
 #: Options of every node command that belong to the connection, not to a domain dataclass.
-CONNECTION_OPTIONS = frozenset({"broker", "prefix", "username", "password"})
+CONNECTION_OPTIONS = frozenset({"broker", "prefix", "username", "password", "give_up_after"})
 
 
 def address(broker: str, username: str | None = None, password: str | None = None,
@@ -114,10 +118,21 @@ def read_allowlist(path: Path) -> frozenset[str]:
     return frozenset(check_id(line, "device id in the allowlist") for line in lines)
 
 
-def serve(service: Any) -> None:
-    """Run a service until SIGTERM/SIGINT; stop too if the `up` that started us is gone."""
+def serve(service: Any, give_up_after: float | None = None) -> None:
+    """Run a service until SIGTERM/SIGINT, or until it has been ``give_up_after`` seconds
+    without its broker (:class:`~broker.address.BrokerUnreachable`: exit code 1).
+
+    Under ``$FLEETLEARN_PARENT_PID`` (the `up` that started it) it also stops when that
+    process is gone: the OS sends SIGTERM (parent-death signal), and a 1 s check in the loop
+    covers a system without one (the loop turns while the broker is away too).
+    """
     set_node(service.node_id)  # the node of every line this process logs
+    for node in (service.node, *service.companions):
+        node.backoff.give_up_after = give_up_after
     parent = os.environ.get("FLEETLEARN_PARENT_PID")
     if parent and parent.isdigit():
-        service.node.every(1.0, lambda: os.getppid() != int(parent) and service.stop())
+        die_with_parent()
+        service.node.every(1.0, lambda: orphaned(int(parent)) and service.stop())
+        if orphaned(int(parent)):  # it died before the OS was told
+            return
     service.run()

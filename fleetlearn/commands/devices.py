@@ -17,6 +17,7 @@ from fleetlearn.commands.common import (
     DEFAULT_BROKER,
     DEFAULT_PREFIX,
     BrokerOpt,
+    GiveUpOpt,
     LayoutOpt,
     MetricsOpt,
     PasswordOpt,
@@ -68,6 +69,7 @@ def simulate(
     metrics_interval: MetricsOpt = default(F, "metrics_interval"),
     username: UserOpt = None,
     password: PasswordOpt = None,
+    give_up_after: GiveUpOpt = None,
 ) -> None:
     """Simulate a fleet of sensors with a hidden linear ground truth (and, if asked, faults)."""
     try:
@@ -79,7 +81,7 @@ def simulate(
         fleet = Fleet(config, topics(prefix), address(broker, username, password))
     except ValueError as exc:
         raise UsageProblem(str(exc)) from None
-    serve(fleet)
+    serve(fleet, give_up_after)
 
 
 def replay(
@@ -105,6 +107,7 @@ def replay(
     metrics_interval: MetricsOpt = default(R, "metrics_interval"),
     username: UserOpt = None,
     password: PasswordOpt = None,
+    give_up_after: GiveUpOpt = None,
 ) -> None:
     """Replay a CSV file as readings, in time order, one reading per row; stop when done."""
     file = resolve_data_path(file)
@@ -119,7 +122,7 @@ def replay(
         service = Replay(config, topics(prefix), address(broker, username, password))
     except ValueError as exc:  # the CSV or an option does not fit: say which, in one line
         raise UsageProblem(str(exc)) from None
-    serve(service)
+    serve(service, give_up_after)
     left_out = "".join(f"; left out {c!r} ({why})" for c, why in service.plan.skipped.items())
     print(f"fleetlearn: published {service.published} of {service.total} readings from "
           f"{len(service.plan.devices)} devices{left_out}", file=sys.stderr)

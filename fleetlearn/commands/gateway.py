@@ -16,6 +16,7 @@ from fleetlearn.commands.common import (
     DEFAULT_BROKER,
     DEFAULT_PREFIX,
     BrokerOpt,
+    GiveUpOpt,
     KindOpt,
     LrOpt,
     MetricsOpt,
@@ -104,6 +105,7 @@ def gateway(
                                 ] = default(G, "quality_interval"),
     username: UserOpt = None,
     password: PasswordOpt = None,
+    give_up_after: GiveUpOpt = None,
 ) -> None:
     """Clean the readings of a partition and learn from them; sync with the aggregator."""
     from gateway.service import Gateway  # numba and river: gateways only
@@ -128,4 +130,4 @@ def gateway(
         service = Gateway(config, topics(prefix), address(broker, username, password))
     except ValueError as exc:
         raise UsageProblem(str(exc)) from None
-    serve(service)
+    serve(service, give_up_after)

@@ -12,6 +12,7 @@ from fleetlearn.commands.common import (
     DEFAULT_BROKER,
     DEFAULT_PREFIX,
     BrokerOpt,
+    GiveUpOpt,
     MetricsOpt,
     PasswordOpt,
     PrefixOpt,
@@ -38,8 +39,9 @@ def predict(
     metrics_interval: MetricsOpt = default(P, "metrics_interval"),
     username: UserOpt = None,
     password: PasswordOpt = None,
+    give_up_after: GiveUpOpt = None,
 ) -> None:
     """Predict every reading with the current model; publish it with the model version."""
     config = PredictorConfig(node_id=check_id(id), metrics_interval=metrics_interval,
                              sites=tuple(s for s in sites.split(",") if s))
-    serve(Predictor(config, topics(prefix), address(broker, username, password)))
+    serve(Predictor(config, topics(prefix), address(broker, username, password)), give_up_after)

@@ -134,9 +134,18 @@ def up(
         console.print(f"fleetlearn up: logs in {deployment.log_dir}; Ctrl-C to stop")
     try:
         result = deployment.run()
+    except KeyboardInterrupt:  # a second Ctrl-C: everything was killed; say what is known
+        view.close()
+        deployment.abort()
+        _write(report, deployment.report(), console)
+        raise
     finally:
         view.close()
     console.print(summary_table(result))
+    _write(report, result, console)
+
+
+def _write(report: Path | None, result: dict, console: Console) -> None:
     if report is not None:
         report.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
         console.print(f"report written to {report}")

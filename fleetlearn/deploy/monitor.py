@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from broker.address import BrokerAddress
@@ -13,7 +14,10 @@ from fleetlearn.deploy.state import DeploymentState
 
 
 class Monitor:
-    def __init__(self, topics: Topics, broker: BrokerAddress, state: DeploymentState) -> None:
+    def __init__(self, topics: Topics, broker: BrokerAddress, state: DeploymentState,
+                 give_up_after: float | None = None) -> None:
+        """``give_up_after``: seconds without the broker before :meth:`poll` raises
+        :class:`~broker.address.BrokerUnreachable` (None: never)."""
         self.topics = topics
         self.state = state
         self.started = time.monotonic()
@@ -21,8 +25,9 @@ class Monitor:
             "monitor", broker,
             subscriptions=[(topics.metrics_filter, 0), (topics.model, 1),
                            (topics.node_status_filter, 1), (topics.deadletter_filter, 0)],
-            handler=self.handle,
+            handler=self.handle, give_up_after=give_up_after,
         )
+        self.node.log.setLevel(logging.ERROR)  # `up` says it itself when the broker is gone
 
     def handle(self, topic: str, payload: bytes) -> None:
         t = self.topics

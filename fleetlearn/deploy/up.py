@@ -1,13 +1,16 @@
 """`fleetlearn up`: a whole local deployment, each node its own OS process.
 
 Starts a broker (unless one is given), the aggregator, K gateways and the predictor, waits until
-they are online, then the fleet. When the time is up (or on Ctrl-C) it stops the fleet first,
-lets the gateways account for every reading and sync once more, lets the aggregator merge, stops
-the rest, and reports. Every process it started is stopped, and only those.
+they are online, then the fleet. When the time is up (or on the first Ctrl-C or SIGTERM) it
+stops the fleet first, lets the gateways account for every reading and sync once more (bounded,
+shorter when interrupted), lets the aggregator merge, stops the rest, and reports. A second
+Ctrl-C kills every process it started and raises KeyboardInterrupt at once. Every process it
+started is stopped, and only those; each also dies with `up` (the parent-death signal).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -18,8 +21,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from broker.address import BrokerAddress
+from broker.address import BrokerAddress, BrokerUnreachable
+from broker.backoff import connect_timeout
 from broker.mosquitto import MosquittoBroker
+from broker.processes import die_with_parent
 from broker.topics import Topics
 from devices.replay import load_readings
 from devices.simulator import FleetSimulator
@@ -39,6 +44,10 @@ class DeploymentError(RuntimeError):
 
 Progress = Callable[[DeploymentState, float], None]
 
+#: Seconds the gateways get to account for the readings still on their way: after the run, and
+#: after a Ctrl-C (whoever presses it wants out within seconds).
+SETTLE, SETTLE_INTERRUPTED = 15.0, 4.0
+
 
 class LocalDeployment:
     def __init__(self, settings: UpSettings, progress: Progress | None = None) -> None:
@@ -54,7 +63,7 @@ class LocalDeployment:
         self.address: BrokerAddress | None = settings.broker
         self.children: list[Child] = []
         self.monitor: Monitor | None = None
-        self.interrupted = False
+        self.interrupted = self.aborted = False
         self.fleet_started = 0.0
         self.fleet_stopped = 0.0
         self.node_config = settings.node_settings(
@@ -76,10 +85,11 @@ class LocalDeployment:
         env = {**os.environ, **s.extra_env, "FLEETLEARN_PARENT_PID": str(os.getpid())}
         with open(child.log_path, "wb") as log:
             # A session of its own: a Ctrl-C at the terminal reaches `up` alone, which then
-            # stops the nodes in order.
+            # stops the nodes in order; and SIGTERM from the OS when `up` is gone.
             child.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                              stdin=subprocess.DEVNULL, env=env,
-                                             start_new_session=True)
+                                             start_new_session=True,
+                                             preexec_fn=die_with_parent)
         self.children.append(child)
         return child
 
@@ -87,6 +97,11 @@ class LocalDeployment:
         stop_children(children, timeout)
 
     def _check_alive(self) -> None:
+        """Raise :class:`DeploymentError` naming the cause if the broker or a node is gone."""
+        broker = self.own_broker
+        if broker is not None and broker.process is not None and not broker.running:
+            raise DeploymentError(f"the broker exited with code {broker.process.returncode} "
+                                  f"(log: {broker.log_path})")
         for child in self.children:
             code = child.process.poll() if child.process is not None else None
             if code is not None and not (child.name == "replay" and code == 0):
@@ -100,9 +115,11 @@ class LocalDeployment:
     def start(self) -> None:
         s = self.settings
         if self.address is None:
-            self.own_broker = MosquittoBroker(data_dir=self.log_dir / "broker").start()
+            self.own_broker = MosquittoBroker(data_dir=self.log_dir / "broker")
+            self.own_broker.start()  # held first: an interrupt while it starts still stops it
             self.address = BrokerAddress(port=self.own_broker.port)
-        self.monitor = Monitor(self.topics, self.address, self.state)
+        self.monitor = Monitor(self.topics, self.address, self.state,
+                               give_up_after=connect_timeout())
         self.monitor.connect()
         devices, partitions = self._devices_and_partitions()
         allowlist = str(self._write_allowlist(devices))
@@ -119,10 +136,12 @@ class LocalDeployment:
         self._spawn("predictor", "predict", "--metrics-interval", "0.5")
         names = [c.name for c in self.children]
         if not self.monitor.wait_for(lambda: all(self.state.online.get(n) for n in names)
-                                     or self._any_exited(), timeout=30):
+                                     or self._any_exited() or self.interrupted, timeout=30):
             missing = [n for n in names if not self.state.online.get(n)]
             raise DeploymentError(f"nodes did not come online in 30 s: {', '.join(missing)}")
         self._check_alive()
+        if self.interrupted:
+            return
         self._spawn_source()
         self.fleet_started = time.monotonic()
         self.monitor.started = self.fleet_started
@@ -160,12 +179,12 @@ class LocalDeployment:
         """Show progress until the duration passes, a replay ends, or Ctrl-C."""
         duration = self.settings.duration
         end = None if duration is None else self.fleet_started + duration
-        source = next(c for c in self.children if c.name == self.source)
+        source = next((c for c in self.children if c.name == self.source), None)
         next_show = 0.0
         while not self.interrupted and (end is None or time.monotonic() < end):
             self.monitor.poll(0.05)
             now = time.monotonic()
-            if self.source == "replay" and source.process.poll() == 0:
+            if source is None or (self.source == "replay" and source.process.poll() == 0):
                 break  # the whole file is out
             if now >= next_show:
                 self._check_alive()
@@ -175,16 +194,14 @@ class LocalDeployment:
 
     def drain(self) -> None:
         """Stop the fleet, let every reading be accounted for, sync once more, merge."""
-        by_name = {c.name: c for c in self.children}
-        self._stop([by_name[self.source]])
+        self._stop([c for c in self.children if c.name == self.source])
         self.fleet_stopped = time.monotonic()
-        settle = 15.0
 
         def all_accounted() -> bool:
             r = self.state.readings()
-            return r["published"] > 0 and r["unaccounted"] <= 0 and not self.interrupted
+            return r["published"] > 0 and r["unaccounted"] <= 0
 
-        self.monitor.wait_for(all_accounted, timeout=settle)
+        self._wait(all_accounted, SETTLE_INTERRUPTED if self.interrupted else SETTLE)
         self._stop([c for c in self.children if c.name.startswith("gw-")])
         gateways_gone = time.time()
 
@@ -194,33 +211,70 @@ class LocalDeployment:
             return (agg.get("ts", 0) > gateways_gone and agg.get("pending") == 0
                     and agg.get("model_version") == last)
 
-        self.monitor.wait_for(merged, timeout=self.round_timeout + 3.0)
+        merge = self.round_timeout + 3.0
+        self._wait(merged, min(merge, 2.0) if self.interrupted else merge)
+
+    def _wait(self, condition: Callable[[], bool], timeout: float) -> bool:
+        """Poll the monitor until ``condition()`` or ``timeout``, showing progress."""
+        deadline, next_show = time.monotonic() + timeout, 0.0
+        while not condition():
+            now = time.monotonic()
+            if now > deadline:
+                return False
+            if self.progress is not None and now >= next_show:
+                self.progress(self.state, (self.fleet_stopped or now) - self.fleet_started)
+                next_show = now + 0.5
+            self.monitor.poll(0.05)
+        return True
 
     def stop_all(self) -> None:
         self._stop(self.children)
-        if self.monitor is not None:
-            self.monitor.wait_for(lambda: False, timeout=0.3)  # take in the final metrics
-            self.monitor.close()
+        monitor, self.monitor = self.monitor, None
+        if monitor is not None:
+            if monitor.node.connected and not self.aborted:  # take in the final metrics
+                with contextlib.suppress(BrokerUnreachable):  # said already, if it is gone
+                    monitor.wait_for(lambda: False, timeout=0.3)
+            monitor.close()
         if self.own_broker is not None:
             self.own_broker.stop()
 
     def run(self) -> dict[str, Any]:
-        previous = signal.signal(signal.SIGINT, self._on_interrupt)
+        """Start, watch, drain, stop; the report. A second Ctrl-C raises KeyboardInterrupt."""
+        handlers = {sig: signal.signal(sig, self._on_interrupt)
+                    for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            self.start()
-            self.watch()
-            self.drain()
+            try:
+                self.start()
+                self.watch()
+                self.drain()
+            finally:
+                self.stop_all()
         finally:
-            self.stop_all()
-            signal.signal(signal.SIGINT, previous)
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
         return self.report()
 
     def _on_interrupt(self, *_: object) -> None:
-        if self.interrupted:  # a second Ctrl-C: no more waiting
-            for child in self.children:
-                if child.running:
-                    child.process.kill()
+        """First Ctrl-C (or SIGTERM): wind down. Second: kill everything, stop waiting."""
+        if self.interrupted:
+            self.abort()
+            raise KeyboardInterrupt
         self.interrupted = True
+
+    def abort(self) -> None:
+        """Kill (SIGKILL) every process this deployment started, and reap them."""
+        self.aborted = True
+        procs = [c.process for c in self.children if c.process is not None]
+        if self.own_broker is not None and self.own_broker.process is not None:
+            procs.append(self.own_broker.process)
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+        for proc in procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(2.0)
+        if self.own_broker is not None:
+            self.own_broker.stop(timeout=0.1)
 
     def report(self) -> dict[str, Any]:
         return deployment_report(self)
