@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run the CLI; turn every expected failure into one line on stderr."""
     logging.basicConfig(level=os.environ.get("FLEETLEARN_LOG", "WARNING"),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    from fleetlearn.deploy.up import DeploymentError
+    from fleetlearn.deploy.up import DeploymentError, ReadingsUnaccounted
 
     command = typer.main.get_command(app)
     try:
@@ -88,6 +88,9 @@ def main(argv: list[str] | None = None) -> None:
     except (typer.Abort, KeyboardInterrupt):
         print("fleetlearn: interrupted", file=sys.stderr)
         sys.exit(130)
+    except ReadingsUnaccounted as exc:  # the run ended, its summary and report are out
+        print(f"fleetlearn: {exc}", file=sys.stderr)
+        sys.exit(3)
     except (BrokerUnreachable, BrokerError, DeploymentError, TopicError, ValueError,
             OSError) as exc:
         print(f"fleetlearn: error: {exc}", file=sys.stderr)

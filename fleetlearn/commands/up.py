@@ -33,7 +33,7 @@ from fleetlearn.commands.common import (
 )
 from fleetlearn.deploy.display import ProgressView, summary_table
 from fleetlearn.deploy.settings import UpSettings
-from fleetlearn.deploy.up import LocalDeployment
+from fleetlearn.deploy.up import LocalDeployment, ReadingsUnaccounted
 
 F, R, U = FleetConfig, ReplayConfig, UpSettings
 
@@ -41,7 +41,8 @@ F, R, U = FleetConfig, ReplayConfig, UpSettings
 OWNERS: dict[str, tuple[type, str]] = {
     **{name: (F, name) for name in ("devices", "sites", "rate", "batch", "layout", "qos",
                                     "seed", "drift_at")},
-    "gateways": (U, "gateways"), "site": (R, "site"),
+    "send_buffer": (F, "send_buffer"),
+    "gateways": (U, "gateways"), "drain_timeout": (U, "drain_timeout"), "site": (R, "site"),
 }
 
 
@@ -61,6 +62,15 @@ def up(
     layout: LayoutOpt = default(F, "layout"),
     qos: Annotated[int, typer.Option(min=0, max=1, help="QoS of readings.")] = default(F, "qos"),
     seed: Annotated[int, typer.Option(help="Seed of the fleet.")] = default(F, "seed"),
+    send_buffer: Annotated[int, typer.Option(min=1, help="The fleet's most QoS 1 messages "
+                                             "waiting for the broker's acknowledgement; "
+                                             "readings due while it is full are not sent, "
+                                             "and counted.")] = default(F, "send_buffer"),
+    drain_timeout: Annotated[float, typer.Option(min=0.0, help="Seconds to wait, once the "
+                                                 "fleet has stopped, for the gateways to take "
+                                                 "in every reading published; what is left "
+                                                 "is reported, and `up` exits with code 3.")
+                             ] = default(U, "drain_timeout"),
     sync_every: Annotated[int | None, typer.Option(min=1, help="Gateways: samples between "
                                                    "updates.")] = None,
     sync_interval: Annotated[float | None, typer.Option(min=0.01, help="Gateways: max seconds "
@@ -117,7 +127,8 @@ def up(
             sync_interval=sync_interval, features=features, target=target, kind=kind,
             optimizer=optimizer, lr=lr, replay=replay, config=ctx.obj,
             faults=faults, drift_at=drift_at, log_dir=log_dir, strategy=strategy,
-            merge=merge, drift_policy=drift_policy,
+            merge=merge, drift_policy=drift_policy, send_buffer=send_buffer,
+            drain_timeout=drain_timeout,
         )
     except ValueError as exc:
         raise UsageProblem(str(exc)) from None
@@ -134,3 +145,11 @@ def up(
     if report is not None:
         report.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
         console.print(f"report written to {report}")
+    if not result["accounted"]:
+        r = result["readings"]
+        raise ReadingsUnaccounted(
+            f"{r['unaccounted']:,} of {r['published']:,} readings published are not accounted "
+            f"for ({r['not_taken_in']:,} not taken in before the drain deadline of "
+            f"{settings.drain_timeout:g} s); see the summary, "
+            f"{report if report is not None else 'the report (--report)'} and the logs in "
+            f"{deployment.log_dir}")

@@ -54,6 +54,20 @@ def progress_table(state: DeploymentState, elapsed: float, rate: float) -> Table
     return table
 
 
+def drain_line(state: DeploymentState, left: float) -> str:
+    """What the drain waits for.
+
+    >>> state = DeploymentState()
+    >>> state.on_metrics({"node": "fleet", "kind": "fleet", "published": 1_004_380})
+    >>> state.on_metrics({"node": "gw-0", "kind": "gateway", "learned": 812_000})
+    >>> drain_line(state, 3.25)
+    'draining: 812,000 of 1,004,380 taken in (at most 3.2 s more)'
+    """
+    r = state.readings()
+    return (f"draining: {r['taken_in']:,} of {r['published']:,} taken in "
+            f"(at most {left:.1f} s more)")
+
+
 class ProgressView:
     """A live table on a terminal; a plain line every few seconds otherwise (CI, logs)."""
 
@@ -64,7 +78,10 @@ class ProgressView:
         self.live: Live | None = None
         self.next_line = 0.0
 
-    def __call__(self, state: DeploymentState, elapsed: float) -> None:
+    def __call__(self, state: DeploymentState, elapsed: float,
+                 draining: float | None = None) -> None:
+        """Show the state ``elapsed`` seconds into the run; ``draining``: the fleet has stopped
+        and the drain waits at most that many seconds more for the gateways."""
         rate = self.meter.update(elapsed, state.readings()["published"])
         if self.quiet:
             return
@@ -72,7 +89,14 @@ class ProgressView:
             if self.live is None:
                 self.live = Live(console=self.console, refresh_per_second=4, transient=True)
                 self.live.start()
-            self.live.update(progress_table(state, elapsed, rate))
+            table = progress_table(state, elapsed, rate)
+            if draining is not None:
+                table.title = drain_line(state, draining)
+            self.live.update(table)
+        elif draining is not None:
+            if elapsed >= self.next_line:
+                self.console.print(drain_line(state, draining))
+                self.next_line = elapsed + 1.0
         elif elapsed >= self.next_line:
             r = state.readings()
             v = state.last_model.version if state.last_model else 0
@@ -86,18 +110,54 @@ class ProgressView:
             self.live = None
 
 
+#: The style of what is not accounted for, and of what is said but not well.
+BAD, WARN = "bold red", "yellow"
+
+
+def readings_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The readings' split as (what, value, style) rows: published, and where it went."""
+    means = ("acknowledged by the broker" if r["published_means"] == "acknowledged"
+             else "sent at QoS 0: no acknowledgement")
+    return [
+        (f"readings published ({means})", f"{r['published']:,}", ""),
+        ("  learned", f"{r['learned']:,}", ""),
+        ("  rejected", f"{sum(r['rejected'].values()):,}", ""),
+        ("  lost (gaps in what was published)", f"{r['lost']:,}", WARN if r["lost"] else ""),
+        ("  not taken in before the drain deadline", f"{r['not_taken_in']:,}",
+         BAD if r["not_taken_in"] else ""),
+        ("readings unaccounted", f"{r['unaccounted']:,}", BAD if r["unaccounted"] else ""),
+        ("gaps (numbers never received)", f"{r['gaps']:,}", ""),
+        ("not sent: the fleet's send buffer was full", f"{r['send_buffer_full']:,}",
+         WARN if r["send_buffer_full"] else ""),
+        ("sent, never acknowledged (fate unknown)", f"{r['unacknowledged']:,}",
+         WARN if r["unacknowledged"] else ""),
+    ]
+
+
 def summary_table(report: dict[str, Any]) -> Table:
+    """The summary; red, and titled so, when readings are not accounted for.
+
+    >>> from fleetlearn.deploy.state import DeploymentState
+    >>> state = DeploymentState()
+    >>> state.on_metrics({"node": "fleet", "kind": "fleet", "published": 10})
+    >>> report = {"readings": state.readings(), "seconds": 1.0, "readings_per_s": 10.0,
+    ...           "model": DeploymentState().model_summary(), "federated": {},
+    ...           "settings": {}, "prequential": {}, "predictions": 0}
+    >>> summary_table(report).title
+    'fleetlearn up: summary: 10 readings NOT accounted for'
+    """
     r, m = report["readings"], report["model"]
-    table = Table(title="fleetlearn up: summary", show_header=False, title_justify="left")
+    title, style = "fleetlearn up: summary", ""
+    if r["unaccounted"]:
+        title, style = f"{title}: {r['unaccounted']:,} readings NOT accounted for", BAD
+    table = Table(title=title, show_header=False, title_justify="left", title_style=style,
+                  border_style=style or None)
     table.add_column("what")
     table.add_column("value", justify="right")
+    table.add_row("seconds", _fmt(report["seconds"], 1))
+    for what, value, row_style in readings_rows(r):
+        table.add_row(what, value, style=row_style or None)
     rows = [
-        ("seconds", _fmt(report["seconds"], 1)),
-        ("readings published", f"{r['published']:,}"),
-        ("readings learned", f"{r['learned']:,}"),
-        ("readings rejected", f"{sum(r['rejected'].values()):,}"),
-        ("readings unaccounted", f"{r['unaccounted']:,}"),
-        ("gaps (numbers never received)", f"{r['gaps']:,}"),
         ("readings/s", f"{report['readings_per_s']:,.0f}"),
         ("model versions seen", str(m["versions_seen"])),
         ("last model version", _fmt(m["last_version"])),

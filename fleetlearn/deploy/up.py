@@ -37,7 +37,13 @@ class DeploymentError(RuntimeError):
     """A node did not come up, or died."""
 
 
-Progress = Callable[[DeploymentState, float], None]
+class ReadingsUnaccounted(RuntimeError):
+    """The run ended with readings published that are not accounted for (exit code 3; the
+    summary and the report are out by then)."""
+
+
+#: Shows the state, seconds into the run; ``draining=``: seconds the drain may still wait.
+Progress = Callable[..., None]
 
 
 class LocalDeployment:
@@ -177,13 +183,13 @@ class LocalDeployment:
         by_name = {c.name: c for c in self.children}
         self._stop([by_name[self.source]])
         self.fleet_stopped = time.monotonic()
-        settle = 15.0
+        settle = self.settings.drain_timeout
 
         def all_accounted() -> bool:
             r = self.state.readings()
-            return r["published"] > 0 and r["unaccounted"] <= 0 and not self.interrupted
+            return r["published"] > 0 and r["not_taken_in"] <= 0 and not self.interrupted
 
-        self.monitor.wait_for(all_accounted, timeout=settle)
+        self._wait_showing(all_accounted, timeout=settle)
         self._stop([c for c in self.children if c.name.startswith("gw-")])
         gateways_gone = time.time()
 
@@ -194,6 +200,22 @@ class LocalDeployment:
                     and agg.get("model_version") == last)
 
         self.monitor.wait_for(merged, timeout=self.round_timeout + 3.0)
+
+    def _wait_showing(self, condition: Callable[[], bool], timeout: float) -> bool:
+        """Wait for ``condition`` like the monitor does, showing the drain's progress."""
+        deadline = time.monotonic() + timeout
+        shown = 0.0
+
+        def showing() -> bool:
+            nonlocal shown
+            now = time.monotonic()
+            if self.progress is not None and now >= shown:
+                self.progress(self.state, now - self.fleet_started,
+                              draining=max(deadline - now, 0.0))
+                shown = now + 0.5
+            return condition()
+
+        return self.monitor.wait_for(showing, timeout=timeout)
 
     def stop_all(self) -> None:
         self._stop(self.children)
