@@ -131,6 +131,8 @@ def readings_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
          WARN if r["send_buffer_full"] else ""),
         ("sent, never acknowledged (fate unknown)", f"{r['unacknowledged']:,}",
          WARN if r["unacknowledged"] else ""),
+        ("not made: the fleet fell behind its rate", f"{r['behind']:,}",
+         WARN if r["behind"] else ""),
     ]
 
 

@@ -92,7 +92,8 @@ class DeploymentState:
         was published: readings sent whose acknowledgement never came back
         (``unacknowledged``) can explain it. ``unaccounted`` is what nothing explains: the
         readings not taken in, and a surplus beyond the unacknowledged ones. Never published:
-        ``send_buffer_full`` (due while the fleet's send buffer was full, so never sent).
+        ``send_buffer_full`` (due while the fleet's send buffer was full, so never sent) and
+        ``behind`` (due by the fleet's rate, never made: it could not keep up).
         """
         sources = [*self.of_kind("fleet").values(), *self.of_kind("replay").values()]
         published = sum(m.get("published", 0) for m in sources)
@@ -116,6 +117,7 @@ class DeploymentState:
             "lost": lost, "taken_in": taken_in, "not_taken_in": not_taken_in,
             "surplus": surplus, "unacknowledged": unacknowledged,
             "send_buffer_full": sum(m.get("send_buffer_full", 0) for m in sources),
+            "behind": sum(m.get("behind", 0) for m in sources),
             "unaccounted": not_taken_in + max(0, surplus - unacknowledged),
         }
 
