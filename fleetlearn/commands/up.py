@@ -134,7 +134,7 @@ def up(
         raise UsageProblem(str(exc)) from None
     console = Console(stderr=False)
     view = ProgressView(console, quiet=quiet)
-    deployment = LocalDeployment(settings, progress=view)
+    deployment = LocalDeployment(settings, progress=view, on_drain=view.draining)
     if not quiet:
         console.print(f"fleetlearn up: logs in {deployment.log_dir}; Ctrl-C to stop")
     try:

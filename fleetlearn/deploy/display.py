@@ -77,11 +77,21 @@ class ProgressView:
         self.meter = RateMeter()
         self.live: Live | None = None
         self.next_line = 0.0
+        self.next_drain_line = float("inf")
 
-    def __call__(self, state: DeploymentState, elapsed: float,
-                 draining: float | None = None) -> None:
-        """Show the state ``elapsed`` seconds into the run; ``draining``: the fleet has stopped
-        and the drain waits at most that many seconds more for the gateways."""
+    def draining(self, state: DeploymentState, left: float) -> None:
+        """The fleet has stopped; the drain waits at most ``left`` seconds more."""
+        if self.quiet:
+            return
+        if self.live is not None:
+            table = progress_table(state, self.meter.last[0] if self.meter.last else 0.0, 0.0)
+            table.title = drain_line(state, left)
+            self.live.update(table)
+        elif not self.console.is_terminal and left <= self.next_drain_line:
+            self.console.print(drain_line(state, left))
+            self.next_drain_line = left - 1.0
+
+    def __call__(self, state: DeploymentState, elapsed: float) -> None:
         rate = self.meter.update(elapsed, state.readings()["published"])
         if self.quiet:
             return
@@ -89,14 +99,7 @@ class ProgressView:
             if self.live is None:
                 self.live = Live(console=self.console, refresh_per_second=4, transient=True)
                 self.live.start()
-            table = progress_table(state, elapsed, rate)
-            if draining is not None:
-                table.title = drain_line(state, draining)
-            self.live.update(table)
-        elif draining is not None:
-            if elapsed >= self.next_line:
-                self.console.print(drain_line(state, draining))
-                self.next_line = elapsed + 1.0
+            self.live.update(progress_table(state, elapsed, rate))
         elif elapsed >= self.next_line:
             r = state.readings()
             v = state.last_model.version if state.last_model else 0

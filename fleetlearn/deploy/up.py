@@ -42,14 +42,17 @@ class ReadingsUnaccounted(RuntimeError):
     summary and the report are out by then)."""
 
 
-#: Shows the state, seconds into the run; ``draining=``: seconds the drain may still wait.
-Progress = Callable[..., None]
+Progress = Callable[[DeploymentState, float], None]
+#: Shows the drain: the state, and the seconds the drain may still wait.
+DrainProgress = Callable[[DeploymentState, float], None]
 
 
 class LocalDeployment:
-    def __init__(self, settings: UpSettings, progress: Progress | None = None) -> None:
+    def __init__(self, settings: UpSettings, progress: Progress | None = None,
+                 on_drain: DrainProgress | None = None) -> None:
         self.settings = settings
         self.progress = progress
+        self.on_drain = on_drain
         self.topics = Topics(settings.prefix)
         self.truth = None if settings.replay else GroundTruth.from_seed(settings.seed)
         self.state = DeploymentState(truth=self.truth, within=settings.within)
@@ -209,9 +212,8 @@ class LocalDeployment:
         def showing() -> bool:
             nonlocal shown
             now = time.monotonic()
-            if self.progress is not None and now >= shown:
-                self.progress(self.state, now - self.fleet_started,
-                              draining=max(deadline - now, 0.0))
+            if self.on_drain is not None and now >= shown:
+                self.on_drain(self.state, max(deadline - now, 0.0))
                 shown = now + 0.5
             return condition()
 

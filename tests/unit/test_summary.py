@@ -53,6 +53,6 @@ def test_an_accounted_run_has_a_plain_summary():
 def test_the_drain_shows_how_many_are_taken_in(tmp_path):
     with open(tmp_path / "out.txt", "w") as out:
         view = ProgressView(Console(file=out, width=120))
-        view(deployment(published=1_004_380, learned=812_000).state, 16.0, draining=4.0)
+        view.draining(deployment(published=1_004_380, learned=812_000).state, 4.0)
     text = (tmp_path / "out.txt").read_text()
     assert "draining: 812,001 of 1,004,380 taken in (at most 4.0 s more)" in text
