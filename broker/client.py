@@ -238,10 +238,12 @@ class Node:
         self._client.loop(timeout=0.05)
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Run the network until every QoS 1 message is acknowledged (or the timeout)."""
+        """Run the network until every QoS 1 message is acknowledged (or the timeout), then
+        the work that waited for those acknowledgements (``on_ack``)."""
         deadline = time.monotonic() + timeout
         while self._unacked and self._connected and time.monotonic() < deadline:
             self._client.loop(timeout=0.05)
+        self._run_acked()
         return not self._unacked
 
     def _run_acked(self) -> None:

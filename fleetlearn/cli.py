@@ -92,7 +92,7 @@ app.command()(bench.bench)
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; turn every expected failure into one line on stderr."""
     setup_logging()  # until the root command has read --log-level and --log-format
-    from fleetlearn.deploy.up import DeploymentError
+    from fleetlearn.deploy.up import DeploymentError, ReadingsUnaccounted
 
     command = typer.main.get_command(app)
     try:
@@ -103,6 +103,9 @@ def main(argv: list[str] | None = None) -> None:
     except (typer.Abort, KeyboardInterrupt):
         print("fleetlearn: interrupted", file=sys.stderr)
         sys.exit(130)
+    except ReadingsUnaccounted as exc:  # the run ended, its summary and report are out
+        print(f"fleetlearn: {exc}", file=sys.stderr)
+        sys.exit(3)
     except (BrokerUnreachable, BrokerError, DeploymentError, TopicError, CheckpointError,
             TaskMismatch, ValueError, OSError) as exc:
         print(f"fleetlearn: error: {exc}", file=sys.stderr)

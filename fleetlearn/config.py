@@ -33,7 +33,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
                    "drift_cooldown", "rollback_factor", "rollback_min_samples", "state_dir",
                    "checkpoints", "keep"),
     "fleet": ("devices", "sites", "rate", "batch", "layout", "qos", "seed", "faults",
-              "drift_at"),
+              "drift_at", "send_buffer"),
     "replay": ("file", "time_col", "device_col", "columns", "site", "speed", "qos"),
     "deployment": ("gateways", "prefix", "duration"),
 }

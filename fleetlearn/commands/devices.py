@@ -37,7 +37,7 @@ F, R = FleetConfig, ReplayConfig
 #: Where each option's default lives (option -> dataclass, field); tests hold them equal.
 SIMULATE_OWNERS: dict[str, tuple[type, str]] = {
     name: (F, name) for name in ("devices", "sites", "seed", "rate", "batch", "layout", "qos",
-                                 "duration", "drift_at", "metrics_interval")}
+                                 "duration", "drift_at", "metrics_interval", "send_buffer")}
 REPLAY_OWNERS: dict[str, tuple[type, str]] = {
     name: (R, name) for name in ("site", "speed", "qos", "batch", "layout", "metrics_interval")}
 
@@ -67,6 +67,10 @@ def simulate(
                                                    "the hidden truth changes.")
                         ] = default(F, "drift_at"),
     metrics_interval: MetricsOpt = default(F, "metrics_interval"),
+    send_buffer: Annotated[int, typer.Option(min=1, help="Most QoS 1 messages waiting for the "
+                                             "broker's acknowledgement; readings due while "
+                                             "it is full are counted as send_buffer_full, "
+                                             "not sent.")] = default(F, "send_buffer"),
     username: UserOpt = None,
     password: PasswordOpt = None,
     give_up_after: GiveUpOpt = None,
@@ -77,7 +81,7 @@ def simulate(
                              layout=layout, qos=qos, duration=duration,
                              metrics_interval=metrics_interval,
                              faults=FaultRates.parse(faults) if faults else None,
-                             drift_at=drift_at)
+                             drift_at=drift_at, send_buffer=send_buffer)
         fleet = Fleet(config, topics(prefix), address(broker, username, password))
     except ValueError as exc:
         raise UsageProblem(str(exc)) from None

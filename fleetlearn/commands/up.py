@@ -33,7 +33,7 @@ from fleetlearn.commands.common import (
 )
 from fleetlearn.deploy.display import ProgressView, summary_table
 from fleetlearn.deploy.settings import UpSettings
-from fleetlearn.deploy.up import LocalDeployment
+from fleetlearn.deploy.up import LocalDeployment, ReadingsUnaccounted
 from fleetlearn.logs import LOG_META, LogChoice, check_level
 
 F, R, U = FleetConfig, ReplayConfig, UpSettings
@@ -42,7 +42,8 @@ F, R, U = FleetConfig, ReplayConfig, UpSettings
 OWNERS: dict[str, tuple[type, str]] = {
     **{name: (F, name) for name in ("devices", "sites", "rate", "batch", "layout", "qos",
                                     "seed", "drift_at")},
-    "gateways": (U, "gateways"), "site": (R, "site"),
+    "send_buffer": (F, "send_buffer"),
+    "gateways": (U, "gateways"), "drain_timeout": (U, "drain_timeout"), "site": (R, "site"),
 }
 
 
@@ -62,6 +63,15 @@ def up(
     layout: LayoutOpt = default(F, "layout"),
     qos: Annotated[int, typer.Option(min=0, max=1, help="QoS of readings.")] = default(F, "qos"),
     seed: Annotated[int, typer.Option(help="Seed of the fleet.")] = default(F, "seed"),
+    send_buffer: Annotated[int, typer.Option(min=1, help="The fleet's most QoS 1 messages "
+                                             "waiting for the broker's acknowledgement; "
+                                             "readings due while it is full are not sent, "
+                                             "and counted.")] = default(F, "send_buffer"),
+    drain_timeout: Annotated[float, typer.Option(min=0.0, help="Seconds to wait, once the "
+                                                 "fleet has stopped, for the gateways to take "
+                                                 "in every reading published; what is left "
+                                                 "is reported, and `up` exits with code 3.")
+                             ] = default(U, "drain_timeout"),
     sync_every: Annotated[int | None, typer.Option(min=1, help="Gateways: samples between "
                                                    "updates.")] = None,
     sync_interval: Annotated[float | None, typer.Option(min=0.01, help="Gateways: max seconds "
@@ -122,14 +132,15 @@ def up(
             sync_interval=sync_interval, features=features, target=target, kind=kind,
             optimizer=optimizer, lr=lr, replay=replay, config=ctx.obj,
             faults=faults, drift_at=drift_at, log_dir=log_dir, strategy=strategy,
-            merge=merge, drift_policy=drift_policy,
+            merge=merge, drift_policy=drift_policy, send_buffer=send_buffer,
+            drain_timeout=drain_timeout,
             log_level=check_level(log_level or logs.level or "INFO"), log_format=logs.format,
         )
     except ValueError as exc:
         raise UsageProblem(str(exc)) from None
     console = Console(stderr=False)
     view = ProgressView(console, quiet=quiet)
-    deployment = LocalDeployment(settings, progress=view)
+    deployment = LocalDeployment(settings, progress=view, on_drain=view.draining)
     if not quiet:
         console.print(f"fleetlearn up: logs in {deployment.log_dir}; Ctrl-C to stop")
     try:
@@ -143,6 +154,14 @@ def up(
         view.close()
     console.print(summary_table(result))
     _write(report, result, console)
+    if not result["accounted"]:
+        r = result["readings"]
+        raise ReadingsUnaccounted(
+            f"{r['unaccounted']:,} of {r['published']:,} readings published are not accounted "
+            f"for ({r['not_taken_in']:,} not taken in before the drain deadline of "
+            f"{settings.drain_timeout:g} s); see the summary, "
+            f"{report if report is not None else 'the report (--report)'} and the logs in "
+            f"{deployment.log_dir}")
 
 
 def _write(report: Path | None, result: dict, console: Console) -> None:

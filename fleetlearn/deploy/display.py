@@ -54,6 +54,20 @@ def progress_table(state: DeploymentState, elapsed: float, rate: float) -> Table
     return table
 
 
+def drain_line(state: DeploymentState, left: float) -> str:
+    """What the drain waits for.
+
+    >>> state = DeploymentState()
+    >>> state.on_metrics({"node": "fleet", "kind": "fleet", "published": 1_004_380})
+    >>> state.on_metrics({"node": "gw-0", "kind": "gateway", "learned": 812_000})
+    >>> drain_line(state, 3.25)
+    'draining: 812,000 of 1,004,380 taken in (at most 3.2 s more)'
+    """
+    r = state.readings()
+    return (f"draining: {r['taken_in']:,} of {r['published']:,} taken in "
+            f"(at most {left:.1f} s more)")
+
+
 class ProgressView:
     """A live table on a terminal; a plain line every few seconds otherwise (CI, logs)."""
 
@@ -63,6 +77,19 @@ class ProgressView:
         self.meter = RateMeter()
         self.live: Live | None = None
         self.next_line = 0.0
+        self.next_drain_line = float("inf")
+
+    def draining(self, state: DeploymentState, left: float) -> None:
+        """The fleet has stopped; the drain waits at most ``left`` seconds more."""
+        if self.quiet:
+            return
+        if self.live is not None:
+            table = progress_table(state, self.meter.last[0] if self.meter.last else 0.0, 0.0)
+            table.title = drain_line(state, left)
+            self.live.update(table)
+        elif not self.console.is_terminal and left <= self.next_drain_line:
+            self.console.print(drain_line(state, left))
+            self.next_drain_line = left - 1.0
 
     def __call__(self, state: DeploymentState, elapsed: float) -> None:
         rate = self.meter.update(elapsed, state.readings()["published"])
@@ -86,18 +113,56 @@ class ProgressView:
             self.live = None
 
 
+#: The style of what is not accounted for, and of what is said but not well.
+BAD, WARN = "bold red", "yellow"
+
+
+def readings_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The readings' split as (what, value, style) rows: published, and where it went."""
+    means = ("acknowledged by the broker" if r["published_means"] == "acknowledged"
+             else "sent at QoS 0: no acknowledgement")
+    return [
+        (f"readings published ({means})", f"{r['published']:,}", ""),
+        ("  learned", f"{r['learned']:,}", ""),
+        ("  rejected", f"{sum(r['rejected'].values()):,}", ""),
+        ("  lost (gaps in what was published)", f"{r['lost']:,}", WARN if r["lost"] else ""),
+        ("  not taken in before the drain deadline", f"{r['not_taken_in']:,}",
+         BAD if r["not_taken_in"] else ""),
+        ("readings unaccounted", f"{r['unaccounted']:,}", BAD if r["unaccounted"] else ""),
+        ("gaps (numbers never received)", f"{r['gaps']:,}", ""),
+        ("not sent: the fleet's send buffer was full", f"{r['send_buffer_full']:,}",
+         WARN if r["send_buffer_full"] else ""),
+        ("sent, never acknowledged (fate unknown)", f"{r['unacknowledged']:,}",
+         WARN if r["unacknowledged"] else ""),
+        ("not made: the fleet fell behind its rate", f"{r['behind']:,}",
+         WARN if r["behind"] else ""),
+    ]
+
+
 def summary_table(report: dict[str, Any]) -> Table:
+    """The summary; red, and titled so, when readings are not accounted for.
+
+    >>> from fleetlearn.deploy.state import DeploymentState
+    >>> state = DeploymentState()
+    >>> state.on_metrics({"node": "fleet", "kind": "fleet", "published": 10})
+    >>> report = {"readings": state.readings(), "seconds": 1.0, "readings_per_s": 10.0,
+    ...           "model": DeploymentState().model_summary(), "federated": {},
+    ...           "settings": {}, "prequential": {}, "predictions": 0}
+    >>> summary_table(report).title
+    'fleetlearn up: summary: 10 readings NOT accounted for'
+    """
     r, m = report["readings"], report["model"]
-    table = Table(title="fleetlearn up: summary", show_header=False, title_justify="left")
+    title, style = "fleetlearn up: summary", ""
+    if r["unaccounted"]:
+        title, style = f"{title}: {r['unaccounted']:,} readings NOT accounted for", BAD
+    table = Table(title=title, show_header=False, title_justify="left", title_style=style,
+                  border_style=style or None)
     table.add_column("what")
     table.add_column("value", justify="right")
+    table.add_row("seconds", _fmt(report["seconds"], 1))
+    for what, value, row_style in readings_rows(r):
+        table.add_row(what, value, style=row_style or None)
     rows = [
-        ("seconds", _fmt(report["seconds"], 1)),
-        ("readings published", f"{r['published']:,}"),
-        ("readings learned", f"{r['learned']:,}"),
-        ("readings rejected", f"{sum(r['rejected'].values()):,}"),
-        ("readings unaccounted", f"{r['unaccounted']:,}"),
-        ("gaps (numbers never received)", f"{r['gaps']:,}"),
         ("readings/s", f"{report['readings_per_s']:,.0f}"),
         ("model versions seen", str(m["versions_seen"])),
         ("last model version", _fmt(m["last_version"])),

@@ -9,7 +9,11 @@ from typing import Any
 def deployment_report(deployment: Any) -> dict[str, Any]:
     """Readings accounted for, the model against the truth, prequential and federated error,
     dead letters, and every process with how it ended, from a finished
-    :class:`~fleetlearn.deploy.up.LocalDeployment`."""
+    :class:`~fleetlearn.deploy.up.LocalDeployment`.
+
+    ``readings`` splits what was published (:meth:`~fleetlearn.deploy.state.DeploymentState.
+    readings`); ``accounted`` is False when some of it is not accounted for (``up`` then
+    exits with code 3)."""
     d = deployment
     s, st = d.settings, d.state
     elapsed = max((d.fleet_stopped or time.monotonic()) - d.fleet_started, 1e-9)
@@ -20,13 +24,15 @@ def deployment_report(deployment: Any) -> dict[str, Any]:
         "prefix": s.prefix, "seconds": round(elapsed, 3), "interrupted": d.interrupted,
         "settings": {"devices": s.devices, "sites": s.sites, "gateways": s.gateways,
                      "rate": s.rate, "batch": s.batch, "layout": s.layout, "qos": s.qos,
-                     "seed": s.seed,
+                     "seed": s.seed, "send_buffer": s.send_buffer,
+                     "drain_timeout": s.drain_timeout,
                      "sync_every": nodes.get("sync", {}).get("sync_every"),
                      "lr": nodes.get("learner", {}).get("lr"),
                      "drift_at": s.drift_at,
                      "strategy": st.nodes.get("aggregator", {}).get("strategy")},
         "node_config": str(d.config_path),
         "readings": readings,
+        "accounted": readings["unaccounted"] == 0,
         "readings_per_s": readings["published"] / elapsed,
         "faults": s.faults or None,
         "ground_truth_check": st.ground_truth_check(),

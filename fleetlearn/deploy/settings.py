@@ -43,6 +43,10 @@ class UpSettings:
     strategy: str | None = None
     merge: str | None = None
     drift_policy: str | None = None
+    send_buffer: int = 10_000  # the fleet's: QoS 1 messages waiting for an acknowledgement
+    #: Seconds the drain waits, once the fleet has stopped, for the gateways to take in every
+    #: reading published.
+    drain_timeout: float = 15.0
     within: float = 0.05
     log_dir: Path | None = None
     log_level: str = "INFO"  # of the nodes: their logs in log_dir are read by people
@@ -50,13 +54,15 @@ class UpSettings:
     extra_env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("devices", "sites", "gateways", "batch", "sync_every"):
+        for name in ("devices", "sites", "gateways", "batch", "sync_every", "send_buffer"):
             if (getattr(self, name) or 1) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
         if self.rate <= 0:
             raise ValueError("--rate must be > 0")
         if self.duration is not None and self.duration <= 0:
             raise ValueError("--duration must be > 0")
+        if self.drain_timeout < 0:
+            raise ValueError("--drain-timeout must be >= 0")
         if self.qos not in (0, 1):
             raise ValueError("--qos must be 0 or 1")
         if self.layout not in LAYOUTS:
@@ -91,7 +97,8 @@ class UpSettings:
                            "drift_policy": self.drift_policy},
             "fleet": {"devices": self.devices, "sites": self.sites, "seed": self.seed,
                       "rate": self.rate, "batch": self.batch, "layout": self.layout,
-                      "qos": self.qos, "faults": self.faults, "drift_at": self.drift_at},
+                      "qos": self.qos, "faults": self.faults, "drift_at": self.drift_at,
+                      "send_buffer": self.send_buffer},
         }
         if self.replay is not None:
             r = self.replay

@@ -6,9 +6,9 @@ Pure bookkeeping fed by the monitor; it turns into the live table and the final 
 >>> state = DeploymentState(truth=GroundTruth({"a": 2.0}, 0.0, 0.1))
 >>> state.on_metrics({"node": "fleet", "kind": "fleet", "published": 10})
 >>> state.on_metrics({"node": "gw-0", "kind": "gateway", "learned": 9, "rejected": {"schema": 1}})
->>> state.readings()
-{'published': 10, 'received': 0, 'learned': 9, 'rejected': {'schema': 1}, 'gaps': 0,
- 'unaccounted': 0}
+>>> r = state.readings()
+>>> r["published"], r["learned"], r["rejected"], r["not_taken_in"], r["unaccounted"]
+(10, 9, {'schema': 1}, 0, 0)
 """
 
 from __future__ import annotations
@@ -83,19 +83,42 @@ class DeploymentState:
         return {n: m for n, m in sorted(self.nodes.items()) if m.get("kind") == kind}
 
     def readings(self) -> dict[str, Any]:
-        """Readings published, learned and rejected, and how many are not accounted for."""
+        """Where every reading published went: learned, rejected by reason, lost (gaps in
+        what was published), or not taken in (yet) by a gateway; and what never was published.
+
+        ``published`` = ``learned`` + rejected + ``lost`` + ``not_taken_in`` - ``surplus``.
+        ``lost`` are the gaps the gateways saw beyond those the fault injector made on purpose
+        (readings it never published). ``surplus`` is what the gateways took in beyond what
+        was published: readings sent whose acknowledgement never came back
+        (``unacknowledged``) can explain it. ``unaccounted`` is what nothing explains: the
+        readings not taken in, and a surplus beyond the unacknowledged ones. Never published:
+        ``send_buffer_full`` (due while the fleet's send buffer was full, so never sent) and
+        ``behind`` (due by the fleet's rate, never made: it could not keep up).
+        """
         sources = [*self.of_kind("fleet").values(), *self.of_kind("replay").values()]
         published = sum(m.get("published", 0) for m in sources)
+        unacknowledged = sum(m.get("unacked_readings", 0) for m in sources)
         gateways = self.of_kind("gateway").values()
         learned = sum(m.get("learned", 0) for m in gateways)
         received = sum(m.get("received", 0) for m in gateways)
         rejected: Counter[str] = Counter()
         for m in gateways:
             rejected.update(m.get("rejected", {}))
+        gaps = sum(m.get("gaps", 0) for m in gateways)
+        lost = max(0, gaps - sum(m.get("expected_gaps", 0) for m in sources))
+        taken_in = learned + sum(rejected.values()) + lost
+        not_taken_in = max(0, published - taken_in)
+        surplus = max(0, taken_in - published)
         return {
-            "published": published, "received": received, "learned": learned,
-            "rejected": dict(rejected), "gaps": sum(m.get("gaps", 0) for m in gateways),
-            "unaccounted": published - learned - sum(rejected.values()),
+            "published": published,
+            "published_means": "sent" if any(m.get("published_means") == "sent"
+                                             for m in sources) else "acknowledged",
+            "received": received, "learned": learned, "rejected": dict(rejected), "gaps": gaps,
+            "lost": lost, "taken_in": taken_in, "not_taken_in": not_taken_in,
+            "surplus": surplus, "unacknowledged": unacknowledged,
+            "send_buffer_full": sum(m.get("send_buffer_full", 0) for m in sources),
+            "behind": sum(m.get("behind", 0) for m in sources),
+            "unaccounted": not_taken_in + max(0, surplus - unacknowledged),
         }
 
     def ground_truth_check(self) -> dict[str, Any] | None:

@@ -42,17 +42,26 @@ class DeploymentError(RuntimeError):
     """A node did not come up, or died."""
 
 
+class ReadingsUnaccounted(RuntimeError):
+    """The run ended with readings published that are not accounted for (exit code 3; the
+    summary and the report are out by then)."""
+
+
 Progress = Callable[[DeploymentState, float], None]
+#: Shows the drain: the state, and the seconds the drain may still wait.
+DrainProgress = Callable[[DeploymentState, float], None]
 
 #: Seconds the gateways get to account for the readings still on their way: after the run, and
 #: after a Ctrl-C (whoever presses it wants out within seconds).
-SETTLE, SETTLE_INTERRUPTED = 15.0, 4.0
+SETTLE_INTERRUPTED = 4.0  # seconds the drain waits at most after a Ctrl-C
 
 
 class LocalDeployment:
-    def __init__(self, settings: UpSettings, progress: Progress | None = None) -> None:
+    def __init__(self, settings: UpSettings, progress: Progress | None = None,
+                 on_drain: DrainProgress | None = None) -> None:
         self.settings = settings
         self.progress = progress
+        self.on_drain = on_drain
         self.topics = Topics(settings.prefix)
         self.truth = None if settings.replay else GroundTruth.from_seed(settings.seed)
         self.state = DeploymentState(truth=self.truth, within=settings.within)
@@ -199,9 +208,11 @@ class LocalDeployment:
 
         def all_accounted() -> bool:
             r = self.state.readings()
-            return r["published"] > 0 and r["unaccounted"] <= 0
+            return r["published"] > 0 and r["not_taken_in"] <= 0
 
-        self._wait(all_accounted, SETTLE_INTERRUPTED if self.interrupted else SETTLE)
+        timeout = self.settings.drain_timeout
+        self._wait(all_accounted, min(SETTLE_INTERRUPTED, timeout) if self.interrupted
+                   else timeout, draining=True)
         self._stop([c for c in self.children if c.name.startswith("gw-")])
         gateways_gone = time.time()
 
@@ -214,15 +225,20 @@ class LocalDeployment:
         merge = self.round_timeout + 3.0
         self._wait(merged, min(merge, 2.0) if self.interrupted else merge)
 
-    def _wait(self, condition: Callable[[], bool], timeout: float) -> bool:
-        """Poll the monitor until ``condition()`` or ``timeout``, showing progress."""
+    def _wait(self, condition: Callable[[], bool], timeout: float,
+              draining: bool = False) -> bool:
+        """Poll the monitor until ``condition()`` or ``timeout``, showing progress (and, while
+        ``draining``, how many readings are taken in and how long it waits at most)."""
         deadline, next_show = time.monotonic() + timeout, 0.0
         while not condition():
             now = time.monotonic()
             if now > deadline:
                 return False
-            if self.progress is not None and now >= next_show:
-                self.progress(self.state, (self.fleet_stopped or now) - self.fleet_started)
+            if now >= next_show:
+                if self.progress is not None:
+                    self.progress(self.state, (self.fleet_stopped or now) - self.fleet_started)
+                if draining and self.on_drain is not None:
+                    self.on_drain(self.state, max(deadline - now, 0.0))
                 next_show = now + 0.5
             self.monitor.poll(0.05)
         return True

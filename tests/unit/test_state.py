@@ -40,3 +40,45 @@ def test_unaccounted_readings_are_counted():
     state.on_metrics({"node": "gw-1", "kind": "gateway", "learned": 30, "rejected": {"x": 1}})
     assert state.readings()["unaccounted"] == 4
     assert state.readings()["rejected"] == {"x": 6}
+
+
+def split_adds_up(r) -> bool:
+    return r["published"] == (r["learned"] + sum(r["rejected"].values()) + r["lost"]
+                              + r["not_taken_in"] - r["surplus"])
+
+
+def test_published_splits_into_learned_rejected_lost_and_not_taken_in():
+    state = DeploymentState()
+    state.on_metrics({"node": "fleet", "kind": "fleet", "published": 100, "expected_gaps": 1,
+                      "send_buffer_full": 40, "unacked_readings": 0, "behind": 20})
+    state.on_metrics({"node": "gw-0", "kind": "gateway", "learned": 50,
+                      "rejected": {"stale": 5}, "gaps": 2})
+    state.on_metrics({"node": "gw-1", "kind": "gateway", "learned": 10, "gaps": 2})
+    r = state.readings()
+    assert (r["learned"], r["rejected"], r["gaps"]) == (60, {"stale": 5}, 4)
+    assert r["lost"] == 3  # 4 gaps, 1 of them the fault injector's on purpose
+    assert r["taken_in"] == 68 and r["not_taken_in"] == 32 and r["unaccounted"] == 32
+    assert (r["send_buffer_full"], r["behind"]) == (40, 20)  # never published: not in the split
+    assert split_adds_up(r)
+
+
+def test_taken_in_beyond_published_is_explained_only_by_unacknowledged_readings():
+    state = DeploymentState()
+    state.on_metrics({"node": "fleet", "kind": "fleet", "published": 100,
+                      "unacked_readings": 5})
+    state.on_metrics({"node": "gw-0", "kind": "gateway", "learned": 104})
+    r = state.readings()
+    assert r["surplus"] == 4 and r["unaccounted"] == 0 and split_adds_up(r)
+    state.on_metrics({"node": "gw-0", "kind": "gateway", "learned": 108})
+    r = state.readings()
+    assert r["surplus"] == 8 and r["unaccounted"] == 3 and split_adds_up(r)
+
+
+def test_published_says_whether_it_was_acknowledged():
+    state = DeploymentState()
+    state.on_metrics({"node": "fleet", "kind": "fleet", "published": 1,
+                      "published_means": "sent"})
+    assert state.readings()["published_means"] == "sent"
+    state.on_metrics({"node": "fleet", "kind": "fleet", "published": 1,
+                      "published_means": "acknowledged"})
+    assert state.readings()["published_means"] == "acknowledged"
