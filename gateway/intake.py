@@ -81,7 +81,7 @@ def fast_columns(payload: bytes, device: str, channels: tuple[str, ...]) -> Colu
         if data.device != device or payload.count(b":") != keys:
             return None
         get = values.get
-        return (data.seq,), (data.ts,), [(get(name),) for name in channels], [boot]
+        return (data.seq,), (data.ts,), [(get(name),) for name in channels], (boot,)
     if not data or [r.device for r in data].count(device) != len(data):
         return None
     values = [r.values for r in data]
