@@ -1,13 +1,15 @@
 """The columnar layout of a batch: one device's readings as columns, each key sent once.
 
-    {"device": "s0-d0001", "seq": [7, 8], "ts": [1.0, 2.0],
+    {"device": "s0-d0001", "boot": 3, "seq": [7, 8], "ts": [1.0, 2.0],
      "values": {"temperature": [21.5, null], "power": [3.1, 3.2]}}
 
 A JSON object whose ``"seq"`` is a list is a columnar batch. Row ``i`` stands for the reading
-object ``{"device": device, "seq": seq[i], "ts": ts[i], "values": {ch: col[i], ...}}``, null
-meaning the channel is missing. These helpers are pure and know nothing of the checks a reading
-gets: :mod:`broker.reading_codec` checks each row object as it checks a reading of the rows
-layout, so both layouts accept and refuse exactly the same readings.
+object ``{"device": device, "boot": boot, "seq": seq[i], "ts": ts[i], "values": {ch: col[i],
+...}}``, null meaning the channel is missing; ``"boot"`` (optional) is one value for the whole
+batch, since a batch is one device's consecutive readings of one run. These helpers are pure and
+know nothing of the checks a reading gets: :mod:`broker.reading_codec` checks each row object
+as it checks a reading of the rows layout, so both layouts accept and refuse exactly the same
+readings.
 
 >>> obj = {"device": "d1", "seq": [7, 8], "ts": [1.0, 2.0], "values": {"t": [21.5, None]}}
 >>> is_columnar(obj), shape_problem(obj)
@@ -45,17 +47,25 @@ def columns_of(readings: Sequence[Reading]) -> dict[str, Any]:
     Traceback (most recent call last):
     ...
     ValueError: a columnar batch holds one device's readings, not d1 and d2
+    >>> columns_of([Reading("d1", 7, 1.0, {}, boot=2), Reading("d1", 0, 1.0, {}, boot=3)])
+    Traceback (most recent call last):
+    ...
+    ValueError: a columnar batch holds one boot's readings, not 2 and 3
     """
     if not readings:
         raise ValueError("a columnar batch needs at least one reading")
-    device = readings[0].device
+    device, boot = readings[0].device, readings[0].boot
     channels: dict[str, None] = {}
     for r in readings:
         if r.device != device:
             raise ValueError(f"a columnar batch holds one device's readings, not {device} "
                              f"and {r.device}")
+        if r.boot != boot:
+            raise ValueError(f"a columnar batch holds one boot's readings, not {boot} "
+                             f"and {r.boot}")
         channels.update(dict.fromkeys(r.values))
-    return {"device": device, "seq": [r.seq for r in readings], "ts": [r.ts for r in readings],
+    head: dict[str, Any] = {"device": device, "boot": boot} if boot else {"device": device}
+    return {**head, "seq": [r.seq for r in readings], "ts": [r.ts for r in readings],
             "values": {ch: [r.values.get(ch) for r in readings] for ch in channels}}
 
 
@@ -96,8 +106,14 @@ def shape_problem(obj: dict[str, Any]) -> str | None:
 
 def row_objects(obj: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Each row of a well-shaped columnar object (see :func:`shape_problem`) as the reading
-    object it stands for; null channel values are left out."""
+    object it stands for; null channel values are left out, the batch's "boot" is each row's.
+
+    >>> list(row_objects({"device": "d", "boot": 4, "seq": [1], "ts": [1.0], "values": {}}))
+    [{'device': 'd', 'seq': 1, 'ts': 1.0, 'values': {}, 'boot': 4}]
+    """
     device, ts, values = obj["device"], obj["ts"], obj["values"].items()
+    boot = {"boot": obj["boot"]} if "boot" in obj else {}
     for i, seq in enumerate(obj["seq"]):
         yield {"device": device, "seq": seq, "ts": ts[i],
-               "values": {ch: column[i] for ch, column in values if column[i] is not None}}
+               "values": {ch: column[i] for ch, column in values if column[i] is not None},
+               **boot}

@@ -28,9 +28,11 @@ KINDS = ("regression", "binary")
 
 @dataclass(frozen=True)
 class Reading:
-    """One sensor reading: a device's numbered sample of named channels.
+    """One sensor reading: a device's numbered sample of named channels. ``boot`` says which
+    run of the device numbered it: a device that restarts its numbers from 0 sends a larger
+    boot id (0, the default, for a device that sends none).
 
-    >>> Reading("d1", 7, 1.0, {"t": 21.5}) == Reading("d1", 7, 1.0, {"t": 21.5})
+    >>> Reading("d1", 7, 1.0, {"t": 21.5}) == Reading("d1", 7, 1.0, {"t": 21.5}, boot=0)
     True
     """
 
@@ -38,6 +40,7 @@ class Reading:
     seq: int
     ts: float
     values: dict[str, float]
+    boot: int = 0
 
 
 @dataclass(frozen=True)

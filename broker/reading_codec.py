@@ -31,9 +31,19 @@ from broker.wire import (
     load_json,
 )
 
+#: The largest ``seq`` or ``boot`` a gateway takes (they are 64-bit integers there).
+INT64_MAX = 2**63 - 1
+
 
 def reading_to_dict(reading: Reading) -> dict[str, Any]:
-    """A reading as the JSON object it is sent as."""
+    """A reading as the JSON object it is sent as; ``boot`` only when it is not 0.
+
+    >>> reading_to_dict(Reading("d1", 0, 1.0, {}, boot=5))
+    {'device': 'd1', 'boot': 5, 'seq': 0, 'ts': 1.0, 'values': {}}
+    """
+    if reading.boot:
+        return {"device": reading.device, "boot": reading.boot, "seq": reading.seq,
+                "ts": reading.ts, "values": reading.values}
     return {"device": reading.device, "seq": reading.seq, "ts": reading.ts,
             "values": reading.values}
 
@@ -109,7 +119,22 @@ def reading_from_obj(obj: Any) -> Reading:
         seq=get_integer(obj, "seq", "reading"),
         ts=get_number(obj, "ts", "reading"),
         values=clean,
+        boot=_boot(obj) if "boot" in obj else 0,
     )
+
+
+def _boot(obj: dict[str, Any]) -> int:
+    """A reading's boot id: an integer from 0 to :data:`INT64_MAX`.
+
+    >>> _boot({"boot": 2**63})
+    Traceback (most recent call last):
+    ...
+    broker.wire.SchemaError: reading field 'boot' must be below 2**63
+    """
+    boot = get_integer(obj, "boot", "reading")
+    if boot > INT64_MAX:
+        raise SchemaError("reading field 'boot' must be below 2**63")
+    return boot
 
 
 def decode_readings(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> list[Reading]:

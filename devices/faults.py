@@ -9,6 +9,11 @@ Faults that leave no readable (device, seq) — broken JSON, wrong types, NaN, o
 sent *in addition to* the device's numbered stream: a gateway cannot tell which number an
 undecodable payload had, so it could not count it as anything but a rejection plus a gap.
 
+A ``restart`` reboots a device: what it held back goes out first, then it numbers again from 0
+under its next boot id (its first ``warmup`` readings clean again); its old boot's losses below
+the last number sent stay expected gaps. ``old_boot`` re-sends, after a restart, the device's
+last message of its previous boot, which a gateway must refuse as ``old_boot``.
+
 >>> from devices.simulator import FleetSimulator
 >>> sim = FleetSimulator(2, 1, seed=0)
 >>> inj = FaultInjector(sim, FaultRates.parse("all=0.2"), seed=0)
@@ -30,58 +35,13 @@ import orjson
 from broker.messages import Reading
 from broker.reading_codec import encode_reading, reading_to_dict
 from broker.wire import MAX_PAYLOAD_BYTES
+from devices.fault_rates import DELIVERY_FAULTS, EXTRA_FAULTS, FAULTS, VALUE_FAULTS, FaultRates
 from devices.simulator import FleetSimulator
 
-#: Faults that change a numbered reading but leave it learnable.
-VALUE_FAULTS = ("missing", "noise", "spike", "stuck")
-#: Faults of delivery and clocks on a numbered reading.
-DELIVERY_FAULTS = ("duplicate", "reorder", "late", "lost", "skew_past", "skew_future")
-#: Extra messages that a gateway must refuse.
-EXTRA_FAULTS = ("malformed", "wrong_type", "nan", "oversized", "unknown_device", "id_mismatch")
-FAULTS = VALUE_FAULTS + DELIVERY_FAULTS + EXTRA_FAULTS
+__all__ = ["DELIVERY_FAULTS", "EXTRA_FAULTS", "FAULTS", "VALUE_FAULTS", "FaultInjector",
+           "FaultRates", "Outgoing"]
 
 ADMITTED = "admitted"
-
-
-@dataclass(frozen=True)
-class FaultRates:
-    """Per-reading probability of each fault, and the shape of the faults."""
-
-    rates: dict[str, float] = field(default_factory=dict)
-    warmup: int = 10  # first readings of each device: clean, so cleaning has a history
-    skew: float = 86_400.0  # seconds a skewed clock is off
-    late_by: tuple[int, int] = (3, 10)  # a late reading arrives after this many newer ones
-    burst: int = 10  # readings a noise burst or a stuck sensor lasts
-
-    def __post_init__(self) -> None:
-        for name, rate in self.rates.items():
-            if name not in FAULTS:
-                raise ValueError(f"unknown fault {name!r}; choose from {', '.join(FAULTS)}")
-            if not 0.0 <= rate <= 1.0:
-                raise ValueError(f"fault rate {name}={rate} is not in [0, 1]")
-
-    @classmethod
-    def parse(cls, text: str) -> FaultRates:
-        """``all=0.05,spike=0.1``: ``all`` sets every fault, named ones override it.
-
-        >>> FaultRates.parse("all=0.1,lost=0").rates["lost"], FaultRates.parse("").rates
-        (0.0, {})
-        """
-        rates: dict[str, float] = {}
-        for part in filter(None, (p.strip() for p in text.split(","))):
-            name, _, value = part.partition("=")
-            try:
-                rate = float(value)
-            except ValueError:
-                raise ValueError(f"fault {part!r} is not NAME=RATE") from None
-            if name == "all":
-                rates.update({f: rate for f in FAULTS if f not in rates})
-            else:
-                rates[name] = rate
-        return cls(rates=rates)
-
-    def rate(self, fault: str) -> float:
-        return self.rates.get(fault, 0.0)
 
 
 @dataclass(frozen=True)
@@ -112,6 +72,10 @@ class _DeviceFaults:
     stuck_value: float = 0.0
     lost: list[int] = field(default_factory=list)
     high_sent: int = -1
+    closed_gaps: int = 0  # earlier boots' losses a gateway finds (below their last sent number)
+    closed_lost: int = 0  # earlier boots' losses
+    last_sent: Outgoing | None = None  # the boot's last numbered message
+    old: Outgoing | None = None  # the previous boot's last numbered message
 
 
 class FaultInjector:
@@ -138,12 +102,15 @@ class FaultInjector:
 
     def next(self, index: int, ts: float) -> list[Outgoing]:
         """Generate device ``index``'s next reading; return what to publish now, in order."""
+        state = self._state[index]
+        out: list[Outgoing] = []
+        if self.sim.next_seq(index) >= self.rates.warmup and self._hit("restart"):
+            out = self._restart(index, state)
         reading = self.sim.reading(index, ts)
         site = self.sim.devices[index].site
-        state = self._state[index]
         if reading.seq < self.rates.warmup:
-            return self._emit([self._message(site, reading, ADMITTED)], state)
-        out = [m for m in self._extras(site, reading)]
+            return out + self._emit([self._message(site, reading, ADMITTED)], state)
+        out += self._extras(site, reading, state)
         if self._hit("lost"):
             state.lost.append(reading.seq)
             return out + self._release(state)
@@ -174,16 +141,32 @@ class FaultInjector:
         return out
 
     def expected_gaps(self) -> int:
-        """Lost numbers a gateway can find: those below a number that was sent."""
-        return sum(sum(1 for s in st.lost if s < st.high_sent) for st in self._state)
+        """Lost numbers a gateway can find: those below a number that was sent (in the same
+        boot: a restart closes the old boot's window)."""
+        return sum(st.closed_gaps + sum(1 for s in st.lost if s < st.high_sent)
+                   for st in self._state)
 
     def lost(self) -> int:
-        return sum(len(st.lost) for st in self._state)
+        return sum(st.closed_lost + len(st.lost) for st in self._state)
 
     # ------------------------------------------------------------------ internals
 
     def _message(self, site: str, reading: Reading, expect: str, fault: str = "") -> Outgoing:
         return Outgoing(site, reading.device, encode_reading(reading), expect, fault, reading.seq)
+
+    def _restart(self, index: int, state: _DeviceFaults) -> list[Outgoing]:
+        """Device ``index`` reboots: what it held goes out first, its old boot's losses are
+        closed, and it numbers again from 0 under its next boot id."""
+        out: list[Outgoing] = []
+        for held in state.held:
+            out += self._emit([held.message], state, held.duplicate)
+        state.held.clear()
+        state.closed_gaps += sum(1 for s in state.lost if s < state.high_sent)
+        state.closed_lost += len(state.lost)
+        state.lost, state.high_sent = [], -1
+        state.old, state.last_sent = state.last_sent, None
+        self.sim.restart(index)
+        return out
 
     def _emit(self, messages: list[Outgoing], state: _DeviceFaults,
               duplicate: bool = False) -> list[Outgoing]:
@@ -191,6 +174,7 @@ class FaultInjector:
         for m in messages:
             out.append(m)
             state.high_sent = max(state.high_sent, m.seq)
+            state.last_sent = m
             if duplicate:
                 out.append(Outgoing(m.site, m.device, m.payload, "duplicate", "duplicate"))
         for m in out:
@@ -233,9 +217,9 @@ class FaultInjector:
             values[channel] = round(values[channel] + float(self.rng.choice([-1, 1])) * size, 3)
         if self._hit("missing"):
             del values[str(self.rng.choice(self._features))]
-        return Reading(reading.device, reading.seq, reading.ts, values)
+        return Reading(reading.device, reading.seq, reading.ts, values, reading.boot)
 
-    def _extras(self, site: str, reading: Reading) -> list[Outgoing]:
+    def _extras(self, site: str, reading: Reading, state: _DeviceFaults) -> list[Outgoing]:
         out = []
         good = encode_reading(reading)
         if self._hit("malformed"):
@@ -261,6 +245,8 @@ class FaultInjector:
                                 "unknown_device", "unknown_device"))
         if self._hit("id_mismatch"):
             out.append(Outgoing(site, reading.device + "x", good, "id_mismatch", "id_mismatch"))
+        if state.old is not None and self._hit("old_boot"):  # the previous boot's, again
+            out.append(Outgoing(site, reading.device, state.old.payload, "old_boot", "old_boot"))
         for m in out:
             self.expected[m.expect] += 1
         return out
@@ -285,4 +271,5 @@ class FaultInjector:
 
 
 def _shift(reading: Reading, seconds: float) -> Reading:
-    return Reading(reading.device, reading.seq, reading.ts + seconds, reading.values)
+    return Reading(reading.device, reading.seq, reading.ts + seconds, reading.values,
+                   reading.boot)

@@ -66,7 +66,8 @@ class Fleet(Service):
             raise ValueError("faults are injected per message: use --batch 1 with --faults")
         check_layout(config.layout)
         self.config = config
-        self.sim = FleetSimulator(config.devices, config.sites, config.seed)
+        self.sim = FleetSimulator(config.devices, config.sites, config.seed,
+                                  boot=time.time_ns() // 1_000_000)  # a restarted fleet's is larger
         self.injector = (FaultInjector(self.sim, config.faults, config.seed)
                          if config.faults is not None else None)
         self.drifted = False

@@ -3,7 +3,9 @@
 :class:`Replay` reads its plan with :func:`devices.replay_plan.load_readings` (one reading a
 row, in time order) and publishes it through its :class:`~broker.service.Service` node like the
 simulated fleet does: as fast as the broker acknowledges (at most ``max_unacked`` QoS 1
-messages outstanding), or at ``speed`` times the recorded pace; then it stops by itself.
+messages outstanding), or at ``speed`` times the recorded pace; then it stops by itself. Its
+readings carry its start time in ms as their boot id, so a replay run again into the same
+gateways is a restart of its devices, learned again, not refused as a replay.
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ class Replay(Service):
         check_layout(config.layout)
         self.config = config
         self.plan = load_readings(config.path, config.time_col, config.device_col,
-                                  columns=config.columns, site=config.site)
+                                  columns=config.columns, site=config.site,
+                                  boot=time.time_ns() // 1_000_000)
         self.total = len(self.plan.readings)
         self.published = 0
         self.messages = 0

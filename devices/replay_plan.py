@@ -190,8 +190,10 @@ Row = tuple[float, str, list[float | None]]  # time, device, candidate values
 
 
 def load_readings(source: Source, time_col: str, device_col: str, *,
-                  columns: Sequence[str] | None = None, site: str = "s0") -> ReplayPlan:
-    """Read a CSV (a path or an open text stream) into readings sorted by time.
+                  columns: Sequence[str] | None = None, site: str = "s0",
+                  boot: int = 0) -> ReplayPlan:
+    """Read a CSV (a path or an open text stream) into readings sorted by time, each device
+    numbering its readings from 0 under boot id ``boot``.
 
     Raises ValueError, naming the line, for a bad device id, time or row width; naming line
     and column for a non-numeric cell in ``columns``; listing the file's columns for an
@@ -223,12 +225,12 @@ def load_readings(source: Source, time_col: str, device_col: str, *,
             if k not in bad and all(values[k] is None for _, _, values in rows):
                 bad[k] = "no values"
     keep = [(k, column) for k, (_, column) in enumerate(candidates) if k not in bad]
-    return ReplayPlan(site=site, readings=_sorted_readings(rows, keep),
+    return ReplayPlan(site=site, readings=_sorted_readings(rows, keep, boot),
                       channels=tuple(c for _, c in keep),
                       skipped={candidates[k][1]: why for k, why in sorted(bad.items())})
 
 
-def _sorted_readings(rows: list[Row], keep: list[tuple[int, str]]) -> list[Reading]:
+def _sorted_readings(rows: list[Row], keep: list[tuple[int, str]], boot: int) -> list[Reading]:
     rows.sort(key=lambda row: row[0])  # stable: equal times keep the file's order
     seqs: dict[str, int] = {}
     readings = []
@@ -236,5 +238,5 @@ def _sorted_readings(rows: list[Row], keep: list[tuple[int, str]]) -> list[Readi
         seq = seqs.get(device, 0)
         seqs[device] = seq + 1
         present = {c: v for k, c in keep if (v := values[k]) is not None}
-        readings.append(Reading(device=device, seq=seq, ts=ts, values=present))
+        readings.append(Reading(device=device, seq=seq, ts=ts, values=present, boot=boot))
     return readings

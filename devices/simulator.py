@@ -8,6 +8,8 @@
 (0, ['humidity', 'power', 'pressure', 'temperature'])
 >>> sim.reading(0, ts=2.0).seq
 1
+>>> sim.restart(0), sim.reading(0, ts=3.0).seq, sim.published  # numbered again, boot 1
+(1, 0, 3)
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ class Device:
 
 
 class FleetSimulator:
-    """N devices over S sites; device i lives on site ``i % S``."""
+    """N devices over S sites; device i lives on site ``i % S``. Every device starts at boot id
+    ``boot`` (a fleet that starts later should give a larger one: its start time in ms)."""
 
     def __init__(
         self,
@@ -38,6 +41,7 @@ class FleetSimulator:
         n_sites: int = 1,
         seed: int = 0,
         truth: GroundTruth | None = None,
+        boot: int = 0,
     ) -> None:
         if n_devices < 1 or n_sites < 1:
             raise ValueError("a fleet needs at least one device and one site")
@@ -57,12 +61,15 @@ class FleetSimulator:
         self._omega = 2 * np.pi / np.array([PERIODS[c] for c in names])
         self._rngs = [np.random.default_rng([seed, i]) for i in range(n_devices)]
         self._seq = [0] * n_devices
+        self._boots = [boot] * n_devices
+        self._generated = 0
         self._weights = self.truth.weight_vector(tuple(names))
 
     def reading(self, index: int, ts: float) -> Reading:
         """The next reading of device ``index``, stamped ``ts``."""
         seq = self._seq[index]
         self._seq[index] = seq + 1
+        self._generated += 1
         rng = self._rngs[index]
         x = (self._levels[index]
              + self._swing * np.sin(self._omega * seq + self._phases[index])
@@ -72,7 +79,19 @@ class FleetSimulator:
         y += self.truth.noise_sd * float(rng.standard_normal())
         values = dict(zip(self._names, x.tolist(), strict=True))
         values[self.truth.target] = round(y, 4)
-        return Reading(device=self.devices[index].device, seq=seq, ts=ts, values=values)
+        return Reading(device=self.devices[index].device, seq=seq, ts=ts, values=values,
+                       boot=self._boots[index])
+
+    def next_seq(self, index: int) -> int:
+        """The number device ``index``'s next reading will have."""
+        return self._seq[index]
+
+    def restart(self, index: int) -> int:
+        """Device ``index`` reboots: it numbers its readings from 0 again, under the next boot
+        id, which it returns."""
+        self._seq[index] = 0
+        self._boots[index] += 1
+        return self._boots[index]
 
     @property
     def swing(self) -> np.ndarray:
@@ -88,5 +107,5 @@ class FleetSimulator:
 
     @property
     def published(self) -> int:
-        """Readings generated so far, over all devices."""
-        return sum(self._seq)
+        """Readings generated so far, over all devices (restarts included)."""
+        return self._generated

@@ -4,8 +4,9 @@ A device gets its row (an index) when its first reading passes the id checks; th
 judge (:mod:`gateway.judge_kernel`) reads and writes the rows in place, through
 :meth:`DeviceTable.kernel_state`. Per device and channel it
 keeps the last ``window`` raw values (for the outlier filter), the last clean value and its
-time, the running mean and the count; per device the sequence marks (first and highest number,
-a ring of which of the last ``reorder_window`` numbers arrived), gap and cleaning counts, the
+time, the running mean and the count; per device the sequence marks (the boot id they follow,
+first and highest number, a ring of which of the last ``reorder_window`` numbers arrived), gap,
+restart and cleaning counts, the
 previous clean values (for lag features) and the outcome books.
 
 >>> table = DeviceTable(channels=2, max_window=4, reorder_window=8, outcomes=3, capacity=1)
@@ -23,15 +24,17 @@ from collections import deque
 import numpy as np
 
 from gateway.judge_kernel import JudgeState
-from gateway.sequence_marks import RECENT_GAPS
+from gateway.sequence_marks import RECENT_GAPS, RESTART
 
 # (name, dtype, fill, per channel, extra trailing dimension); the names are JudgeState's
 _FIELDS = (
+    ("seq_boot", np.int64, 0, False, None),
     ("seq_first", np.int64, 0, False, None),
     ("seq_high", np.int64, 0, False, None),
     ("seq_started", np.uint8, 0, False, None),
     ("seq_ring", np.uint8, 0, False, "ring"),
     ("seq_gaps", np.int64, 0, False, None),
+    ("seq_restarts", np.int64, 0, False, None),
     ("hist", np.float64, 0.0, True, "max_window"),
     ("ordered", np.float64, 0.0, True, "max_window"),  # the same values, sorted
     ("hist_len", np.int64, 0, True, None),
@@ -100,6 +103,11 @@ class DeviceTable:
         return row
 
     def remember_gap(self, row: int, seq: int) -> None:
+        """Remember a gap of this device; :data:`RESTART` for a new boot forgets its old boot's
+        gaps (a number of the new boot is not one of those; they stay counted)."""
+        if seq == RESTART:
+            self.recent_gaps.pop(row, None)
+            return
         gaps = self.recent_gaps.get(row)
         if gaps is None:
             gaps = self.recent_gaps[row] = deque(maxlen=RECENT_GAPS)
@@ -137,3 +145,8 @@ class DeviceTable:
     @property
     def gaps(self) -> int:
         return int(self.seq_gaps[:len(self.names)].sum())
+
+    @property
+    def restarts(self) -> int:
+        """New boots seen, over all devices."""
+        return int(self.seq_restarts[:len(self.names)].sum())

@@ -26,7 +26,7 @@ from numba import njit
 from gateway.hampel import insert_sorted, median_mad, replace_sorted
 from gateway.outcomes import (
     ADMITTED,
-    DUPLICATE,
+    BELOW,
     FUTURE,
     MISSING_CHANNEL,
     NO_HISTORY,
@@ -54,6 +54,7 @@ class JudgeRows(NamedTuple):
     arg: np.ndarray  # int64: the channel a missing_channel or outlier refusal names
     dev: np.ndarray  # int64: the device's row in the state
     seq: np.ndarray  # int64
+    boot: np.ndarray  # int64: the device's boot id (0: none sent)
     ts: np.ndarray  # float64
     now: np.ndarray  # float64: when the reading's message arrived
     site: np.ndarray  # int64: the site's index, or -1
@@ -66,11 +67,13 @@ class JudgeRows(NamedTuple):
 class JudgeState(NamedTuple):
     """Per-device state, one row per device (see :mod:`gateway.device_state`)."""
 
-    seq_first: np.ndarray  # (devices,): the first number seen
+    seq_boot: np.ndarray  # (devices,): the boot id the marks follow
+    seq_first: np.ndarray  # the first number seen (of that boot)
     seq_high: np.ndarray  # the highest number seen
     seq_started: np.ndarray  # uint8: any number seen
     seq_ring: np.ndarray  # uint8 (devices, ring): which numbers of the window arrived
     seq_gaps: np.ndarray  # numbers counted as missing
+    seq_restarts: np.ndarray  # new boots seen
     hist: np.ndarray  # (devices, channels, max window): last raw values, a ring
     ordered: np.ndarray  # the same values, sorted
     hist_len: np.ndarray  # (devices, channels): values in the window
@@ -158,11 +161,11 @@ def judge_rows(start, rows, policy, state, gaps):
             break
         d = dev[i]
         t = ts[i]
-        outcome, n_gaps = mark(state, d, rows.seq[i], window, gaps, n_gaps, i)
+        outcome, n_gaps = mark(state, d, rows.seq[i], rows.boot[i], window, gaps, n_gaps, i)
         if outcome != ADMITTED:
             code[i] = outcome
-            if outcome == DUPLICATE:  # BELOW: the caller books it as late or replay
-                books[d, DUPLICATE] += 1
+            if outcome != BELOW:  # DUPLICATE or OLD_BOOT; the caller books BELOW as late
+                books[d, outcome] += 1  # or replay
             i += 1
             continue
         # the clock, after the mark: a reading with a wrong clock has still arrived

@@ -4,7 +4,8 @@ The compiled judge (:mod:`gateway.judge_kernel`) writes the codes; the pipeline 
 explains them. Rows marked :data:`REFUSED` before judging (decoding, ids) are left alone, the
 others start :data:`PENDING`. A row below a device's reorder window comes out of the kernel as
 :data:`BELOW`; whether it is :data:`LATE` (a counted gap that turned up) or a :data:`REPLAY` is
-decided afterwards from the gaps list, which lives in Python.
+decided afterwards from the gaps list, which lives in Python. A reading of an earlier boot of
+its device than the one the marks follow is :data:`OLD_BOOT`.
 
 >>> CODES[OUTLIER], CODES.index("late") == LATE
 ('outlier', True)
@@ -26,6 +27,8 @@ REFUSED = 9
 REPLAY = 10
 LATE = 11
 INTERNAL = 12
+OLD_BOOT = 13
 #: The name of each code, as the accounting and the dead letters give it.
 CODES = ("admitted", "duplicate", "below_window", "stale", "future", "missing_channel",
-         "outlier", "no_history", "pending", "refused", "replay", "late", "internal_error")
+         "outlier", "no_history", "pending", "refused", "replay", "late", "internal_error",
+         "old_boot")

@@ -16,6 +16,8 @@ in; any other goes reading by reading, each fault explained as a :class:`Rejecte
 >>> taken = block.hand_over()
 >>> taken.seq, taken.cols, [why.reason for why in taken.refused.values()], block.pending
 ([1, 0], [[1.0, None], [None, None]], ['id_mismatch'], 0)
+>>> taken.boot
+[0, 0]
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class Taken:
     now: np.ndarray
     site: np.ndarray  # the site's index, or -1
     seq: list[int]
+    boot: list[int]  # the boot id (0 where none was sent)
     ts: list[float]
     cols: list[list[Any]]  # per channel: the values, None where missing
     refused: dict[int, Rejected]  # readings refused while taking, by position
@@ -65,6 +68,7 @@ class PendingBlock:
         # per message: (ref, payload, readings, device row or -1, now, site index or -1)
         self._messages: list[tuple[Any, bytes, int, int, float, int]] = []
         self._seq: list[int] = []
+        self._boot: list[int] = []
         self._ts: list[float] = []
         self._cols: list[list[Any]] = [[] for _ in self.channels]
         self._refused: dict[int, Rejected] = {}
@@ -79,11 +83,12 @@ class PendingBlock:
             columns = fast_columns(payload, topic_device, self.channels)
         if columns is None:
             return self._take_carefully(topic_device, payload, now, site, ref)
-        seqs, tss, cols = columns
+        seqs, tss, cols, boots = columns
         n = len(seqs)
         self._messages.append((ref, payload, n, row, now, self.sites.get(site, -1)))
         self.pending += n
         self._seq += seqs
+        self._boot += boots
         self._ts += tss
         for mine, theirs in zip(self._cols, cols, strict=True):
             mine += theirs
@@ -109,6 +114,7 @@ class PendingBlock:
             except Rejected as refused:
                 self._refused[first + k] = refused
                 self._seq.append(0)
+                self._boot.append(0)
                 self._ts.append(0.0)
                 for column in self._cols:
                     column.append(None)
@@ -116,6 +122,7 @@ class PendingBlock:
             if row < 0:
                 row = self.table.index(topic_device)
             self._seq.append(item.seq)
+            self._boot.append(item.boot)
             self._ts.append(item.ts)
             values = item.values
             for name, column in zip(self.channels, self._cols, strict=True):
@@ -137,6 +144,6 @@ class PendingBlock:
                       np.repeat(np.asarray(devs, np.int64), counts),
                       np.repeat(np.asarray(nows, float), counts),
                       np.repeat(np.asarray(sites, np.int64), counts),
-                      self._seq, self._ts, self._cols, self._refused)
+                      self._seq, self._boot, self._ts, self._cols, self._refused)
         self._clear()
         return taken

@@ -9,12 +9,15 @@ since, in arrival order, through one compiled kernel (:mod:`gateway.judge_kernel
 marks, then the clock window, then cleaning, then features, and counts each outcome. The rules,
 reading by reading:
 
-- **sequence**: per device, the highest number seen and which of the last ``reorder_window``
-  numbers arrived. A newer number is accepted; a late one inside the window once; a number seen
-  before is a ``duplicate``; one below the window a ``replay``. A number that never arrived by
-  the time the mark moved ``reorder_window`` past it is a gap; if it turns up after all it is
-  refused as ``late`` and no longer counted as a gap. The mark moves before the clock is
-  checked: a reading with a wrong clock has still arrived.
+- **sequence**: per device, the boot id, the highest number seen and which of the last
+  ``reorder_window`` numbers arrived. A newer number is accepted; a late one inside the window
+  once; a number seen before is a ``duplicate``; one below the window a ``replay``. A number
+  that never arrived by the time the mark moved ``reorder_window`` past it is a gap; if it turns
+  up after all it is refused as ``late`` and no longer counted as a gap. A reading of a larger
+  boot id (the device restarted) is accepted whatever its number: the old boot's missing
+  numbers are gaps, and the marks start again from it; one of a smaller boot id is
+  ``old_boot``. The mark moves before the clock is checked: a reading with a wrong clock has
+  still arrived.
 - **clock**: older than ``max_age`` is ``stale``, more than ``max_skew`` ahead is ``future``.
 - **cleaning**, per channel by its :class:`~gateway.cleaning.ChannelPolicy`: a missing value is
   imputed (or the reading refused as ``missing_channel``); a value beyond ``z`` robust
@@ -59,6 +62,7 @@ from gateway.outcomes import (
     INTERNAL,
     LATE,
     MISSING_CHANNEL,
+    OLD_BOOT,
     OUTLIER,
     PENDING,
     REFUSED,
@@ -151,13 +155,14 @@ class ReadingPipeline:
         if refused:
             code[list(refused)] = REFUSED
         rows = JudgeRows(code=code, arg=np.zeros(n, np.int64), dev=taken.dev,
-                         seq=np.zeros(n, np.int64), ts=np.zeros(n), now=taken.now,
+                         seq=np.zeros(n, np.int64), boot=np.zeros(n, np.int64),
+                         ts=np.zeros(n), now=taken.now,
                          site=taken.site, vals=np.zeros((n, channels)),
                          clean=np.empty((n, channels)), X=np.empty((n, len(self.spec.features))),
                          Y=np.empty(n))
         failure = None
         try:
-            rows.seq[:], rows.ts[:] = taken.seq, taken.ts
+            rows.seq[:], rows.boot[:], rows.ts[:] = taken.seq, taken.boot, taken.ts
             for c, column in enumerate(taken.cols):
                 rows.vals[:, c] = np.asarray(column, float)  # None -> NaN: missing
             self._judge(rows)
@@ -203,7 +208,8 @@ class ReadingPipeline:
             start = end
 
     def _settle_sequence(self, rows: JudgeRows, start: int, end: int, listed: int) -> None:
-        """Remember the gaps the kernel listed and tell late readings from replays, in order."""
+        """Remember the gaps the kernel listed (a restart forgets the old boot's) and tell late
+        readings from replays, in order."""
         table, gaps, code = self.devices_table, self._gaps, rows.code
         g = 0
         for i in (np.flatnonzero(code[start:end] == BELOW) + start).tolist():
@@ -223,6 +229,9 @@ class ReadingPipeline:
         cfg = self.config
         if code in (DUPLICATE, REPLAY, LATE):
             return Rejected(reason, f"{device} seq {rows.seq[i]}")
+        if code == OLD_BOOT:
+            return Rejected(reason, f"{device} boot {rows.boot[i]} seq {rows.seq[i]}: a later "
+                                    "boot of it was seen")
         if code == STALE:
             return Rejected(reason, f"{rows.now[i] - rows.ts[i]:.0f}s old (max {cfg.max_age:g}s)")
         if code == FUTURE:
@@ -259,6 +268,11 @@ class ReadingPipeline:
     def gaps(self) -> int:
         return self.devices_table.gaps
 
+    @property
+    def restarts(self) -> int:
+        """Devices' new boots seen (each closed the old boot's window)."""
+        return self.devices_table.restarts
+
     def quality(self) -> dict[str, dict]:
         """Per device: outcomes, gaps, imputed and clipped values."""
         table = self.devices_table
@@ -269,7 +283,7 @@ class ReadingPipeline:
                 continue
             out[device] = {
                 **{REASONS[k]: int(books[k]) for k in np.flatnonzero(books)},
-                "gaps": int(table.seq_gaps[row]),
+                "gaps": int(table.seq_gaps[row]), "restarts": int(table.seq_restarts[row]),
                 "imputed": int(table.q_imputed[row]), "clipped": int(table.q_clipped[row]),
             }
         return out

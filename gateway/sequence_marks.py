@@ -1,8 +1,11 @@
 """The sequence step of the gateway's judge, compiled: is a reading's number new, a duplicate,
 or below the device's reorder window? Numbers leaving the window unseen are counted as gaps.
 
-Per device the state (:class:`gateway.judge_kernel.JudgeState`) keeps the first and highest
-number seen and a ring of which of the last ``window`` numbers arrived. :func:`mark` is inlined
+Per device the state (:class:`gateway.judge_kernel.JudgeState`) keeps the boot id its numbers
+belong to, the first and highest number seen and a ring of which of the last ``window`` numbers
+arrived. A reading of a later boot (the device restarted its numbers) closes the old boot's
+window, its missing numbers counted as gaps, and the marks start again from it; a reading of an
+earlier boot is refused (OLD_BOOT). :func:`mark` is inlined
 into :func:`gateway.judge_kernel.judge_rows`; the rules it follows are those of
 ``tests/reference/sequence.py`` (see also :mod:`gateway.pipeline`).
 
@@ -20,15 +23,19 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from gateway.outcomes import ADMITTED, BELOW, DUPLICATE
+from gateway.outcomes import ADMITTED, BELOW, DUPLICATE, OLD_BOOT
 
 #: Gaps remembered per device, so that a very late arrival can be told from a replay.
 RECENT_GAPS = 4096
+#: The number a :class:`GapList` entry has when it is no gap but a restart: the device's
+#: remembered gaps (of the old boot) are to be forgotten there.
+RESTART = -1
 
 
 class GapList(NamedTuple):
     """Where the kernel lists the gaps it finds, in order: the row that moved the mark past
-    the gap, the device's row in the state, the missing number.
+    the gap, the device's row in the state, the missing number (:data:`RESTART`: that row
+    started a new boot).
 
     >>> GapList.empty(3).seq.shape
     (3,)
@@ -44,10 +51,30 @@ class GapList(NamedTuple):
 
 
 @njit(cache=True, inline="always")
-def mark(state, d, s, window, gaps, n_gaps, row):
-    """The sequence step of reading ``row`` (device ``d``, number ``s``): returns ADMITTED
-    (new), DUPLICATE or BELOW, and how many gaps are listed in ``gaps`` now. Numbers leaving
-    the window unseen are counted in ``state.seq_gaps``, and the most recent of them listed.
+def restart(state, d, window, gaps, n_gaps, row):
+    """Device ``d`` starts a new boot at ``row``: the numbers its old boot's window still
+    misses are counted as gaps (as at the end of a stream), the restart is counted and listed
+    (:data:`RESTART`). Returns how many entries ``gaps`` holds now."""
+    high, ring = state.seq_high[d], state.seq_ring
+    mask = ring.shape[1] - 1
+    count = 0
+    for g in range(max(high - window + 1, state.seq_first[d]), high):
+        if ring[d, g & mask] == 0:
+            count += 1
+    state.seq_gaps[d] += count
+    state.seq_restarts[d] += 1
+    gaps.row[n_gaps] = row
+    gaps.device[n_gaps] = d
+    gaps.seq[n_gaps] = RESTART
+    return n_gaps + 1
+
+
+@njit(cache=True, inline="always")
+def mark(state, d, s, b, window, gaps, n_gaps, row):
+    """The sequence step of reading ``row`` (device ``d``, number ``s``, boot ``b``): returns
+    ADMITTED (new), DUPLICATE, BELOW or OLD_BOOT, and how many gaps are listed in ``gaps`` now.
+    Numbers leaving the window unseen are counted in ``state.seq_gaps``, and the most recent of
+    them listed.
 
     ``state.seq_ring[d]`` says which numbers of the window arrived, number x at ``x & mask``:
     its length is a power of two >= the window (a mask, not a division, on every reading), and
@@ -55,8 +82,14 @@ def mark(state, d, s, window, gaps, n_gaps, row):
     first, high, ring = state.seq_first, state.seq_high, state.seq_ring
     R = ring.shape[1]
     mask = R - 1
+    if state.seq_started[d] and b != state.seq_boot[d]:
+        if b < state.seq_boot[d]:
+            return OLD_BOOT, n_gaps
+        n_gaps = restart(state, d, window, gaps, n_gaps, row)
+        state.seq_started[d] = 0
     if not state.seq_started[d]:
         state.seq_started[d] = 1
+        state.seq_boot[d] = b
         first[d] = s
         high[d] = s
         for k in range(R):

@@ -43,7 +43,8 @@ def test_every_fault_is_accounted_for_exactly_and_the_model_holds(tmp_path):
     assert faulty["readings"]["unaccounted"] == 0
     assert check["observed_gaps"] == check["expected_gaps"] > 0
     reasons = {"malformed", "schema", "non_finite", "too_large", "unknown_device",
-               "id_mismatch", "duplicate", "stale", "future", "bad_id", "duplicate_key"}
+               "id_mismatch", "duplicate", "stale", "future", "bad_id", "duplicate_key",
+               "old_boot"}
     assert reasons <= set(faulty["readings"]["rejected"])
 
     w_faulty = np.array(list(faulty["model"]["weights"].values()))

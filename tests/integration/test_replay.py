@@ -66,6 +66,8 @@ def layout_and_size(payload: bytes) -> tuple[str, int]:
 
 
 def assert_each_row_once_in_order(readings: list[dict], rows) -> None:
+    boots = {r.pop("boot", 0) for r in readings}  # one boot id: the replay's start, in ms
+    assert len(boots) == 1 and abs(boots.pop() / 1000 - time.time()) < 600
     want = expected(rows)
     assert len(readings) == len(want)
     assert {(r["device"], r["seq"]): r for r in readings} == want

@@ -111,9 +111,9 @@ class ReadingPipeline:
         check_reading(topic_device, reading, cfg.allowlist)
         # the sequence is marked before the clock is checked: a reading with a wrong clock has
         # still arrived, so its number is not a gap
-        refused = self.sequences.admit(reading.device, reading.seq)
+        refused = self.sequences.admit(reading.device, reading.seq, reading.boot)
         if refused is not None:
-            raise Rejected(refused, f"{reading.device} seq {reading.seq}")
+            raise Rejected(refused, f"{reading.device} boot {reading.boot} seq {reading.seq}")
         check_time(reading.ts, now, cfg.max_age, cfg.max_skew)
         clean = self.cleaner.clean(reading.device, reading.values, reading.ts)
         x, y = self.features(clean.values, reading.ts, reading.device, site)
@@ -127,10 +127,11 @@ class ReadingPipeline:
         """Per device: outcomes, gaps, imputed and clipped values."""
         out = {}
         gaps = self.sequences.gaps_by_device
+        restarts = self.sequences.restarts_by_device
         for device, outcomes in self.accounting.per_device.items():
             cleaned = self.cleaner.devices.get(device)
             out[device] = {
-                **outcomes, "gaps": gaps.get(device, 0),
+                **outcomes, "gaps": gaps.get(device, 0), "restarts": restarts.get(device, 0),
                 "imputed": cleaned.imputed if cleaned else 0,
                 "clipped": cleaned.clipped if cleaned else 0,
             }

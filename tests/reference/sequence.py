@@ -10,6 +10,12 @@ the mark is accepted; a late one inside the window is accepted once; a number se
 the mark has moved ``window`` past it is a gap; if it turns up after all, it is refused as
 ``late`` and no longer counted as a gap, so every reading still ends as exactly one thing.
 
+Each number belongs to a boot of its device (0 when it sends none). A reading of a larger boot
+id than the marks follow is a restart: it is accepted whatever its number, the old boot's
+window is closed as at the end of a stream (its missing numbers counted as gaps, its
+remembered gaps forgotten: a number of the new boot is not one of them), and the marks start
+again from it. A reading of a smaller boot id is refused as ``old_boot``.
+
 >>> t = SequenceTracker(window=4)
 >>> [t.admit("d", s) for s in (0, 1, 3, 3, 2, 9)]
 [None, None, None, 'duplicate', None, None]
@@ -21,6 +27,12 @@ the mark has moved ``window`` past it is a gap; if it turns up after all, it is 
 'replay'
 >>> t.close(), t.gaps  # at the end, 6, 7 and 8 are missing too
 (3, 4)
+>>> t.admit("d", 3, boot=2), t.admit("d", 5, boot=2), t.restarts  # a new boot: accepted
+(None, None, 1)
+>>> t.admit("d", 9, boot=0), t.admit("d", 3, boot=2), t.gaps
+('old_boot', 'duplicate', 4)
+>>> t.admit("d", 0, boot=3), t.gaps  # the new boot closes boot 2's window: 4 is missing
+(None, 5)
 """
 
 from __future__ import annotations
@@ -32,12 +44,14 @@ from dataclasses import dataclass, field
 DUPLICATE = "duplicate"
 REPLAY = "replay"
 LATE = "late"
+OLD_BOOT = "old_boot"
 
 
 @dataclass(slots=True)
 class _Marks:
-    first: int  # numbers below a device's first reading are not gaps
+    first: int  # numbers below a device's first reading (of its boot) are not gaps
     high: int
+    boot: int = 0
     seen: set[int] = field(default_factory=set)  # numbers in (high - window, high] that arrived
     gaps: deque[int] | None = None  # recent gaps; made at the first (most devices have none)
 
@@ -60,13 +74,20 @@ class SequenceTracker:
         self.window = window
         self.gaps = 0
         self.gaps_by_device: dict[str, int] = {}
+        self.restarts_by_device: dict[str, int] = {}
         self._marks: dict[str, _Marks] = {}
 
-    def admit(self, device: str, seq: int) -> str | None:
-        """None when ``seq`` is new for ``device``; else the reason it is refused."""
+    def admit(self, device: str, seq: int, boot: int = 0) -> str | None:
+        """None when ``seq`` of ``boot`` is new for ``device``; else why it is refused."""
         marks = self._marks.get(device)
+        if marks is not None and boot != marks.boot:
+            if boot < marks.boot:
+                return OLD_BOOT
+            self._count_gaps(device, len(self._missing(marks)))
+            self.restarts_by_device[device] = self.restarts_by_device.get(device, 0) + 1
+            marks = None
         if marks is None:
-            self._marks[device] = _Marks(first=seq, high=seq, seen={seq})
+            self._marks[device] = _Marks(first=seq, high=seq, seen={seq}, boot=boot)
             return None
         if seq > marks.high:
             self._advance(device, marks, seq)
@@ -110,12 +131,16 @@ class SequenceTracker:
         self.gaps += n
         self.gaps_by_device[device] = self.gaps_by_device.get(device, 0) + n
 
+    def _missing(self, marks: _Marks) -> list[int]:
+        """The numbers the window still misses below the mark."""
+        low = max(marks.high - self.window + 1, marks.first)
+        return [s for s in range(low, marks.high) if s not in marks.seen]
+
     def close(self) -> int:
         """The stream has ended: every number missing below a mark is a gap. Returns how many."""
         found = 0
         for device, marks in self._marks.items():
-            low = max(marks.high - self.window + 1, marks.first)
-            missing = [s for s in range(low, marks.high) if s not in marks.seen]
+            missing = self._missing(marks)
             if missing:
                 marks.remember(missing)
             marks.seen.update(missing)
@@ -126,3 +151,7 @@ class SequenceTracker:
     @property
     def devices(self) -> int:
         return len(self._marks)
+
+    @property
+    def restarts(self) -> int:
+        return sum(self.restarts_by_device.values())

@@ -188,7 +188,8 @@ def test_per_device_quality_summary():
     pipe.admit("d1", payload(1), now=1000.0)
     pipe.admit("d1", payload(3, a=1.0, y=2.0), now=1000.0)  # b imputed
     pipe.close()
-    assert pipe.quality()["d1"] == {"admitted": 2, "gaps": 1, "imputed": 1, "clipped": 0}
+    assert pipe.quality()["d1"] == {"admitted": 2, "gaps": 1, "restarts": 0, "imputed": 1,
+                                    "clipped": 0}
 
 
 def test_made_up_devices_do_not_grow_the_books():

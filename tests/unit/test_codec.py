@@ -11,6 +11,7 @@ from broker.model_codec import decode_model, decode_update, encode_model, encode
 from broker.reading_codec import (
     decode_reading_items,
     decode_readings,
+    encode_reading,
     encode_reading_columns,
     encode_readings,
 )
@@ -22,6 +23,7 @@ from broker.wire import (
     PayloadTooLarge,
     SchemaError,
 )
+from gateway.intake import fast_columns
 
 PARAMS = LinearParams(("a", "b"), np.array([1.5, -2.0]), 0.25)
 SCALER = Scaler(7, np.array([1.0, 2.0, 3.0]), np.array([0.5, 0.0, 2.0]))
@@ -168,8 +170,9 @@ finite = st.floats(allow_nan=False, allow_infinity=False)
 def one_device_readings(draw) -> list[Reading]:
     device = draw(st.sampled_from(["s0-d0001", "d1", "gw_x.y-z"]))
     n = draw(st.integers(1, 12))
+    boot = draw(st.sampled_from([0, 1, 1795627787300, 2**63 - 1]))  # one per batch
     return [Reading(device, draw(st.integers(0, 2**63)), draw(finite),
-                    draw(st.dictionaries(st.sampled_from(CHANNELS), finite, max_size=4)))
+                    draw(st.dictionaries(st.sampled_from(CHANNELS), finite, max_size=4)), boot)
             for _ in range(n)]
 
 
@@ -333,3 +336,42 @@ def test_nan_and_infinity_literals_are_not_json_and_refuse_the_whole_payload(pay
 def test_overflow_with_broken_json_is_malformed():
     with pytest.raises(MalformedPayload):
         decode_reading_items(b'[{"device":"d","seq":1,"ts":1e400,"values":{}}')
+
+
+def test_a_reading_without_a_boot_is_boot_0_and_boot_0_is_not_written():
+    plain = b'{"device":"d1","seq":1,"ts":1.0,"values":{}}'
+    assert decode_readings(plain)[0].boot == 0
+    assert encode_reading(Reading("d1", 1, 1.0, {})) == plain
+    assert b'"boot":9' in encode_reading(Reading("d1", 1, 1.0, {}, boot=9))
+
+
+@pytest.mark.parametrize("boot", [-1, True, 1.5, "3", None, [1], 2**63])
+def test_a_bad_boot_refuses_its_readings_in_every_layout(boot):
+    rows = [{**row, "boot": boot} for row in good_rows(3)]
+    single = orjson.dumps(rows[0]) if boot != 2**63 else None
+    payloads = [orjson.dumps(rows), encode_batch_with_boot(rows, boot)]
+    if single is not None:
+        payloads.append(single)
+    for payload in payloads:
+        items = decode_reading_items(payload)
+        assert items and all(isinstance(i, SchemaError) and "boot" in str(i) for i in items)
+        assert fast_columns(payload, "s0-d1", ("a", "b")) is None  # the careful path explains
+
+
+def encode_batch_with_boot(rows: list[dict], boot) -> bytes:
+    columns = {"device": rows[0]["device"], "boot": boot, "seq": [r["seq"] for r in rows],
+               "ts": [r["ts"] for r in rows],
+               "values": {"a": [r["values"]["a"] for r in rows]}}
+    return orjson.dumps(columns)
+
+
+@settings(max_examples=100, deadline=None)
+@given(one_device_readings())
+def test_the_fast_path_reads_the_boot_as_the_careful_path_does(batch):
+    batch = [Reading("d1", r.seq % 2**63, r.ts, r.values, r.boot) for r in batch]
+    for payload in (encode_reading_columns(batch), encode_readings(batch),
+                    encode_reading(batch[0])):
+        fast = fast_columns(payload, "d1", CHANNELS)
+        assert fast is not None
+        assert list(fast[0]) == [r.seq for r in decode_readings(payload)]
+        assert list(fast[3]) == [r.boot for r in decode_readings(payload)]

@@ -4,6 +4,7 @@ import time
 from collections import Counter
 
 import numpy as np
+import orjson
 import pytest
 
 from devices.faults import EXTRA_FAULTS, FAULTS, FaultInjector, FaultRates
@@ -30,7 +31,8 @@ def run(rates: str, n: int = 6000, seed: int = 0, now: float | None = None):
 
 @pytest.mark.parametrize("fault", FAULTS)
 def test_each_fault_ends_exactly_as_the_log_says(fault):
-    inj, pipe, seen, _ = run(f"{fault}=0.2", n=2000)
+    # an old boot's message needs a restart before it
+    inj, pipe, seen, _ = run(f"{fault}=0.2" + (",restart=0.02" * (fault == "old_boot")), n=2000)
     assert inj.injected[fault] > 0
     assert seen == inj.expected
     assert pipe.gaps == inj.expected_gaps()
@@ -70,3 +72,17 @@ def test_drift_changes_the_truth_the_target_follows():
         r = sim.reading(i % 4, 0.0)
         residuals.append(r.values["power"] - sim.truth.value(r.values))
     assert sim.truth != before and abs(np.std(residuals) - sim.truth.noise_sd) < 0.05
+
+
+def test_a_device_restart_is_learned_at_once_and_its_gaps_stay_exact():
+    """A device restarts from 0 with a new boot id mid-stream, with losses before and after:
+    every reading after the restart is learned (none refused as replay), the old boot's
+    losses are gaps, and an old boot's message is refused as old_boot."""
+    inj, pipe, seen, messages = run("restart=0.01,lost=0.05,old_boot=0.02,reorder=0.05", n=6000)
+    assert inj.injected["restart"] >= 20 and inj.injected["old_boot"] > 0
+    assert pipe.restarts == inj.injected["restart"]
+    assert seen == inj.expected and set(seen) == {"admitted", "old_boot"}
+    assert pipe.gaps == inj.expected_gaps() > 0
+    boots = [orjson.loads(m.payload).get("boot", 0) for m in messages if m.expect == "admitted"
+             and orjson.loads(m.payload)["device"] == "s0-d0000"]
+    assert boots == sorted(boots) and len(set(boots)) > 1  # numbered anew under larger boots

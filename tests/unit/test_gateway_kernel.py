@@ -2,10 +2,11 @@
 
 ``tests/reference`` holds the pipeline as it was before the kernel (one reading at a time,
 dicts and sorted lists). Random fleets send streams with every kind of fault (duplicates,
-reordering, jumps past the window, replays, stale and future clocks, missing channels,
-outliers, undecodable payloads, other devices' ids) in all three layouts, cut into blocks at
-random; each reading must get the same outcome, the same features and target, and the books
-(counts, gaps, per-device quality) must agree.
+reordering, jumps past the window, replays, restarts with a new boot id, readings of an old
+boot, stale and future clocks, missing channels, outliers, undecodable payloads, other devices'
+ids) in all three layouts, cut into blocks at random; each reading must get the same outcome,
+the same features and target, and the books (counts, gaps, restarts, per-device quality) must
+agree.
 """
 
 import math
@@ -53,15 +54,31 @@ def configs():
     )
 
 
+def boot_of(rng: np.random.Generator, boots: dict[str, int], next_seq: dict[str, int],
+            device: str, fault: float) -> int:
+    """The boot id of a message: the device's, a new one (it restarts its numbers) or an old
+    one (a replay of an earlier boot, or a forged smaller id)."""
+    r = rng.random()
+    if r < fault:  # a restart, numbering again from about 0
+        boots[device] += int(rng.choice([1, 2, 2**40]))
+        next_seq[device] = int(rng.integers(-1, 3))
+    elif r < 1.5 * fault and boots[device] > 0:
+        return int(rng.integers(0, boots[device]))
+    return boots[device]
+
+
 def stream(rng: np.random.Generator, messages: int, fault: float):
     """(topic device, site, payload, now) of a few devices, every fault at rate ``fault``."""
     next_seq = {f"d{i}": int(rng.integers(0, 5)) for i in range(3)}
+    boots = {f"d{i}": int(rng.choice([0, 0, 7])) for i in range(3)}
     out = []
     for m in range(messages):
         device = f"d{rng.integers(0, 3)}"
         site = ["s0", "s1"][int(rng.integers(0, 2))]
         now = NOW + m
         size = int(rng.choice([1, 1, 2, 5]))
+        layout = rng.random()
+        boot = boot_of(rng, boots, next_seq, device, fault)
         readings = []
         for _ in range(size):
             r = rng.random()
@@ -83,8 +100,9 @@ def stream(rng: np.random.Generator, messages: int, fault: float):
                 if rng.random() < fault:
                     v *= 50.0  # a spike
                 values[ch] = int(v) if rng.random() < 0.1 else round(float(v), 3)
-            readings.append(Reading(device, seq, ts, values))
-        layout = rng.random()
+            if layout >= 0.5 and rng.random() < fault:  # rows: each reading has its own boot
+                boot = boot_of(rng, boots, next_seq, device, fault)
+            readings.append(Reading(device, seq, ts, values, boot))
         if size == 1:
             payload = encode_reading(readings[0])
         elif layout < 0.5:
@@ -169,3 +187,39 @@ def test_the_device_table_grows_without_losing_state(devices):
     table = pipe.devices_table
     assert table.c_last[:devices, 0].tolist() == [float(d) for d in range(devices)]
     assert (table.c_count[:devices] == 3).all()
+
+
+def test_the_random_streams_restart_and_replay_old_boots():
+    """The streams above do exercise the boot rules, in every layout."""
+    config = CleaningConfig(reorder_window=4)
+    ref = ReferencePipeline(SPEC, config)
+    for device, site, payload, now in stream(np.random.default_rng(3), 400, 0.2):
+        ref.admit(device, payload, now, site)
+    assert ref.accounting.rejected["old_boot"] > 0 and ref.sequences.restarts > 0
+    assert ref.accounting.rejected["replay"] > 0 and ref.accounting.rejected["duplicate"] > 0
+
+
+def test_a_restart_reading_by_reading():
+    """A device restarts from 0 with a new boot id: every new reading is learned at once, the
+    old boot's missing numbers are gaps, a replay of the old boot is old_boot, and a replay of
+    the new boot's numbers is still a duplicate or a replay."""
+    pipe = ReadingPipeline(FeatureSpec(("a",), "y"), CleaningConfig(reorder_window=4))
+    reading = b'{"device":"d","boot":%d,"seq":%d,"ts":1.0,"values":{"a":1.0,"y":2.0}}'
+
+    def send(boot: int, seq: int) -> str:
+        [outcome] = pipe.admit("d", reading % (boot, seq), now=1.0)
+        return "admitted" if isinstance(outcome, Admitted) else outcome.reason
+
+    assert [send(5, s) for s in (0, 1, 2, 3, 4, 6, 8, 9)] == ["admitted"] * 8
+    assert pipe.gaps == 1  # 5 left the window unseen; 7 is still inside it
+    assert [send(6, s) for s in (0, 1, 2)] == ["admitted"] * 3  # restarted: no replay
+    assert pipe.gaps == 2 and pipe.restarts == 1  # 7 closed with the old boot's window
+    assert [send(5, 10), send(5, 5), send(6, 1), send(0, 3)] == ["old_boot"] * 2 + [
+        "duplicate", "old_boot"]
+    assert [send(6, s) for s in (3, 9, 4, 2)] == ["admitted", "admitted", "late", "replay"]
+    assert pipe.gaps == 2 + 1  # 4 and 5 of boot 6 left the window unseen; 4 came late
+    # a plain reading (no boot: boot 0) is an old boot now
+    [old] = pipe.admit("d", b'{"device":"d","seq":99,"ts":1.0,"values":{"a":1.0}}', now=1.0)
+    assert old.reason == "old_boot"
+    assert pipe.accounting.rejected == {"old_boot": 4, "duplicate": 1, "late": 1, "replay": 1}
+    assert pipe.quality()["d"]["restarts"] == 1 and pipe.close() == 3  # 6, 7, 8 of boot 6
