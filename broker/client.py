@@ -1,11 +1,10 @@
 """The node loop: the one place that drives paho clients (built by :mod:`broker.client_factory`).
 
-Every fleetlearn process is a :class:`Node`: it owns exactly one paho client (VERSION2 callbacks,
-a unique client id, a retained last will on its status topic), subscribes in ``on_connect`` so
-subscriptions come back after a reconnect, and drives the client from a single thread. paho's
-callbacks only hand messages to an inbox; the node's own loop takes them out and calls the
-service's handler, so one bad message is caught and counted, and never kills the loop. Nothing
-else touches the paho object: what a tool needs of it is a method here (e.g. :meth:`Node.pump`).
+Every fleetlearn process is a :class:`Node`: one paho client (a unique id, or a kept session's
+stable one; a retained last will), subscribing in ``on_connect`` (again after a reconnect),
+driven from one thread. paho's callbacks only hand messages to an inbox; the node's loop calls
+the service's handler, so one bad message is caught and counted, and never kills the loop.
+Nothing else touches the paho object: what a tool needs of it is a method (:meth:`Node.pump`).
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from socket import socket as Socket
 import paho.mqtt.client as mqtt
 
 from broker.address import BrokerAddress, BrokerUnreachable
-from broker.client_factory import make_client
+from broker.client_factory import broker_limits, connect_options, make_client, taken_over
 
 __all__ = ["BURST", "ErrorHandler", "Handler", "Node"]
 
@@ -46,7 +45,7 @@ class Node:
                  subscriptions: list[tuple[str, int]] | None = None,
                  handler: Handler | None = None, on_error: ErrorHandler | None = None,
                  status_topic: str | None = None,
-                 on_drained: Callable[[], None] | None = None) -> None:
+                 on_drained: Callable[[], None] | None = None, session: str | None = None) -> None:
         self.node_id = node_id
         self.broker = broker
         self.subscriptions = list(subscriptions or [])
@@ -54,7 +53,8 @@ class Node:
         self.on_error = on_error
         self.status_topic = status_topic
         self.on_drained = on_drained
-        self._client = make_client(node_id, broker, will_topic=status_topic)
+        self._client = make_client(node_id, broker, will_topic=status_topic, session=session)
+        self._connect_options = connect_options(session)  # session: a kept one's client id
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
@@ -69,7 +69,7 @@ class Node:
         self._on_ack: dict[int, Callable[[], None]] = {}
         self._acked: deque[Callable[[], None]] = deque()
         self._unsubacked: set[int] = set()
-        self.handler_errors = 0
+        self.handler_errors, self.taken_over, self.broker_limits = 0, False, {}
 
     # --------------------------------------------------------- paho callbacks: hand off only
 
@@ -79,6 +79,7 @@ class Node:
             return
         self._connected = True
         self.connections += 1
+        self.broker_limits = broker_limits(properties)  # what the CONNACK says (MQTT 5 only)
         for topic, qos in self.subscriptions:
             _, mid = client.subscribe(topic, qos)
             self._unsubacked.add(mid)
@@ -93,6 +94,9 @@ class Node:
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._connected = False
+        if taken_over(reason_code):  # never fight another connection for our session
+            self.taken_over = True
+            self._stop.set()
 
     def _on_message(self, client, userdata, message) -> None:
         self._inbox.append((message.topic, message.payload))
@@ -160,7 +164,8 @@ class Node:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                self._client.connect(self.broker.host, self.broker.port, keepalive=30)
+                self._client.connect(self.broker.host, self.broker.port, keepalive=30,
+                                     **self._connect_options)
                 break
             except OSError as exc:
                 if time.monotonic() > deadline:
@@ -194,12 +199,9 @@ class Node:
         self._run_timers()
 
     def _read_burst(self) -> None:
-        """Read on while messages keep arriving, up to :data:`BURST`.
-
-        paho's ``loop()`` reads one packet per call (a ``select`` and the timers around it for
-        every message); reading what is already there in one go lets the drain handle a block.
-        It stops at the first read that brings no message (nothing more, or an ack).
-        """
+        """Read on while messages keep arriving, up to :data:`BURST`: paho's ``loop()`` reads
+        one packet per call, reading what is there in one go lets the drain handle a block. It
+        stops at the first read that brings no message (nothing more, or an ack)."""
         inbox, client = self._inbox, self._client
         for _ in range(BURST):
             before = len(inbox)
