@@ -20,7 +20,7 @@ from socket import socket as Socket
 import paho.mqtt.client as mqtt
 
 from broker.address import BrokerAddress, BrokerUnreachable
-from broker.client_factory import broker_limits, connect_options, make_client, taken_over
+from broker.client_factory import Session, broker_limits, make_client
 
 __all__ = ["BURST", "ErrorHandler", "Handler", "Node"]
 
@@ -45,7 +45,8 @@ class Node:
                  subscriptions: list[tuple[str, int]] | None = None,
                  handler: Handler | None = None, on_error: ErrorHandler | None = None,
                  status_topic: str | None = None,
-                 on_drained: Callable[[], None] | None = None, session: str | None = None) -> None:
+                 on_drained: Callable[[], None] | None = None,
+                 session: Session | None = None) -> None:
         self.node_id = node_id
         self.broker = broker
         self.subscriptions = list(subscriptions or [])
@@ -54,7 +55,6 @@ class Node:
         self.status_topic = status_topic
         self.on_drained = on_drained
         self._client = make_client(node_id, broker, will_topic=status_topic, session=session)
-        self._connect_options = connect_options(session)  # session: a kept one's client id
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
@@ -69,7 +69,8 @@ class Node:
         self._on_ack: dict[int, Callable[[], None]] = {}
         self._acked: deque[Callable[[], None]] = deque()
         self._unsubacked: set[int] = set()
-        self.handler_errors, self.taken_over, self.broker_limits = 0, False, {}
+        self.handler_errors = 0
+        self.broker_limits: dict[str, int] = {}  # what the CONNACK says (MQTT 5 only)
 
     # --------------------------------------------------------- paho callbacks: hand off only
 
@@ -79,7 +80,7 @@ class Node:
             return
         self._connected = True
         self.connections += 1
-        self.broker_limits = broker_limits(properties)  # what the CONNACK says (MQTT 5 only)
+        self.broker_limits = broker_limits(properties)
         for topic, qos in self.subscriptions:
             _, mid = client.subscribe(topic, qos)
             self._unsubacked.add(mid)
@@ -94,9 +95,6 @@ class Node:
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._connected = False
-        if taken_over(reason_code):  # never fight another connection for our session
-            self.taken_over = True
-            self._stop.set()
 
     def _on_message(self, client, userdata, message) -> None:
         self._inbox.append((message.topic, message.payload))
@@ -164,8 +162,7 @@ class Node:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                self._client.connect(self.broker.host, self.broker.port, keepalive=30,
-                                     **self._connect_options)
+                self._client.connect(self.broker.host, self.broker.port, keepalive=30)
                 break
             except OSError as exc:
                 if time.monotonic() > deadline:
@@ -199,9 +196,12 @@ class Node:
         self._run_timers()
 
     def _read_burst(self) -> None:
-        """Read on while messages keep arriving, up to :data:`BURST`: paho's ``loop()`` reads
-        one packet per call, reading what is there in one go lets the drain handle a block. It
-        stops at the first read that brings no message (nothing more, or an ack)."""
+        """Read on while messages keep arriving, up to :data:`BURST`.
+
+        paho's ``loop()`` reads one packet per call (a ``select`` and the timers around it for
+        every message); reading what is already there in one go lets the drain handle a block.
+        It stops at the first read that brings no message (nothing more, or an ack).
+        """
         inbox, client = self._inbox, self._client
         for _ in range(BURST):
             before = len(inbox)

@@ -10,6 +10,8 @@ persistence_location /tmp/d/
 # Save retained messages and kept sessions every second, not every 30 minutes: a kill -9
 # then loses at most a second of them.
 autosave_interval 1
+# A kept session (gateways, aggregator, predictor) whose node has not come back in an hour goes.
+persistent_client_expiration 1h
 log_dest file /tmp/d/mosquitto.log
 log_type error
 log_type warning
@@ -44,6 +46,7 @@ MAX_QUEUED_MESSAGES = 200_000
 MAX_QUEUED_BYTES = 128 * 1024 * 1024
 MAX_INFLIGHT_MESSAGES = 1000
 AUTOSAVE_INTERVAL = 1
+SESSION_EXPIRATION = "1h"
 
 
 class BrokerError(RuntimeError):
@@ -71,6 +74,9 @@ def render_config(
         "# Save retained messages and kept sessions every second, not every 30 minutes: a kill -9",
         "# then loses at most a second of them.",
         f"autosave_interval {AUTOSAVE_INTERVAL}",
+        "# A kept session (gateways, aggregator, predictor) whose node has not come back in an"
+        " hour goes.",
+        f"persistent_client_expiration {SESSION_EXPIRATION}",
         f"log_dest file {data_dir}/mosquitto.log",
         "log_type error",
         "log_type warning",

@@ -36,11 +36,13 @@ from dataclasses import dataclass
 
 from broker.address import BrokerAddress, BrokerUnreachable
 from broker.client import Node
+from broker.client_factory import Session
 from broker.mosquitto import (
     AUTOSAVE_INTERVAL,
     MAX_INFLIGHT_MESSAGES,
     MAX_QUEUED_BYTES,
     MAX_QUEUED_MESSAGES,
+    SESSION_EXPIRATION,
 )
 from broker.topics import Topics
 
@@ -82,9 +84,10 @@ class Claim:
 
 
 def check_free(node_id: str, topics: Topics, broker: BrokerAddress, claim: Claim,
-               wait: float = PRESENCE_WAIT) -> None:
+               wait: float = PRESENCE_WAIT) -> dict[str, int]:
     """Raise :class:`NodeConflict` when a live process holds ``node_id``; else publish ``claim``
-    (retained) as the id's holder."""
+    (retained) as the id's holder, and return what the broker said of its limits (the check
+    connects with MQTT 5 for that: :func:`broker.client_factory.broker_limits`)."""
     status, claims, ping = topics.node_status(node_id), topics.claim(node_id), topics.ping(node_id)
     seen = {"online": False, "echoed": False, "answered": False}
 
@@ -96,7 +99,7 @@ def check_free(node_id: str, topics: Topics, broker: BrokerAddress, claim: Claim
         elif topic == claims and seen["echoed"] and Claim.decode(payload) not in (None, claim):
             seen["answered"] = True
 
-    probe = Node(f"{node_id}-presence", broker, handler=handle,
+    probe = Node(f"{node_id}-presence", broker, handler=handle, session=Session(mqtt5=True),
                  subscriptions=[(status, 1), (claims, 1), (ping, 1)])
     probe.connect()
     try:
@@ -114,6 +117,7 @@ def check_free(node_id: str, topics: Topics, broker: BrokerAddress, claim: Claim
         probe.publish(claims, claim.encode(), qos=1, retain=True)
     finally:
         probe.close()
+    return probe.broker_limits
 
 
 def config_warning(limits: dict[str, int]) -> str | None:
@@ -128,7 +132,9 @@ def config_warning(limits: dict[str, int]) -> str | None:
             f"{MAX_INFLIGHT_MESSAGES}): it looks like a broker fleetlearn did not configure. "
             "Readings it cannot queue for a slow or absent node are dropped and show only as "
             "gaps: check max_queued_messages, max_queued_bytes, max_inflight_messages, "
-            "set_tcp_nodelay, persistence and autosave_interval (fleetlearn's broker: "
+            "set_tcp_nodelay, persistence, autosave_interval and persistent_client_expiration "
+            "(fleetlearn's broker: "
             f"max_queued_messages {MAX_QUEUED_MESSAGES}, max_queued_bytes {MAX_QUEUED_BYTES}, "
             f"max_inflight_messages {MAX_INFLIGHT_MESSAGES}, set_tcp_nodelay true, "
-            f"persistence true, autosave_interval {AUTOSAVE_INTERVAL})")
+            f"persistence true, autosave_interval {AUTOSAVE_INTERVAL}, "
+            f"persistent_client_expiration {SESSION_EXPIRATION})")

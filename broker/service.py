@@ -18,7 +18,7 @@ work before the node says offline). The shell owns the rest, the same for all fi
   stable client id, so what the broker queued while the node was away comes when it is back,
   and one live process per node id (``broker/presence.py``): a second one refuses to start
   with :class:`~broker.presence.NodeConflict`, and a running one that sees a newer claim on its
-  id stops and raises it from :meth:`~Service.run`.
+  id stops and raises it from :meth:`~Service.loop`.
 
 >>> from broker.address import BrokerAddress
 >>> class Echo(Service):
@@ -40,7 +40,7 @@ from typing import Any, ClassVar
 
 from broker.address import BrokerAddress
 from broker.client import Node
-from broker.client_factory import session_id
+from broker.client_factory import Session, session_id
 from broker.presence import Claim, NodeConflict, check_free, config_warning, conflict_message
 from broker.topics import Topics
 from broker.wire import encode_json, excerpt
@@ -73,7 +73,8 @@ class Service:
         self.conflict = False
         if kept_session:
             subs += [(topics.ping(node_id), 1), (topics.claim(node_id), 1)]
-            session, handler = session_id(topics.prefix, node_id, subs), self._dispatch
+            session = Session(kept_id=session_id(topics.prefix, node_id, subs))
+            handler = self._dispatch
         self.node = Node(node_id, broker, subscriptions=subs, handler=handler,
                          on_error=self.handle_error, status_topic=topics.node_status(node_id),
                          on_drained=on_drained, session=session)
@@ -138,19 +139,19 @@ class Service:
         """Connect the companions, then the node (a service adds what goes around it); a
         node with a kept session first makes sure no live process holds its id."""
         if self.claim is not None:
-            check_free(self.node_id, self.topics, self.broker, self.claim)
+            limits = check_free(self.node_id, self.topics, self.broker, self.claim)
+            warning = config_warning(limits)
+            if warning is not None:
+                log.warning("%s: %s", self.node_id, warning)
         for other in self.companions:
             other.connect()
         self.node.connect()
-        warning = config_warning(self.node.broker_limits) if self.claim is not None else None
-        if warning is not None:
-            log.warning("%s: %s", self.node_id, warning)
 
     def loop(self) -> None:
         """Drive the node (and companions) until :meth:`stop`; then :meth:`on_stop`, offline,
         flush and disconnect."""
         self.node.run(on_stop=self.on_stop, companions=self.companions)
-        if self.conflict or self.node.taken_over:
+        if self.conflict:
             raise NodeConflict(conflict_message(self.node_id))
 
     def run(self) -> None:

@@ -3,6 +3,7 @@ back, the retained model outlives a kill -9 of the broker, one live process per 
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -14,12 +15,13 @@ import pytest
 
 from broker.address import BrokerAddress
 from broker.messages import Reading
-from broker.mosquitto import MosquittoBroker
+from broker.mosquitto import MosquittoBroker, find_mosquitto, free_port, port_accepts
 from broker.presence import Claim, NodeConflict, check_free
 from broker.reading_codec import encode_reading
 from broker.topics import Topics
 from gateway.config import GatewayConfig
 from gateway.features import FeatureSpec
+from gateway.predictor import Predictor, PredictorConfig
 from gateway.service import Gateway
 from tests.mqtt_helpers import Recorder, ServiceThread, wait_until
 
@@ -158,3 +160,33 @@ def test_a_stale_online_status_is_taken_over_after_the_wait(address, prefix):
     reader.wait(lambda: reader.on("claim") == [claim.encode()], 5, "our retained claim")
     reader.close()
     stale.close()
+
+
+@pytest.fixture
+def plain_mosquitto(tmp_path):
+    """A mosquitto with nothing but a listener: its defaults, as someone else's broker has."""
+    port = free_port()
+    conf = tmp_path / "plain.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
+    proc = subprocess.Popen([find_mosquitto(), "-c", str(conf)], stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: port_accepts("127.0.0.1", port), 10, idle, "the plain broker")
+        yield BrokerAddress(port=port)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.mark.timeout(60)
+def test_a_node_warns_once_about_a_broker_fleetlearn_did_not_configure(
+        plain_mosquitto, address, prefix, caplog):
+    caplog.set_level(logging.WARNING, logger="broker.service")
+    for where in (plain_mosquitto, address):
+        predictor = Predictor(PredictorConfig(), Topics(prefix), where)
+        predictor.connect()
+        predictor.node.close()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings  # the plain broker's, not ours
+    assert "max_inflight_messages is 20" in warnings[0]
+    for setting in ("max_queued_messages", "set_tcp_nodelay", "autosave_interval"):
+        assert setting in warnings[0]

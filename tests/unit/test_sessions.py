@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from broker.client_factory import SESSION_EXPIRY, connect_options, session_id
+from broker.address import BrokerAddress
+from broker.client_factory import Session, make_client, session_id
 from broker.mosquitto import render_config
 from broker.presence import Claim, config_warning
 
@@ -22,6 +23,7 @@ def test_the_config_we_write_saves_every_second_and_bounds_the_queues():
     assert "max_queued_messages 200000" in lines
     assert "max_queued_bytes 134217728" in lines
     assert "max_inflight_messages 1000" in lines
+    assert "persistent_client_expiration 1h" in lines  # a kept session nobody resumes goes
 
 
 def test_a_session_id_is_stable_and_names_the_node():
@@ -38,11 +40,11 @@ def test_another_prefix_node_or_subscription_is_another_session(other):
     assert session_id(*other) != session_id("fleet", "gw-0", SUBS)
 
 
-def test_a_kept_session_never_starts_clean_and_expires():
-    options = connect_options("fl-gw-0-0123456789ab")
-    assert options["clean_start"] is False
-    assert options["properties"].SessionExpiryInterval == SESSION_EXPIRY > 0
-    assert connect_options(None) == {}
+def test_a_kept_session_is_never_clean_and_keeps_its_id():
+    kept = make_client("gw-0", BrokerAddress(), session=Session("fl-gw-0-0123456789ab"))
+    assert kept._clean_session is False and kept._client_id == b"fl-gw-0-0123456789ab"
+    one, two = (make_client("gw-0", BrokerAddress()) for _ in range(2))
+    assert one._clean_session is True and one._client_id != two._client_id
 
 
 @pytest.mark.parametrize("payload", [b"", b"online", b"12:", b":abc", b"-1:abc", b"1e3:abc",
