@@ -71,8 +71,9 @@ class Service:
         #: This process's hold on its node id (None: a clean session, no check).
         self.claim = Claim.new() if kept_session else None
         self.conflict = False
+        self._ping, self._claim = topics.ping(node_id), topics.claim(node_id)
         if kept_session:
-            subs += [(topics.ping(node_id), 1), (topics.claim(node_id), 1)]
+            subs += [(self._ping, 1), (self._claim, 1)]
             session = Session(kept_id=session_id(topics.prefix, node_id, subs))
             handler = self._dispatch
         self.node = Node(node_id, broker, subscriptions=subs, handler=handler,
@@ -123,9 +124,9 @@ class Service:
     def _dispatch(self, topic: str, payload: bytes) -> None:
         """A kept session's messages: a ping is answered with our claim, a newer claim than
         ours stops us, the rest is the service's."""
-        if topic == self.topics.ping(self.node_id):
-            self.node.publish(self.topics.claim(self.node_id), self.claim.encode(), qos=1)
-        elif topic == self.topics.claim(self.node_id):
+        if topic == self._ping:
+            self.node.publish(self._claim, self.claim.encode(), qos=1)
+        elif topic == self._claim:
             other = Claim.decode(payload)
             if other is not None and other > self.claim:
                 log.error("%s: %s; stopping", self.node_id, conflict_message(self.node_id))
