@@ -1,11 +1,10 @@
 """The node loop: the one place that drives paho clients (built by :mod:`broker.client_factory`).
 
-Every fleetlearn process is a :class:`Node`: it owns exactly one paho client (VERSION2 callbacks,
-a unique client id, a retained last will on its status topic), subscribes in ``on_connect`` so
-subscriptions come back after a reconnect, and drives the client from a single thread. paho's
-callbacks only hand messages to an inbox; the node's own loop takes them out and calls the
-service's handler, so one bad message is caught and counted, and never kills the loop. Nothing
-else touches the paho object: what a tool needs of it is a method here (e.g. :meth:`Node.pump`).
+Every fleetlearn process is a :class:`Node`: one paho client (a unique id, or a kept session's
+stable one; a retained last will), subscribing in ``on_connect`` (again after a reconnect),
+driven from one thread. paho's callbacks only hand messages to an inbox; the node's loop calls
+the service's handler, so one bad message is caught and counted, and never kills the loop.
+Nothing else touches the paho object: what a tool needs of it is a method (:meth:`Node.pump`).
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ import paho.mqtt.client as mqtt
 
 from broker.address import BrokerAddress, BrokerUnreachable
 from broker.backoff import Backoff, connect_timeout
-from broker.client_factory import make_client
+from broker.client_factory import Session, broker_limits, make_client
 from broker.timers import Timers
 
 __all__ = ["BURST", "ErrorHandler", "Handler", "Node"]
@@ -49,9 +48,8 @@ class Node:
     def __init__(self, node_id: str, broker: BrokerAddress, *,
                  subscriptions: list[tuple[str, int]] | None = None,
                  handler: Handler | None = None, on_error: ErrorHandler | None = None,
-                 status_topic: str | None = None,
-                 on_drained: Callable[[], None] | None = None,
-                 give_up_after: float | None = None) -> None:
+                 status_topic: str | None = None, on_drained: Callable[[], None] | None = None,
+                 give_up_after: float | None = None, session: Session | None = None) -> None:
         self.node_id = node_id
         self.broker = broker
         self.subscriptions = list(subscriptions or [])
@@ -59,7 +57,7 @@ class Node:
         self.on_error = on_error
         self.status_topic = status_topic
         self.on_drained = on_drained
-        self._client = make_client(node_id, broker, will_topic=status_topic)
+        self._client = make_client(node_id, broker, will_topic=status_topic, session=session)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
@@ -76,6 +74,7 @@ class Node:
         self._acked: deque[Callable[[], None]] = deque()
         self._unsubacked: set[int] = set()
         self.connections = self.handler_errors = 0
+        self.broker_limits: dict[str, int] = {}  # what the CONNACK says (MQTT 5 only)
 
     # --------------------------------------------------------- paho callbacks: hand off only
 
@@ -86,6 +85,7 @@ class Node:
         self._connected = True
         self.backoff.back()
         self.connections += 1
+        self.broker_limits = broker_limits(properties)
         for topic, qos in self.subscriptions:
             _, mid = client.subscribe(topic, qos)
             self._unsubacked.add(mid)

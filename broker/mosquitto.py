@@ -7,14 +7,21 @@ allow_anonymous true
 user mosquitto
 persistence true
 persistence_location /tmp/d/
+# Save retained messages and kept sessions every second, not every 30 minutes: a kill -9
+# then loses at most a second of them.
+autosave_interval 1
+# A kept session (gateways, aggregator, predictor) whose node has not come back in an hour goes.
+persistent_client_expiration 1h
 log_dest file /tmp/d/mosquitto.log
 log_type error
 log_type warning
 log_type notice
 # Readings are small; a learner's update or a model is a few KiB.
 max_packet_size 1048576
-# QoS 1 backlog a slow subscriber may build before the broker drops (default 1000).
+# QoS 1 backlog a slow or absent subscriber may build before the broker drops (default 1000,
+# no byte limit): 200,000 messages or 128 MiB, whichever comes first.
 max_queued_messages 200000
+max_queued_bytes 134217728
 # QoS 1 messages sent to a subscriber before its acknowledgements (default 20).
 max_inflight_messages 1000
 # Send small packets at once: Nagle would hold a model behind the previous packet's ACK.
@@ -35,6 +42,13 @@ from pathlib import Path
 
 from broker.processes import die_with_parent, stop_process
 
+#: What the broker fleetlearn starts sets, and a node checks on a broker it did not start.
+MAX_QUEUED_MESSAGES = 200_000
+MAX_QUEUED_BYTES = 128 * 1024 * 1024
+MAX_INFLIGHT_MESSAGES = 1000
+AUTOSAVE_INTERVAL = 1
+SESSION_EXPIRATION = "1h"
+
 
 class BrokerError(RuntimeError):
     """The broker could not be started."""
@@ -47,7 +61,7 @@ def render_config(
     bind: str = "127.0.0.1",
     run_as: str | None = None,
     max_packet_size: int = 1024 * 1024,
-    max_queued_messages: int = 200_000,
+    max_queued_messages: int = MAX_QUEUED_MESSAGES,
 ) -> str:
     """The mosquitto.conf for one deployment."""
     user = run_as or getpass.getuser()
@@ -58,16 +72,25 @@ def render_config(
         f"user {user}",
         "persistence true",
         f"persistence_location {data_dir}/",
+        "# Save retained messages and kept sessions every second, not every 30 minutes: a kill -9",
+        "# then loses at most a second of them.",
+        f"autosave_interval {AUTOSAVE_INTERVAL}",
+        "# A kept session (gateways, aggregator, predictor) whose node has not come back in an"
+        " hour goes.",
+        f"persistent_client_expiration {SESSION_EXPIRATION}",
         f"log_dest file {data_dir}/mosquitto.log",
         "log_type error",
         "log_type warning",
         "log_type notice",
         "# Readings are small; a learner's update or a model is a few KiB.",
         f"max_packet_size {max_packet_size}",
-        "# QoS 1 backlog a slow subscriber may build before the broker drops (default 1000).",
+        "# QoS 1 backlog a slow or absent subscriber may build before the broker drops (default"
+        " 1000,",
+        "# no byte limit): 200,000 messages or 128 MiB, whichever comes first.",
         f"max_queued_messages {max_queued_messages}",
+        f"max_queued_bytes {MAX_QUEUED_BYTES}",
         "# QoS 1 messages sent to a subscriber before its acknowledgements (default 20).",
-        "max_inflight_messages 1000",
+        f"max_inflight_messages {MAX_INFLIGHT_MESSAGES}",
         "# Send small packets at once: Nagle would hold a model behind the previous packet's ACK.",
         "set_tcp_nodelay true",
         "",

@@ -13,7 +13,12 @@ work before the node says offline). The shell owns the rest, the same for all fi
 - dead letters: ``{"node", "reason", "detail", "topic", "excerpt", "ts"}`` on
   ``{p}/deadletter/{node}``;
 - :meth:`~Service.run` (connect, SIGTERM/SIGINT handlers, loop until stopped) and
-  :meth:`~Service.stop` (safe from signal handlers and other threads).
+  :meth:`~Service.stop` (safe from signal handlers and other threads);
+- with ``kept_session`` (gateway, aggregator, predictor), a persistent MQTT session under a
+  stable client id, so what the broker queued while the node was away comes when it is back,
+  and one live process per node id (``broker/presence.py``): a second one refuses to start
+  with :class:`~broker.presence.NodeConflict`, and a running one that sees a newer claim on its
+  id stops and raises it from :meth:`~Service.loop`.
 
 >>> from broker.address import BrokerAddress
 >>> class Echo(Service):
@@ -27,6 +32,7 @@ work before the node says offline). The shell owns the rest, the same for all fi
 
 from __future__ import annotations
 
+import logging
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -34,8 +40,12 @@ from typing import Any, ClassVar
 
 from broker.address import BrokerAddress
 from broker.client import Node
+from broker.client_factory import Session, session_id
+from broker.presence import Claim, NodeConflict, check_free, config_warning, conflict_message
 from broker.topics import Topics
 from broker.wire import encode_json, excerpt
+
+log = logging.getLogger(__name__)
 
 #: A periodic task: (seconds, function), called from the node's loop.
 Task = tuple[float, Callable[[], None]]
@@ -50,14 +60,25 @@ class Service:
     def __init__(self, node_id: str, topics: Topics, broker: BrokerAddress, *,
                  metrics_interval: float, subscriptions: Sequence[tuple[str, int]] = (),
                  tasks: Sequence[Task] = (),
-                 on_drained: Callable[[], None] | None = None) -> None:
+                 on_drained: Callable[[], None] | None = None,
+                 kept_session: bool = False) -> None:
         """Make the node; ``tasks`` run every so many seconds, before the metrics when both
-        are due in the same turn."""
+        are due in the same turn; ``kept_session``: see the module's doc."""
         self.node_id = node_id
         self.topics = topics
-        self.node = Node(node_id, broker, subscriptions=list(subscriptions),
-                         handler=self.handle, on_error=self.handle_error,
-                         status_topic=topics.node_status(node_id), on_drained=on_drained)
+        self.broker = broker
+        subs, session, handler = list(subscriptions), None, self.handle
+        #: This process's hold on its node id (None: a clean session, no check).
+        self.claim = Claim.new() if kept_session else None
+        self.conflict = False
+        self._ping, self._claim = topics.ping(node_id), topics.claim(node_id)
+        if kept_session:
+            subs += [(self._ping, 1), (self._claim, 1)]
+            session = Session(kept_id=session_id(topics.prefix, node_id, subs))
+            handler = self._dispatch
+        self.node = Node(node_id, broker, subscriptions=subs, handler=handler,
+                         on_error=self.handle_error, status_topic=topics.node_status(node_id),
+                         on_drained=on_drained, session=session)
         #: Further nodes of this process, connected first and driven from the same thread.
         self.companions: list[Node] = []
         for seconds, fn in tasks:
@@ -100,8 +121,29 @@ class Service:
             "topic": topic, "excerpt": excerpt(payload), "ts": time.time(),
         }))
 
+    def _dispatch(self, topic: str, payload: bytes) -> None:
+        """A kept session's messages: a ping is answered with our claim, a newer claim than
+        ours stops us, the rest is the service's."""
+        if topic == self._ping:
+            self.node.publish(self._claim, self.claim.encode(), qos=1)
+        elif topic == self._claim:
+            other = Claim.decode(payload)
+            if other is not None and other > self.claim:
+                log.error("%s: %s; stopping", self.node_id, conflict_message(self.node_id))
+                self.conflict = True
+                self.node.status_topic = None  # its status is the other's now
+                self.node.stop()
+        else:
+            self.handle(topic, payload)
+
     def connect(self) -> None:
-        """Connect the companions, then the node (a service adds what goes around it)."""
+        """Connect the companions, then the node (a service adds what goes around it); a
+        node with a kept session first makes sure no live process holds its id."""
+        if self.claim is not None:
+            limits = check_free(self.node_id, self.topics, self.broker, self.claim)
+            warning = config_warning(limits)
+            if warning is not None:
+                log.warning("%s: %s", self.node_id, warning)
         for other in self.companions:
             other.connect()
         self.node.connect()
@@ -110,6 +152,8 @@ class Service:
         """Drive the node (and companions) until :meth:`stop`; then :meth:`on_stop`, offline,
         flush and disconnect."""
         self.node.run(on_stop=self.on_stop, companions=self.companions)
+        if self.conflict:
+            raise NodeConflict(conflict_message(self.node_id))
 
     def run(self) -> None:
         """The process's life: connect, stop cleanly on SIGTERM or SIGINT, loop until stopped."""

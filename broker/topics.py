@@ -106,6 +106,14 @@ class Topics:
         message of its earlier subscriptions (the broker keeps one connection's order)."""
         return f"{self.prefix}/learn/probe/{node}"
 
+    def ping(self, node: str) -> str:
+        """Asks whether a live process holds ``node``'s id (``broker/presence.py``)."""
+        return f"{self.prefix}/learn/ping/{node}"
+
+    def claim(self, node: str) -> str:
+        """Who holds ``node``'s id: the newest claim, retained; the holder answers a ping here."""
+        return f"{self.prefix}/learn/claim/{node}"
+
     # operations
     def metrics(self, node: str) -> str:
         return f"{self.prefix}/metrics/{node}"

@@ -46,7 +46,8 @@ class Predictor(Service):
         filters = [topics.readings_filter(s) for s in config.sites] or [topics.readings_filter()]
         super().__init__(config.node_id, topics, broker,
                          metrics_interval=config.metrics_interval,
-                         subscriptions=[(topics.model, 1), *((f, 0) for f in filters)])
+                         subscriptions=[(topics.model, 1), *((f, 0) for f in filters)],
+                         kept_session=True)
 
     def handle(self, topic: str, payload: bytes) -> None:
         if topic == self.topics.model:

@@ -70,7 +70,7 @@ class Gateway(Service):
                          metrics_interval=config.metrics_interval,
                          subscriptions=[(f, 1) for f in config.partition.subscriptions(topics)],
                          tasks=[(config.sync_interval, self.sync_if_due)],
-                         on_drained=self.learn_pending)
+                         on_drained=self.learn_pending, kept_session=True)
         # Models and updates on a connection of their own: the broker queues messages per
         # connection in order, so on the readings' connection a model would wait behind every
         # reading still queued (measured on the weather replay: 8 model versions in 6 s, and

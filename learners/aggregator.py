@@ -75,7 +75,7 @@ class Aggregator(Service):
             config.node_id, topics, broker, metrics_interval=config.metrics_interval,
             subscriptions=[(topics.updates_filter, 1), (topics.model, 1),
                            (topics.node_status_filter, 1), (topics.probe(config.node_id), 1)],
-            tasks=[(0.05, self.merge_if_ready)],
+            tasks=[(0.05, self.merge_if_ready)], kept_session=True,
         )
 
     # ------------------------------------------------------------------ start

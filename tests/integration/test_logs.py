@@ -64,7 +64,8 @@ def test_a_gateway_and_the_aggregator_say_what_happens_at_info(address, prefix, 
     connected = messages(caplog, "broker.client")
     assert f"aggregator: connected to {address}; subscribing to " \
            f"['{prefix}/learn/update/+', '{prefix}/learn/model', " \
-           f"'{prefix}/learn/status/+', '{prefix}/learn/probe/aggregator']" in connected
+           f"'{prefix}/learn/status/+', '{prefix}/learn/probe/aggregator', " \
+           f"'{prefix}/learn/ping/aggregator', '{prefix}/learn/claim/aggregator']" in connected
     assert f"gw-0-control: connected to {address}; subscribing to ['{prefix}/learn/model']" \
         in connected
     assert any(m.startswith(f"gw-0: connected to {address}") for m in connected)

@@ -92,8 +92,9 @@ def test_a_second_ctrl_c_kills_everything_at_once_and_exits_130(tmp_path):
     up = start_up(tmp_path, "--duration", "60", "--report", str(report), *SMALL)
     try:
         wait_for_fleet(tmp_path, up)
-        started = children_of(up.pid)  # broker, aggregator, 2 gateways, predictor, fleet
-        assert len(started) == 6
+        # broker, aggregator, 2 gateways, predictor, fleet (its log file opens just before it)
+        wait_until(lambda: len(children_of(up.pid)) == 6, 10, tick, "the six processes")
+        started = children_of(up.pid)
         # a paused gateway keeps the drain waiting for its bound, so the second Ctrl-C comes
         # while `up` still drains, however slow this machine is
         os.kill(next(p for p in started if "gw-0" in cmdline(p)), signal.SIGSTOP)
