@@ -86,6 +86,8 @@ class UpSettings:
         {'l2': 0.01, 'lr': 0.1}
         >>> UpSettings().node_settings({"aggregator": {"quorum": 1}})["aggregator"]
         {'quorum': 1}
+        >>> UpSettings(gateways=3).node_settings()["aggregator"]
+        {'quorum': 3}
         """
         sections = {name: dict(values) for name, values in (file or {}).items()}
         given = {
@@ -110,6 +112,11 @@ class UpSettings:
             chosen = {k: v for k, v in values.items() if v is not None and v != ""}
             if chosen:
                 sections.setdefault(name, {}).update(chosen)
+        # up knows how many gateways it starts: a round waits for all of them, unless the file
+        # says otherwise (the aggregator alone waits for every learner it has heard from, which
+        # at start is the first one: a first model of one gateway, the other's stale update
+        # then merged into it)
+        sections.setdefault("aggregator", {}).setdefault("quorum", self.gateways)
         return sections
 
     def partitions(self, devices: list[str] | None = None) -> list[str]:
