@@ -106,25 +106,27 @@ def assert_versions_go_up(dep: LocalDeployment) -> None:
 
 
 def assert_accounted(readings: dict) -> int:
-    """Every reading the broker acknowledged is learned once, rejected with a reason, or a gap;
-    the copies delivered twice (refused as `duplicate`), returned.
+    """Every reading the broker acknowledged is taken in exactly once: learned, rejected with a
+    reason, or a gap; the copies delivered twice (refused as `duplicate`, or `replay` when the
+    device's window has moved past its number), returned.
 
-    These runs inject no faults, so every `duplicate` is a redelivery: a QoS 1 message in
-    flight when a connection broke, sent again after it (the fleet's, whose acknowledgement
-    the dead broker never sent; or one a restored session still held). The gateway refuses the
-    second copy, rightly; but the report counts it as taken in beyond what was published
-    (`surplus`), and since the resent copy was acknowledged in the end, `unacknowledged` does
-    not explain it: `unaccounted` is exactly the redeliveries (the report's known defect,
-    asserted as such so that anything else unexplained still fails)."""
+    These runs inject no faults, so every `duplicate` or `replay` is a redelivery: a QoS 1
+    message in flight when a connection broke, sent again after it (by the fleet, whose
+    acknowledgement the dead broker never sent, or from a restored session). The gateway
+    rightly refuses the second copy, but the report counts it as taken in beyond what was
+    published (`surplus`),
+    which `unacknowledged` explains only while that copy's acknowledgement is missing: so
+    `unaccounted` may hold redeliveries, and nothing else. Readings sent and never
+    acknowledged (`unacknowledged`) may or may not have reached a gateway."""
     assert readings["published"] > 0
     assert readings["published_means"] == "acknowledged"
     rejected = dict(readings["rejected"])
-    redelivered = rejected.pop("duplicate", 0)
+    redelivered = rejected.pop("duplicate", 0) + rejected.pop("replay", 0)
     assert readings["not_taken_in"] == 0, str(readings)
-    assert (readings["learned"] + sum(rejected.values()) + readings["lost"]
-            == readings["published"]), str(readings)
-    assert readings["unaccounted"] == max(0, redelivered - readings["unacknowledged"]), \
-        str(readings)
+    once = readings["learned"] + sum(rejected.values()) + readings["lost"]
+    assert (readings["published"] <= once
+            <= readings["published"] + readings["unacknowledged"]), str(readings)
+    assert readings["unaccounted"] <= redelivered, str(readings)
     return redelivered
 
 
@@ -176,6 +178,7 @@ def test_a_broker_killed_and_restarted_keeps_the_model_and_accounts_for_every_re
         dep.stop_all()
         (again or broker).stop()
     figure("broker_kill9", published=readings["published"], learned=readings["learned"],
+           unacknowledged=readings["unacknowledged"],
            rejected=readings["rejected"], lost_as_gaps=readings["lost"],
            unaccounted=readings["unaccounted"], retained_version=retained,
            version_at_kill=at_kill, seconds_to_retained=round(retained_after, 3),
@@ -471,7 +474,7 @@ def test_a_gateway_cut_off_from_the_broker_comes_back_with_its_session_and_loses
     fleet.stream(1.0, 1000.0, watch.recorder)
     final = watch.wait_accounted(fleet.published)
     rejected = dict(final["rejected"])
-    redelivered = rejected.pop("duplicate", 0)
+    redelivered = rejected.pop("duplicate", 0) + rejected.pop("replay", 0)
     figure("gateway_cut_3s", published=fleet.published, learned=final["learned"],
            rejected=final["rejected"], gaps=final["gaps"],
            lost=fleet.published - final["learned"], redelivered=redelivered)
