@@ -63,8 +63,9 @@ class DeploymentState:
         self.deadletters[reason] += 1
 
     def on_model(self, model: Model, at: float) -> None:
-        if self.last_model is not None and model.version == self.last_model.version:
-            return  # the retained copy of one we already have
+        if any(seen.version == model.version and seen.ts == model.ts
+               for seen in reversed(self.models)):
+            return  # the retained copy of one we have (an older one after a broker restart)
         err = None
         truth = self.truth
         drift = self.drift()
@@ -91,7 +92,9 @@ class DeploymentState:
         (readings it never published). ``surplus`` is what the gateways took in beyond what
         was published: readings sent whose acknowledgement never came back
         (``unacknowledged``) can explain it. ``unaccounted`` is what nothing explains: the
-        readings not taken in, and a surplus beyond the unacknowledged ones. Never published:
+        readings not taken in, and a surplus beyond the unacknowledged ones and the copies
+        refused as ``duplicate`` or ``replay`` (a QoS 1 message the broker or the fleet sent
+        again after a broken connection: the gateway refuses the second copy). Never published:
         ``send_buffer_full`` (due while the fleet's send buffer was full, so never sent) and
         ``behind`` (due by the fleet's rate, never made: it could not keep up).
         """
@@ -109,6 +112,7 @@ class DeploymentState:
         taken_in = learned + sum(rejected.values()) + lost
         not_taken_in = max(0, published - taken_in)
         surplus = max(0, taken_in - published)
+        copies = rejected.get("duplicate", 0) + rejected.get("replay", 0)
         return {
             "published": published,
             "published_means": "sent" if any(m.get("published_means") == "sent"
@@ -118,7 +122,7 @@ class DeploymentState:
             "surplus": surplus, "unacknowledged": unacknowledged,
             "send_buffer_full": sum(m.get("send_buffer_full", 0) for m in sources),
             "behind": sum(m.get("behind", 0) for m in sources),
-            "unaccounted": not_taken_in + max(0, surplus - unacknowledged),
+            "unaccounted": not_taken_in + max(0, surplus - unacknowledged - copies),
         }
 
     def ground_truth_check(self) -> dict[str, Any] | None:

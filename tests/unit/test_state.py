@@ -62,7 +62,7 @@ def test_published_splits_into_learned_rejected_lost_and_not_taken_in():
     assert split_adds_up(r)
 
 
-def test_taken_in_beyond_published_is_explained_only_by_unacknowledged_readings():
+def test_taken_in_beyond_published_is_explained_by_unacknowledged_readings():
     state = DeploymentState()
     state.on_metrics({"node": "fleet", "kind": "fleet", "published": 100,
                       "unacked_readings": 5})
@@ -82,3 +82,28 @@ def test_published_says_whether_it_was_acknowledged():
     state.on_metrics({"node": "fleet", "kind": "fleet", "published": 1,
                       "published_means": "acknowledged"})
     assert state.readings()["published_means"] == "acknowledged"
+
+
+def test_taken_in_beyond_published_is_explained_by_refused_copies_too():
+    """A broker restart redelivers a QoS 1 message the gateway had: it refuses the copy."""
+    state = DeploymentState()
+    state.on_metrics({"node": "fleet", "kind": "fleet", "published": 100})
+    state.on_metrics({"node": "gw-0", "kind": "gateway", "learned": 100,
+                      "rejected": {"duplicate": 1}})
+    r = state.readings()
+    assert r["surplus"] == 1 and r["unaccounted"] == 0 and split_adds_up(r)
+    state.on_metrics({"node": "gw-0", "kind": "gateway", "learned": 101,
+                      "rejected": {"duplicate": 1}})
+    assert state.readings()["unaccounted"] == 1  # a copy explains itself, not a learned one
+
+
+def test_an_older_retained_model_seen_again_is_a_copy_not_a_model():
+    """After a broker restart the monitor gets the last saved retained model, older than the
+    newest it saw: the same version and time as one it has."""
+    state = DeploymentState(truth=TRUTH)
+    first = model(1, [1, -1])
+    state.on_model(first, 0.0)
+    state.on_model(Model(2, 1.0, 20, ("gw-0",), "y", first.params, Scaler.empty(3)), 1.0)
+    state.on_model(first, 2.0)
+    assert [m.version for m in state.models] == [1, 2]
+    assert state.versions_strictly_increase()
