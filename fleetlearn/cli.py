@@ -21,8 +21,8 @@ from broker.mosquitto import BrokerError
 from broker.topics import TopicError
 from fleetlearn.commands import aggregator, bench, broker, devices, gateway, predict, up
 from fleetlearn.commands.common import UsageProblem
+from fleetlearn.commands.logs import LOG_META, LogChoice, check_format, check_level, setup_logging
 from fleetlearn.config import DEFAULT_FILE, ConfigError, default_map, load_config
-from fleetlearn.logs import LOG_META, LogChoice, check_format, check_level, setup_logging
 from learners.aggregator import TaskMismatch
 from learners.checkpoint import CheckpointError
 

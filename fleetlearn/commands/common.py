@@ -21,7 +21,7 @@ import typer
 from broker.address import BrokerAddress
 from broker.processes import die_with_parent, orphaned
 from broker.topics import TopicError, Topics, check_id
-from fleetlearn.logs import set_node
+from fleetlearn.commands.logs import set_node
 
 UsageProblem = typer.BadParameter  # a bad option value: one line, exit code 2
 

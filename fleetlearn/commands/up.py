@@ -31,10 +31,10 @@ from fleetlearn.commands.common import (
     resolve_data_path,
     topics,
 )
+from fleetlearn.commands.logs import LOG_META, LogChoice, check_level
 from fleetlearn.deploy.display import ProgressView, summary_table
 from fleetlearn.deploy.settings import UpSettings
 from fleetlearn.deploy.up import LocalDeployment, ReadingsUnaccounted
-from fleetlearn.logs import LOG_META, LogChoice, check_level
 
 F, R, U = FleetConfig, ReplayConfig, UpSettings
 

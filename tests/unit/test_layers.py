@@ -118,3 +118,10 @@ def test_every_folder_of_code_is_a_package():
     folders = {path.parent for top in PACKAGES for path in (ROOT / top).rglob("*.py")}
     assert sorted(str(f.relative_to(ROOT)) for f in folders
                   if not (f / "__init__.py").is_file()) == []
+
+
+def test_the_composition_root_is_small():
+    """fleetlearn/ holds its entry points and config; commands, the deployment and the
+    benchmarks live in their own sub-packages."""
+    files = sorted(p.name for p in (ROOT / "fleetlearn").glob("*.py"))
+    assert files == ["__init__.py", "__main__.py", "cli.py", "config.py"]

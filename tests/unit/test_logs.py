@@ -9,9 +9,9 @@ import orjson
 import pytest
 import typer
 
-from fleetlearn import logs
 from fleetlearn.cli import app
-from fleetlearn.logs import JsonFormatter
+from fleetlearn.commands import logs
+from fleetlearn.commands.logs import JsonFormatter
 
 pytestmark = pytest.mark.timeout(30)
 
