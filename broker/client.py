@@ -54,6 +54,8 @@ class Node:
         self.subscriptions = list(subscriptions or [])
         self.handler, self.on_error = handler, on_error
         self.status_topic, self.on_drained = status_topic, on_drained
+        if session is not None:
+            session.check(self.subscriptions)
         self._client = make_client(node_id, broker, will_topic=status_topic, session=session)
         self.log = log.getChild(node_id)  # a caller may quieten one node (``up``'s monitor)
         self._inbox = Inbox(node_id, self.log)
@@ -105,12 +107,8 @@ class Node:
     def _on_message(self, client, userdata, message) -> None:
         self._waiting.append((message.topic, message.payload, 0))  # paho acks it on return
 
-    def _on_message_owed(self, client, userdata, message) -> None:
-        """A kept session's: QoS 1 acked after its turn; QoS 2 now (no redelivery to win)."""
-        qos = message.qos
-        if qos == 2:
-            client.ack(message.mid, 2)
-        self._waiting.append((message.topic, message.payload, message.mid if qos == 1 else 0))
+    def _on_message_owed(self, client, userdata, message) -> None:  # a kept session's
+        self._waiting.append((message.topic, message.payload, message.mid if message.qos else 0))
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         self._unacked.discard(mid)

@@ -53,6 +53,19 @@ class Session:
         nothing by it (the broker drops its queue with it), so it keeps paho's acks."""
         return self.kept_id is not None
 
+    def check(self, subscriptions: Iterable[tuple[str, int]]) -> None:
+        """A session that acknowledges when done subscribes at QoS 0 or 1: at QoS 2 the PUBREC
+        already tells the broker a message arrived (nothing to redeliver), and paho's manual
+        acks leave a PUBREL of a message from before a restart without its PUBCOMP.
+
+        >>> Session("fl-x-0").check([("a/b", 2)])
+        Traceback (most recent call last):
+        ValueError: a kept session subscribes at QoS 0 or 1, not 2 (a/b)
+        """
+        for topic, qos in subscriptions:
+            if qos > 1 and self.acks_when_done:
+                raise ValueError(f"a kept session subscribes at QoS 0 or 1, not 2 ({topic})")
+
 
 def session_id(prefix: str, node: str, subscriptions: Iterable[tuple[str, int]]) -> str:
     """The stable client id of ``node``'s kept session: readable node id, then a digest of the
