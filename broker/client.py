@@ -2,8 +2,9 @@
 
 Every fleetlearn process is a :class:`Node`: one paho client (a unique id, or a kept session's
 stable one; a retained last will), subscribing in ``on_connect`` (again after a reconnect),
-driven from one thread. paho's callbacks only hand messages to an inbox; the node's loop calls
-the service's handler, so one bad message is caught and counted, and never kills the loop.
+driven from one thread. paho's callbacks only hand messages to an inbox (:mod:`broker.inbox`);
+the node's loop calls the service's handler, so one bad message is caught and counted, and
+never kills the loop. A kept session acknowledges a QoS 1 message once its work is done.
 Nothing else touches the paho object: what a tool needs of it is a method (:meth:`Node.pump`).
 """
 
@@ -21,14 +22,12 @@ import paho.mqtt.client as mqtt
 from broker.address import BrokerAddress, BrokerUnreachable
 from broker.backoff import Backoff, connect_timeout
 from broker.client_factory import Session, broker_limits, make_client
+from broker.inbox import ErrorHandler, Handler, Inbox
 from broker.timers import Timers
 
 __all__ = ["BURST", "ErrorHandler", "Handler", "Node"]
 
 log = logging.getLogger(__name__)
-
-Handler = Callable[[str, bytes], None]
-ErrorHandler = Callable[[str, bytes, BaseException], None]
 
 #: Most packets one turn reads after paho's ``loop()`` before it handles them.
 BURST = 1000
@@ -39,10 +38,10 @@ class Node:
 
     ``handler(topic, payload)`` is called for every message in arrival order; exceptions it
     raises go to ``on_error`` and the loop carries on. ``on_drained()`` is called once after
-    each turn's messages were handled (the place for per-block work, e.g. learning a block).
-    A lost broker is tried again from the loop (:class:`~broker.backoff.Backoff`), never
-    blocking it; after ``give_up_after`` seconds down, :meth:`poll` raises
-    :class:`BrokerUnreachable`.
+    each turn's messages were handled (the place for per-block work, e.g. learning a block);
+    then a kept session acknowledges them. A lost broker is tried again from the loop
+    (:class:`~broker.backoff.Backoff`), never blocking it; after ``give_up_after`` seconds
+    down, :meth:`poll` raises :class:`BrokerUnreachable`.
     """
 
     def __init__(self, node_id: str, broker: BrokerAddress, *,
@@ -53,20 +52,22 @@ class Node:
         self.node_id = node_id
         self.broker = broker
         self.subscriptions = list(subscriptions or [])
-        self.handler = handler
-        self.on_error = on_error
-        self.status_topic = status_topic
-        self.on_drained = on_drained
+        self.handler, self.on_error = handler, on_error
+        self.status_topic, self.on_drained = status_topic, on_drained
+        if session is not None:
+            session.check(self.subscriptions)
         self._client = make_client(node_id, broker, will_topic=status_topic, session=session)
+        self.log = log.getChild(node_id)  # a caller may quieten one node (``up``'s monitor)
+        self._inbox = Inbox(node_id, self.log)
+        self._waiting = self._inbox.waiting  # paho's callbacks append (topic, payload, mid)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
-        self._client.on_message = self._on_message
+        self._client.on_message = (self._on_message_owed if session and session.acks_when_done
+                                   else self._on_message)
         self._client.on_publish = self._on_publish
         self._client.on_subscribe = self._on_subscribe
-        self._inbox: deque[tuple[str, bytes]] = deque()
         self._timers = Timers()
         self._stop, self._connected = threading.Event(), False
-        self.log = log.getChild(node_id)  # a caller may quieten one node (``up``'s monitor)
         self.backoff = Backoff(give_up_after=give_up_after)
         self._lost = False  # the socket is gone: attempts to get it back, not loop()
         self._unacked: set[int] = set()
@@ -104,7 +105,10 @@ class Node:
         self._connected = False
 
     def _on_message(self, client, userdata, message) -> None:
-        self._inbox.append((message.topic, message.payload))
+        self._waiting.append((message.topic, message.payload, 0))  # paho acks it on return
+
+    def _on_message_owed(self, client, userdata, message) -> None:  # a kept session's
+        self._waiting.append((message.topic, message.payload, message.mid if message.qos else 0))
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         self._unacked.discard(mid)
@@ -160,10 +164,8 @@ class Node:
     # --------------------------------------------------------- the loop
 
     def connect(self, timeout: float | None = None) -> None:
-        """Connect and wait for CONNACK and every SUBACK, or raise :class:`BrokerUnreachable`.
-
-        The default timeout is ``$FLEETLEARN_CONNECT_TIMEOUT`` seconds, else 10.
-        """
+        """Connect and wait for CONNACK and every SUBACK, or raise :class:`BrokerUnreachable`
+        (the default timeout is ``$FLEETLEARN_CONNECT_TIMEOUT`` seconds, else 10)."""
         deadline = time.monotonic() + (connect_timeout() if timeout is None else timeout)
         while True:
             try:
@@ -204,7 +206,7 @@ class Node:
         """Read on while messages keep arriving, up to :data:`BURST`: paho's ``loop()`` reads
         one packet per call; reading what is there in one go lets the drain handle a block. It
         stops at the first read that brings no message (nothing more, or an ack)."""
-        inbox, client = self._inbox, self._client
+        inbox, client = self._waiting, self._client
         for _ in range(BURST):
             before = len(inbox)
             if client.loop_read() != mqtt.MQTT_ERR_SUCCESS or len(inbox) == before:
@@ -260,22 +262,17 @@ class Node:
             self.log.exception("%s: %s failed", self.node_id, what)
 
     def _drain(self) -> None:
-        """Handle every message in the inbox in order; then ``on_drained`` once, if any came."""
-        inbox = self._inbox
-        if not inbox:
+        """Handle every message in the inbox in order; then ``on_drained`` once, if any came;
+        then acknowledge a kept session's QoS 1 ones, in order (what a stop leaves in the
+        inbox is not: the broker redelivers it to the next session)."""
+        if not self._waiting:
             return
-        handler = self.handler
-        while inbox:
-            topic, payload = inbox.popleft()
-            try:
-                handler(topic, payload)  # type: ignore[misc]
-            except Exception as exc:  # one bad message must never kill the loop
-                self.handler_errors += 1
-                self.log.exception("%s: handling a message on %s failed", self.node_id, topic)
-                if self.on_error is not None:
-                    self.on_error(topic, payload, exc)
+        self.handler_errors += self._inbox.handle_all(self.handler, self.on_error)  # type: ignore
         if self.on_drained is not None:
             self._guarded(self.on_drained, "the work after a drain")
+        ack = self._client.ack
+        for mid in self._inbox.owed():
+            ack(mid, 1)
 
     def _reconnect(self, timeout: float) -> None:
         """Try the lost broker again if due, else wait (a stop wakes it); ``on_connect``

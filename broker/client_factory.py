@@ -9,9 +9,11 @@ With :mod:`broker.client` (which drives it), the only module that touches paho.
 ('p/learn/status/gw-0', b'offline', 100)
 >>> client.protocol == mqtt.MQTTv311, client._clean_session, client._client_id[:5]
 (True, True, b'gw-0-')
+>>> client._manual_ack  # paho acknowledges what it reads: a clean session keeps nothing
+False
 >>> kept = make_client("gw-0", BrokerAddress(), session=Session("fl-gw-0-0123456789ab"))
->>> kept.protocol == mqtt.MQTTv311, kept._clean_session, kept._client_id
-(True, False, b'fl-gw-0-0123456789ab')
+>>> kept.protocol == mqtt.MQTTv311, kept._clean_session, kept._client_id, kept._manual_ack
+(True, False, b'fl-gw-0-0123456789ab', True)
 >>> make_client("gw-0", BrokerAddress(), session=Session(mqtt5=True)).protocol == mqtt.MQTTv5
 True
 """
@@ -42,6 +44,27 @@ class Session:
 
     kept_id: str | None = None
     mqtt5: bool = False
+
+    @property
+    def acks_when_done(self) -> bool:
+        """A kept session acknowledges a QoS 1 message once the node has handled it (paho's
+        manual acks), not as paho reads it: what a node read and did not handle before it
+        stopped or died, the broker delivers again to the next session. A clean session gains
+        nothing by it (the broker drops its queue with it), so it keeps paho's acks."""
+        return self.kept_id is not None
+
+    def check(self, subscriptions: Iterable[tuple[str, int]]) -> None:
+        """A session that acknowledges when done subscribes at QoS 0 or 1: at QoS 2 the PUBREC
+        already tells the broker a message arrived (nothing to redeliver), and paho's manual
+        acks leave a PUBREL of a message from before a restart without its PUBCOMP.
+
+        >>> Session("fl-x-0").check([("a/b", 2)])
+        Traceback (most recent call last):
+        ValueError: a kept session subscribes at QoS 0 or 1, not 2 (a/b)
+        """
+        for topic, qos in subscriptions:
+            if qos > 1 and self.acks_when_done:
+                raise ValueError(f"a kept session subscribes at QoS 0 or 1, not 2 ({topic})")
 
 
 def session_id(prefix: str, node: str, subscriptions: Iterable[tuple[str, int]]) -> str:
@@ -79,6 +102,7 @@ def make_client(
         client_id=session.kept_id or f"{node}-{uuid.uuid4().hex[:8]}",
         protocol=mqtt.MQTTv5 if session.mqtt5 else mqtt.MQTTv311,
         clean_session=None if session.mqtt5 else session.kept_id is None,
+        manual_ack=session.acks_when_done,
     )
     if broker.username is not None:
         client.username_pw_set(broker.username, broker.password)

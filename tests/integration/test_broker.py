@@ -4,6 +4,7 @@ import pytest
 
 from broker.address import BrokerAddress, BrokerUnreachable
 from broker.client import Node
+from broker.client_factory import Session
 from broker.mosquitto import MosquittoBroker, free_port, port_accepts
 from tests.conftest import process_alive
 from tests.mqtt_helpers import Recorder, wait_until
@@ -56,3 +57,41 @@ def test_connecting_to_nothing_fails_with_a_clear_error():
     node = Node("n3", BrokerAddress(port=free_port()))
     with pytest.raises(BrokerUnreachable, match="is it running"):
         node.connect(timeout=0.5)
+
+
+def kept_node(address, prefix, seen, raising=b"boom"):
+    """A node with a kept session (paho's manual acks) on ``{prefix}/x``; its handler records
+    what it handles and raises on ``raising``."""
+
+    def handler(topic, payload):
+        seen.append(payload)
+        if payload == raising:
+            raise RuntimeError("boom")
+
+    return Node("n-kept", address, subscriptions=[(f"{prefix}/x", 1)], handler=handler,
+                session=Session(kept_id=f"fl-n-kept-{prefix}"))
+
+
+@pytest.mark.timeout(60)
+def test_a_kept_session_acknowledges_a_message_only_once_it_was_handled(address, prefix):
+    sender, first, again = Recorder(address), [], []
+    node = kept_node(address, prefix, first)
+    node.connect(timeout=5)
+    for payload in (b"1", b"boom", b"2"):
+        sender.publish(f"{prefix}/x", payload)
+    assert sender.node.flush(5)
+    wait_until(lambda: len(first) == 3, 10, lambda: node.poll(0.02), "three handled")
+    for payload in (b"3", b"4"):  # read, never handled: the node stops first
+        sender.publish(f"{prefix}/x", payload)
+    assert sender.node.flush(5)
+    wait_until(lambda: len(node._inbox) == 2, 10, lambda: node.pump(0.02), "two in the inbox")
+    node.close()
+    assert first == [b"1", b"boom", b"2"] and node.handler_errors == 1
+    node = kept_node(address, prefix, again)
+    node.connect(timeout=5)
+    sender.publish(f"{prefix}/x", b"end")
+    # what was handled (the failed one too) was acknowledged; what waited comes again
+    wait_until(lambda: b"end" in again, 10, lambda: node.poll(0.02), "the end marker")
+    assert again == [b"3", b"4", b"end"]
+    node.close()
+    sender.close()
