@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from broker.address import BrokerAddress
 from broker.client import Node
@@ -83,3 +84,19 @@ def run_fleetlearn(recorder: Recorder, *args: str, timeout: float = 30) -> str:
             proc.wait()
     assert proc.returncode == 0, err
     return err
+
+
+def wait_deployment(dep: Any, condition: Callable[[], bool], timeout: float,
+                    *also: Recorder) -> bool:
+    """Poll a :class:`~fleetlearn.deploy.up.LocalDeployment`'s monitor (and any recorders)
+    until ``condition()`` or the timeout."""
+    def polled() -> bool:
+        for recorder in also:
+            recorder.node.poll(0)
+        return condition()
+    return dep.monitor.wait_for(polled, timeout)
+
+
+def model_version(dep: Any) -> int:
+    """The newest model version a deployment's monitor has seen (0: none yet)."""
+    return dep.state.last_model.version if dep.state.last_model else 0

@@ -32,6 +32,8 @@ from broker.topics import Topics
 from broker.wire import decode_json_object
 from fleetlearn.deploy.up import LocalDeployment, UpSettings
 from tests.mqtt_helpers import Recorder
+from tests.mqtt_helpers import model_version as version
+from tests.mqtt_helpers import wait_deployment as wait
 
 pytestmark = [pytest.mark.integration]
 
@@ -58,17 +60,6 @@ def child(dep: LocalDeployment, name: str):
     return next(c for c in dep.children if c.name == name)
 
 
-def version(dep: LocalDeployment) -> int:
-    return dep.state.last_model.version if dep.state.last_model else 0
-
-
-def wait(dep: LocalDeployment, condition, timeout: float, *also: Recorder) -> bool:
-    """Poll the deployment's monitor (and any recorders) until ``condition()`` or the timeout."""
-    def polled() -> bool:
-        for recorder in also:
-            recorder.node.poll(0)
-        return condition()
-    return dep.monitor.wait_for(polled, timeout)
 
 
 def published(dep: LocalDeployment) -> int:

@@ -12,6 +12,8 @@ from broker.model_codec import decode_model
 from fleetlearn.deploy.up import LocalDeployment, UpSettings
 from learners.checkpoint import CheckpointStore
 from tests.mqtt_helpers import Recorder
+from tests.mqtt_helpers import model_version as version
+from tests.mqtt_helpers import wait_deployment as wait
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -28,17 +30,6 @@ def child(dep: LocalDeployment, name: str):
     return next(c for c in dep.children if c.name == name)
 
 
-def wait(dep: LocalDeployment, condition, timeout: float, *also: Recorder) -> bool:
-    """Poll the deployment's monitor (and any recorders) until ``condition()`` or the timeout."""
-    def polled() -> bool:
-        for recorder in also:
-            recorder.node.poll(0)
-        return condition()
-    return dep.monitor.wait_for(polled, timeout)
-
-
-def version(dep: LocalDeployment) -> int:
-    return dep.state.last_model.version if dep.state.last_model else 0
 
 
 def test_killing_a_gateway_keeps_versions_coming_and_the_model_converging(
