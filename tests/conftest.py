@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from broker.address import BrokerAddress
 from broker.mosquitto import MosquittoBroker
+
+
+@pytest.fixture(autouse=True)
+def state_home(tmp_path_factory, monkeypatch) -> Path:
+    """No test writes into the home directory: a node's default state dir
+    (``$XDG_STATE_HOME/fleetlearn/...``, e.g. an aggregator's checkpoints) is a temp dir, for
+    the test and every process it starts."""
+    home = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("XDG_STATE_HOME", str(home))
+    return home
 
 
 @pytest.fixture
