@@ -173,7 +173,9 @@ def test_a_broker_killed_and_restarted_keeps_the_model_and_accounts_for_every_re
            unaccounted=readings["unaccounted"], retained_version=retained,
            version_at_kill=at_kill, seconds_to_retained=round(retained_after, 3),
            seconds_restart_to_first_new_model=round(first_new[0], 3))
-    assert 1 <= retained <= at_kill
+    # a model the aggregator broadcast (the monitor may not have seen the newest one yet
+    # when the broker was killed, so `at_kill` is no bound)
+    assert retained >= 1 and retained in {m.version for m in dep.state.models}
     assert_versions_go_up(dep)
     assert_accounted(readings)
 
