@@ -1,7 +1,7 @@
 """Run a Mosquitto broker for one deployment: its own config, port, data and log dir.
 
 >>> print(render_config(port=18830, data_dir=Path("/tmp/d"), run_as="mosquitto"), end="")
-# fleetlearn broker (generated): one loopback listener, its own data and log.
+# fleetlearn broker (generated): one listener, its own data and log.
 listener 18830 127.0.0.1
 allow_anonymous true
 user mosquitto
@@ -41,6 +41,7 @@ import time
 from pathlib import Path
 
 from broker.processes import die_with_parent, stop_process
+from broker.secure import SecureDir
 
 #: What the broker fleetlearn starts sets, and a node checks on a broker it did not start.
 MAX_QUEUED_MESSAGES = 200_000
@@ -62,13 +63,18 @@ def render_config(
     run_as: str | None = None,
     max_packet_size: int = 1024 * 1024,
     max_queued_messages: int = MAX_QUEUED_MESSAGES,
+    secure: SecureDir | None = None,
+    require_certificate: bool = False,
 ) -> str:
-    """The mosquitto.conf for one deployment."""
+    """The mosquitto.conf for one deployment; with ``secure``, its one listener speaks TLS
+    only and every client logs in (:meth:`broker.secure.SecureDir.broker_lines`)."""
     user = run_as or getpass.getuser()
+    access = (["allow_anonymous true"] if secure is None
+              else secure.broker_lines(require_certificate))
     return "\n".join([
-        "# fleetlearn broker (generated): one loopback listener, its own data and log.",
+        "# fleetlearn broker (generated): one listener, its own data and log.",
         f"listener {port} {bind}",
-        "allow_anonymous true",
+        *access,
         f"user {user}",
         "persistence true",
         f"persistence_location {data_dir}/",
@@ -166,8 +172,11 @@ class MosquittoBroker:
     """
 
     def __init__(self, port: int | None = None, data_dir: Path | None = None,
-                 bind: str = "127.0.0.1") -> None:
+                 bind: str = "127.0.0.1", secure: SecureDir | None = None,
+                 require_certificate: bool = False) -> None:
+        """``secure``: a TLS listener with passwords and the ACL of these files."""
         self.bind = bind
+        self.secure, self.require_certificate = secure, require_certificate
         self.port = port
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="fleetlearn-broker-"))
@@ -185,7 +194,8 @@ class MosquittoBroker:
         for _ in range(attempts):
             port = self.port or free_port(self.bind)
             conf = self.data_dir / "mosquitto.conf"
-            conf.write_text(render_config(port, self.data_dir, bind=self.bind))
+            conf.write_text(render_config(port, self.data_dir, bind=self.bind, secure=self.secure,
+                                          require_certificate=self.require_certificate))
             # A session of its own: a Ctrl-C at the terminal is for whoever started it, which
             # stops it in turn; and it dies with its parent (the parent-death signal).
             self.process = subprocess.Popen(

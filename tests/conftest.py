@@ -10,6 +10,8 @@ import pytest
 
 from broker.address import BrokerAddress
 from broker.mosquitto import MosquittoBroker
+from broker.secure import generate
+from broker.topics import Topics
 
 
 @pytest.fixture(autouse=True)
@@ -52,3 +54,19 @@ def process_alive(pid: int) -> bool:
             return f.read().split(") ", 1)[1][0] != "Z"
     except (FileNotFoundError, ProcessLookupError, IndexError):
         return False
+
+
+@pytest.fixture
+def secure_mosquitto(tmp_path, prefix) -> Iterator[MosquittoBroker]:
+    """A secured mosquitto of this test's own (TLS, passwords, the ACL for ``prefix``) with
+    its files generated under ``tmp_path / "secure"``: users ``gw-0``, ``gw-1``, the nodes of
+    :data:`broker.acl.NODE_USERS` and the devices ``s0-d0001``, ``s0-d0002``."""
+    files = generate(tmp_path / "secure", Topics(prefix), gateways=2,
+                     devices=("s0-d0001", "s0-d0002"))
+    broker = MosquittoBroker(data_dir=tmp_path / "broker", secure=files).start()
+    pid = broker.process.pid
+    try:
+        yield broker
+    finally:
+        broker.stop()
+        assert not process_alive(pid)

@@ -1,0 +1,140 @@
+"""The secured broker (``broker/secure.py``'s files) against the real Mosquitto, spoken to with
+Mosquitto's own clients: who gets in, and what each role may read and write.
+
+A refused publish is proven absent by order: one connection's messages, and messages each
+routed before the next is published (``mosquitto_pub -q 1`` exits after the PUBACK, which the
+broker sends once it has routed the message), reach a subscriber in order; so a permitted
+message published after the forbidden one arriving first means the forbidden one was dropped.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from broker import pki
+from broker.secure import SecureDir
+from broker.topics import Topics
+from tests.cli_clients import Subscriber, login, publish
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+
+@pytest.fixture
+def files(tmp_path, secure_mosquitto) -> SecureDir:
+    return SecureDir(tmp_path / "secure")
+
+
+def refused(result) -> bool:
+    """The broker refused the connection as not authorised (MQTT 5's CONNACK reason)."""
+    return result.returncode != 0 and "Connection error: Not authorized" in result.stderr
+
+
+def test_anonymous_and_wrong_password_are_refused(secure_mosquitto, files, prefix):
+    topic = Topics(prefix).model
+    assert refused(publish(login(secure_mosquitto, files, None), topic, "x"))
+    assert refused(publish(login(secure_mosquitto, files, "aggregator", "wrong"), topic, "x"))
+    assert refused(publish(login(secure_mosquitto, files, "nobody", "x"), topic, "x"))
+    ok = publish(login(secure_mosquitto, files, "aggregator"), topic, "x")
+    assert ok.returncode == 0 and "not authori" not in ok.stderr.lower(), ok.stderr
+
+
+def test_a_client_without_the_ca_cannot_connect(secure_mosquitto, files, prefix, tmp_path):
+    topic = Topics(prefix).model
+    other = tmp_path / "other-ca.crt"
+    pki.save(pki.make_ca("someone else"), tmp_path / "other-ca.key", other)
+    plain = publish(login(secure_mosquitto, files, "aggregator", cafile=False), topic, "x")
+    assert plain.returncode != 0
+    wrong_ca = publish(login(secure_mosquitto, files, "aggregator", cafile=other), topic, "x")
+    assert wrong_ca.returncode != 0
+    assert "TLS error" in wrong_ca.stderr
+    assert publish(login(secure_mosquitto, files, "aggregator"), topic, "x").returncode == 0
+
+
+def test_the_monitor_sees_the_model_the_aggregator_retained(secure_mosquitto, files, prefix):
+    t = Topics(prefix)
+    assert publish(login(secure_mosquitto, files, "aggregator"), t.model, "v1",
+                   retain=True).returncode == 0
+    monitor = Subscriber(login(secure_mosquitto, files, "monitor"), t.model)
+    try:
+        monitor.wait(lambda: monitor.messages, "the retained model")
+        assert monitor.messages == [f"{t.model} v1"]
+    finally:
+        monitor.close()
+
+
+def test_a_device_writes_its_own_reading_only(secure_mosquitto, files, prefix):
+    t = Topics(prefix)
+    watcher = Subscriber(login(secure_mosquitto, files, "predictor"), t.model,
+                         t.readings_filter())
+    device = login(secure_mosquitto, files, "s0-d0001")
+    try:
+        watcher.wait_subscribed()
+        forged_model = publish(device, t.model, "forged")
+        assert "not authorized" in forged_model.stderr.lower()
+        publish(device, t.reading("s0", "s0-d0002"), "forged")
+        publish(device, t.reading("s1", "s0-d0002"), "forged")
+        own = t.reading("s0", "s0-d0001")
+        assert publish(device, own, "mine").returncode == 0
+        watcher.wait(lambda: watcher.messages, "the device's own reading")
+        assert watcher.messages == [f"{own} mine"]
+    finally:
+        watcher.close()
+
+
+def test_a_gateway_cannot_write_the_model(secure_mosquitto, files, prefix):
+    t = Topics(prefix)
+    monitor = Subscriber(login(secure_mosquitto, files, "monitor"), t.model,
+                         t.node_status_filter)
+    gateway = login(secure_mosquitto, files, "gw-0")
+    try:
+        monitor.wait_subscribed()
+        publish(gateway, t.model, "forged")
+        publish(gateway, t.node_status("gw-1"), "forged")  # another gateway's status
+        assert publish(gateway, t.node_status("gw-0"), "online").returncode == 0
+        monitor.wait(lambda: monitor.messages, "the gateway's own status")
+        assert monitor.messages == [f"{t.node_status('gw-0')} online"]
+    finally:
+        monitor.close()
+
+
+def test_subscribing_to_everything_gives_only_what_the_role_may_read(secure_mosquitto, files,
+                                                                      prefix):
+    """Mosquitto 2.0 accepts any subscription and checks every message it would deliver: a
+    device's ``#`` receives nothing, a gateway's ``#`` only readings and the model."""
+    t = Topics(prefix)
+    aggregator = login(secure_mosquitto, files, "aggregator")
+    assert publish(aggregator, t.model, "v1", retain=True).returncode == 0
+    device = Subscriber(login(secure_mosquitto, files, "s0-d0001"), "#", keepalive=5)
+    gateway = Subscriber(login(secure_mosquitto, files, "gw-0"), "#")
+    try:
+        device.wait_subscribed()
+        gateway.wait_subscribed()
+        publish(login(secure_mosquitto, files, "gw-1"), t.metrics("gw-1"), "{}")
+        publish(login(secure_mosquitto, files, "predictor"), t.prediction("s0", "s0-d0001"), "p")
+        publish(login(secure_mosquitto, files, "fleet"), t.reading("s0", "s0-d0001"), "r")
+        assert publish(aggregator, t.model, "v2", retain=True).returncode == 0
+        gateway.wait(lambda: len(gateway.messages) >= 3, "the model, the reading, the model")
+        assert gateway.messages == [f"{t.model} v1", f"{t.reading('s0', 's0-d0001')} r",
+                                    f"{t.model} v2"]
+        # the device's connection: a ping it sends from now on is answered after anything
+        # the broker routed to it before
+        sent = device.count("sending PINGREQ")
+        device.wait(lambda: device.count("received PINGRESP") > sent, "a ping after the publishes")
+        assert device.messages == []
+    finally:
+        device.close()
+        gateway.close()
+
+
+def test_the_predictor_reads_readings_and_the_model(secure_mosquitto, files, prefix):
+    t = Topics(prefix)
+    predictor = Subscriber(login(secure_mosquitto, files, "predictor"), t.model,
+                           t.readings_filter())
+    try:
+        predictor.wait_subscribed()
+        publish(login(secure_mosquitto, files, "s0-d0002"), t.reading("s0", "s0-d0002"), "r")
+        publish(login(secure_mosquitto, files, "aggregator"), t.model, "v3", retain=True)
+        predictor.wait(lambda: len(predictor.messages) >= 2, "a reading and the model")
+        assert predictor.messages == [f"{t.reading('s0', 's0-d0002')} r", f"{t.model} v3"]
+    finally:
+        predictor.close()
