@@ -47,4 +47,12 @@ if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
     apt_install mosquitto mosquitto-clients \
         || die "mosquitto is missing: sudo apt-get install mosquitto mosquitto-clients"
 fi
+# mosquitto_passwd (package mosquitto) hashes the secured broker's passwords; the secured
+# broker's tests speak to it with mosquitto_pub and mosquitto_sub (mosquitto-clients)
+if ! command -v mosquitto_pub >/dev/null || ! command -v mosquitto_sub >/dev/null; then
+    apt_install mosquitto-clients \
+        || die "mosquitto_pub/mosquitto_sub are missing: sudo apt-get install mosquitto-clients"
+fi
+command -v mosquitto_passwd >/dev/null \
+    || die "mosquitto_passwd is missing: sudo apt-get install mosquitto"
 say "ready: $("$VENV/bin/fleetlearn" --version 2>/dev/null || echo fleetlearn), $(/usr/sbin/mosquitto -h 2>/dev/null | head -1 || mosquitto -h | head -1)"

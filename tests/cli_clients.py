@@ -12,11 +12,12 @@ from broker.secure import SecureDir
 from tests.mqtt_helpers import wait_until
 
 
-def login(broker: MosquittoBroker, secure: SecureDir, user: str | None,
-          password: str | None = None, cafile: Path | bool | None = True) -> list[str]:
-    """Connection options for ``user`` (None: anonymous) with its own password (or
-    ``password``) and the deployment's CA (or ``cafile``; False: no TLS at all)."""
-    args = ["-h", "127.0.0.1", "-p", str(broker.port)]
+def login(broker: MosquittoBroker | int, secure: SecureDir, user: str | None,
+          password: str | None = None, cafile: Path | bool = True) -> list[str]:
+    """Connection options to the broker (or port) for ``user`` (None: anonymous) with its own
+    password (or ``password``) and the deployment's CA (or ``cafile``; False: no TLS)."""
+    port = broker if isinstance(broker, int) else broker.port
+    args = ["-h", "127.0.0.1", "-p", str(port)]
     if cafile is not False:
         args += ["--cafile", str(secure.ca_cert if cafile is True else cafile)]
     if user is not None:

@@ -1,21 +1,60 @@
-"""`fleetlearn broker`: a Mosquitto of fleetlearn's own until Ctrl-C or SIGTERM."""
+"""`fleetlearn broker`: a Mosquitto of fleetlearn's own until Ctrl-C or SIGTERM; with
+``--secure``, TLS only, a password per node and device, and the ACL of ``broker/acl.py``."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from broker.acl import NODE_USERS, gateway_ids
 from broker.address import BrokerAddress
-from broker.mosquitto import MosquittoBroker
-from fleetlearn.commands.common import default
+from broker.mosquitto import BrokerError, MosquittoBroker
+from broker.secure import SecureDir, SecureSetupError, generate
+from devices.fleet import FleetConfig
+from devices.simulator import FleetSimulator
+from fleetlearn.commands.common import DEFAULT_PREFIX, PrefixOpt, default, topics
+from fleetlearn.deploy.settings import UpSettings
+
+#: Where each option's default lives (tests/unit/test_defaults.py).
+OWNERS = {"port": (BrokerAddress, "port"), "gateways": (UpSettings, "gateways"),
+          "devices": (FleetConfig, "devices"), "sites": (FleetConfig, "sites")}
 
 
 def _raise_interrupt(*_: object) -> None:
     raise KeyboardInterrupt
+
+
+def default_secure_dir(prefix: str, root: Path | None = None) -> Path:
+    """Where ``--secure`` keeps its files unless told: per topic prefix, under
+    ``$XDG_STATE_HOME`` (else ``~/.local/state``).
+
+    >>> default_secure_dir("fleet/a", Path("/s")).as_posix()
+    '/s/fleetlearn/secure/fleet_a'
+    """
+    if root is None:
+        root = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return root / "fleetlearn" / "secure" / prefix.replace("/", "_")
+
+
+def how_to_connect(files: SecureDir, port: int, mutual: bool) -> str:
+    """What ``broker --secure`` prints: where the CA and credentials are, and a node's options.
+
+    >>> print(how_to_connect(SecureDir(Path("/s")), 8883, mutual=False))
+    TLS only; CA: /s/ca.crt; users and passwords: /s/credentials.json
+    a node connects with: --broker mqtts://127.0.0.1:8883 --tls-ca /s/ca.crt --username gw-0 \
+--password (its password in /s/credentials.json)
+    """
+    line = (f"TLS only; CA: {files.ca_cert}; users and passwords: {files.credentials_file}\n"
+            f"a node connects with: --broker mqtts://127.0.0.1:{port} --tls-ca {files.ca_cert} "
+            f"--username gw-0 --password (its password in {files.credentials_file})")
+    if mutual:
+        line += (f" --tls-cert {files.client_cert('gw-0')} --tls-key {files.client_key('gw-0')}")
+    return line
 
 
 def broker(
@@ -23,13 +62,54 @@ def broker(
                                       min=0, max=65535)] = default(BrokerAddress, "port"),
     data_dir: Annotated[Path | None, typer.Option(help="Data and log dir (default: a temp dir).")
                         ] = None,
+    secure: Annotated[bool, typer.Option(
+        "--secure", help="TLS only, no anonymous client, a password per node and device and "
+        "an ACL per role; makes the CA, certificates and credentials under --secure-dir the "
+        "first time, and keeps them.")] = False,
+    secure_dir: Annotated[Path | None, typer.Option(
+        help="Where --secure keeps its CA, certificates, passwords and ACL (default: "
+        "$XDG_STATE_HOME/fleetlearn/secure/PREFIX).")] = None,
+    prefix: PrefixOpt = DEFAULT_PREFIX,
+    gateways: Annotated[int, typer.Option(min=0, help="With --secure: gateway credentials "
+                                          "gw-0 .. gw-N-1.")] = default(UpSettings, "gateways"),
+    devices: Annotated[int, typer.Option(min=0, help="With --secure: credentials for the "
+                                         "simulated fleet's device ids (as `devices simulate "
+                                         "--devices N --sites S` names them).")
+                       ] = default(FleetConfig, "devices"),
+    sites: Annotated[int, typer.Option(min=1, help="With --secure: sites of those devices.")
+                     ] = default(FleetConfig, "sites"),
+    device: Annotated[list[str] | None, typer.Option(
+        help="With --secure: one more device credential (repeat the option).")] = None,
+    host: Annotated[list[str] | None, typer.Option(
+        help="With --secure: one more name or address the server certificate is valid for "
+        "(besides 127.0.0.1 and localhost; repeat the option).")] = None,
+    client_certs: Annotated[bool, typer.Option(
+        "--client-certs", help="With --secure: mutual TLS; a client certificate per user "
+        "(SECURE_DIR/clients/NAME.crt and .key), and the broker refuses clients without "
+        "one.")] = False,
 ) -> None:
     """Run a Mosquitto broker for fleetlearn on 127.0.0.1 until Ctrl-C."""
-    mosquitto = MosquittoBroker(port=port or None, data_dir=data_dir)
+    files = None
+    if secure:
+        simulated = FleetSimulator(devices, sites).devices if devices else []
+        ids = [d.device for d in simulated] + list(device or [])
+        where = secure_dir or default_secure_dir(prefix)
+        try:
+            files = generate(where, topics(prefix), gateways=gateways, devices=tuple(ids),
+                             hosts=tuple(host or ()), client_certs=client_certs)
+        except SecureSetupError as exc:
+            raise BrokerError(str(exc)) from None
+    mosquitto = MosquittoBroker(port=port or None, data_dir=data_dir, secure=files,
+                                require_certificate=client_certs)
     # SIGTERM unwinds like Ctrl-C, so the broker we started is stopped with us.
     signal.signal(signal.SIGTERM, _raise_interrupt)
     # a SIGTERM may come as soon as the line is out: the print is inside the suppression too
     with mosquitto, contextlib.suppress(KeyboardInterrupt):
         print(f"mosquitto listening on 127.0.0.1:{mosquitto.port} (data: {mosquitto.data_dir})",
               flush=True)
+        if files is not None:
+            users = [*NODE_USERS, *gateway_ids(gateways)]
+            print(f"{how_to_connect(files, mosquitto.port, client_certs)}\n"
+                  f"nodes: {', '.join(users)}; devices: {len(files.users()) - len(users)}",
+                  flush=True)
         mosquitto.process.wait()

@@ -138,3 +138,43 @@ def test_the_predictor_reads_readings_and_the_model(secure_mosquitto, files, pre
         assert predictor.messages == [f"{t.reading('s0', 's0-d0002')} r", f"{t.model} v3"]
     finally:
         predictor.close()
+
+
+def test_the_broker_command_secured_says_how_to_connect_and_refuses_strangers(tmp_path):
+    """``fleetlearn broker --secure``: files made, one TLS listener, the monitor's password
+    works, a made-up one does not; SIGTERM stops its mosquitto."""
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import process_alive
+    from tests.mqtt_helpers import wait_until
+
+    where = tmp_path / "secure"
+    proc = subprocess.Popen([sys.executable, "-m", "fleetlearn", "broker", "--secure", "--port",
+                             "0", "--data-dir", str(tmp_path / "data"), "--secure-dir",
+                             str(where), "--prefix", "sec", "--devices", "3"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        lines = [proc.stdout.readline() for _ in range(4)]
+        port = int(re.search(r"127\.0\.0\.1:(\d+)", lines[0]).group(1))
+        assert f"--broker mqtts://127.0.0.1:{port} --tls-ca {where / 'ca.crt'}" in lines[2]
+        assert lines[3].startswith("nodes: aggregator") and "devices: 3" in lines[3]
+        files = SecureDir(where)
+        assert set(files.users()) >= {"gw-0", "gw-1", "monitor", "s0-d0000", "s1-d0001"}
+        running = port
+        topic = Topics("sec").model
+        assert publish(login(running, files, "aggregator"), topic, "v1",
+                       retain=True).returncode == 0
+        assert refused(publish(login(running, files, "monitor", "guess"), topic, "x"))
+        with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
+            mosquitto_pid = int(f.read().split()[0])
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+        wait_until(lambda: not process_alive(mosquitto_pid), 5, lambda: proc.wait(0.05),
+                   "mosquitto to exit")
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()

@@ -8,13 +8,15 @@ import pytest
 import typer
 
 from fleetlearn.cli import app
-from fleetlearn.commands import aggregator, common, devices, gateway, predict, up
+from fleetlearn.commands import aggregator, broker, common, devices, gateway, predict, up
 from fleetlearn.config import COMMANDS, SECTIONS
 
 ROOT = typer.main.get_command(app)
 
 #: (command path, where its options' defaults live, options that are the command's alone)
 HOMES = [
+    (("broker",), broker.OWNERS, {"data_dir", "secure", "secure_dir", "device", "host",
+                                  "client_certs"}),
     (("gateway",), gateway.OWNERS, {"partition", "features", "target", "allowlist"}),
     (("aggregator",), aggregator.OWNERS, {"state_dir", "checkpoints", "strategy"}),
     (("predict",), predict.OWNERS, {"sites"}),
