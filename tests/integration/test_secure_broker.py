@@ -178,3 +178,27 @@ def test_the_broker_command_secured_says_how_to_connect_and_refuses_strangers(tm
         proc.kill()
         proc.wait()
         proc.stdout.close()
+
+
+def test_with_client_certificates_a_password_alone_is_not_enough(tmp_path, prefix):
+    """Mutual TLS (``broker --secure --client-certs``): the broker asks for a certificate the
+    CA signed, and still for the password."""
+    from broker.mosquitto import MosquittoBroker
+    from broker.secure import generate
+    from tests.conftest import process_alive
+
+    files = generate(tmp_path / "secure", Topics(prefix), gateways=1, client_certs=True)
+    broker = MosquittoBroker(data_dir=tmp_path / "broker", secure=files,
+                             require_certificate=True).start()
+    pid = broker.process.pid
+    topic = Topics(prefix).update("gw-0")
+    cert = ["--cert", str(files.client_cert("gw-0")), "--key", str(files.client_key("gw-0"))]
+    try:
+        assert publish(login(broker, files, "gw-0") + cert, topic, "u").returncode == 0
+        without = publish(login(broker, files, "gw-0"), topic, "u")
+        assert without.returncode != 0
+        assert "peer did not return a certificate" in broker.log_path.read_text()
+        assert refused(publish(login(broker, files, "gw-0", "wrong") + cert, topic, "u"))
+    finally:
+        broker.stop()
+        assert not process_alive(pid)
