@@ -104,9 +104,8 @@ def test_subscribing_to_everything_gives_only_what_the_role_may_read(secure_mosq
     t = Topics(prefix)
     aggregator = login(secure_mosquitto, files, "aggregator")
     assert publish(aggregator, t.model, "v1", retain=True).returncode == 0
-    device = Subscriber(login(secure_mosquitto, files, "s0-d0001"), "#", keepalive=5)
-    gateway = Subscriber(login(secure_mosquitto, files, "gw-0"), "#")
-    try:
+    with (Subscriber(login(secure_mosquitto, files, "s0-d0001"), "#", keepalive=5) as device,
+          Subscriber(login(secure_mosquitto, files, "gw-0"), "#") as gateway):
         device.wait_subscribed()
         gateway.wait_subscribed()
         publish(login(secure_mosquitto, files, "gw-1"), t.metrics("gw-1"), "{}")
@@ -116,14 +115,11 @@ def test_subscribing_to_everything_gives_only_what_the_role_may_read(secure_mosq
         gateway.wait(lambda: len(gateway.messages) >= 3, "the model, the reading, the model")
         assert gateway.messages == [f"{t.model} v1", f"{t.reading('s0', 's0-d0001')} r",
                                     f"{t.model} v2"]
-        # the device's connection: a ping it sends from now on is answered after anything
-        # the broker routed to it before
+        # the device's connection: the answer to a ping it sends from now on comes after
+        # anything the broker routed to it before (one connection's packets stay in order)
         sent = device.count("sending PINGREQ")
         device.wait(lambda: device.count("received PINGRESP") > sent, "a ping after the publishes")
         assert device.messages == []
-    finally:
-        device.close()
-        gateway.close()
 
 
 def test_the_predictor_reads_readings_and_the_model(secure_mosquitto, files, prefix):
