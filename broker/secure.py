@@ -95,8 +95,8 @@ def generate(path: Path, topics: Topics, *, gateways: int, devices: tuple[str, .
              hosts: tuple[str, ...] = (), client_certs: bool = False) -> SecureDir:
     """Make (or complete) the secured broker's files under ``path`` for these users."""
     d = SecureDir(Path(path))
-    d.path.mkdir(parents=True, exist_ok=True)
-    d.path.chmod(0o700)
+    if not d.path.exists():  # an existing directory keeps its mode: it may be shared
+        d.path.mkdir(mode=0o700, parents=True)
     ca = _ca(d)
     if not (d.server_cert.exists() and d.server_key.exists()
             and pki.covers(pki.load(d.server_key, d.server_cert).cert, hosts)):

@@ -130,6 +130,12 @@ def test_generating_again_keeps_the_ca_and_every_password_and_adds_users(tmp_pat
     assert not (where / "passwd.plain").exists()
 
 
+def test_an_existing_directory_keeps_its_mode(tmp_path):
+    tmp_path.chmod(0o755)
+    generate(tmp_path, T, gateways=0)
+    assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o755
+
+
 def test_a_new_host_gets_a_new_server_certificate_from_the_same_ca(tmp_path):
     first = generate(tmp_path, T, gateways=0)
     again = generate(tmp_path, T, gateways=0, hosts=("broker.lan",))
