@@ -43,7 +43,9 @@ PURPOSES = ("model", "update")
 #: Why a message is refused by its signature (counted under these names).
 REASONS = ("unsigned", "bad_signature", "unknown_key", "revoked_key", "wrong_signer")
 
-_TRAILER = re.compile(rb',?"kid":"([0-9a-f]{16})","sig":"([A-Za-z0-9_-]{86})"\}\Z')
+_TRAILER = re.compile(rb'"kid":"([0-9a-f]{16})","sig":"([A-Za-z0-9_-]{86})"\}')
+#: The trailer's length: ``"kid":"`` 16 hex ``","sig":"`` 86 base64url ``"}``.
+_TRAILER_BYTES = 7 + 16 + 9 + 86 + 2
 
 
 class SignatureRefused(Exception):
@@ -155,10 +157,12 @@ def split(payload: bytes) -> tuple[bytes, str, bytes] | None:
     >>> split(b'{"a":1}') is None
     True
     """
-    found = _TRAILER.search(payload)
-    if found is None:
+    at = len(payload) - _TRAILER_BYTES  # a fixed length: no scan of the payload
+    found = _TRAILER.fullmatch(payload, at) if at > 0 else None
+    before = payload[at - 1:at]
+    if found is None or not (before == b"," or (before == b"{" and at == 1)):
         return None
-    body = payload[:found.start()] + b"}"
+    body = payload[:at if at == 1 else at - 1] + b"}"
     return body, found.group(1).decode(), unb64(found.group(2).decode())
 
 

@@ -79,6 +79,7 @@ def test_the_trailer_is_only_found_at_the_end():
     signed = sign(b'{"a":1}', AGG, "update")
     assert split(signed)[0] == b'{"a":1}'
     assert split(signed + b" ") is None
+    assert split(signed.replace(b',"kid"', b'"kid"')) is None  # not where a member can end
     assert split(sign(b"{}", AGG, "update"))[0] == b"{}"
     with pytest.raises(ValueError):
         sign(b"[1]", AGG, "update")
@@ -182,3 +183,18 @@ def test_a_node_whose_own_key_is_not_trusted_as_it_stops_at_once(tmp_path, capsy
     with pytest.raises(SystemExit) as done:
         main(["gateway", "--trust", str(trust), "--broker", "127.0.0.1:9"])
     assert done.value.code != 0 and "--trust needs --signing-key" in capsys.readouterr().err
+
+
+def test_the_signing_section_of_a_config_file_sets_the_nodes_options():
+    from fleetlearn.config import default_map, parse_config
+
+    found = default_map(parse_config('[signing]\nkey = "n.key"\ntrust = "trust.toml"\n'))
+    for command in ("gateway", "aggregator", "predict"):
+        assert found[command] == {"key": "n.key", "trust": "trust.toml"}
+
+
+def test_the_signing_benchmark_measures_both_sides():
+    from fleetlearn.bench.signing import bench_signature_cost
+
+    (row,) = bench_signature_cost(features=(3,), count=20, repeats=1)
+    assert row["verify_us"] > 0 and row["decode_adopt_us"] > 0 and row["bytes"] > 200
