@@ -127,7 +127,7 @@ def add(
     node: NodeOpt,
     role: RoleOpt,
 ) -> None:
-    """Trust a public key as a node's (made if missing)."""
+    """Trust a public key as a node's (the trust file is made if missing)."""
     node, role = _name(node, role)
     try:
         raw = unb64(public.strip())
