@@ -185,6 +185,11 @@ class Keyring:
             changed = True
             self.reloads += 1
             log.info("re-read %s", path, extra={"path": str(path)})
+        if changed and self.key is not None and self.required:
+            mine = self.trust.keys.get(self.key.kid)
+            if mine is None or mine.revoked:
+                log.warning("this node's key %s is %s in %s: what it signs will be refused",
+                            self.key.kid, "revoked" if mine else "not", self.trust_file)
         return changed
 
 

@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broker.keyring import Keyring, KeyringError, read_private, read_trust, write_trust
+from broker.keyring import (
+    Keyring,
+    KeyringError,
+    read_private,
+    read_trust,
+    write_private,
+    write_trust,
+)
 from broker.messages import LinearParams, Model, Scaler
 from broker.model_codec import decode_model, encode_model
 from broker.signing import (
@@ -125,6 +132,20 @@ def test_the_keyring_rereads_a_changed_trust_file_and_keeps_its_keys_on_a_broken
     assert not ring.refresh()
     with pytest.raises(SignatureRefused, match="revoked_key"):
         ring.check(signed, "model", "aggregator")
+
+
+def test_a_swapped_key_file_is_signed_with_and_an_untrusted_one_is_warned_of(tmp_path, caplog):
+    trust, key = tmp_path / "trust.toml", tmp_path / "agg.key"
+    write_trust(trust, [entry(AGG, "aggregator", "aggregator")])
+    write_private(key, AGG.to_pem())
+    ring = Keyring(key, trust)
+    staged = tmp_path / "new.key"
+    write_private(staged, GW.to_pem())
+    os.replace(staged, key)
+    with caplog.at_level("WARNING"):
+        assert ring.refresh()
+    assert split(ring.sign(b"{}", "model"))[1] == GW.kid
+    assert "will be refused" in caplog.text
 
 
 def test_a_key_file_readable_by_others_is_refused(tmp_path):
