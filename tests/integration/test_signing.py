@@ -252,3 +252,58 @@ def test_the_aggregators_key_is_rotated_mid_run_without_a_gap(tmp_path, address,
     assert rotated == list(range(rotated[0], rotated[-1] + 1)) and rotated[-1] > after
     assert any(p["model_version"] >= rotated[0] for p in predictions)
     assert {"gw-0", "gw-1", "predictor"} <= fleet.letters("model_revoked_key")
+
+
+def test_the_commands_sign_and_refuse_with_keys_from_the_cli_and_the_config_file(
+        tmp_path, address, prefix):
+    """`fleetlearn keys init` makes the keys; an aggregator process takes them from the
+    [signing] section of its config file: an unsigned update is refused, a gateway's signed one
+    is merged into a model the aggregator signed."""
+    import signal
+    import subprocess
+    import sys
+
+    from broker.keyring import read_private
+
+    trust = tmp_path / "trust.toml"
+
+    def fleetlearn(*args: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "fleetlearn", *args], text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env={**os.environ, "FLEETLEARN_CONNECT_TIMEOUT": "5"})
+
+    for node, role in (("aggregator", "aggregator"), ("gw-0", "gateway")):
+        made = fleetlearn("keys", "init", "--node", node, "--role", role,
+                          "--key", str(tmp_path / f"{node}.key"), "--trust", str(trust))
+        assert made.wait(30) == 0, made.stderr.read()
+    config = tmp_path / "fleet.toml"
+    config.write_text(f'[signing]\nkey = "{tmp_path / "aggregator.key"}"\ntrust = "{trust}"\n')
+    topics = Topics(prefix)
+    watcher = Recorder(address, topics.model, topics.deadletter_filter,
+                       topics.node_status("aggregator"))
+    proc = fleetlearn("--config", str(config), "aggregator", "--broker", str(address),
+                      "--prefix", prefix, "--no-checkpoints")
+    try:
+        watcher.wait(lambda: watcher.on("/status/aggregator")[-1:] == [b"online"], 30,
+                     "the aggregator online")
+        update = encode_update(Update("gw-0", 1, 0, 10, "y", LinearParams(
+            ("a", "b"), np.array([1.0, 2.0]), 0.0), time.time(), Scaler(10, np.zeros(3),
+                                                                        np.ones(3))))
+        watcher.publish(topics.update("gw-0"), update)
+        watcher.wait(lambda: watcher.on("/deadletter/"), what="the unsigned update refused")
+        gateway_key = read_private(tmp_path / "gw-0.key")
+        watcher.publish(topics.update("gw-0"), sign(update, gateway_key, "update"))
+        watcher.wait(lambda: watcher.on("/learn/model"), what="a model")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        finally:
+            proc.kill()
+            proc.wait()
+            watcher.close()
+    assert orjson.loads(watcher.on("/deadletter/")[0])["reason"] == "unsigned"
+    agg = read_private(tmp_path / "aggregator.key")
+    trusted = TrustSet([TrustedKey(agg.kid, "aggregator", "aggregator", agg.public)])
+    model = decode_model(verify(watcher.on("/learn/model")[0], trusted, "model")[0])
+    assert model.version == 1 and model.contributors == ("gw-0",)
