@@ -5,6 +5,7 @@ learns on; the aggregator's key is rotated mid-run without a gap in versions."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable
@@ -84,6 +85,16 @@ class Fleet:
         for thread in reversed(self.threads):
             thread.__exit__(*exc)
         self.watcher.close()
+
+    def restart_aggregator(self) -> None:
+        """Stop the aggregator and start another on the same state dir, with the keyring its
+        key and trust files hold now."""
+        self.threads[0].__exit__(None, None, None)
+        old = self.aggregator
+        self.aggregator = Aggregator(dataclasses.replace(
+            old.config, keyring=self.keyring("aggregator")), self.topics, self.address)
+        self.threads[0] = ServiceThread(self.aggregator)
+        self.threads[0].__enter__()
 
     def feed(self) -> None:
         """A reading for each site's device, then a turn of the watcher's network."""
@@ -307,3 +318,32 @@ def test_the_commands_sign_and_refuse_with_keys_from_the_cli_and_the_config_file
     trusted = TrustSet([TrustedKey(agg.kid, "aggregator", "aggregator", agg.public)])
     model = decode_model(verify(watcher.on("/learn/model")[0], trusted, "model")[0])
     assert model.version == 1 and model.contributors == ("gw-0",)
+
+
+def test_the_aggregator_restarted_with_a_new_key_goes_on_without_a_gap(tmp_path, address,
+                                                                        prefix):
+    """The other way to rotate: trust the new key, restart the aggregator with it (it resumes
+    from its checkpoint and the retained model its old key signed), revoke the old key."""
+    topics = Topics(prefix)
+    with Fleet(tmp_path, address, topics, state_dir=tmp_path / "state") as fleet:
+        old = fleet.keys["aggregator"]
+        fleet.wait(lambda: fleet.all_adopted(3), "every receiver on model v3")
+        new = PrivateKey.generate()
+        write_trust(fleet.trust, [*read_trust(fleet.trust),
+                                  TrustedKey(new.kid, "aggregator", "aggregator", new.public)])
+        fleet.wait(lambda: all(new.kid in n.keys.trust.keys for n in fleet.receivers()),
+                   "the new key trusted")
+        write_private(fleet.key_file("aggregator"), new.to_pem())
+        fleet.restart_aggregator()
+        fleet.wait(lambda: len(fleet.versions_signed_by(new)) >= 2
+                   and fleet.all_adopted(fleet.versions_signed_by(new)[-1]),
+                   "two models of the restarted aggregator adopted everywhere")
+        write_trust(fleet.trust, [k.revoke() if k.kid == old.kid else k
+                                  for k in read_trust(fleet.trust)])
+        latest = fleet.versions_signed_by(new)[-1]
+        fleet.wait(lambda: fleet.all_adopted(latest + 2), "versions going on after the revoke")
+        refused = dict(fleet.aggregator.refused)
+    before, after = fleet.versions_signed_by(old), fleet.versions_signed_by(new)
+    assert before == list(range(1, before[-1] + 1))
+    assert after == list(range(before[-1] + 1, after[-1] + 1))  # no gap, nothing made twice
+    assert not any(reason.startswith("model_") for reason in refused), refused
