@@ -57,12 +57,14 @@ def keyring(key: Path | None, trust: Path | None, node: str, role: str | None
         ring = Keyring(key if role is not None else None, trust)
     except KeyringError as exc:
         raise UsageProblem(str(exc)) from None
-    if role == "aggregator" and ring.required:
-        mine = ring.trust.keys.get(ring.key.kid)
-        if mine is None or mine.revoked or (mine.name, mine.role) != (node, role):
-            raise UsageProblem(f"key {ring.key.kid} of {key} is not trusted as aggregator "
-                               f"{node} in {trust}: fleetlearn keys add --trust {trust} "
-                               f"--node {node} --role aggregator {b64(ring.key.public)}")
+    mine = ring.trust.keys.get(ring.key.kid) if ring.key is not None else None
+    if mine is not None and (mine.name, mine.role) != (node, role):
+        raise UsageProblem(f"key {mine.kid} of {key} is {mine.role} {mine.name}'s in {trust}, "
+                           f"not {role} {node}'s: give each node its own key")
+    if role == "aggregator" and ring.required and (mine is None or mine.revoked):
+        raise UsageProblem(f"key {ring.key.kid} of {key} is not trusted as aggregator {node} "
+                           f"in {trust}: fleetlearn keys add --trust {trust} --node {node} "
+                           f"--role aggregator {b64(ring.key.public)}")
     return ring
 
 

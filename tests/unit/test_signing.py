@@ -196,6 +196,8 @@ def test_a_node_whose_own_key_is_not_trusted_as_it_stops_at_once(tmp_path, capsy
     write_trust(trust, [entry(GW, "gw-0", "gateway")])
     key.write_bytes(AGG.to_pem())
     key.chmod(0o600)
+    gw_key = tmp_path / "gw.key"
+    write_private(gw_key, GW.to_pem())
     with pytest.raises(SystemExit) as done:
         main(["aggregator", "--signing-key", str(key), "--trust", str(trust),
               "--broker", "127.0.0.1:9", "--no-checkpoints"])
@@ -204,6 +206,10 @@ def test_a_node_whose_own_key_is_not_trusted_as_it_stops_at_once(tmp_path, capsy
     with pytest.raises(SystemExit) as done:
         main(["gateway", "--trust", str(trust), "--broker", "127.0.0.1:9"])
     assert done.value.code != 0 and "--trust needs --signing-key" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as done:  # another node's key
+        main(["gateway", "--id", "gw-1", "--signing-key", str(gw_key), "--trust", str(trust),
+              "--broker", "127.0.0.1:9"])
+    assert done.value.code != 0 and "its own key" in capsys.readouterr().err
 
 
 def test_the_signing_section_of_a_config_file_sets_the_nodes_options():
