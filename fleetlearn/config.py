@@ -36,12 +36,14 @@ SECTIONS: dict[str, tuple[str, ...]] = {
               "drift_at", "send_buffer"),
     "replay": ("file", "time_col", "device_col", "columns", "site", "speed", "qos"),
     "deployment": ("gateways", "prefix", "duration"),
+    "signing": ("key", "trust"),  # --signing-key, --trust
 }
 
 #: Which sections give defaults to which command (a path of subcommand names).
 COMMANDS: dict[tuple[str, ...], tuple[str, ...]] = {
-    ("gateway",): ("task", "learner", "cleaning", "sync"),
-    ("aggregator",): ("aggregator",),
+    ("gateway",): ("task", "learner", "cleaning", "sync", "signing"),
+    ("aggregator",): ("aggregator", "signing"),
+    ("predict",): ("signing",),
     ("devices", "simulate"): ("fleet",),
     ("devices", "replay"): ("replay",),
     ("up",): ("task", "sync", "fleet", "replay", "deployment"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from broker.keyring import Keyring
 from broker.messages import KINDS
 from gateway.cleaning import CleaningConfig
 from gateway.features import FeatureSpec
@@ -43,6 +44,9 @@ class GatewayConfig:
     clip: float = 3.0
     cleaning: CleaningConfig = field(default_factory=CleaningConfig)
     drift_detector: str = "adwin"
+    #: signs every update; with a trust file, accepts only models an aggregator's key signed
+    keyring: Keyring | None = None
+    keys_interval: float = 1.0  # seconds between checks for a changed key or trust file
 
     def __post_init__(self) -> None:
         check_detector(self.drift_detector)

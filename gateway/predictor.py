@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from broker.address import BrokerAddress
+from broker.keyring import Keyring, SignatureRefused
 from broker.messages import Model
 from broker.model_codec import decode_model
 from broker.reading_codec import decode_reading_items
@@ -32,6 +33,8 @@ class PredictorConfig:
     sites: tuple[str, ...] = ()
     metrics_interval: float = 1.0
     max_payload: int = MAX_PAYLOAD_BYTES
+    keyring: Keyring | None = None  # with a trust file: only models an aggregator signed
+    keys_interval: float = 1.0  # seconds between checks for a changed trust file
 
 
 class Predictor(Service):
@@ -48,13 +51,23 @@ class Predictor(Service):
                          metrics_interval=config.metrics_interval,
                          subscriptions=[(topics.model, 1), *((f, 0) for f in filters)],
                          kept_session=True)
+        self.keys = config.keyring or Keyring()
+        self.node.every(config.keys_interval, self.keys.refresh)
 
     def handle(self, topic: str, payload: bytes) -> None:
         if topic == self.topics.model:
             try:
-                model = decode_model(payload, self.config.max_payload)
+                body, signer = self.keys.check(payload, "model", "aggregator")
+                model = decode_model(body, self.config.max_payload)
+            except SignatureRefused as exc:
+                self.refuse(payload, f"model_{exc.reason}", exc.detail)
+                return
             except DecodeError:
                 self.skipped["bad_model"] += 1
+                return
+            if signer is not None and self.model and model.version < self.model.version:
+                self.refuse(payload, "model_replayed",
+                            f"v{model.version} after v{self.model.version}")
                 return
             if self.model is None or model.version > self.model.version:
                 if self.model is None or self.model.params.features != model.params.features:
@@ -98,6 +111,14 @@ class Predictor(Service):
             "device": device, "seq": seq, "ts": ts, "target": self.model.target,
             "prediction": value, "actual": actual, "model_version": self.model.version,
         }))
+
+    def refuse(self, payload: bytes, reason: str, detail: str) -> None:
+        """A model refused for its signature or as a replay: counted and dead-lettered."""
+        if not self.skipped[reason]:
+            log.warning("%s: model refused: %s (%s)", self.node_id, reason, detail,
+                        extra={"node": self.node_id, "reason": reason})
+        self.skipped[reason] += 1
+        self.dead_letter(self.topics.model, payload, reason, detail)
 
     def handle_error(self, topic: str, payload: bytes, exc: BaseException) -> None:
         self.skipped["internal_error"] += 1

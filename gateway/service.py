@@ -21,6 +21,7 @@ import numpy as np
 
 from broker.address import BrokerAddress
 from broker.client import Node
+from broker.keyring import Keyring, SignatureRefused
 from broker.model_codec import decode_model, encode_update
 from broker.service import Service
 from broker.topics import TopicError, Topics
@@ -82,6 +83,8 @@ class Gateway(Service):
             on_error=self.handle_error,
         )
         self.companions.append(self.control)
+        self.keys = config.keyring or Keyring()
+        self.node.every(config.keys_interval, self.keys.refresh)
         self.node.every(config.quality_interval, self.publish_quality)
 
     # ------------------------------------------------------------------ messages
@@ -131,10 +134,15 @@ class Gateway(Service):
             self.publish_update()
 
     def adopt(self, payload: bytes) -> None:
-        try:
-            model = decode_model(payload, self.config.cleaning.max_payload)
-        except DecodeError as exc:
+        try:  # with a trust file: signed by an aggregator's key, and newer than ours
+            body, signer = self.keys.check(payload, "model", "aggregator")
+            model = decode_model(body, self.config.cleaning.max_payload)
+        except (DecodeError, SignatureRefused) as exc:
             self.reject(self.topics.model, payload, Rejected(f"model_{exc.reason}", str(exc)))
+            return
+        if signer is not None and model.version < self.local.base_version:
+            why = f"v{model.version} after v{self.local.base_version}"
+            self.reject(self.topics.model, payload, Rejected("model_replayed", why))
             return
         if model.version <= self.local.base_version:
             return
@@ -165,8 +173,8 @@ class Gateway(Service):
                                    {**self.evaluation.as_dict(), **self.evaluation.take_window()},
                                    drift=self.drift_unsent)
         self.drift_unsent = 0
-        self.control.publish(self.topics.update(self.config.node_id), encode_update(update),
-                             qos=1)
+        self.control.publish(self.topics.update(self.config.node_id),
+                             self.keys.sign(encode_update(update), "update"), qos=1)
         self.updates_sent += 1
         log.debug("%s: update sent: %d samples on model v%d", self.node_id, update.n,
                   update.base_version, extra={"node": self.node_id, "version":

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from broker.address import BrokerAddress
+from broker.keyring import Keyring, SignatureRefused
 from broker.messages import Model, Update
 from broker.model_codec import decode_model, decode_update, encode_model
 from broker.service import Service
@@ -50,6 +51,8 @@ class AggregatorConfig:
     keep: int = 3
     metrics_interval: float = 1.0
     max_payload: int = MAX_PAYLOAD_BYTES
+    keyring: Keyring | None = None  # signs every model; with a trust file, checks updates
+    keys_interval: float = 1.0  # seconds between checks for a changed key or trust file
 
 
 class Aggregator(Service):
@@ -77,6 +80,8 @@ class Aggregator(Service):
                            (topics.node_status_filter, 1), (topics.probe(config.node_id), 1)],
             tasks=[(0.05, self.merge_if_ready)], kept_session=True,
         )
+        self.keys = config.keyring or Keyring()
+        self.node.every(config.keys_interval, self.keys.refresh)
 
     # ------------------------------------------------------------------ start
 
@@ -124,10 +129,14 @@ class Aggregator(Service):
             self.take_update(topic, payload)
 
     def take_update(self, topic: str, payload: bytes) -> None:
-        try:
-            update = decode_update(payload, self.config.max_payload)
-        except DecodeError as exc:
-            self.refuse(topic, payload, exc.reason, str(exc))
+        try:  # signed by a gateway's key whose name is the update's learner (and topic's)
+            body, signer = self.keys.check(payload, "update", "gateway")
+            update = decode_update(body, self.config.max_payload)
+            if signer is not None and signer.name != update.learner:
+                raise SignatureRefused("wrong_signer", f"{signer.name}'s key signed "
+                                       f"{update.learner}'s update")
+        except (DecodeError, SignatureRefused) as exc:
+            self.refuse(topic, payload, exc.reason, getattr(exc, "detail", str(exc)))
             return
         if self.task_source is not None and not self.task_confirmed(topic, payload, update):
             return
@@ -141,9 +150,10 @@ class Aggregator(Service):
 
     def resume_from(self, payload: bytes) -> None:
         """A retained model newer than ours (an earlier run's) sets where we go on from."""
-        try:
-            model = decode_model(payload, self.config.max_payload)
-        except DecodeError as exc:
+        try:  # with a trust file: ours only, signed by a key of this aggregator's
+            body, _ = self.keys.check(payload, "model", "aggregator", self.node_id)
+            model = decode_model(body, self.config.max_payload)
+        except (DecodeError, SignatureRefused) as exc:
             self.refuse(self.topics.model, payload, f"model_{exc.reason}", str(exc))
             return
         self.retained_version = max(self.retained_version, model.version)
@@ -165,7 +175,8 @@ class Aggregator(Service):
         """The checkpoint's model goes out again if the broker's is older."""
         model = self.restored
         if model is not None and model.version > self.retained_version:
-            self.node.publish(self.topics.model, encode_model(model), qos=1, retain=True)
+            self.node.publish(self.topics.model, self.keys.sign(encode_model(model), "model"),
+                              qos=1, retain=True)
             log.info("%s: model v%d from the checkpoint broadcast again", self.node_id,
                      model.version, extra={"node": self.node_id, "version": model.version})
 
@@ -200,8 +211,8 @@ class Aggregator(Service):
         if model is None:
             return
         state = self.federation.to_state()
-        self.node.publish(self.topics.model, encode_model(model), qos=1, retain=True,
-                          on_ack=lambda: self.checkpoint(model.version, state))
+        self.node.publish(self.topics.model, self.keys.sign(encode_model(model), "model"),
+                          qos=1, retain=True, on_ack=lambda: self.checkpoint(model.version, state))
         self.log_model(model)
 
     def log_model(self, model: Model) -> None:

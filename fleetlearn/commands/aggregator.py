@@ -27,6 +27,7 @@ from fleetlearn.commands.common import (
     serve,
     topics,
 )
+from fleetlearn.commands.keys import SigningKeyOpt, TrustOpt, keyring
 from learners.aggregator import Aggregator, AggregatorConfig
 from learners.federation import FederationConfig
 from learners.registry import build_strategy
@@ -130,6 +131,8 @@ def aggregator(
     username: UserOpt = None,
     password: PasswordOpt = None,
     give_up_after: GiveUpOpt = None,
+    key: SigningKeyOpt = None,
+    trust: TrustOpt = None,
 ) -> None:
     """Merge learner updates (FedAvg, async or robust) and broadcast versioned models."""
     deployment, broker_address = topics(prefix), address(broker, username, password)
@@ -146,7 +149,8 @@ def aggregator(
         config = AggregatorConfig(
             node_id=check_id(id), federation=federation, keep=keep,
             state_dir=(state_dir or default_state_dir(deployment.prefix, id, broker_address))
-            if checkpoints else None, metrics_interval=metrics_interval)
+            if checkpoints else None, metrics_interval=metrics_interval,
+            keyring=keyring(key, trust, id, "aggregator"))
     except ValueError as exc:
         raise UsageProblem(str(exc)) from None
     serve(Aggregator(config, deployment, broker_address), give_up_after)

@@ -28,7 +28,8 @@ def _counts(text: str, what: str) -> tuple[int, ...]:
 def bench(
     scenario: Annotated[list[str] | None, typer.Option(help="Scenario to run (repeatable): "
                                                        "cleaning, learning, ingest, sync, "
-                                                       "scale, memory, drift (default: all).")
+                                                       "scale, memory, drift, signing "
+                                                       "(default: all).")
                         ] = None,
     n: Annotated[int | None, typer.Option(min=10, help="cleaning / learning: readings per "
                                           "measurement (default: cleaning 50,000; learning "
@@ -51,6 +52,8 @@ def bench(
     soak: Annotated[float, typer.Option(min=0.0, help="memory: seconds of a soak at 1,000 "
                                         "readings/s for the RSS slope (0: none; the issue's "
                                         "figure: 600).")] = 0.0,
+    signing_n: Annotated[int, typer.Option(min=10, help="signing: models verified and "
+                                           "adopted per run.")] = 2000,
     drift_repeats: Annotated[int, typer.Option(min=1, help="drift: runs of the three policies "
                                                "(30 s each).")] = 1,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the rows as JSON.")
@@ -80,6 +83,7 @@ def bench(
         "scale": {"n": scale_n, "devices": _counts(devices, "--devices"), "repeats": repeats},
         "memory": {"n": memory_n, "soak": soak},
         "drift": {"repeats": drift_repeats},
+        "signing": {"count": signing_n, "repeats": repeats},
     }
     console, status = Console(), Console(stderr=True)
     rows = []

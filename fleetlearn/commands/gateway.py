@@ -33,6 +33,7 @@ from fleetlearn.commands.common import (
     serve,
     topics,
 )
+from fleetlearn.commands.keys import SigningKeyOpt, TrustOpt, keyring
 from gateway.cleaning import ChannelPolicy, CleaningConfig
 from gateway.config import GatewayConfig
 from gateway.features import FeatureSpec
@@ -106,6 +107,8 @@ def gateway(
     username: UserOpt = None,
     password: PasswordOpt = None,
     give_up_after: GiveUpOpt = None,
+    key: SigningKeyOpt = None,
+    trust: TrustOpt = None,
 ) -> None:
     """Clean the readings of a partition and learn from them; sync with the aggregator."""
     from gateway.service import Gateway  # numba and river: gateways only
@@ -126,6 +129,7 @@ def gateway(
             sync_every=sync_every, sync_interval=sync_interval,
             metrics_interval=metrics_interval, quality_interval=quality_interval,
             cleaning=cleaning, drift_detector=drift_detector,
+            keyring=keyring(key, trust, id, "gateway"),
         )
         service = Gateway(config, topics(prefix), address(broker, username, password))
     except ValueError as exc:

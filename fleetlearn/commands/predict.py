@@ -22,6 +22,7 @@ from fleetlearn.commands.common import (
     serve,
     topics,
 )
+from fleetlearn.commands.keys import SigningKeyOpt, TrustOpt, keyring
 from gateway.predictor import Predictor, PredictorConfig
 
 P = PredictorConfig
@@ -40,8 +41,11 @@ def predict(
     username: UserOpt = None,
     password: PasswordOpt = None,
     give_up_after: GiveUpOpt = None,
+    key: SigningKeyOpt = None,
+    trust: TrustOpt = None,
 ) -> None:
     """Predict every reading with the current model; publish it with the model version."""
     config = PredictorConfig(node_id=check_id(id), metrics_interval=metrics_interval,
-                             sites=tuple(s for s in sites.split(",") if s))
+                             sites=tuple(s for s in sites.split(",") if s),
+                             keyring=keyring(key, trust, id, None))
     serve(Predictor(config, topics(prefix), address(broker, username, password)), give_up_after)

@@ -8,7 +8,7 @@ import pytest
 import typer
 
 from fleetlearn.cli import app
-from fleetlearn.commands import aggregator, broker, common, devices, gateway, predict, up
+from fleetlearn.commands import aggregator, broker, common, devices, gateway, keys, predict, up
 from fleetlearn.config import COMMANDS, SECTIONS
 
 ROOT = typer.main.get_command(app)
@@ -47,7 +47,7 @@ def options(path: tuple[str, ...]) -> dict[str, Any]:
 @pytest.mark.parametrize(("path", "owners", "own"), HOMES, ids=lambda v: str(v)[:30])
 def test_every_option_has_one_home(path, owners, own):
     params = options(path)
-    homeless = set(params) - set(owners) - own - common.CONNECTION_OPTIONS
+    homeless = set(params) - set(owners) - own - common.CONNECTION_OPTIONS - keys.SIGNING_OPTIONS
     assert not homeless, f"{' '.join(path)}: options with no home: {sorted(homeless)}"
     assert set(owners) <= set(params), "an owner names an option the command does not have"
 
