@@ -8,8 +8,13 @@ Reasons (besides the codec's decode reasons):
 
 - ``id_mismatch``: the learner id is not the one in the update's topic;
 - ``replayed``: a ``seq`` this learner already used (QoS 1 redelivers: never apply twice);
+- ``seq_jump``: a ``seq`` more than ``max_seq_jump`` beyond the learner's mark (one forged
+  update with seq 2**62 would otherwise make every later real update ``replayed``); the mark
+  does not move, so a checkpoint never keeps it;
 - ``wrong_features`` / ``wrong_task``: other features, or another target or kind, than the model;
 - ``bad_count``: ``n`` <= 0, or above ``max_samples``;
+- ``too_many_samples``: an ``n`` above the caller's ``limit`` (what the learner can have seen
+  since it was last heard, :class:`learners.admission.SampleBudget`);
 - ``stale``: built on a version more than ``max_staleness`` behind (or one no longer known);
 - ``future_version``: built on a version this aggregator has not made;
 - ``no_new_samples``: nothing beyond what an applied update of the same base already gave.
@@ -40,6 +45,10 @@ from broker.messages import Model, Scaler, Update
 from learners.aggregate import as_vector
 
 DEFAULT_MAX_SAMPLES = 1_000_000
+#: How far an update's seq may run ahead of the learner's last used one. A gateway's seq is its
+#: microsecond clock at start plus one an update, so this lets a gateway come back after about
+#: 116 days away; 2**62 stays far outside.
+DEFAULT_MAX_SEQ_JUMP = 10**13
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,7 @@ class UpdateLedger:
 
     max_staleness: int = 0
     max_samples: int = DEFAULT_MAX_SAMPLES
+    max_seq_jump: int = DEFAULT_MAX_SEQ_JUMP
     version: int = 0
     features: tuple[str, ...] | None = None
     kind: str | None = None
@@ -91,13 +101,19 @@ class UpdateLedger:
     last_seq: dict[str, int] = field(default_factory=dict)
     applied: dict[str, AppliedMark] = field(default_factory=dict)
 
-    def check(self, update: Update, topic_learner: str) -> Contribution | Refusal:
-        """The update's contribution, or why it is refused (a refused seq stays unused)."""
+    def check(self, update: Update, topic_learner: str, limit: float = float("inf")
+              ) -> Contribution | Refusal:
+        """The update's contribution, or why it is refused (a refused seq stays unused).
+        ``limit``: the largest ``n`` it may claim now."""
         if update.learner != topic_learner:
             return Refusal("id_mismatch", f"learner {update.learner!r} on the topic of "
                            f"{topic_learner!r}")
-        if update.seq <= self.last_seq.get(update.learner, -1):
+        mark = self.last_seq.get(update.learner)
+        if mark is not None and update.seq <= mark:
             return Refusal("replayed", f"seq {update.seq} of {update.learner} was used already")
+        if mark is not None and update.seq - mark > self.max_seq_jump:
+            return Refusal("seq_jump", f"seq {update.seq} of {update.learner} is more than "
+                           f"{self.max_seq_jump} beyond its last {mark}")
         task = self.task_problem(update)
         if task is not None:
             return task
@@ -107,6 +123,9 @@ class UpdateLedger:
         if tau < 0:
             return Refusal("future_version", f"base_version {update.base_version}, "
                            f"current {self.version}")
+        if update.n > limit:
+            return Refusal("too_many_samples", f"n {update.n} is more than the {limit:.0f} "
+                           f"{update.learner} can have seen since it was last heard")
         contribution = self._contribution(update, tau)
         if isinstance(contribution, Contribution):
             self.last_seq[update.learner] = update.seq
