@@ -7,13 +7,18 @@ model, its checkpoint is written, so the retained model is never older than the 
 
 On start it loads its newest checkpoint, then reads the retained model: it sends itself a probe
 after subscribing and merges nothing until the probe comes back, by which time any retained
-model has arrived (the broker keeps one connection's order). It goes on from the higher
-version; a checkpoint newer than the retained model is published again, as it was, once the
-first update shows the fleet learns the checkpoint's task.
+model has arrived (the broker keeps one connection's order). It never adopts a model it did
+not make (:mod:`learners.provenance`): a retained model that is not its checkpoint's own is
+refused as ``model_not_ours`` (counted, dead-lettered) and it goes on from its checkpoint, or
+from scratch; its next broadcast replaces the retained one. The checkpoint's model is
+published again, as it was, when the broker's is not it, once the first update shows the
+fleet learns the checkpoint's task. During the run, any model on the model topic that is not
+one of its own broadcasts is refused the same way, and its last model is published again so
+the retained one is its own at once.
 
-That first update after a resume (from a checkpoint or a retained model) must learn the task
-the aggregator resumed: if it does not, the aggregator stops with :class:`TaskMismatch` (one
-line, exit 1) instead of refusing every update as ``wrong_features``. A checkpoint that cannot
+That first update after a resume from a checkpoint must learn the checkpoint's task: if it
+does not, the aggregator stops with :class:`TaskMismatch` (one line, exit 1) instead of
+refusing every update as ``wrong_features``. A checkpoint that cannot
 be written (a full disk) is logged once per kind of failure and counted
 (``checkpoint_errors``); a state directory that cannot be written stops the start.
 """
@@ -34,6 +39,7 @@ from broker.topics import Topics
 from broker.wire import MAX_PAYLOAD_BYTES, DecodeError
 from learners.checkpoint import CheckpointError, CheckpointStore
 from learners.federation import Federation, FederationConfig
+from learners.provenance import OwnModels, digest
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +63,10 @@ class Aggregator(Service):
 
     def __init__(self, config: AggregatorConfig, topics: Topics, broker: BrokerAddress) -> None:
         self.config = config
-        self.federation = Federation(config.federation)
+        self.started = time.monotonic()
+        self.federation = Federation(config.federation, self.started)
+        self.own = OwnModels()  # the models it broadcast, by digest
+        self.own_retained = False  # the broker's retained model is the checkpoint's
         self.store = (CheckpointStore(config.state_dir, config.keep)
                       if config.state_dir is not None else None)
         self.restored: Model | None = None
@@ -67,7 +76,6 @@ class Aggregator(Service):
         self.task_source: str | None = None
         self.failure: TaskMismatch | None = None
         self.resumed = False  # the retained model (if any) has been read
-        self.retained_version = 0
         self.refused: Counter[str] = Counter()
         self.accepted = 0
         self.learner_metrics: dict[str, dict[str, float]] = {}
@@ -86,15 +94,20 @@ class Aggregator(Service):
         if self.store is None:
             return
 
+        digests: list[str] = []
+
         def accept(state: dict) -> None:
-            federation = Federation(self.config.federation)
+            federation = Federation(self.config.federation, self.started)
             federation.restore(state)
             self.federation = federation
+            digests.append(str(state.get("model_digest", "")))
 
         path = self.store.load(accept)
         if path is None:
             return
         self.restored = self.federation.model
+        if self.restored is not None:  # an older checkpoint has no digest: its model's bytes
+            self.own.remember_digest(digests[-1] or digest(encode_model(self.restored)))
         self.checkpointed = self.federation.version
         if self.restored is not None:
             self.task_source = f"checkpoint {path}"
@@ -115,7 +128,7 @@ class Aggregator(Service):
         if self.failure is not None:
             return
         if topic == t.model:
-            self.resume_from(payload)
+            self.check_model(payload)
         elif topic.startswith(t.node_status("")):
             self.federation.set_status(t.last_level(topic), payload == b"online")
         elif topic == t.probe(self.config.node_id):
@@ -139,18 +152,24 @@ class Aggregator(Service):
         self.learner_metrics[update.learner] = update.metrics
         self.merge_if_ready()  # at once: a quorum must not wait for the next timer tick
 
-    def resume_from(self, payload: bytes) -> None:
-        """A retained model newer than ours (an earlier run's) sets where we go on from."""
+    def check_model(self, payload: bytes) -> None:
+        """A model on the model topic: one of our own broadcasts (the retained copy of the
+        checkpoint's at start, or an echo) changes nothing; any other is refused as
+        ``model_not_ours`` and our last model goes out again to replace it."""
+        if self.own.is_own(payload):
+            if not self.resumed:
+                self.own_retained = True
+            return
         try:
             model = decode_model(payload, self.config.max_payload)
+            detail = (f"v{model.version} is none of the models {self.node_id} made (its "
+                      f"checkpoint's is v{self.federation.version})")
         except DecodeError as exc:
-            self.refuse(self.topics.model, payload, f"model_{exc.reason}", str(exc))
-            return
-        self.retained_version = max(self.retained_version, model.version)
-        if self.federation.resume(model):
-            self.task_source = f"the retained model v{model.version} on {self.topics.model}"
-            log.info("%s: going on from the retained model v%d", self.node_id, model.version,
-                     extra={"node": self.node_id, "version": model.version})
+            detail = f"not a model {self.node_id} made, and undecodable: {exc}"
+        self.refuse(self.topics.model, payload, "model_not_ours", detail)
+        self.own_retained = False
+        if self.resumed and self.federation.model is not None and self.task_source is None:
+            self.publish_model(self.federation.model)
 
     def on_resumed(self) -> None:
         """Every retained model is in: a checkpoint newer than the broker's model goes out
@@ -162,10 +181,11 @@ class Aggregator(Service):
             self.republish()
 
     def republish(self) -> None:
-        """The checkpoint's model goes out again if the broker's is older."""
+        """The checkpoint's model goes out again if the broker's is not it."""
         model = self.restored
-        if model is not None and model.version > self.retained_version:
-            self.node.publish(self.topics.model, encode_model(model), qos=1, retain=True)
+        if model is not None and not self.own_retained:
+            self.publish_model(model)
+            self.own_retained = True
             log.info("%s: model v%d from the checkpoint broadcast again", self.node_id,
                      model.version, extra={"node": self.node_id, "version": model.version})
 
@@ -180,10 +200,7 @@ class Aggregator(Service):
                 self.republish()
             return True
         self.refuse(topic, payload, problem.reason, problem.detail)
-        remedy = ("move it away or use --state-dir / --no-checkpoints"
-                  if self.task_source.startswith("checkpoint") else
-                  f"clear it (mosquitto_pub -r -n -t {self.topics.model}) or use another "
-                  "--prefix")
+        remedy = "move it away or use --state-dir / --no-checkpoints"
         self.failure = TaskMismatch(
             f"{self.task_source} is for features {list(ledger.features or ())} target "
             f"{ledger.target} ({ledger.kind}); this fleet learns {list(update.params.features)} "
@@ -200,9 +217,16 @@ class Aggregator(Service):
         if model is None:
             return
         state = self.federation.to_state()
-        self.node.publish(self.topics.model, encode_model(model), qos=1, retain=True,
-                          on_ack=lambda: self.checkpoint(model.version, state))
+        payload = self.publish_model(model, on_ack=lambda: self.checkpoint(model.version, state))
+        state["model_digest"] = digest(payload)  # how a restart knows the retained one as ours
         self.log_model(model)
+
+    def publish_model(self, model: Model, on_ack=None) -> bytes:
+        """Broadcast ``model`` (retained, QoS 1) and remember it as ours."""
+        payload = encode_model(model)
+        self.own.remember(payload)
+        self.node.publish(self.topics.model, payload, qos=1, retain=True, on_ack=on_ack)
+        return payload
 
     def log_model(self, model: Model) -> None:
         """One INFO line a model; a drift reaction or a rollback (from its notes) says so."""
