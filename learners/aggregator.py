@@ -9,12 +9,10 @@ On start it loads its newest checkpoint, then reads the retained model: it sends
 after subscribing and merges nothing until the probe comes back, by which time any retained
 model has arrived (the broker keeps one connection's order). It never adopts a model it did
 not make (:mod:`learners.provenance`): a retained model that is not its checkpoint's own is
-refused as ``model_not_ours`` (counted, dead-lettered) and it goes on from its checkpoint, or
-from scratch; its next broadcast replaces the retained one. The checkpoint's model is
-published again, as it was, when the broker's is not it, once the first update shows the
-fleet learns the checkpoint's task. During the run, any model on the model topic that is not
-one of its own broadcasts is refused the same way, and its last model is published again so
-the retained one is its own at once.
+refused as ``model_not_ours`` (counted, dead-lettered); it goes on from its checkpoint (sent
+again, as it was, once the first update shows the fleet learns its task) or from scratch.
+During the run, any model on the topic that is not one of its own broadcasts is refused the
+same way, and its last model goes out again so the retained one is its own at once.
 
 That first update after a resume from a checkpoint must learn the checkpoint's task: if it
 does not, the aggregator stops with :class:`TaskMismatch` (one line, exit 1) instead of
@@ -40,6 +38,7 @@ from broker.wire import MAX_PAYLOAD_BYTES, DecodeError
 from learners.checkpoint import CheckpointError, CheckpointStore
 from learners.federation import Federation, FederationConfig
 from learners.provenance import OwnModels, digest
+from learners.reporting import federated_metrics, log_model
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +101,8 @@ class Aggregator(Service):
             self.federation = federation
             digests.append(str(state.get("model_digest", "")))
 
+        for known in self.store.broadcasts():  # those the checkpoint may not have caught up with
+            self.own.remember_digest(known)
         path = self.store.load(accept)
         if path is None:
             return
@@ -118,6 +119,9 @@ class Aggregator(Service):
         if self.store is not None:
             self.store.check()  # a directory we cannot write to stops us now, not later
         self.restore()
+        if self.federation.roster.open:
+            log.info("%s: no roster of learners (--learners): any learner id is accepted",
+                     self.node_id, extra={"node": self.node_id})
         super().connect()
         self.node.publish(self.topics.probe(self.config.node_id), b"probe", qos=1)
 
@@ -157,8 +161,13 @@ class Aggregator(Service):
         checkpoint's at start, or an echo) changes nothing; any other is refused as
         ``model_not_ours`` and our last model goes out again to replace it."""
         if self.own.is_own(payload):
-            if not self.resumed:
+            if not self.resumed:  # the retained one; ours, maybe newer than the checkpoint
                 self.own_retained = True
+                model = decode_model(payload, self.config.max_payload)
+                if self.federation.resume(model):
+                    log.info("%s: going on from its own retained model v%d", self.node_id,
+                             model.version, extra={"node": self.node_id,
+                                                   "version": model.version})
             return
         try:
             model = decode_model(payload, self.config.max_payload)
@@ -219,27 +228,19 @@ class Aggregator(Service):
         state = self.federation.to_state()
         payload = self.publish_model(model, on_ack=lambda: self.checkpoint(model.version, state))
         state["model_digest"] = digest(payload)  # how a restart knows the retained one as ours
-        self.log_model(model)
+        log_model(self.node_id, model)
 
     def publish_model(self, model: Model, on_ack=None) -> bytes:
         """Broadcast ``model`` (retained, QoS 1) and remember it as ours."""
         payload = encode_model(model)
         self.own.remember(payload)
+        if self.store is not None:
+            try:
+                self.store.note_broadcasts(list(self.own.order)[-16:])
+            except CheckpointError as exc:
+                self.checkpoint_errors[exc.kind] += 1
         self.node.publish(self.topics.model, payload, qos=1, retain=True, on_ack=on_ack)
         return payload
-
-    def log_model(self, model: Model) -> None:
-        """One INFO line a model; a drift reaction or a rollback (from its notes) says so."""
-        extra = {"node": self.node_id, "version": model.version}
-        log.info("%s: model v%d broadcast: %d samples from %s", self.node_id, model.version,
-                 model.n, ", ".join(model.contributors), extra=extra)
-        drift, rollback = model.notes.get("drift"), model.notes.get("rollback")
-        if drift:
-            log.info("%s: drift flagged by %s: model v%d reacts with policy %s", self.node_id,
-                     ", ".join(drift["learners"]), model.version, drift["policy"], extra=extra)
-        if rollback:
-            log.warning("%s: model v%d rolls back to v%s: %s", self.node_id, model.version,
-                        rollback.get("to_version"), rollback.get("reason"), extra=extra)
 
     def checkpoint(self, version: int, state: dict) -> None:
         if self.store is None or version <= self.checkpointed:
@@ -272,17 +273,6 @@ class Aggregator(Service):
         if self.failure is not None:
             raise self.failure
 
-    def federated_metrics(self) -> dict[str, float]:
-        """Sample-weighted mean of the learners' latest prequential metrics."""
-        rows = [m for m in self.learner_metrics.values() if m.get("n", 0) > 0]
-        total = sum(m["n"] for m in rows)
-        if not total:
-            return {}
-        keys = {k for m in rows for k in m} - {"n", "recent_loss", "recent_n"}
-        out = {k: sum(m.get(k, 0.0) * m["n"] for m in rows) / total for k in sorted(keys)}
-        out["n"] = total
-        return out
-
     def counters(self) -> dict:
         fed = self.federation
         return {
@@ -294,5 +284,5 @@ class Aggregator(Service):
             "rollbacks": fed.rollbacks, "checkpoint_version": self.checkpointed,
             "checkpoint_errors": sum(self.checkpoint_errors.values()),
             "samples": fed.model.n if fed.model else 0,
-            "federated": self.federated_metrics(),
+            "federated": federated_metrics(self.learner_metrics),
         }

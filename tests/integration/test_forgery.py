@@ -132,7 +132,8 @@ def test_a_forged_model_during_the_run_changes_nothing(address, prefix):
 def test_forged_updates_cannot_mute_a_gateway_or_take_over_the_model(address, prefix, guard):
     topics = Topics(prefix)
     watcher = Recorder(address, topics.deadletter_filter)
-    roster = {"learners": ("gw-0", "gw-1")} if guard == "roster" else {"max_rate": 1000.0}
+    # 10,000 samples/s: the forged n = 1,000,000 would need 100 s since the start
+    roster = {"learners": ("gw-0", "gw-1")} if guard == "roster" else {"max_rate": 10_000.0}
     agg = aggregator(address, prefix, **roster)
     with ServiceThread(agg):
         watcher.wait(lambda: agg.resumed, what="the start")
@@ -146,11 +147,33 @@ def test_forged_updates_cannot_mute_a_gateway_or_take_over_the_model(address, pr
         watcher.wait(lambda: sum(agg.refused.values()) == 2, what="two refusals")
         assert agg.refused == {"seq_jump": 1, expected: 1}
         # the real gateway goes on
-        for seq in (2, 3):
-            watcher.publish(topics.update("gw-0"), update("gw-0", seq, seq - 1))
+        for seq in (2, 3):  # n = 1: what a real gateway can have seen in a tenth of a ms
+            watcher.publish(topics.update("gw-0"), update("gw-0", seq, seq - 1, n=1))
             watcher.wait(lambda s=seq: agg.federation.version == s, what=f"v{seq}")
         assert np.allclose(agg.federation.model.params.weights, [2.0, -1.0])
         assert agg.federation.ledger.last_seq == {"gw-0": 3}
     watcher.wait(lambda: sorted(reasons(watcher)) == sorted(["seq_jump", expected]),
                  what="dead letters")
     watcher.close()
+
+
+def test_its_own_retained_model_newer_than_its_checkpoint_is_adopted(address, prefix,
+                                                                       tmp_path):
+    """Killed after the broker took v3 but before its checkpoint was written: the retained v3
+    is its own (its digest was noted before it went out), so it goes on from v3."""
+    topics = Topics(prefix)
+    watcher = Recorder(address, topics.deadletter_filter)
+    agg = aggregator(address, prefix, tmp_path)
+    with ServiceThread(agg):
+        for seq in (1, 2, 3):
+            watcher.publish(topics.update("gw-0"), update("gw-0", seq, seq - 1))
+            watcher.wait(lambda s=seq: agg.checkpointed == s, what=f"v{seq}")
+    (tmp_path / "ckpt-000000000003.json").unlink()  # the checkpoint the kill cost
+    agg = aggregator(address, prefix, tmp_path)
+    with ServiceThread(agg):
+        watcher.wait(lambda: agg.resumed, what="the retained model read")
+        assert agg.federation.version == 3 and not agg.refused
+        watcher.publish(topics.update("gw-0"), update("gw-0", 4, 3))
+        watcher.wait(lambda: agg.federation.version == 4, what="v4")
+    watcher.close()
+    assert not agg.refused

@@ -35,7 +35,10 @@ def test_the_files_aggregator_settings_reach_the_aggregator_under_up(address, pr
         for child in dep.children:
             assert not {"--quorum", "--round-timeout", "--sync-every", "--l2"} & set(child.argv)
             assert str(dep.config_path) in child.argv
-        assert load_config(dep.config_path)["aggregator"] == {"quorum": 1, "round_timeout": 7.0}
+        written = load_config(dep.config_path)["aggregator"]
+        assert written.pop("learners") == ["gw-0", "gw-1"]  # up's roster (issue #13)
+        assert written.pop("max_rate") == 4 * dep.settings.rate
+        assert written == {"quorum": 1, "round_timeout": 7.0}
         assert load_config(dep.config_path)["sync"] == {"sync_every": 150}
         # and the nodes log at INFO by default, in the format up was given, each its own file
         for child in dep.children:
@@ -55,7 +58,8 @@ def test_settings_given_to_up_itself_go_on_top_of_the_file(tmp_path):
     dep = LocalDeployment(UpSettings(config=config, strategy="fedbuff", lr=0.05,
                                      log_dir=tmp_path / "logs"))
     written = load_config(dep.config_path)
-    assert written["aggregator"] == {"quorum": 1, "strategy": "fedbuff"}
+    assert written["aggregator"] == {"quorum": 1, "strategy": "fedbuff",
+                                     "learners": ["gw-0", "gw-1"], "max_rate": 4000.0}
     assert written["learner"] == {"lr": 0.05}
     assert written["fleet"]["devices"] == 20
 
