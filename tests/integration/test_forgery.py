@@ -53,8 +53,10 @@ FORGED = {"v1000000": forged_big, "other_task": forged_other_task,
           "v2**64-1": forged_huge_version}
 
 
-def aggregator(address, prefix, state_dir=None, **federation) -> Aggregator:
-    config = FederationConfig(SyncRounds(round_timeout=30), quorum=1, **federation)
+def aggregator(address, prefix, state_dir=None, quorum_override: int = 1,
+               round_timeout: float = 30.0, **federation) -> Aggregator:
+    config = FederationConfig(SyncRounds(round_timeout=round_timeout), quorum=quorum_override,
+                              **federation)
     return Aggregator(AggregatorConfig(federation=config, state_dir=state_dir), Topics(prefix),
                       address)
 
@@ -177,3 +179,35 @@ def test_its_own_retained_model_newer_than_its_checkpoint_is_adopted(address, pr
         watcher.wait(lambda: agg.federation.version == 4, what="v4")
     watcher.close()
     assert not agg.refused
+
+
+def test_after_a_poisoning_stops_the_guard_lets_the_model_recover(address, prefix):
+    """Issue #13: a new id with n = 1,000,000 and a claimed loss of 1e-9 took over the model;
+    after it stopped, the rollback guard kept rolling every new version back. With no roster
+    and no rate bound (the guard alone is under test), the model must recover."""
+    topics = Topics(prefix)
+    watcher = Recorder(address, topics.model)
+    truth = np.array([2.0, -1.0])
+    agg = aggregator(address, prefix, quorum_override=4, round_timeout=0.3, max_rate=0.0)
+    with ServiceThread(agg):
+        watcher.wait(lambda: agg.resumed, what="the start")
+        for round_ in range(1, 11):
+            base = agg.federation.version
+            current = agg.federation.model
+            weights = np.zeros(2) if current is None else current.params.weights
+            loss = 0.5 + float(np.abs(weights - truth).mean())  # what honest learners see
+            for who in ("gw-0", "gw-1", "gw-2"):
+                watcher.publish(topics.update(who), update(who, round_, base, n=100,
+                                                           loss=loss))
+            if round_ <= 2:  # the attack, then it stops
+                watcher.publish(topics.update("evil"), update(
+                    "evil", round_, base, n=1_000_000, w=(1e6, 1e6), loss=1e-9))
+                # (update() claims recent_n = n: a million samples behind the tiny loss)
+            watcher.wait(lambda b=base: agg.federation.version > b, what=f"round {round_}")
+    watcher.close()
+    models = [decode_model(p) for p in watcher.on(topics.model)]
+    # the attack took a version (the merge rule is not under test), the guard undid it, and
+    # the last versions are the honest ones, merged, not rolled back
+    assert any(np.abs(m.params.weights).max() > 1e5 for m in models)
+    assert np.allclose(models[-1].params.weights, truth, atol=1e-6)
+    assert not any("rollback" in m.notes for m in models[-4:])
