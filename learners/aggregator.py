@@ -110,6 +110,10 @@ class Aggregator(Service):
         if self.restored is not None:  # an older checkpoint has no digest: its model's bytes
             self.own.remember_digest(digests[-1] or digest(encode_model(self.restored)))
         self.checkpointed = self.federation.version
+        for learner in self.federation.ledger.forget_marks_beyond(
+                self.federation.seq_ceiling(time.time())):
+            log.warning("%s: the checkpoint's seq mark of %s is beyond any clock: forgotten",
+                        self.node_id, learner, extra={"node": self.node_id})
         if self.restored is not None:
             self.task_source = f"checkpoint {path}"
         log.info("%s: resumed checkpoint v%d from %s", self.node_id, self.checkpointed, path,
@@ -148,7 +152,8 @@ class Aggregator(Service):
             return
         if self.task_source is not None and not self.task_confirmed(topic, payload, update):
             return
-        refusal = self.federation.offer(update, self.topics.last_level(topic), time.monotonic())
+        refusal = self.federation.offer(update, self.topics.last_level(topic), time.monotonic(),
+                                        time.time())
         if refusal is not None:
             self.refuse(topic, payload, refusal.reason, refusal.detail)
             return

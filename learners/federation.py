@@ -107,13 +107,16 @@ class Federation:
 
     # ---------------------------------------------------------------- in
 
-    def offer(self, update: Update, topic_learner: str, now: float) -> Refusal | None:
-        """Take an update into the strategy, or say why not."""
+    def offer(self, update: Update, topic_learner: str, now: float,
+              wall: float | None = None) -> Refusal | None:
+        """Take an update into the strategy, or say why not. ``wall``: the clock in seconds
+        since the epoch, which bounds a learner's first seq (:meth:`seq_ceiling`)."""
         if not self.roster.admits(topic_learner):
             return Refusal("unknown_learner", f"{topic_learner!r} is not on the roster of "
                            "learners")
         verdict = self.ledger.check(update, topic_learner,
-                                    self.budget.limit(update.learner, update.base_version, now))
+                                    self.budget.limit(update.learner, update.base_version, now),
+                                    None if wall is None else self.seq_ceiling(wall))
         if isinstance(verdict, Refusal):
             return verdict
         self.budget.spent(update.learner, update.base_version, update.n, now)
@@ -123,6 +126,15 @@ class Federation:
                            update.metrics.get("recent_n", 0.0), learner=update.learner)
         self.strategy.offer(verdict, now)
         return None
+
+    def seq_ceiling(self, wall: float) -> int:
+        """The largest seq a learner can have reached at ``wall``: a gateway's seq is its clock
+        in µs at start plus one an update (learners counting from 0 stay far below).
+
+        >>> Federation(FederationConfig(max_seq_jump=10)).seq_ceiling(2.0)
+        2000010
+        """
+        return int(wall * 1e6) + self.config.max_seq_jump
 
     def set_status(self, node: str, online: bool) -> None:
         """A node's retained status changed (its last will says offline when it dies)."""

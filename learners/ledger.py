@@ -10,7 +10,9 @@ Reasons (besides the codec's decode reasons):
 - ``replayed``: a ``seq`` this learner already used (QoS 1 redelivers: never apply twice);
 - ``seq_jump``: a ``seq`` more than ``max_seq_jump`` beyond the learner's mark (one forged
   update with seq 2**62 would otherwise make every later real update ``replayed``); the mark
-  does not move, so a checkpoint never keeps it;
+  does not move, so a checkpoint never keeps it. A learner's first update has no mark: its
+  seq may not pass the caller's ``ceiling`` (a gateway's seq is its microsecond clock at start
+  plus one an update, so the aggregator's clock in µs plus ``max_seq_jump``);
 - ``wrong_features`` / ``wrong_task``: other features, or another target or kind, than the model;
 - ``bad_count``: ``n`` <= 0, or above ``max_samples``;
 - ``too_many_samples``: an ``n`` above the caller's ``limit`` (what the learner can have seen
@@ -101,10 +103,10 @@ class UpdateLedger:
     last_seq: dict[str, int] = field(default_factory=dict)
     applied: dict[str, AppliedMark] = field(default_factory=dict)
 
-    def check(self, update: Update, topic_learner: str, limit: float = float("inf")
-              ) -> Contribution | Refusal:
+    def check(self, update: Update, topic_learner: str, limit: float = float("inf"),
+              ceiling: int | None = None) -> Contribution | Refusal:
         """The update's contribution, or why it is refused (a refused seq stays unused).
-        ``limit``: the largest ``n`` it may claim now."""
+        ``limit``: the largest ``n`` it may claim now; ``ceiling``: the largest first seq."""
         if update.learner != topic_learner:
             return Refusal("id_mismatch", f"learner {update.learner!r} on the topic of "
                            f"{topic_learner!r}")
@@ -114,6 +116,9 @@ class UpdateLedger:
         if mark is not None and update.seq - mark > self.max_seq_jump:
             return Refusal("seq_jump", f"seq {update.seq} of {update.learner} is more than "
                            f"{self.max_seq_jump} beyond its last {mark}")
+        if mark is None and ceiling is not None and update.seq > ceiling:
+            return Refusal("seq_jump", f"first seq {update.seq} of {update.learner} is beyond "
+                           f"{ceiling} (the clock in µs plus {self.max_seq_jump})")
         task = self.task_problem(update)
         if task is not None:
             return task
@@ -204,6 +209,14 @@ class UpdateLedger:
         self.history[model.version] = as_vector(model.params)
         for v in [v for v in self.history if v < self.version - self.max_staleness]:
             del self.history[v]
+
+    def forget_marks_beyond(self, ceiling: int) -> list[str]:
+        """Drop the seq marks no real learner can have reached by now (a checkpoint written
+        before ``seq_jump`` existed may keep a forged one); the learners whose mark went."""
+        gone = [k for k, seq in self.last_seq.items() if seq > ceiling]
+        for k in gone:
+            del self.last_seq[k]
+        return gone
 
     # ---------------------------------------------------------------- checkpoints
 

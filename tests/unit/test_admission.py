@@ -123,3 +123,16 @@ def test_after_a_poisoning_stops_the_guard_does_not_pin_the_poisoned_model():
     # the model is the honest one again, not the poisoned one rolled back to every version
     assert np.allclose(fed.model.params.weights, honest, atol=1e-6)
     assert fed.guard.good_version != 1
+
+
+def test_a_first_seq_beyond_any_clock_is_refused_and_a_checkpoint_forgets_such_a_mark():
+    fed = Federation(FederationConfig(quorum=9, max_seq_jump=1000))
+    wall = 1_800_000_000.0  # a gateway's seq: its clock in µs at start, plus one an update
+    refusal = fed.offer(update("gw-0", 2**62, 0), "gw-0", 0.0, wall)
+    assert refusal.reason == "seq_jump" and "gw-0" not in fed.ledger.last_seq
+    assert fed.offer(update("gw-0", int(wall * 1e6), 0), "gw-0", 0.0, wall) is None
+    assert fed.offer(update("gw-1", 1, 0), "gw-1", 0.0, wall) is None  # counters from 0: fine
+    # a checkpoint written before the bound kept a forged mark: it is forgotten on restore
+    fed.ledger.last_seq["gw-2"] = 2**62
+    assert fed.ledger.forget_marks_beyond(fed.seq_ceiling(wall)) == ["gw-2"]
+    assert set(fed.ledger.last_seq) == {"gw-0", "gw-1"}
