@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from broker.topics import ID_PATTERN
-from broker.wire import BadId, NonFiniteValue, SchemaError, ShapeError
+from broker.wire import BadId, NonFiniteValue, OutOfRange, SchemaError, ShapeError
 
 
 def is_number(value: Any) -> bool:
@@ -54,13 +54,26 @@ def get_number(obj: dict[str, Any], name: str, what: str) -> float:
     return float(value)
 
 
+#: The largest integer any field may hold: what int64 (and orjson, when it is written again)
+#: can carry. A version or seq beyond it is refused at decode, never later in a merge.
+INT64_MAX = 2**63 - 1
+
+
 def get_integer(obj: dict[str, Any], name: str, what: str, minimum: int = 0) -> int:
-    """An integer (not a bool) of at least ``minimum``."""
+    """An integer (not a bool) of at least ``minimum`` and at most :data:`INT64_MAX`.
+
+    >>> get_integer({"version": 2**64 - 1}, "version", "model")
+    Traceback (most recent call last):
+    ...
+    broker.wire.OutOfRange: model field 'version' is beyond int64 (max 9223372036854775807)
+    """
     value = get_field(obj, name, what)
     if not isinstance(value, int) or isinstance(value, bool):
         raise SchemaError(f"{what} field {name!r} must be an integer")
     if value < minimum:
         raise SchemaError(f"{what} field {name!r} must be >= {minimum}")
+    if value > INT64_MAX:
+        raise OutOfRange(f"{what} field {name!r} is beyond int64 (max {INT64_MAX})")
     return value
 
 

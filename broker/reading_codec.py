@@ -129,12 +129,9 @@ def _boot(obj: dict[str, Any]) -> int:
     >>> _boot({"boot": 2**63})
     Traceback (most recent call last):
     ...
-    broker.wire.SchemaError: reading field 'boot' must be below 2**63
+    broker.wire.OutOfRange: reading field 'boot' is beyond int64 (max 9223372036854775807)
     """
-    boot = get_integer(obj, "boot", "reading")
-    if boot > INT64_MAX:
-        raise SchemaError("reading field 'boot' must be below 2**63")
-    return boot
+    return get_integer(obj, "boot", "reading")
 
 
 def decode_readings(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> list[Reading]:

@@ -55,6 +55,12 @@ class NonFiniteValue(DecodeError):
     reason = "non_finite"
 
 
+class OutOfRange(SchemaError):
+    """An integer beyond int64 (a version or seq no merge or encoder could carry)."""
+
+    reason = "out_of_range"
+
+
 class DuplicateKey(SchemaError):
     reason = "duplicate_key"
 

@@ -31,7 +31,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
                    "max_staleness", "alpha", "staleness", "staleness_a", "staleness_b",
                    "buffer", "server_lr", "momentum", "max_samples", "drift_policy",
                    "drift_cooldown", "rollback_factor", "rollback_min_samples", "state_dir",
-                   "checkpoints", "keep"),
+                   "checkpoints", "keep", "learners", "max_rate", "max_seq_jump"),
     "fleet": ("devices", "sites", "rate", "batch", "layout", "qos", "seed", "faults",
               "drift_at", "send_buffer"),
     "replay": ("file", "time_col", "device_col", "columns", "site", "speed", "qos"),
@@ -50,7 +50,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, ...]] = {
 }
 
 #: Options the command line takes as one comma-separated string.
-LISTS = frozenset({"features", "columns"})
+LISTS = frozenset({"features", "columns", "learners"})
 
 
 class ConfigError(ValueError):

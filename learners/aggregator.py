@@ -5,17 +5,15 @@ is counted and dead-lettered); on a learner's status, tell the federation who is
 50 ms, publish the next model if the strategy is ready. Once the broker has acknowledged a
 model, its checkpoint is written, so the retained model is never older than the checkpoint.
 
-On start it loads its newest checkpoint, then reads the retained model: it sends itself a probe
-after subscribing and merges nothing until the probe comes back, by which time any retained
-model has arrived (the broker keeps one connection's order). It goes on from the higher
-version; a checkpoint newer than the retained model is published again, as it was, once the
-first update shows the fleet learns the checkpoint's task.
-
-That first update after a resume (from a checkpoint or a retained model) must learn the task
-the aggregator resumed: if it does not, the aggregator stops with :class:`TaskMismatch` (one
-line, exit 1) instead of refusing every update as ``wrong_features``. A checkpoint that cannot
-be written (a full disk) is logged once per kind of failure and counted
-(``checkpoint_errors``); a state directory that cannot be written stops the start.
+On start it loads its newest checkpoint, then reads the retained model (it merges nothing
+until a probe it sent itself after subscribing comes back, behind any retained model). It
+never adopts a model it did not make (:mod:`learners.provenance`; with a trust file, one its
+own key did not sign): any other model on the topic is refused (``model_not_ours`` or the
+signature's reason), and its own last model goes out again. After a resume, the first update
+must learn the resumed task, else it stops with :class:`TaskMismatch` (one line, exit 1)
+instead of refusing every update as ``wrong_features``. A checkpoint that cannot be written
+(a full disk) is logged once per kind and counted (``checkpoint_errors``); a state directory
+that cannot be written stops the start.
 """
 
 from __future__ import annotations
@@ -35,6 +33,8 @@ from broker.topics import Topics
 from broker.wire import MAX_PAYLOAD_BYTES, DecodeError
 from learners.checkpoint import CheckpointError, CheckpointStore
 from learners.federation import Federation, FederationConfig
+from learners.provenance import OwnModels, digest
+from learners.reporting import aggregator_counters, log_model
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,10 @@ class Aggregator(Service):
 
     def __init__(self, config: AggregatorConfig, topics: Topics, broker: BrokerAddress) -> None:
         self.config = config
-        self.federation = Federation(config.federation)
+        self.started = time.monotonic()
+        self.federation = Federation(config.federation, self.started)
+        self.own = OwnModels()  # the models it broadcast, by digest
+        self.own_retained = False  # the broker's retained model is the checkpoint's
         self.store = (CheckpointStore(config.state_dir, config.keep)
                       if config.state_dir is not None else None)
         self.restored: Model | None = None
@@ -70,7 +73,6 @@ class Aggregator(Service):
         self.task_source: str | None = None
         self.failure: TaskMismatch | None = None
         self.resumed = False  # the retained model (if any) has been read
-        self.retained_version = 0
         self.refused: Counter[str] = Counter()
         self.accepted = 0
         self.learner_metrics: dict[str, dict[str, float]] = {}
@@ -91,16 +93,27 @@ class Aggregator(Service):
         if self.store is None:
             return
 
+        digests: list[str] = []
+
         def accept(state: dict) -> None:
-            federation = Federation(self.config.federation)
+            federation = Federation(self.config.federation, self.started)
             federation.restore(state)
             self.federation = federation
+            digests.append(str(state.get("model_digest", "")))
 
+        for known in self.store.broadcasts():  # those the checkpoint may not have caught up with
+            self.own.remember_digest(known)
         path = self.store.load(accept)
         if path is None:
             return
         self.restored = self.federation.model
+        if self.restored is not None:  # an older checkpoint has no digest: its model's bytes
+            self.own.remember_digest(digests[-1] or digest(encode_model(self.restored)))
         self.checkpointed = self.federation.version
+        for learner in self.federation.ledger.forget_marks_beyond(
+                self.federation.seq_ceiling(time.time())):
+            log.warning("%s: the checkpoint's seq mark of %s is beyond any clock: forgotten",
+                        self.node_id, learner, extra={"node": self.node_id})
         if self.restored is not None:
             self.task_source = f"checkpoint {path}"
         log.info("%s: resumed checkpoint v%d from %s", self.node_id, self.checkpointed, path,
@@ -110,6 +123,9 @@ class Aggregator(Service):
         if self.store is not None:
             self.store.check()  # a directory we cannot write to stops us now, not later
         self.restore()
+        if self.federation.roster.open:
+            log.info("%s: no roster of learners (--learners): any learner id is accepted",
+                     self.node_id, extra={"node": self.node_id})
         super().connect()
         self.node.publish(self.topics.probe(self.config.node_id), b"probe", qos=1)
 
@@ -120,7 +136,7 @@ class Aggregator(Service):
         if self.failure is not None:
             return
         if topic == t.model:
-            self.resume_from(payload)
+            self.check_model(payload)
         elif topic.startswith(t.node_status("")):
             self.federation.set_status(t.last_level(topic), payload == b"online")
         elif topic == t.probe(self.config.node_id):
@@ -140,7 +156,8 @@ class Aggregator(Service):
             return
         if self.task_source is not None and not self.task_confirmed(topic, payload, update):
             return
-        refusal = self.federation.offer(update, self.topics.last_level(topic), time.monotonic())
+        refusal = self.federation.offer(update, self.topics.last_level(topic), time.monotonic(),
+                                        time.time())
         if refusal is not None:
             self.refuse(topic, payload, refusal.reason, refusal.detail)
             return
@@ -148,19 +165,41 @@ class Aggregator(Service):
         self.learner_metrics[update.learner] = update.metrics
         self.merge_if_ready()  # at once: a quorum must not wait for the next timer tick
 
-    def resume_from(self, payload: bytes) -> None:
-        """A retained model newer than ours (an earlier run's) sets where we go on from."""
-        try:  # with a trust file: ours only, signed by a key of this aggregator's
-            body, _ = self.keys.check(payload, "model", "aggregator", self.node_id)
-            model = decode_model(body, self.config.max_payload)
-        except (DecodeError, SignatureRefused) as exc:
-            self.refuse(self.topics.model, payload, f"model_{exc.reason}", str(exc))
+    def check_model(self, payload: bytes) -> None:
+        """Our own model (signed by our key with a trust file, else bytes we broadcast) changes
+        nothing but a resume at start; any other is refused and replaced by our last one."""
+        try:
+            body, signer = self.keys.check(payload, "model", "aggregator", self.node_id)
+        except SignatureRefused as exc:
+            self.refuse_model(payload, f"model_{exc.reason}", str(exc))
             return
-        self.retained_version = max(self.retained_version, model.version)
-        if self.federation.resume(model):
-            self.task_source = f"the retained model v{model.version} on {self.topics.model}"
-            log.info("%s: going on from the retained model v%d", self.node_id, model.version,
-                     extra={"node": self.node_id, "version": model.version})
+        if signer is not None or self.own.is_own(payload):
+            if not self.resumed:  # the retained one; ours, maybe newer than the checkpoint
+                try:
+                    model = decode_model(body, self.config.max_payload)
+                except DecodeError as exc:
+                    self.refuse_model(payload, f"model_{exc.reason}", str(exc))
+                    return
+                self.own_retained = True
+                if self.federation.resume(model):
+                    log.info("%s: going on from its own retained model v%d", self.node_id,
+                             model.version, extra={"node": self.node_id,
+                                                   "version": model.version})
+            return
+        try:
+            model = decode_model(body, self.config.max_payload)
+            detail = (f"v{model.version} is none of the models {self.node_id} made (its "
+                      f"checkpoint's is v{self.federation.version})")
+        except DecodeError as exc:
+            detail = f"not a model {self.node_id} made, and undecodable: {exc}"
+        self.refuse_model(payload, "model_not_ours", detail)
+
+    def refuse_model(self, payload: bytes, reason: str, detail: str) -> None:
+        """A model that is not ours: refused, and our own goes out again to replace it."""
+        self.refuse(self.topics.model, payload, reason, detail)
+        self.own_retained = False
+        if self.resumed and self.federation.model is not None and self.task_source is None:
+            self.publish_model(self.federation.model)
 
     def on_resumed(self) -> None:
         """Every retained model is in: a checkpoint newer than the broker's model goes out
@@ -172,11 +211,11 @@ class Aggregator(Service):
             self.republish()
 
     def republish(self) -> None:
-        """The checkpoint's model goes out again if the broker's is older."""
+        """The checkpoint's model goes out again if the broker's is not it."""
         model = self.restored
-        if model is not None and model.version > self.retained_version:
-            self.node.publish(self.topics.model, self.keys.sign(encode_model(model), "model"),
-                              qos=1, retain=True)
+        if model is not None and not self.own_retained:
+            self.publish_model(model)
+            self.own_retained = True
             log.info("%s: model v%d from the checkpoint broadcast again", self.node_id,
                      model.version, extra={"node": self.node_id, "version": model.version})
 
@@ -191,10 +230,7 @@ class Aggregator(Service):
                 self.republish()
             return True
         self.refuse(topic, payload, problem.reason, problem.detail)
-        remedy = ("move it away or use --state-dir / --no-checkpoints"
-                  if self.task_source.startswith("checkpoint") else
-                  f"clear it (mosquitto_pub -r -n -t {self.topics.model}) or use another "
-                  "--prefix")
+        remedy = "move it away or use --state-dir / --no-checkpoints"
         self.failure = TaskMismatch(
             f"{self.task_source} is for features {list(ledger.features or ())} target "
             f"{ledger.target} ({ledger.kind}); this fleet learns {list(update.params.features)} "
@@ -211,22 +247,21 @@ class Aggregator(Service):
         if model is None:
             return
         state = self.federation.to_state()
-        self.node.publish(self.topics.model, self.keys.sign(encode_model(model), "model"),
-                          qos=1, retain=True, on_ack=lambda: self.checkpoint(model.version, state))
-        self.log_model(model)
+        payload = self.publish_model(model, on_ack=lambda: self.checkpoint(model.version, state))
+        state["model_digest"] = digest(payload)  # how a restart knows the retained one as ours
+        log_model(self.node_id, model)
 
-    def log_model(self, model: Model) -> None:
-        """One INFO line a model; a drift reaction or a rollback (from its notes) says so."""
-        extra = {"node": self.node_id, "version": model.version}
-        log.info("%s: model v%d broadcast: %d samples from %s", self.node_id, model.version,
-                 model.n, ", ".join(model.contributors), extra=extra)
-        drift, rollback = model.notes.get("drift"), model.notes.get("rollback")
-        if drift:
-            log.info("%s: drift flagged by %s: model v%d reacts with policy %s", self.node_id,
-                     ", ".join(drift["learners"]), model.version, drift["policy"], extra=extra)
-        if rollback:
-            log.warning("%s: model v%d rolls back to v%s: %s", self.node_id, model.version,
-                        rollback.get("to_version"), rollback.get("reason"), extra=extra)
+    def publish_model(self, model: Model, on_ack=None) -> bytes:
+        """Broadcast ``model`` (retained, QoS 1) and remember it as ours."""
+        payload = self.keys.sign(encode_model(model), "model")
+        self.own.remember(payload)
+        if self.store is not None:
+            try:
+                self.store.note_broadcasts(list(self.own.order)[-16:])
+            except CheckpointError as exc:
+                self.checkpoint_errors[exc.kind] += 1
+        self.node.publish(self.topics.model, payload, qos=1, retain=True, on_ack=on_ack)
+        return payload
 
     def checkpoint(self, version: int, state: dict) -> None:
         if self.store is None or version <= self.checkpointed:
@@ -259,27 +294,7 @@ class Aggregator(Service):
         if self.failure is not None:
             raise self.failure
 
-    def federated_metrics(self) -> dict[str, float]:
-        """Sample-weighted mean of the learners' latest prequential metrics."""
-        rows = [m for m in self.learner_metrics.values() if m.get("n", 0) > 0]
-        total = sum(m["n"] for m in rows)
-        if not total:
-            return {}
-        keys = {k for m in rows for k in m} - {"n", "recent_loss", "recent_n"}
-        out = {k: sum(m.get(k, 0.0) * m["n"] for m in rows) / total for k in sorted(keys)}
-        out["n"] = total
-        return out
-
     def counters(self) -> dict:
-        fed = self.federation
-        return {
-            "model_version": fed.version, "accepted": self.accepted,
-            "refused": dict(self.refused), "pending": len(fed.strategy.pending),
-            "strategy": fed.strategy.name, "quorum": fed.quorum(),
-            "round_timeout": fed.strategy.round_timeout,
-            "learners": sorted(fed.learners), "offline": sorted(fed.offline & fed.learners),
-            "rollbacks": fed.rollbacks, "checkpoint_version": self.checkpointed,
-            "checkpoint_errors": sum(self.checkpoint_errors.values()),
-            "samples": fed.model.n if fed.model else 0,
-            "federated": self.federated_metrics(),
-        }
+        return aggregator_counters(self.federation, self.accepted, self.refused,
+                                   self.checkpointed, sum(self.checkpoint_errors.values()),
+                                   self.learner_metrics)

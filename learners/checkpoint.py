@@ -130,6 +130,27 @@ class CheckpointStore:
                         extra={"path": str(path), "reason": why})
         return None
 
+    def note_broadcasts(self, digests: list[str]) -> None:
+        """Remember the digests of the newest models broadcast, written before each goes out
+        (atomically; no fsync: a killed process loses nothing), so a restart knows a retained
+        model newer than its checkpoint as its own (:mod:`learners.provenance`)."""
+        path = self.directory / "broadcasts.json"
+        tmp = path.with_suffix(".json.tmp")
+        try:
+            tmp.write_bytes(orjson.dumps(digests))
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise CheckpointError(f"cannot write {path}: {exc.strerror or exc}",
+                                  _kind(exc)) from None
+
+    def broadcasts(self) -> list[str]:
+        """The digests :meth:`note_broadcasts` wrote last ([] if none, or unreadable)."""
+        try:
+            found = orjson.loads((self.directory / "broadcasts.json").read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return []
+        return [d for d in found if isinstance(d, str)] if isinstance(found, list) else []
+
     def latest(self) -> dict[str, Any] | None:
         """The newest checkpoint that parses, or None."""
         found: list[dict[str, Any]] = []

@@ -32,10 +32,11 @@ import orjson
 
 from broker.messages import Model, Scaler, Update
 from broker.model_codec import decode_model, encode_model
+from learners.admission import DEFAULT_MAX_RATE, Roster, SampleBudget
 from learners.aggregate import as_params
 from learners.drift import check_policy
 from learners.guard import RollbackGuard
-from learners.ledger import DEFAULT_MAX_SAMPLES, Refusal, UpdateLedger
+from learners.ledger import DEFAULT_MAX_SAMPLES, DEFAULT_MAX_SEQ_JUMP, Refusal, UpdateLedger
 from learners.strategies import Strategy, SyncRounds
 
 CHECKPOINT_FORMAT = 1
@@ -57,10 +58,18 @@ class FederationConfig:
     drift_cooldown: int = 5
     rollback_factor: float = 3.0
     rollback_min_samples: int = 50
+    #: the learner ids accepted (:class:`learners.admission.Roster`); None: any
+    learners: tuple[str, ...] | None = None
+    max_rate: float = DEFAULT_MAX_RATE  # samples/s one learner may claim; 0: no bound
+    max_seq_jump: int = DEFAULT_MAX_SEQ_JUMP
 
     def __post_init__(self) -> None:
         if self.quorum < 0 or self.max_samples < 1 or self.drift_cooldown < 0:
             raise ValueError("quorum and drift cooldown must be >= 0, max samples >= 1")
+        if self.max_rate < 0 or self.max_seq_jump < 1:
+            raise ValueError("max rate must be >= 0, max seq jump >= 1")
+        if self.learners is not None and not self.learners:
+            raise ValueError("a roster of learners names at least one")
         if not 0.0 <= self.momentum < 1.0:
             raise ValueError("server momentum must be in [0, 1)")
         if self.rollback_factor and self.rollback_factor <= 1.0:
@@ -73,11 +82,17 @@ class FederationConfig:
 class Federation:
     """The current model, the pending contributions, and who is live."""
 
-    def __init__(self, config: FederationConfig) -> None:
+    def __init__(self, config: FederationConfig, started: float | None = None) -> None:
+        """``started``: the clock (as ``offer``'s ``now``) when the aggregator started, from
+        which a learner's sample budget (``max_rate``) runs until its first accepted update;
+        None: no clock, so no budget (only ``max_samples``)."""
         self.config = config
         self.strategy = copy.deepcopy(config.strategy)  # pending state of its own
         self.ledger = UpdateLedger(max_staleness=self.strategy.max_staleness,
-                                   max_samples=config.max_samples)
+                                   max_samples=config.max_samples,
+                                   max_seq_jump=config.max_seq_jump)
+        self.roster = Roster(None if config.learners is None else frozenset(config.learners))
+        self.budget = SampleBudget(config.max_rate if started is not None else 0.0, started or 0.0)
         self.guard = RollbackGuard(config.rollback_factor, config.rollback_min_samples)
         self.model: Model | None = None
         self.velocity: np.ndarray | None = None
@@ -92,17 +107,34 @@ class Federation:
 
     # ---------------------------------------------------------------- in
 
-    def offer(self, update: Update, topic_learner: str, now: float) -> Refusal | None:
-        """Take an update into the strategy, or say why not."""
-        verdict = self.ledger.check(update, topic_learner)
+    def offer(self, update: Update, topic_learner: str, now: float,
+              wall: float | None = None) -> Refusal | None:
+        """Take an update into the strategy, or say why not. ``wall``: the clock in seconds
+        since the epoch, which bounds a learner's first seq (:meth:`seq_ceiling`)."""
+        if not self.roster.admits(topic_learner):
+            return Refusal("unknown_learner", f"{topic_learner!r} is not on the roster of "
+                           "learners")
+        verdict = self.ledger.check(update, topic_learner,
+                                    self.budget.limit(update.learner, update.base_version, now),
+                                    None if wall is None else self.seq_ceiling(wall))
         if isinstance(verdict, Refusal):
             return verdict
+        self.budget.spent(update.learner, update.base_version, update.n, now)
         self.learners.add(update.learner)
         self.offline.discard(update.learner)
         self.guard.observe(update.base_version, update.metrics.get("recent_loss", np.nan),
-                           update.metrics.get("recent_n", 0.0))
+                           update.metrics.get("recent_n", 0.0), learner=update.learner)
         self.strategy.offer(verdict, now)
         return None
+
+    def seq_ceiling(self, wall: float) -> int:
+        """The largest seq a learner can have reached at ``wall``: a gateway's seq is its clock
+        in µs at start plus one an update (learners counting from 0 stay far below).
+
+        >>> Federation(FederationConfig(max_seq_jump=10)).seq_ceiling(2.0)
+        2000010
+        """
+        return int(wall * 1e6) + self.config.max_seq_jump
 
     def set_status(self, node: str, online: bool) -> None:
         """A node's retained status changed (its last will says offline when it dies)."""

@@ -2,9 +2,13 @@
 
 Learners report, with each update, their mean prequential loss over the samples since their
 previous update (``recent_loss``, ``recent_n``): the loss of the model they were working from.
-The guard pools these per base version. When the merge that follows version ``v`` is due and
-``v``'s pooled loss is more than ``factor`` times that of the last good version, the next model
-is the last good one again, with the reason.
+The guard pools these per base version and learner, and judges a version by the **median over
+its learners** of each one's loss: a claim the aggregator cannot check, so no single learner
+may set it. A liar among three or more moves the median no further than the honest learners
+around it (a forged "loss 0.0" under a poisoned version cannot make it the good one, nor pin
+every later honest version as "worse" and roll them all back to it). When the merge that
+follows version ``v`` is due and ``v``'s loss is more than ``factor`` times that of the last
+good version, the next model is the last good one again, with the reason.
 
 >>> guard = RollbackGuard(factor=3.0, min_samples=10)
 >>> guard.observe(1, loss=0.5, n=40)
@@ -14,6 +18,10 @@ True
 >>> verdict = guard.judge(2, np.array([100.0, 0.0]))
 >>> verdict.to_version, verdict.vector.tolist(), round(verdict.ratio, 1)
 (1, [1.0, 0.0], 18.0)
+>>> for who, loss in (("gw-0", 1.0), ("gw-1", 1.2), ("liar", 1e-9)):
+...     guard.observe(3, loss=loss, n=40, learner=who)
+>>> guard.loss(3)                                   # the median: the liar does not set it
+1.0
 """
 
 from __future__ import annotations
@@ -49,27 +57,30 @@ class Rollback:
 
 @dataclass
 class RollbackGuard:
-    """Pooled loss per model version, and the last version that was good. ``factor`` 0: off."""
+    """Loss per model version and learner, and the last version that was good. ``factor`` 0:
+    off."""
 
     factor: float = 3.0
     min_samples: int = 50
-    pooled: dict[int, list[float]] = field(default_factory=dict)  # version -> [Σ loss·n, Σ n]
+    # version -> learner -> [Σ loss·n, Σ n]
+    pooled: dict[int, dict[str, list[float]]] = field(default_factory=dict)
     good_version: int | None = None
     good_loss: float = 0.0
     good_vector: np.ndarray | None = None
 
-    def observe(self, version: int, loss: float, n: float) -> None:
+    def observe(self, version: int, loss: float, n: float, learner: str = "") -> None:
         if n > 0 and np.isfinite(loss):
-            acc = self.pooled.setdefault(version, [0.0, 0.0])
+            acc = self.pooled.setdefault(version, {}).setdefault(learner, [0.0, 0.0])
             acc[0] += loss * n
             acc[1] += n
 
     def loss(self, version: int) -> float | None:
-        """The pooled loss under ``version``, once ``min_samples`` back it."""
-        acc = self.pooled.get(version)
-        if acc is None or acc[1] < self.min_samples:
+        """The median over learners of each one's mean loss under ``version``, once
+        ``min_samples`` back it."""
+        by_learner = self.pooled.get(version)
+        if not by_learner or sum(acc[1] for acc in by_learner.values()) < self.min_samples:
             return None
-        return acc[0] / acc[1]
+        return float(np.median([acc[0] / acc[1] for acc in by_learner.values()]))
 
     def judge(self, version: int, vector: np.ndarray, drifting: bool = False
               ) -> Rollback | None:

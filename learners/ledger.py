@@ -8,8 +8,15 @@ Reasons (besides the codec's decode reasons):
 
 - ``id_mismatch``: the learner id is not the one in the update's topic;
 - ``replayed``: a ``seq`` this learner already used (QoS 1 redelivers: never apply twice);
+- ``seq_jump``: a ``seq`` more than ``max_seq_jump`` beyond the learner's mark (one forged
+  update with seq 2**62 would otherwise make every later real update ``replayed``); the mark
+  does not move, so a checkpoint never keeps it. A learner's first update has no mark: its
+  seq may not pass the caller's ``ceiling`` (a gateway's seq is its microsecond clock at start
+  plus one an update, so the aggregator's clock in µs plus ``max_seq_jump``);
 - ``wrong_features`` / ``wrong_task``: other features, or another target or kind, than the model;
 - ``bad_count``: ``n`` <= 0, or above ``max_samples``;
+- ``too_many_samples``: an ``n`` above the caller's ``limit`` (what the learner can have seen
+  since it was last heard, :class:`learners.admission.SampleBudget`);
 - ``stale``: built on a version more than ``max_staleness`` behind (or one no longer known);
 - ``future_version``: built on a version this aggregator has not made;
 - ``no_new_samples``: nothing beyond what an applied update of the same base already gave.
@@ -40,6 +47,10 @@ from broker.messages import Model, Scaler, Update
 from learners.aggregate import as_vector
 
 DEFAULT_MAX_SAMPLES = 1_000_000
+#: How far an update's seq may run ahead of the learner's last used one. A gateway's seq is its
+#: microsecond clock at start plus one an update, so this lets a gateway come back after about
+#: 116 days away; 2**62 stays far outside.
+DEFAULT_MAX_SEQ_JUMP = 10**13
 
 
 @dataclass(frozen=True)
@@ -83,6 +94,7 @@ class UpdateLedger:
 
     max_staleness: int = 0
     max_samples: int = DEFAULT_MAX_SAMPLES
+    max_seq_jump: int = DEFAULT_MAX_SEQ_JUMP
     version: int = 0
     features: tuple[str, ...] | None = None
     kind: str | None = None
@@ -91,13 +103,22 @@ class UpdateLedger:
     last_seq: dict[str, int] = field(default_factory=dict)
     applied: dict[str, AppliedMark] = field(default_factory=dict)
 
-    def check(self, update: Update, topic_learner: str) -> Contribution | Refusal:
-        """The update's contribution, or why it is refused (a refused seq stays unused)."""
+    def check(self, update: Update, topic_learner: str, limit: float = float("inf"),
+              ceiling: int | None = None) -> Contribution | Refusal:
+        """The update's contribution, or why it is refused (a refused seq stays unused).
+        ``limit``: the largest ``n`` it may claim now; ``ceiling``: the largest first seq."""
         if update.learner != topic_learner:
             return Refusal("id_mismatch", f"learner {update.learner!r} on the topic of "
                            f"{topic_learner!r}")
-        if update.seq <= self.last_seq.get(update.learner, -1):
+        mark = self.last_seq.get(update.learner)
+        if mark is not None and update.seq <= mark:
             return Refusal("replayed", f"seq {update.seq} of {update.learner} was used already")
+        if mark is not None and update.seq - mark > self.max_seq_jump:
+            return Refusal("seq_jump", f"seq {update.seq} of {update.learner} is more than "
+                           f"{self.max_seq_jump} beyond its last {mark}")
+        if mark is None and ceiling is not None and update.seq > ceiling:
+            return Refusal("seq_jump", f"first seq {update.seq} of {update.learner} is beyond "
+                           f"{ceiling} (the clock in µs plus {self.max_seq_jump})")
         task = self.task_problem(update)
         if task is not None:
             return task
@@ -107,6 +128,9 @@ class UpdateLedger:
         if tau < 0:
             return Refusal("future_version", f"base_version {update.base_version}, "
                            f"current {self.version}")
+        if update.n > limit:
+            return Refusal("too_many_samples", f"n {update.n} is more than the {limit:.0f} "
+                           f"{update.learner} can have seen since it was last heard")
         contribution = self._contribution(update, tau)
         if isinstance(contribution, Contribution):
             self.last_seq[update.learner] = update.seq
@@ -185,6 +209,14 @@ class UpdateLedger:
         self.history[model.version] = as_vector(model.params)
         for v in [v for v in self.history if v < self.version - self.max_staleness]:
             del self.history[v]
+
+    def forget_marks_beyond(self, ceiling: int) -> list[str]:
+        """Drop the seq marks no real learner can have reached by now (a checkpoint written
+        before ``seq_jump`` existed may keep a forged one); the learners whose mark went."""
+        gone = [k for k, seq in self.last_seq.items() if seq > ceiling]
+        for k in gone:
+            del self.last_seq[k]
+        return gone
 
     # ---------------------------------------------------------------- checkpoints
 

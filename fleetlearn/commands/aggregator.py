@@ -47,7 +47,8 @@ OWNERS: dict[str, tuple[type, str]] = {
     "momentum": (F, "momentum"),
     "max_samples": (F, "max_samples"), "drift_policy": (F, "drift_policy"),
     "drift_cooldown": (F, "drift_cooldown"), "rollback_factor": (F, "rollback_factor"),
-    "rollback_min_samples": (F, "rollback_min_samples"),
+    "rollback_min_samples": (F, "rollback_min_samples"), "learners": (F, "learners"),
+    "max_rate": (F, "max_rate"), "max_seq_jump": (F, "max_seq_jump"),
     "merge": (M, "rule"), "trim": (M, "trim"), "clip_norm": (M, "clip_norm"),
     "staleness": (S, "function"), "staleness_a": (S, "a"), "staleness_b": (S, "b"),
 }
@@ -104,6 +105,17 @@ def aggregator(
                                             "(0: none).")] = default(F, "momentum"),
     max_samples: Annotated[int, typer.Option(min=1, help="Largest n an update may claim.")
                            ] = default(F, "max_samples"),
+    learners: Annotated[str | None, typer.Option(help="Comma-separated learner ids accepted "
+                                                 "(a roster; others are refused as "
+                                                 "unknown_learner). Default: any id.")
+                        ] = default(F, "learners"),
+    max_rate: Annotated[float, typer.Option(min=0.0, help="Samples a second one learner can "
+                                            "see: an update's n may grow by at most this "
+                                            "times the seconds since its last accepted one "
+                                            "(0: no bound).")] = default(F, "max_rate"),
+    max_seq_jump: Annotated[int, typer.Option(min=1, help="How far an update's seq may run "
+                                              "ahead of the learner's last (beyond: refused "
+                                              "as seq_jump).")] = default(F, "max_seq_jump"),
     drift_policy: Annotated[str, typer.Option(help="On a learner's drift flag: 'none', "
                                               "'rescale' (standardise by the new data) or "
                                               "'reset' (forget the old weights too).")
@@ -145,7 +157,10 @@ def aggregator(
         federation = FederationConfig(
             chosen, quorum=quorum, momentum=momentum, max_samples=max_samples,
             drift_policy=drift_policy, drift_cooldown=drift_cooldown,
-            rollback_factor=rollback_factor, rollback_min_samples=rollback_min_samples)
+            rollback_factor=rollback_factor, rollback_min_samples=rollback_min_samples,
+            learners=tuple(check_id(x.strip()) for x in learners.split(",") if x.strip())
+            if learners else None,
+            max_rate=max_rate, max_seq_jump=max_seq_jump)
         config = AggregatorConfig(
             node_id=check_id(id), federation=federation, keep=keep,
             state_dir=(state_dir or default_state_dir(deployment.prefix, id, broker_address))

@@ -35,7 +35,7 @@ class Monitor:
             if topic == t.model:
                 self.state.on_model(decode_model(payload), time.monotonic() - self.started)
             elif topic.startswith(t.metrics("")):
-                self.state.on_metrics(decode_json_object(payload))
+                self.state.on_metrics(decode_json_object(payload), t.last_level(topic))
             elif topic.startswith(t.node_status("")):
                 self.state.on_status(t.last_level(topic), payload)
             elif topic.startswith(t.deadletter("")):

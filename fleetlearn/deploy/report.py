@@ -45,6 +45,7 @@ def deployment_report(deployment: Any) -> dict[str, Any]:
         "federated": st.nodes.get("aggregator", {}).get("federated", {}),
         "predictions": st.nodes.get("predictor", {}).get("predictions", 0),
         "deadletters": dict(st.deadletters),
+        "ignored_metrics": dict(st.ignored),
         "processes": [c.record() for c in d.children],
         "broker_pid": getattr(d.own_broker, "_stopped_pid", None),
         "log_dir": str(d.log_dir),

@@ -84,10 +84,10 @@ class UpSettings:
 
         >>> UpSettings(lr=0.1).node_settings({"learner": {"l2": 0.01}})["learner"]
         {'l2': 0.01, 'lr': 0.1}
-        >>> UpSettings().node_settings({"aggregator": {"quorum": 1}})["aggregator"]
-        {'quorum': 1}
-        >>> UpSettings(gateways=3).node_settings()["aggregator"]
-        {'quorum': 3}
+        >>> UpSettings().node_settings({"aggregator": {"quorum": 1}})["aggregator"]["quorum"]
+        1
+        >>> UpSettings(gateways=2, rate=500.0).node_settings()["aggregator"]
+        {'quorum': 2, 'learners': ['gw-0', 'gw-1'], 'max_rate': 2000.0}
         """
         sections = {name: dict(values) for name, values in (file or {}).items()}
         given = {
@@ -116,7 +116,13 @@ class UpSettings:
         # says otherwise (the aggregator alone waits for every learner it has heard from, which
         # at start is the first one: a first model of one gateway, the other's stale update
         # then merged into it)
-        sections.setdefault("aggregator", {}).setdefault("quorum", self.gateways)
+        aggregator = sections.setdefault("aggregator", {})
+        aggregator.setdefault("quorum", self.gateways)
+        # it knows which learners there are (any other id is refused), and that none can see
+        # more readings than the whole fleet publishes (4x: room for a burst after a stall)
+        aggregator.setdefault("learners", [f"gw-{i}" for i in range(self.gateways)])
+        if self.replay is None:
+            aggregator.setdefault("max_rate", 4 * self.rate)
         return sections
 
     def partitions(self, devices: list[str] | None = None) -> list[str]:

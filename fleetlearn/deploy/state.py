@@ -9,6 +9,15 @@ Pure bookkeeping fed by the monitor; it turns into the live table and the final 
 >>> r = state.readings()
 >>> r["published"], r["learned"], r["rejected"], r["not_taken_in"], r["unaccounted"]
 (10, 9, {'schema': 1}, 0, 0)
+
+With the nodes it started (``known``), metrics from any other node, under another node's
+topic, of another kind or with counters that are not counts are ignored, and counted:
+
+>>> state = DeploymentState(known={"gw-0": "gateway"})
+>>> state.on_metrics({"node": "gw-9", "kind": "gateway", "learned": 5}, topic_node="gw-9")
+>>> state.on_metrics({"node": "gw-0", "kind": "gateway", "learned": -5}, topic_node="gw-0")
+>>> dict(state.ignored), state.nodes
+({'metrics_unknown_node': 1, 'metrics_bad_count': 1}, {})
 """
 
 from __future__ import annotations
@@ -22,6 +31,42 @@ import numpy as np
 
 from broker.messages import Model
 from devices.truth import GroundTruth, weight_error
+
+#: The counters :meth:`DeploymentState.readings` adds up: each must be a count (an int >= 0).
+COUNTS = ("published", "unacked_readings", "learned", "received", "gaps", "expected_gaps",
+          "send_buffer_full", "behind")
+
+
+def metrics_problem(metrics: dict[str, Any], topic_node: str | None,
+                    known: dict[str, str] | None) -> str | None:
+    """Why a metrics message is not one a node of this deployment counted itself, or None.
+
+    >>> metrics_problem({"node": "gw-0", "kind": "gateway"}, "gw-1", None)
+    'metrics_id_mismatch'
+    >>> metrics_problem({"node": "aggregator", "kind": "fleet"}, None, {"aggregator": "aggregator"})
+    'metrics_wrong_kind'
+    >>> metrics_problem({"node": "fleet", "kind": "fleet", "published": 2**70}, "fleet", None)
+    >>> metrics_problem({"node": "fleet", "kind": "fleet", "rejected": {"x": 1.5}}, None, None)
+    'metrics_bad_count'
+    """
+    node, kind = metrics.get("node"), metrics.get("kind")
+    if not isinstance(node, str):
+        return "metrics_malformed"
+    if topic_node is not None and node != topic_node:
+        return "metrics_id_mismatch"
+    if known is not None:
+        if node not in known:
+            return "metrics_unknown_node"
+        if kind != known[node] and not (kind == "quality" and known[node] == "gateway"):
+            return "metrics_wrong_kind"
+    rejected = metrics.get("rejected", {})
+    values = [metrics[k] for k in COUNTS if k in metrics]
+    if not isinstance(rejected, dict):
+        return "metrics_bad_count"
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+               for v in [*values, *rejected.values()]):
+        return "metrics_bad_count"
+    return None
 
 
 @dataclass
@@ -46,11 +91,16 @@ class DeploymentState:
     online: dict[str, bool] = field(default_factory=dict)
     deadletters: Counter[str] = field(default_factory=Counter)
     quality: dict[str, dict[str, Any]] = field(default_factory=dict)
+    known: dict[str, str] | None = None  # node id -> kind, of the nodes `up` started
+    ignored: Counter[str] = field(default_factory=Counter)  # metrics messages, by reason
 
-    def on_metrics(self, metrics: dict[str, Any]) -> None:
-        node = metrics.get("node")
-        if not isinstance(node, str):
+    def on_metrics(self, metrics: dict[str, Any], topic_node: str | None = None) -> None:
+        """A node's own counters (``topic_node``: the node its topic names)."""
+        problem = metrics_problem(metrics, topic_node, self.known)
+        if problem is not None:
+            self.ignored[problem] += 1
             return
+        node = metrics["node"]
         if metrics.get("kind") == "quality":
             self.quality[node] = metrics.get("devices", {})
         else:

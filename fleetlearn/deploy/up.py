@@ -64,8 +64,11 @@ class LocalDeployment:
         self.on_drain = on_drain
         self.topics = Topics(settings.prefix)
         self.truth = None if settings.replay else GroundTruth.from_seed(settings.seed)
-        self.state = DeploymentState(truth=self.truth, within=settings.within)
         self.source = "replay" if settings.replay else "fleet"
+        # the nodes it starts: metrics from any other are ignored (and counted)
+        known = {"aggregator": "aggregator", "predictor": "predictor", self.source: self.source,
+                 **{f"gw-{i}": "gateway" for i in range(settings.gateways)}}
+        self.state = DeploymentState(truth=self.truth, within=settings.within, known=known)
         self.log_dir = Path(settings.log_dir or tempfile.mkdtemp(prefix="fleetlearn-up-"))
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.own_broker: MosquittoBroker | None = None

@@ -36,6 +36,8 @@ def test_every_subcommand_has_help(command):
     ["up", "--broker", "localhost:notaport"],
     ["up", "--prefix", "a/#"],
     ["devices", "simulate", "--batch", "0"],
+    ["aggregator", "--learners", "gw-0,a/b"],
+    ["aggregator", "--learners", ","],
     ["no-such-command"],
 ])
 def test_misuse_gets_one_line_and_a_non_zero_exit(args):

@@ -126,8 +126,9 @@ def test_an_aggregator_on_another_tasks_checkpoint_stops_with_one_line(address, 
     assert not [p for t, p in watcher.messages if t.endswith("/learn/model")]
 
 
-def test_a_retained_model_of_another_task_stops_the_aggregator_at_the_first_update(
-        address, prefix):
+def test_a_retained_model_of_another_task_is_refused_not_adopted(address, prefix):
+    """An earlier deployment's (or a forger's) retained model is not this aggregator's own: it
+    is refused, and this fleet's task is learned from its first update (issue #13)."""
     # Prepare: another task's model retained on this prefix, from an earlier deployment
     topics = Topics(prefix)
     watcher = Recorder(address, topics.deadletter_filter)
@@ -139,11 +140,9 @@ def test_a_retained_model_of_another_task_stops_the_aggregator_at_the_first_upda
         watcher.wait(lambda: agg.resumed, what="the retained model read")
         # Execute: this fleet's first update
         watcher.publish(topics.update("gw-0"), update("gw-0", 1, ("a", "b"), "y"))
-        watcher.wait(lambda: agg.node.stopping, what="the aggregator to stop")
+        watcher.wait(lambda: agg.federation.version == 1, what="the first model")
+    watcher.wait(lambda: watcher.messages, what="the dead letter")
     watcher.close()
-    # Assert: it says where the task came from, and how to clear it
-    assert str(agg.failure) == (
-        f"the retained model v3 on {topics.model} is for features ['temp'] target power "
-        "(regression); this fleet learns ['a', 'b'] target y (regression): clear it "
-        f"(mosquitto_pub -r -n -t {topics.model}) or use another --prefix")
-    assert agg.refused == {"wrong_features": 1}
+    # Assert: refused as not its own, counted and dead-lettered; the fleet's task learned
+    assert agg.failure is None and agg.refused == {"model_not_ours": 1}
+    assert agg.federation.ledger.features == ("a", "b")

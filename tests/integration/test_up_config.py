@@ -3,11 +3,16 @@ the config file, against a real mosquitto."""
 
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pytest
 
+from broker.messages import LinearParams, Scaler, Update
+from broker.model_codec import encode_update
+from broker.topics import Topics
 from fleetlearn.config import load_config
 from fleetlearn.deploy.up import LocalDeployment, UpSettings
+from tests.mqtt_helpers import Recorder
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
@@ -35,7 +40,10 @@ def test_the_files_aggregator_settings_reach_the_aggregator_under_up(address, pr
         for child in dep.children:
             assert not {"--quorum", "--round-timeout", "--sync-every", "--l2"} & set(child.argv)
             assert str(dep.config_path) in child.argv
-        assert load_config(dep.config_path)["aggregator"] == {"quorum": 1, "round_timeout": 7.0}
+        written = load_config(dep.config_path)["aggregator"]
+        assert written.pop("learners") == ["gw-0", "gw-1"]  # up's roster (issue #13)
+        assert written.pop("max_rate") == 4 * dep.settings.rate
+        assert written == {"quorum": 1, "round_timeout": 7.0}
         assert load_config(dep.config_path)["sync"] == {"sync_every": 150}
         # and the nodes log at INFO by default, in the format up was given, each its own file
         for child in dep.children:
@@ -55,7 +63,8 @@ def test_settings_given_to_up_itself_go_on_top_of_the_file(tmp_path):
     dep = LocalDeployment(UpSettings(config=config, strategy="fedbuff", lr=0.05,
                                      log_dir=tmp_path / "logs"))
     written = load_config(dep.config_path)
-    assert written["aggregator"] == {"quorum": 1, "strategy": "fedbuff"}
+    assert written["aggregator"] == {"quorum": 1, "strategy": "fedbuff",
+                                     "learners": ["gw-0", "gw-1"], "max_rate": 4000.0}
     assert written["learner"] == {"lr": 0.05}
     assert written["fleet"]["devices"] == 20
 
@@ -77,4 +86,38 @@ def test_a_strategy_defined_outside_the_package_runs_by_module_and_class(address
         assert dep.state.last_model.notes["strategy"] == "warmup-fedavg"
         assert dep.state.nodes["aggregator"]["strategy"] == "warmup-fedavg"
     finally:
+        dep.stop_all()
+
+
+def test_forged_metrics_and_updates_under_up_are_refused_and_counted(address, prefix, tmp_path):
+    """Issue #13 under `up`: the monitor counts only the nodes up started, and the aggregator
+    takes updates only from the gateways up started (its roster)."""
+    topics = Topics(prefix)
+    dep = LocalDeployment(UpSettings(broker=address, prefix=prefix, duration=None, gateways=2,
+                                     log_dir=tmp_path / "logs"))
+    attacker = Recorder(address, topics.deadletter_filter)
+    try:
+        dep.start()
+        # Execute: forged metrics (an unknown node; gw-0's name under another topic; a
+        # negative count under the fleet's own topic), and an update from a new learner id
+        forged = [("gw-7", {"node": "gw-7", "kind": "gateway", "learned": 10**9}),
+                  ("gw-1", {"node": "gw-0", "kind": "gateway", "learned": 10**9}),
+                  ("fleet", {"node": "fleet", "kind": "fleet", "published": -10**9})]
+        for node, metrics in forged:
+            attacker.publish(topics.metrics(node), orjson.dumps(metrics))
+        params = LinearParams(("x",), np.ones(1), 0.0)
+        attacker.publish(topics.update("evil"), encode_update(Update(
+            "evil", 1, 0, 1_000_000, "y", params, 0.0, Scaler(1, np.zeros(2), np.ones(2)),
+            metrics={"recent_loss": 1e-9, "recent_n": 1e6})))
+        assert dep.monitor.wait_for(lambda: sum(dep.state.ignored.values()) >= 3, timeout=20)
+        attacker.wait(lambda: any(b'"unknown_learner"' in p for p in attacker.on("/deadletter/")),
+                      20, "the refusal")
+        # Assert: nothing forged reached the state the report is made of
+        assert "gw-7" not in dep.state.nodes
+        assert dep.state.nodes.get("gw-0", {}).get("learned", 0) < 10**9
+        assert dep.state.readings()["unaccounted"] >= 0
+        assert set(dep.state.ignored) == {"metrics_unknown_node", "metrics_id_mismatch",
+                                          "metrics_bad_count"}
+    finally:
+        attacker.close()
         dep.stop_all()

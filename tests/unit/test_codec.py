@@ -171,7 +171,7 @@ def one_device_readings(draw) -> list[Reading]:
     device = draw(st.sampled_from(["s0-d0001", "d1", "gw_x.y-z"]))
     n = draw(st.integers(1, 12))
     boot = draw(st.sampled_from([0, 1, 1795627787300, 2**63 - 1]))  # one per batch
-    return [Reading(device, draw(st.integers(0, 2**63)), draw(finite),
+    return [Reading(device, draw(st.integers(0, 2**63 - 1)), draw(finite),
                     draw(st.dictionaries(st.sampled_from(CHANNELS), finite, max_size=4)), boot)
             for _ in range(n)]
 

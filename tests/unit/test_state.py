@@ -107,3 +107,30 @@ def test_an_older_retained_model_seen_again_is_a_copy_not_a_model():
     state.on_model(first, 2.0)
     assert [m.version for m in state.models] == [1, 2]
     assert state.versions_strictly_increase()
+
+
+def test_forged_metrics_are_ignored_and_counted_and_the_report_stays_true():
+    """Issue #13: forged metrics messages made the report's "unaccounted" negative. Only the
+    nodes `up` started count, each under its own topic, with counts that are counts."""
+    state = DeploymentState(known={"fleet": "fleet", "gw-0": "gateway",
+                                   "aggregator": "aggregator"})
+    state.on_metrics({"node": "fleet", "kind": "fleet", "published": 100}, topic_node="fleet")
+    state.on_metrics({"node": "gw-0", "kind": "gateway", "learned": 95,
+                      "rejected": {"schema": 5}}, topic_node="gw-0")
+    honest = state.readings()
+    forged = [
+        ({"node": "gw-7", "kind": "gateway", "learned": 10**9}, "gw-7"),         # unknown
+        ({"node": "gw-0", "kind": "gateway", "learned": 10**9}, "gw-9"),         # another topic
+        ({"node": "aggregator", "kind": "gateway", "learned": 10**9}, "aggregator"),  # kind
+        ({"node": "fleet", "kind": "fleet", "published": -10**9}, "fleet"),      # not a count
+        ({"node": "gw-0", "kind": "gateway", "learned": 1.5e9}, "gw-0"),
+        ({"node": "gw-0", "kind": "gateway", "rejected": {"x": -7}}, "gw-0"),
+        ({"kind": "fleet", "published": 5}, "fleet"),                              # no node
+    ]
+    for metrics, topic_node in forged:
+        state.on_metrics(metrics, topic_node=topic_node)
+    after = state.readings()
+    assert after == honest and after["unaccounted"] == 0
+    assert state.ignored == {"metrics_unknown_node": 1, "metrics_id_mismatch": 1,
+                             "metrics_wrong_kind": 1, "metrics_bad_count": 3,
+                             "metrics_malformed": 1}
