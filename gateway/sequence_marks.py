@@ -5,7 +5,9 @@ Per device the state (:class:`gateway.judge_kernel.JudgeState`) keeps the boot i
 belong to, the first and highest number seen and a ring of which of the last ``window`` numbers
 arrived. A reading of a later boot (the device restarted its numbers) closes the old boot's
 window, its missing numbers counted as gaps, and the marks start again from it; a reading of an
-earlier boot is refused (OLD_BOOT). :func:`mark` is inlined
+earlier boot is refused (OLD_BOOT); a number more than ``max_jump`` above the mark is refused
+(SEQ_JUMP) and moves nothing, so one forged huge number neither mutes the device nor counts
+billions of gaps. :func:`mark` is inlined
 into :func:`gateway.judge_kernel.judge_rows`; the rules it follows are those of
 ``tests/reference/sequence.py`` (see also :mod:`gateway.pipeline`).
 
@@ -23,7 +25,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from gateway.outcomes import ADMITTED, BELOW, DUPLICATE, OLD_BOOT
+from gateway.outcomes import ADMITTED, BELOW, DUPLICATE, OLD_BOOT, SEQ_JUMP
 
 #: Gaps remembered per device, so that a very late arrival can be told from a replay.
 RECENT_GAPS = 4096
@@ -70,11 +72,11 @@ def restart(state, d, window, gaps, n_gaps, row):
 
 
 @njit(cache=True, inline="always")
-def mark(state, d, s, b, window, gaps, n_gaps, row):
+def mark(state, d, s, b, window, max_jump, gaps, n_gaps, row):
     """The sequence step of reading ``row`` (device ``d``, number ``s``, boot ``b``): returns
-    ADMITTED (new), DUPLICATE, BELOW or OLD_BOOT, and how many gaps are listed in ``gaps`` now.
-    Numbers leaving the window unseen are counted in ``state.seq_gaps``, and the most recent of
-    them listed.
+    ADMITTED (new), DUPLICATE, BELOW, OLD_BOOT or SEQ_JUMP (more than ``max_jump`` above the
+    mark: nothing moves), and how many gaps are listed in ``gaps`` now. Numbers leaving the
+    window unseen are counted in ``state.seq_gaps``, and the most recent of them listed.
 
     ``state.seq_ring[d]`` says which numbers of the window arrived, number x at ``x & mask``:
     its length is a power of two >= the window (a mask, not a division, on every reading), and
@@ -97,6 +99,8 @@ def mark(state, d, s, b, window, gaps, n_gaps, row):
         ring[d, s & mask] = 1
         return ADMITTED, n_gaps
     h = high[d]
+    if s > h and s - h > max_jump:  # both >= 0: no overflow
+        return SEQ_JUMP, n_gaps
     if s > h:
         low = max(h - window + 1, first[d])
         top = s - window

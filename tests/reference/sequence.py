@@ -16,6 +16,17 @@ window is closed as at the end of a stream (its missing numbers counted as gaps,
 remembered gaps forgotten: a number of the new boot is not one of them), and the marks start
 again from it. A reading of a smaller boot id is refused as ``old_boot``.
 
+A number more than ``max_jump`` above the mark (same boot) is refused as ``seq_jump`` and
+moves nothing: one forged reading with a huge number must neither mute the device (every later
+number below it a ``replay``) nor count billions of gaps. A device's first reading (of a boot)
+sets the marks whatever its number.
+
+>>> j = SequenceTracker(window=4, max_jump=10)
+>>> [j.admit("d", s) for s in (0, 1, 2**62, 2, 13, 12)]
+[None, None, 'seq_jump', None, 'seq_jump', None]
+>>> j.gaps  # 3 to 8 left the window unseen when 12 came; 2**62 and 13 moved nothing
+6
+
 >>> t = SequenceTracker(window=4)
 >>> [t.admit("d", s) for s in (0, 1, 3, 3, 2, 9)]
 [None, None, None, 'duplicate', None, None]
@@ -45,6 +56,7 @@ DUPLICATE = "duplicate"
 REPLAY = "replay"
 LATE = "late"
 OLD_BOOT = "old_boot"
+SEQ_JUMP = "seq_jump"
 
 
 @dataclass(slots=True)
@@ -68,10 +80,11 @@ RECENT_GAPS = 4096
 class SequenceTracker:
     """Sequence high-water marks and a reorder window, per device."""
 
-    def __init__(self, window: int = 64) -> None:
-        if window < 1:
-            raise ValueError("the reorder window must be at least 1")
+    def __init__(self, window: int = 64, max_jump: int = 2**63 - 1) -> None:
+        if window < 1 or max_jump < 1:
+            raise ValueError("the reorder window and the largest jump must be at least 1")
         self.window = window
+        self.max_jump = max_jump
         self.gaps = 0
         self.gaps_by_device: dict[str, int] = {}
         self.restarts_by_device: dict[str, int] = {}
@@ -89,6 +102,8 @@ class SequenceTracker:
         if marks is None:
             self._marks[device] = _Marks(first=seq, high=seq, seen={seq}, boot=boot)
             return None
+        if seq - marks.high > self.max_jump:
+            return SEQ_JUMP
         if seq > marks.high:
             self._advance(device, marks, seq)
             return None
