@@ -18,6 +18,7 @@ from gateway.cleaning import CleaningConfig
 from gateway.features import FeatureSpec
 from gateway.partition import Partition
 from learners.drift import check_detector
+from learners.model_admission import ModelBounds
 
 #: The task a gateway learns unless told: the simulated fleet's (``devices.truth``), so that
 #: ``fleetlearn gateway`` and ``fleetlearn devices simulate`` work together with no options.
@@ -43,6 +44,8 @@ class GatewayConfig:
     clip: float = 3.0
     cleaning: CleaningConfig = field(default_factory=CleaningConfig)
     drift_detector: str = "adwin"
+    #: Which models it adopts (:mod:`learners.model_admission`).
+    model_bounds: ModelBounds = field(default_factory=ModelBounds)
 
     def __post_init__(self) -> None:
         check_detector(self.drift_detector)

@@ -34,6 +34,7 @@ from learners.drift import DriftMonitor
 from learners.evaluation import Prequential
 from learners.linear import LinearModel
 from learners.local import LocalLearner
+from learners.model_admission import SAME, ModelAdmission, Task
 from learners.optim import make_optimizer
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,8 @@ class Gateway(Service):
                                               make_optimizer(config.optimizer, config.lr),
                                               config.l2, config.clip))
         self.pipeline = ReadingPipeline(config.spec, config.cleaning)
+        self.admission = ModelAdmission(config.model_bounds, Task(
+            config.spec.features, config.spec.target, config.kind))
         self.evaluation = Prequential(config.kind)
         self.drift = DriftMonitor(config.drift_detector)
         self.drift_unsent = 0  # changes detected since the last update
@@ -136,17 +139,14 @@ class Gateway(Service):
         except DecodeError as exc:
             self.reject(self.topics.model, payload, Rejected(f"model_{exc.reason}", str(exc)))
             return
-        if model.version <= self.local.base_version:
+        refused = self.admission.judge(model)  # learners.model_admission: the one judge
+        if refused is SAME:
             return
-        if model.params.features != self.config.spec.features:
-            self.reject(self.topics.model, payload,
-                        Rejected("model_features", f"model has {model.params.features}"))
-            return
-        if model.kind != self.config.kind:
-            why = f"model is {model.kind}, we learn {self.config.kind}"
-            self.reject(self.topics.model, payload, Rejected("model_kind", why))
+        if refused is not None:
+            self.reject(self.topics.model, payload, Rejected(*refused))
             return
         self.local.adopt(model)
+        self.admission.adopted(model)
         self.models_adopted += 1
         log.info("%s: model v%d adopted (%d samples, from %s)", self.node_id, model.version,
                  model.n, ", ".join(model.contributors) or "a checkpoint",

@@ -3,7 +3,7 @@ predictor."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -11,24 +11,31 @@ from broker.topics import check_id
 from fleetlearn.commands.common import (
     DEFAULT_BROKER,
     DEFAULT_PREFIX,
+    MODEL_OWNERS,
     BrokerOpt,
     GiveUpOpt,
+    MagnitudeOpt,
     MetricsOpt,
     PasswordOpt,
     PrefixOpt,
+    UsageProblem,
     UserOpt,
+    VersionJumpOpt,
     address,
     default,
     serve,
     topics,
 )
 from gateway.predictor import Predictor, PredictorConfig
+from learners.model_admission import ModelBounds
 
 P = PredictorConfig
 
 #: Where each option's default lives (option -> dataclass, field); tests hold them equal.
 OWNERS: dict[str, tuple[type, str]] = {"id": (P, "node_id"),
-                                       "metrics_interval": (P, "metrics_interval")}
+                                       "metrics_interval": (P, "metrics_interval"),
+                                       "max_model_age": (P, "max_model_age"),
+                                       "stale": (P, "stale"), **MODEL_OWNERS}
 
 
 def predict(
@@ -37,11 +44,24 @@ def predict(
     broker: BrokerOpt = DEFAULT_BROKER,
     prefix: PrefixOpt = DEFAULT_PREFIX,
     metrics_interval: MetricsOpt = default(P, "metrics_interval"),
+    max_model_age: Annotated[float | None, typer.Option(
+        min=0.001, help="Seconds a model may be old (by its own time) and still be served "
+        "fresh (default: any age).")] = default(P, "max_model_age"),
+    stale: Annotated[Literal["mark", "drop"], typer.Option(
+        help="A stale model's predictions: 'mark' them (\"stale\": true) or 'drop' them.")
+                     ] = default(P, "stale"),
+    max_version_jump: VersionJumpOpt = default(ModelBounds, "max_version_jump"),
+    max_model_magnitude: MagnitudeOpt = default(ModelBounds, "max_magnitude"),
     username: UserOpt = None,
     password: PasswordOpt = None,
     give_up_after: GiveUpOpt = None,
 ) -> None:
     """Predict every reading with the current model; publish it with the model version."""
-    config = PredictorConfig(node_id=check_id(id), metrics_interval=metrics_interval,
-                             sites=tuple(s for s in sites.split(",") if s))
+    try:
+        config = PredictorConfig(
+            node_id=check_id(id), metrics_interval=metrics_interval,
+            sites=tuple(s for s in sites.split(",") if s), max_model_age=max_model_age,
+            stale=stale, model_bounds=ModelBounds(max_version_jump, max_model_magnitude))
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from None
     serve(Predictor(config, topics(prefix), address(broker, username, password)), give_up_after)
