@@ -73,7 +73,8 @@ class JudgeState(NamedTuple):
     seq_started: np.ndarray  # uint8: any number seen
     seq_ring: np.ndarray  # uint8 (devices, ring): which numbers of the window arrived
     seq_gaps: np.ndarray  # numbers counted as missing
-    seq_restarts: np.ndarray  # new boots seen
+    seq_restarts: np.ndarray  # new boots seen (and confirmed jumps)
+    seq_jump: np.ndarray  # a number refused as SEQ_JUMP since the mark moved, -1: none
     hist: np.ndarray  # (devices, channels, max window): last raw values, a ring
     ordered: np.ndarray  # the same values, sorted
     hist_len: np.ndarray  # (devices, channels): values in the window

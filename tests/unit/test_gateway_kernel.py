@@ -90,6 +90,9 @@ def stream(rng: np.random.Generator, messages: int, fault: float):
                 seq = next_seq[device]
             elif r < 2.3 * fault:  # a forged huge number (the real stream goes on below it)
                 seq = int(rng.choice([2**62, 2**63 - 1, next_seq[device] + 10**6 + 1]))
+            elif r < 2.5 * fault:  # the device's numbers really jump beyond the largest jump
+                next_seq[device] += int(rng.choice([16, 30, 10**6 + 2]))
+                seq = next_seq[device]
             else:
                 next_seq[device] += 1
                 seq = next_seq[device]
@@ -179,6 +182,20 @@ def test_one_huge_number_neither_mutes_its_device_nor_counts_gaps():
     # the bound is the device's: a jump just within it moves the mark, one past it does not
     assert [o.reason for o in pipe.admit("d", reading % (9 + 1_000_001), now=1.0)] == ["seq_jump"]
     assert isinstance(pipe.admit("d", reading % (9 + 1_000_000), now=1.0)[0], Admitted)
+    assert pipe.restarts == 0
+
+
+@pytest.mark.timeout(60)
+def test_a_jump_that_is_followed_is_taken_as_a_restart():
+    """A device that really lost more than the largest jump goes on from its new numbers."""
+    pipe = ReadingPipeline(FeatureSpec(("a",), "y"), CleaningConfig(reorder_window=4,
+                                                                    max_seq_jump=100))
+    reading = b'{"device":"d","seq":%d,"ts":1.0,"values":{"a":1.0,"y":2.0}}'
+    reasons = [o.reason if isinstance(o, Rejected) else "ok" for seq in (0, 1, 5000, 5002, 5003)
+               for o in pipe.admit("d", reading % seq, now=1.0)]
+    assert reasons == ["ok", "ok", "seq_jump", "ok", "ok"]
+    assert pipe.restarts == 1 and pipe.gaps == 0
+    assert pipe.close() == 0  # the marks start at 5002: 5001 is no gap
 
 
 def test_a_failing_block_is_still_accounted_for(monkeypatch):
