@@ -3,6 +3,9 @@ retained models (version 1000000 with weights 1e6, another task, an old version)
 with seq 2**62; each is refused, counted and dead-lettered, and predictions and learning go on
 with the real models. Also: a predictor's stale models (--max-model-age, --stale)."""
 
+import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -154,4 +157,32 @@ def test_a_predictor_does_not_serve_an_old_model_as_fresh(address, prefix, polic
         assert [(p["model_version"], p["stale"]) for p in sent] == [(3, False)]
         assert predictor.skipped == {"stale_model": 2}
     assert predictor.counters()["stale_predictions"] == 2
+    watcher.close()
+
+
+def test_the_predict_command_takes_its_freshness_and_model_options(address, prefix):
+    """`fleetlearn predict --max-model-age 60 --stale mark --max-version-jump 5` as a process:
+    an old model's prediction says stale, a jump of 100 versions is dead-lettered."""
+    topics = Topics(prefix)
+    watcher = Recorder(address, topics.predictions_filter, topics.deadletter_filter,
+                       topics.node_status("predictor"))
+    watcher.publish(topics.model, model(1, ts=time.time() - 3600), retain=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fleetlearn", "predict", "--broker", str(address), "--prefix",
+         prefix, "--max-model-age", "60", "--stale", "mark", "--max-version-jump", "5"],
+        stderr=subprocess.PIPE, env={**os.environ, "FLEETLEARN_CONNECT_TIMEOUT": "5"})
+    try:
+        watcher.wait(lambda: watcher.on("/learn/status/") == [b"online"], timeout=20,
+                     what="the predictor online")
+        watcher.publish(topics.model, model(101))
+        watcher.wait(lambda: letters(watcher, "predictor") == ["model_version_jump"],
+                     what="the jump refused")
+        watcher.publish(topics.reading("s0", "s0-d1"), reading(0))
+        watcher.wait(lambda: watcher.on("/prediction"), what="a prediction")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert orjson.loads(watcher.on("/prediction")[0]) == {
+        "device": "s0-d1", "seq": 0, "ts": pytest.approx(time.time(), abs=30), "target": "y",
+        "prediction": 3.5, "actual": 4.0, "model_version": 1, "stale": True}
     watcher.close()
