@@ -145,7 +145,7 @@ class Gateway(Service):
         if refused is not None:
             self.reject(self.topics.model, payload, Rejected(*refused))
             return
-        self.local.adopt(model)
+        self.local.adopt(model, replace=True)  # even a lower version: a provisional one's
         self.admission.adopted(model)
         self.models_adopted += 1
         log.info("%s: model v%d adopted (%d samples, from %s)", self.node_id, model.version,

@@ -8,15 +8,23 @@ refused, with a reason, when
   every reconnect when the retained model comes back, is :data:`SAME`: ignored, not refused);
 - its version is more than ``max_version_jump`` above the current one (``model_version_jump``).
   Such a model is *held*: a later model that continues from it (above it by at most the bound)
-  is taken. A node that was away long, or starts late against a long-running deployment (its
-  current version is 0), so adopts the second model it sees, a sync interval later; one forged
-  model with version 10**6 or 2**63 - 1 is never adopted, and the real aggregator's next
-  model (below it, within the bound of the current one) is;
+  is taken, as a node back from a long absence sees them. One forged model with version 10**6
+  or 2**63 - 1 is never adopted, and the real aggregator's next model (below it, within the
+  bound of the current one) is;
 - its task differs from the node's (``model_features``, ``model_target``, ``model_kind``): the
   gateway's is configured; a predictor's is the first model's it adopts;
 - its numbers are out of range (``model_out_of_range``): a weight, the intercept or a mean
   beyond ``max_magnitude`` in absolute value, a variance beyond its square, a negative count,
   or a version beyond int64 (the codec already refuses non-finite numbers).
+
+A node's first model (it has none: it just started) has nothing to be measured against: it is
+taken whatever its version (task and numbers checked), but only *provisionally*: until a model
+follows it (above it, within the bound), a model with a lower version replaces it instead of
+being refused as old. So a node that starts while a forged model is retained takes it for one
+round, and then the aggregator's next model; and nodes that all start late against a
+long-running aggregator (versions far above the bound) take its retained model at once, so
+their updates are on its version and the rounds go on (holding it would leave a fleet of
+restarted gateways sending only stale updates, and no model would ever follow).
 
 >>> from broker.messages import LinearParams, Model, Scaler
 >>> def model(version, w=1.0, features=("a",)):
@@ -25,14 +33,22 @@ refused, with a reason, when
 >>> gate = ModelAdmission(ModelBounds(max_version_jump=100), Task(("a",), "y", "regression"))
 >>> gate.judge(model(5)) is None
 True
->>> gate.adopted(model(5)); gate.judge(model(5)) is SAME, gate.judge(model(4)).reason
+>>> gate.adopted(model(5)); gate.adopted(model(6))   # the first, then one that follows it
+>>> gate.judge(model(6)) is SAME, gate.judge(model(4)).reason
 (True, 'model_old')
->>> gate.judge(model(1_000_000, w=1e6)).reason, gate.judge(model(6)) is None
+>>> gate.judge(model(1_000_000, w=1e6)).reason, gate.judge(model(7)) is None
 ('model_version_jump', True)
 >>> gate.judge(model(7, features=("b",))).reason, gate.judge(model(7, w=1e300)).reason
 ('model_features', 'model_out_of_range')
 >>> gate.judge(model(900)).reason, gate.judge(model(901)) is None   # held, then confirmed
 ('model_version_jump', True)
+>>> late = ModelAdmission(ModelBounds(max_version_jump=100))
+>>> late.judge(model(10**6)) is None                  # a first model: taken, provisionally
+True
+>>> late.adopted(model(10**6)); late.judge(model(5000)) is None   # replaced by a lower one
+True
+>>> late.adopted(model(5000)); late.adopted(model(5001)); late.judge(model(4000)).reason
+'model_old'
 """
 
 from __future__ import annotations
@@ -108,6 +124,7 @@ class ModelAdmission:
         self.bounds = bounds
         self.task = task  # None: the first adopted model's
         self.current = 0
+        self.provisional = True  # no model has followed the current one yet
         self.held: int | None = None  # the last version refused as a jump
 
     def judge(self, model: Model) -> Refusal | None:
@@ -115,7 +132,7 @@ class ModelAdmission:
         version = model.version
         if version == self.current:
             return SAME
-        if version < self.current:
+        if version < self.current and not self.provisional:
             return Refusal("model_old", f"v{version}, we have v{self.current}")
         task = self.task
         if task is not None:
@@ -132,6 +149,8 @@ class ModelAdmission:
             return Refusal("model_out_of_range", why)
         bound = self.bounds.max_version_jump or math.inf
         held = self.held
+        if self.current == 0 or version < self.current:  # a first model, or provisional
+            return None
         if version - self.current > bound and not (held is not None
                                                    and held < version <= held + bound):
             self.held = version
@@ -141,6 +160,9 @@ class ModelAdmission:
 
     def adopted(self, model: Model) -> None:
         """The node took ``model``: its version is current, its task the node's from now."""
+        # provisional while nothing has followed: a first model, or one that replaced it
+        self.provisional = self.current == 0 or (self.provisional
+                                                 and model.version < self.current)
         self.current = model.version
         self.held = None
         if self.task is None:

@@ -29,7 +29,7 @@ def admitted(gate: ModelAdmission, m: Model) -> bool:
 
 def test_the_attack_of_the_issue_is_refused_and_the_real_models_go_on():
     gate = ModelAdmission(ModelBounds(), TASK)
-    assert admitted(gate, model(41))
+    assert admitted(gate, model(40)) and admitted(gate, model(41))
     forged = gate.judge(model(1_000_000, w=1e6))
     assert forged.reason == "model_version_jump" and gate.current == 41
     assert gate.judge(model(2**63 - 1)).reason == "model_version_jump"
@@ -57,21 +57,37 @@ def test_another_task_or_absurd_numbers_are_refused(bad, reason):
 
 def test_old_versions_are_refused_the_current_one_is_ignored():
     gate = ModelAdmission(ModelBounds(), TASK)
-    assert admitted(gate, model(5))
+    assert admitted(gate, model(4)) and admitted(gate, model(5))
     assert gate.judge(model(5)) is SAME  # the retained model again, after a reconnect
     assert gate.judge(model(4)).reason == "model_old"
     assert gate.judge(model(1)).reason == "model_old"
 
 
 def test_a_jump_is_held_until_a_model_follows_it():
-    """A node back after a long absence (or started late: current 0) adopts the second model."""
+    """A node back after a long absence adopts the second model it sees."""
     gate = ModelAdmission(ModelBounds(max_version_jump=100), TASK)
-    assert gate.judge(model(50_000)).reason == "model_version_jump"  # a late start
+    assert admitted(gate, model(1)) and admitted(gate, model(2))
+    assert gate.judge(model(50_000)).reason == "model_version_jump"
     assert gate.judge(model(50_000 + 101)).reason == "model_version_jump"  # not a follower
     assert admitted(gate, model(50_000 + 102))  # follows the last held one
     assert gate.judge(model(90_000)).reason == "model_version_jump"
     assert admitted(gate, model(50_000 + 103))  # the real stream goes on; the hold is dropped
     assert gate.judge(model(90_001)).reason == "model_version_jump"
+
+
+def test_a_first_model_is_taken_provisionally_whatever_its_version():
+    """A node that starts late takes the retained model at once (its updates must be on the
+    aggregator's version for the rounds to go on); if it was forged, the real next one, lower,
+    replaces it; once a model followed, lower ones are old."""
+    gate = ModelAdmission(ModelBounds(max_version_jump=100), TASK)
+    assert admitted(gate, model(1_000_000, w=1e6)) and gate.provisional
+    assert admitted(gate, model(50_000)) and gate.provisional  # the real one, lower
+    assert gate.judge(model(900_000)).reason == "model_version_jump"  # no going back up
+    assert admitted(gate, model(50_001)) and not gate.provisional  # it followed
+    assert gate.judge(model(49_999)).reason == "model_old"
+    assert gate.judge(model(1_000_001)).reason == "model_version_jump"
+    wrong = ModelAdmission(ModelBounds(), TASK)
+    assert wrong.judge(model(7, kind="binary")).reason == "model_kind"  # checked all the same
 
 
 def test_a_small_first_model_is_taken_at_once_and_zero_means_no_bound():
