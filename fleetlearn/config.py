@@ -24,9 +24,11 @@ DEFAULT_FILE = "fleetlearn.toml"
 SECTIONS: dict[str, tuple[str, ...]] = {
     "task": ("features", "target", "kind"),
     "learner": ("optimizer", "lr", "l2", "clip", "drift_detector"),
-    "cleaning": ("max_age", "max_skew", "reorder_window", "impute", "impute_max_age",
-                 "outliers", "z", "smooth"),
+    "cleaning": ("max_age", "max_skew", "reorder_window", "max_seq_jump", "impute",
+                 "impute_max_age", "outliers", "z", "smooth"),
     "sync": ("sync_every", "sync_interval"),
+    "models": ("max_version_jump", "max_model_magnitude"),
+    "predictor": ("max_model_age", "stale"),
     "aggregator": ("strategy", "quorum", "round_timeout", "merge", "trim", "clip_norm",
                    "max_staleness", "alpha", "staleness", "staleness_a", "staleness_b",
                    "buffer", "server_lr", "momentum", "max_samples", "drift_policy",
@@ -41,9 +43,9 @@ SECTIONS: dict[str, tuple[str, ...]] = {
 
 #: Which sections give defaults to which command (a path of subcommand names).
 COMMANDS: dict[tuple[str, ...], tuple[str, ...]] = {
-    ("gateway",): ("task", "learner", "cleaning", "sync", "signing"),
+    ("gateway",): ("task", "learner", "cleaning", "sync", "models", "signing"),
     ("aggregator",): ("aggregator", "signing"),
-    ("predict",): ("signing",),
+    ("predict",): ("models", "predictor", "signing"),
     ("devices", "simulate"): ("fleet",),
     ("devices", "replay"): ("replay",),
     ("up",): ("task", "sync", "fleet", "replay", "deployment"),

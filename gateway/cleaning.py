@@ -74,9 +74,16 @@ class CleaningConfig:
     max_age: float = 300.0
     max_skew: float = 60.0
     reorder_window: int = 64
+    #: How far above a device's mark (same boot) a number may be: one further is refused as
+    #: ``seq_jump`` and moves no mark. Devices number their readings one by one from 0 at each
+    #: boot, so only lost readings make a jump: this many in one go, without a new boot, is a
+    #: forgery or a broken device (at 50 readings/s, 5.5 h of readings lost at once).
+    max_seq_jump: int = 1_000_000
     policy: ChannelPolicy = field(default_factory=ChannelPolicy)
     channel_policies: dict[str, ChannelPolicy] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.reorder_window < 1:
             raise ValueError("the reorder window must be at least 1")
+        if self.max_seq_jump < self.reorder_window:
+            raise ValueError("the largest sequence jump must be at least the reorder window")

@@ -19,6 +19,7 @@ from gateway.cleaning import CleaningConfig
 from gateway.features import FeatureSpec
 from gateway.partition import Partition
 from learners.drift import check_detector
+from learners.model_admission import ModelBounds
 
 #: The task a gateway learns unless told: the simulated fleet's (``devices.truth``), so that
 #: ``fleetlearn gateway`` and ``fleetlearn devices simulate`` work together with no options.
@@ -47,6 +48,8 @@ class GatewayConfig:
     #: signs every update; with a trust file, accepts only models an aggregator's key signed
     keyring: Keyring | None = None
     keys_interval: float = 1.0  # seconds between checks for a changed key or trust file
+    #: Which models it adopts (:mod:`learners.model_admission`).
+    model_bounds: ModelBounds = field(default_factory=ModelBounds)
 
     def __post_init__(self) -> None:
         check_detector(self.drift_detector)

@@ -35,6 +35,7 @@ _FIELDS = (
     ("seq_ring", np.uint8, 0, False, "ring"),
     ("seq_gaps", np.int64, 0, False, None),
     ("seq_restarts", np.int64, 0, False, None),
+    ("seq_jump", np.int64, -1, False, None),
     ("hist", np.float64, 0.0, True, "max_window"),
     ("ordered", np.float64, 0.0, True, "max_window"),  # the same values, sorted
     ("hist_len", np.int64, 0, True, None),

@@ -5,8 +5,9 @@ Per device and channel the state keeps the last ``window`` raw values twice: in 
 value comes in or replaces the oldest, and read the median and the MAD off it without sorting.
 They are inlined into :func:`gateway.judge_kernel.judge_rows`.
 
-numba's cache follows only the file of the function it compiled: after editing this module,
-touch ``gateway/judge_kernel.py`` (or delete ``gateway/__pycache__``) so the judge is rebuilt.
+numba's cache follows only the file of the function it compiled, by a hash of its content
+(numba 0.68; touching it is not enough): after editing this module, delete
+``gateway/__pycache__/judge_kernel.*.nb[ci]`` so the judge is rebuilt.
 
 >>> import numpy as np
 >>> ordered = np.zeros((1, 1, 4))

@@ -73,7 +73,8 @@ class JudgeState(NamedTuple):
     seq_started: np.ndarray  # uint8: any number seen
     seq_ring: np.ndarray  # uint8 (devices, ring): which numbers of the window arrived
     seq_gaps: np.ndarray  # numbers counted as missing
-    seq_restarts: np.ndarray  # new boots seen
+    seq_restarts: np.ndarray  # new boots seen (and confirmed jumps)
+    seq_jump: np.ndarray  # a number refused as SEQ_JUMP since the mark moved, -1: none
     hist: np.ndarray  # (devices, channels, max window): last raw values, a ring
     ordered: np.ndarray  # the same values, sorted
     hist_len: np.ndarray  # (devices, channels): values in the window
@@ -97,6 +98,7 @@ class JudgePolicy(NamedTuple):
     """The gateway's rules as numbers: limits, per channel (the target last), per feature."""
 
     window: int  # the reorder window
+    max_jump: int  # how far above the mark a number may be (further: SEQ_JUMP)
     max_age: float  # seconds a reading may be old
     max_skew: float  # seconds it may be ahead
     impute: np.ndarray  # per channel: IMPUTE_*
@@ -133,6 +135,7 @@ def judge_rows(start, rows, policy, state, gaps):
     code, arg, dev, ts, now, site = rows.code, rows.arg, rows.dev, rows.ts, rows.now, rows.site
     vals, V, X, Y = rows.vals, rows.clean, rows.X, rows.Y
     window, max_age, max_skew = policy.window, policy.max_age, policy.max_skew
+    max_jump = policy.max_jump
     imp, imp_age, outl, z = policy.impute, policy.impute_age, policy.outliers, policy.z
     win, min_history, smooth = policy.hist_window, policy.min_history, policy.smooth
     ftype, fidx, fperiod = policy.feature_kind, policy.feature_index, policy.feature_period
@@ -161,10 +164,11 @@ def judge_rows(start, rows, policy, state, gaps):
             break
         d = dev[i]
         t = ts[i]
-        outcome, n_gaps = mark(state, d, rows.seq[i], rows.boot[i], window, gaps, n_gaps, i)
+        outcome, n_gaps = mark(state, d, rows.seq[i], rows.boot[i], window, max_jump, gaps,
+                               n_gaps, i)
         if outcome != ADMITTED:
             code[i] = outcome
-            if outcome != BELOW:  # DUPLICATE or OLD_BOOT; the caller books BELOW as late
+            if outcome != BELOW:  # DUPLICATE, OLD_BOOT, SEQ_JUMP; the caller books BELOW as late
                 books[d, outcome] += 1  # or replay
             i += 1
             continue

@@ -71,7 +71,8 @@ def judge_plan(spec: FeatureSpec, config: CleaningConfig) -> JudgePlan:
             index.append(channels.index(f))
         period.append(1.0)
     policy = JudgePolicy(
-        window=int(config.reorder_window), max_age=float(config.max_age),
+        window=int(config.reorder_window), max_jump=int(config.max_seq_jump),
+        max_age=float(config.max_age),
         max_skew=float(config.max_skew),
         impute=np.array([IMPUTE.index(q.impute) for q in p], np.int64),
         impute_age=np.array([q.max_age for q in p], float),

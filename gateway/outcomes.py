@@ -5,7 +5,8 @@ explains them. Rows marked :data:`REFUSED` before judging (decoding, ids) are le
 others start :data:`PENDING`. A row below a device's reorder window comes out of the kernel as
 :data:`BELOW`; whether it is :data:`LATE` (a counted gap that turned up) or a :data:`REPLAY` is
 decided afterwards from the gaps list, which lives in Python. A reading of an earlier boot of
-its device than the one the marks follow is :data:`OLD_BOOT`.
+its device than the one the marks follow is :data:`OLD_BOOT`; a number further above the
+device's mark than the policy's ``max_seq_jump`` is :data:`SEQ_JUMP` (it moves no mark).
 
 >>> CODES[OUTLIER], CODES.index("late") == LATE
 ('outlier', True)
@@ -28,7 +29,8 @@ REPLAY = 10
 LATE = 11
 INTERNAL = 12
 OLD_BOOT = 13
+SEQ_JUMP = 14
 #: The name of each code, as the accounting and the dead letters give it.
 CODES = ("admitted", "duplicate", "below_window", "stale", "future", "missing_channel",
          "outlier", "no_history", "pending", "refused", "replay", "late", "internal_error",
-         "old_boot")
+         "old_boot", "seq_jump")

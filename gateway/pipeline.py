@@ -16,7 +16,8 @@ reading by reading:
   up after all it is refused as ``late`` and no longer counted as a gap. A reading of a larger
   boot id (the device restarted) is accepted whatever its number: the old boot's missing
   numbers are gaps, and the marks start again from it; one of a smaller boot id is
-  ``old_boot``. The mark moves before the clock is checked: a reading with a wrong clock has
+  ``old_boot``; a number more than ``max_seq_jump`` above the mark is ``seq_jump`` and moves
+  nothing. The mark moves before the clock is checked: a reading with a wrong clock has
   still arrived.
 - **clock**: older than ``max_age`` is ``stale``, more than ``max_skew`` ahead is ``future``.
 - **cleaning**, per channel by its :class:`~gateway.cleaning.ChannelPolicy`: a missing value is
@@ -67,6 +68,7 @@ from gateway.outcomes import (
     PENDING,
     REFUSED,
     REPLAY,
+    SEQ_JUMP,
     STALE,
 )
 from gateway.pending_block import PendingBlock, Taken
@@ -135,8 +137,7 @@ class ReadingPipeline:
 
     @property
     def pending(self) -> int:
-        """Readings taken, not yet flushed."""
-        return self._block.pending
+        return self._block.pending  # readings taken, not yet flushed
 
     # ------------------------------------------------------------------ judging a block
 
@@ -155,9 +156,8 @@ class ReadingPipeline:
         if refused:
             code[list(refused)] = REFUSED
         rows = JudgeRows(code=code, arg=np.zeros(n, np.int64), dev=taken.dev,
-                         seq=np.zeros(n, np.int64), boot=np.zeros(n, np.int64),
-                         ts=np.zeros(n), now=taken.now,
-                         site=taken.site, vals=np.zeros((n, channels)),
+                         seq=np.zeros(n, np.int64), boot=np.zeros(n, np.int64), ts=np.zeros(n),
+                         now=taken.now, site=taken.site, vals=np.zeros((n, channels)),
                          clean=np.empty((n, channels)), X=np.empty((n, len(self.spec.features))),
                          Y=np.empty(n))
         failure = None
@@ -232,6 +232,9 @@ class ReadingPipeline:
         if code == OLD_BOOT:
             return Rejected(reason, f"{device} boot {rows.boot[i]} seq {rows.seq[i]}: a later "
                                     "boot of it was seen")
+        if code == SEQ_JUMP:
+            return Rejected(reason, f"{device} seq {rows.seq[i]}: over {cfg.max_seq_jump} above "
+                                    f"its mark {self.devices_table.seq_high[rows.dev[i]]}")
         if code == STALE:
             return Rejected(reason, f"{rows.now[i] - rows.ts[i]:.0f}s old (max {cfg.max_age:g}s)")
         if code == FUTURE:
@@ -261,7 +264,7 @@ class ReadingPipeline:
         return self.devices_table.close()
 
     @property
-    def devices(self) -> int:
+    def devices(self) -> int:  # devices whose readings reached the sequence marks
         return self.devices_table.devices
 
     @property
@@ -269,8 +272,7 @@ class ReadingPipeline:
         return self.devices_table.gaps
 
     @property
-    def restarts(self) -> int:
-        """Devices' new boots seen (each closed the old boot's window)."""
+    def restarts(self) -> int:  # devices' new boots seen (each closed the old boot's window)
         return self.devices_table.restarts
 
     def quality(self) -> dict[str, dict]:

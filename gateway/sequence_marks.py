@@ -5,12 +5,16 @@ Per device the state (:class:`gateway.judge_kernel.JudgeState`) keeps the boot i
 belong to, the first and highest number seen and a ring of which of the last ``window`` numbers
 arrived. A reading of a later boot (the device restarted its numbers) closes the old boot's
 window, its missing numbers counted as gaps, and the marks start again from it; a reading of an
-earlier boot is refused (OLD_BOOT). :func:`mark` is inlined
+earlier boot is refused (OLD_BOOT); a number more than ``max_jump`` above the mark is refused
+(SEQ_JUMP) and moves nothing, so one forged huge number neither mutes the device nor counts
+billions of gaps. It is held: the next such number that follows it (above it by at most the
+window) confirms the jump, which then counts as a restart. :func:`mark` is inlined
 into :func:`gateway.judge_kernel.judge_rows`; the rules it follows are those of
 ``tests/reference/sequence.py`` (see also :mod:`gateway.pipeline`).
 
-numba's cache follows only the file of the function it compiled: after editing this module,
-touch ``gateway/judge_kernel.py`` (or delete ``gateway/__pycache__``) so the judge is rebuilt.
+numba's cache follows only the file of the function it compiled, by a hash of its content
+(numba 0.68; touching it is not enough): after editing this module, delete
+``gateway/__pycache__/judge_kernel.*.nb[ci]`` so the judge is rebuilt.
 
 >>> RECENT_GAPS
 4096
@@ -23,7 +27,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from gateway.outcomes import ADMITTED, BELOW, DUPLICATE, OLD_BOOT
+from gateway.outcomes import ADMITTED, BELOW, DUPLICATE, OLD_BOOT, SEQ_JUMP
 
 #: Gaps remembered per device, so that a very late arrival can be told from a replay.
 RECENT_GAPS = 4096
@@ -70,11 +74,12 @@ def restart(state, d, window, gaps, n_gaps, row):
 
 
 @njit(cache=True, inline="always")
-def mark(state, d, s, b, window, gaps, n_gaps, row):
+def mark(state, d, s, b, window, max_jump, gaps, n_gaps, row):
     """The sequence step of reading ``row`` (device ``d``, number ``s``, boot ``b``): returns
-    ADMITTED (new), DUPLICATE, BELOW or OLD_BOOT, and how many gaps are listed in ``gaps`` now.
-    Numbers leaving the window unseen are counted in ``state.seq_gaps``, and the most recent of
-    them listed.
+    ADMITTED (new), DUPLICATE, BELOW, OLD_BOOT or SEQ_JUMP (more than ``max_jump`` above the
+    mark and not following a held jump: nothing moves but the hold), and how many gaps are
+    listed in ``gaps`` now. Numbers leaving the window unseen are counted in
+    ``state.seq_gaps``, and the most recent of them listed.
 
     ``state.seq_ring[d]`` says which numbers of the window arrived, number x at ``x & mask``:
     its length is a power of two >= the window (a mask, not a division, on every reading), and
@@ -87,8 +92,16 @@ def mark(state, d, s, b, window, gaps, n_gaps, row):
             return OLD_BOOT, n_gaps
         n_gaps = restart(state, d, window, gaps, n_gaps, row)
         state.seq_started[d] = 0
+    if state.seq_started[d] and s > high[d] and s - high[d] > max_jump:  # both >= 0
+        held = state.seq_jump[d]
+        if held < 0 or not held < s <= held + window:
+            state.seq_jump[d] = s
+            return SEQ_JUMP, n_gaps
+        n_gaps = restart(state, d, window, gaps, n_gaps, row)  # it follows the held jump
+        state.seq_started[d] = 0
     if not state.seq_started[d]:
         state.seq_started[d] = 1
+        state.seq_jump[d] = -1
         state.seq_boot[d] = b
         first[d] = s
         high[d] = s
@@ -98,6 +111,7 @@ def mark(state, d, s, b, window, gaps, n_gaps, row):
         return ADMITTED, n_gaps
     h = high[d]
     if s > h:
+        state.seq_jump[d] = -1
         low = max(h - window + 1, first[d])
         top = s - window
         if top >= low:

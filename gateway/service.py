@@ -35,6 +35,7 @@ from learners.drift import DriftMonitor
 from learners.evaluation import Prequential
 from learners.linear import LinearModel
 from learners.local import LocalLearner
+from learners.model_admission import SAME, ModelAdmission, Task
 from learners.optim import make_optimizer
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,8 @@ class Gateway(Service):
                                               make_optimizer(config.optimizer, config.lr),
                                               config.l2, config.clip))
         self.pipeline = ReadingPipeline(config.spec, config.cleaning)
+        self.admission = ModelAdmission(config.model_bounds, Task(
+            config.spec.features, config.spec.target, config.kind))
         self.evaluation = Prequential(config.kind)
         self.drift = DriftMonitor(config.drift_detector)
         self.drift_unsent = 0  # changes detected since the last update
@@ -144,17 +147,14 @@ class Gateway(Service):
             why = f"v{model.version} after v{self.local.base_version}"
             self.reject(self.topics.model, payload, Rejected("model_replayed", why))
             return
-        if model.version <= self.local.base_version:
+        refused = self.admission.judge(model)  # learners.model_admission: the one judge
+        if refused is SAME:
             return
-        if model.params.features != self.config.spec.features:
-            self.reject(self.topics.model, payload,
-                        Rejected("model_features", f"model has {model.params.features}"))
+        if refused is not None:
+            self.reject(self.topics.model, payload, Rejected(*refused))
             return
-        if model.kind != self.config.kind:
-            why = f"model is {model.kind}, we learn {self.config.kind}"
-            self.reject(self.topics.model, payload, Rejected("model_kind", why))
-            return
-        self.local.adopt(model)
+        self.local.adopt(model, replace=True)  # even a lower version: a provisional one's
+        self.admission.adopted(model)
         self.models_adopted += 1
         log.info("%s: model v%d adopted (%d samples, from %s)", self.node_id, model.version,
                  model.n, ", ".join(model.contributors) or "a checkpoint",

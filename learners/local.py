@@ -74,9 +74,10 @@ class LocalLearner:
                       n=self.since_base, target=target, params=params, ts=ts, scaler=delta,
                       kind=self.learner.kind, metrics=metrics or {}, drift=drift)
 
-    def adopt(self, model: Model) -> bool:
-        """Take a newer model and carry on from it with the progress it cannot contain."""
-        if model.version <= self.base_version:
+    def adopt(self, model: Model, replace: bool = False) -> bool:
+        """Take a newer model (any, with ``replace``: the caller judged it) and carry on from it
+        with the progress it cannot contain."""
+        if model.version <= self.base_version and not replace:
             return False
         learner = self.learner
         current, delta = learner.to_params(), learner.delta()

@@ -22,6 +22,7 @@ from broker.address import BrokerAddress
 from broker.processes import die_with_parent, orphaned
 from broker.topics import TopicError, Topics, check_id
 from fleetlearn.commands.logs import set_node
+from learners.model_admission import ModelBounds
 
 UsageProblem = typer.BadParameter  # a bad option value: one line, exit code 2
 
@@ -63,6 +64,17 @@ LayoutOpt = Annotated[Literal["columns", "rows"], typer.Option(
     help="How a message of more than one reading (--batch > 1) is written: 'columns' (one "
          "JSON object, each channel a list: every key once per message, smaller) or 'rows' "
          "(a JSON array of reading objects).")]
+
+VersionJumpOpt = Annotated[int, typer.Option(
+    "--max-version-jump", min=0, help="Versions a model may be above the current one; a larger "
+    "jump is held until a model follows it (0: no bound).")]
+MagnitudeOpt = Annotated[float, typer.Option(
+    "--max-model-magnitude", min=1e-9, help="Largest absolute weight, intercept or feature "
+    "mean a model may carry (raw units).")]
+#: Where the model-admission options' defaults live (for a command's OWNERS).
+MODEL_OWNERS: dict[str, tuple[type, str]] = {
+    "max_version_jump": (ModelBounds, "max_version_jump"),
+    "max_model_magnitude": (ModelBounds, "max_magnitude")}
 
 #: Options of every node command that belong to the connection, not to a domain dataclass.
 CONNECTION_OPTIONS = frozenset({"broker", "prefix", "username", "password", "give_up_after"})

@@ -15,16 +15,19 @@ from broker.topics import check_id
 from fleetlearn.commands.common import (
     DEFAULT_BROKER,
     DEFAULT_PREFIX,
+    MODEL_OWNERS,
     BrokerOpt,
     GiveUpOpt,
     KindOpt,
     LrOpt,
+    MagnitudeOpt,
     MetricsOpt,
     OptimizerOpt,
     PasswordOpt,
     PrefixOpt,
     UsageProblem,
     UserOpt,
+    VersionJumpOpt,
     address,
     default,
     names,
@@ -38,6 +41,7 @@ from gateway.cleaning import ChannelPolicy, CleaningConfig
 from gateway.config import GatewayConfig
 from gateway.features import FeatureSpec
 from gateway.partition import Partition
+from learners.model_admission import ModelBounds
 
 G, C, P = GatewayConfig, CleaningConfig, ChannelPolicy
 TASK = default(G, "spec")
@@ -51,7 +55,8 @@ OWNERS: dict[str, tuple[type, str]] = {
     "quality_interval": (G, "quality_interval"), "max_age": (C, "max_age"),
     "max_skew": (C, "max_skew"), "reorder_window": (C, "reorder_window"),
     "impute": (P, "impute"), "impute_max_age": (P, "max_age"), "outliers": (P, "outliers"),
-    "z": (P, "z"), "smooth": (P, "smooth"),
+    "z": (P, "z"), "smooth": (P, "smooth"), "max_seq_jump": (C, "max_seq_jump"),
+    **MODEL_OWNERS,
 }
 
 
@@ -86,6 +91,11 @@ def gateway(
                               ] = default(P, "max_age"),
     reorder_window: Annotated[int, typer.Option(min=1, help="Sequence numbers a late reading "
                                                 "may trail by.")] = default(C, "reorder_window"),
+    max_seq_jump: Annotated[int, typer.Option(min=1, help="How far above a device's mark its "
+                                              "next number may be; further: refused as "
+                                              "seq_jump.")] = default(C, "max_seq_jump"),
+    max_version_jump: VersionJumpOpt = default(ModelBounds, "max_version_jump"),
+    max_model_magnitude: MagnitudeOpt = default(ModelBounds, "max_magnitude"),
     impute: Annotated[str, typer.Option(help="Fill a missing feature with its 'last' value, "
                                         "its 'mean', or 'none'.")] = default(P, "impute"),
     outliers: Annotated[str, typer.Option(help="'median' (replace), 'clip', 'reject' or "
@@ -118,7 +128,7 @@ def gateway(
         cleaning = CleaningConfig(
             allowlist=read_allowlist(allowlist) if allowlist else None,
             max_age=no_limit(max_age), max_skew=no_limit(max_skew),
-            reorder_window=reorder_window,
+            reorder_window=reorder_window, max_seq_jump=max_seq_jump,
             policy=ChannelPolicy(impute=impute, max_age=no_limit(impute_max_age),
                                  outliers=outliers, z=z, smooth=smooth),
         )
@@ -130,6 +140,7 @@ def gateway(
             metrics_interval=metrics_interval, quality_interval=quality_interval,
             cleaning=cleaning, drift_detector=drift_detector,
             keyring=keyring(key, trust, id, "gateway"),
+            model_bounds=ModelBounds(max_version_jump, max_model_magnitude),
         )
         service = Gateway(config, topics(prefix), address(broker, username, password))
     except ValueError as exc:

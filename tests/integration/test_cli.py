@@ -38,6 +38,11 @@ def test_every_subcommand_has_help(command):
     ["devices", "simulate", "--batch", "0"],
     ["aggregator", "--learners", "gw-0,a/b"],
     ["aggregator", "--learners", ","],
+    ["gateway", "--max-seq-jump", "10"],  # below the reorder window
+    ["gateway", "--max-version-jump", "-1"],
+    ["predict", "--stale", "sometimes"],
+    ["predict", "--max-model-age", "0"],
+    ["predict", "--max-model-magnitude", "0"],
     ["no-such-command"],
 ])
 def test_misuse_gets_one_line_and_a_non_zero_exit(args):

@@ -114,7 +114,7 @@ class Fleet:
 
     def refused(self, node, reason: str) -> int:
         counts = (node.refused if node is self.aggregator else
-                  node.skipped if node is self.predictor else node.other_rejected)
+                  node.refused if node is self.predictor else node.other_rejected)
         return counts.get(reason, 0)
 
     def models(self) -> list[bytes]:

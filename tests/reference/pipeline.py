@@ -78,7 +78,7 @@ class ReadingPipeline:
         policies = {spec.target: target_policy(config.policy), **config.channel_policies}
         self.cleaner = Cleaner(spec.channels, policies, config.policy)
         self.features = FeatureBuilder(spec)
-        self.sequences = SequenceTracker(config.reorder_window)
+        self.sequences = SequenceTracker(config.reorder_window, config.max_seq_jump)
         self.accounting = Accounting()
 
     def admit(self, topic_device: str, payload: bytes, now: float, site: str = ""

@@ -16,6 +16,24 @@ window is closed as at the end of a stream (its missing numbers counted as gaps,
 remembered gaps forgotten: a number of the new boot is not one of them), and the marks start
 again from it. A reading of a smaller boot id is refused as ``old_boot``.
 
+A number more than ``max_jump`` above the mark (same boot) is refused as ``seq_jump`` and
+moves nothing: one forged reading with a huge number must neither mute the device (every later
+number below it a ``replay``) nor count billions of gaps. The jump is held: a reading that
+follows it (above it by at most ``window``) before the mark moves again confirms it, as a
+device that really lost that many readings sends; the marks then start again from that reading,
+as at a restart (counted as one; the skipped numbers are not counted as gaps). A device's first
+reading (of a boot) sets the marks whatever its number.
+
+>>> j = SequenceTracker(window=4, max_jump=10)
+>>> [j.admit("d", s) for s in (0, 1, 2**62, 2, 13, 12)]
+[None, None, 'seq_jump', None, 'seq_jump', None]
+>>> j.gaps  # 3 to 8 left the window unseen when 12 came; 2**62 and 13 moved nothing
+6
+>>> [j.admit("d", s) for s in (100, 101, 102, 13)]  # 101 follows the held 100: a restart
+['seq_jump', None, None, 'replay']
+>>> j.gaps, j.restarts  # 9, 10, 11 missing when the old window closed
+(9, 1)
+
 >>> t = SequenceTracker(window=4)
 >>> [t.admit("d", s) for s in (0, 1, 3, 3, 2, 9)]
 [None, None, None, 'duplicate', None, None]
@@ -45,6 +63,7 @@ DUPLICATE = "duplicate"
 REPLAY = "replay"
 LATE = "late"
 OLD_BOOT = "old_boot"
+SEQ_JUMP = "seq_jump"
 
 
 @dataclass(slots=True)
@@ -52,6 +71,7 @@ class _Marks:
     first: int  # numbers below a device's first reading (of its boot) are not gaps
     high: int
     boot: int = 0
+    jump: int | None = None  # a number refused as seq_jump since the mark last moved
     seen: set[int] = field(default_factory=set)  # numbers in (high - window, high] that arrived
     gaps: deque[int] | None = None  # recent gaps; made at the first (most devices have none)
 
@@ -68,10 +88,11 @@ RECENT_GAPS = 4096
 class SequenceTracker:
     """Sequence high-water marks and a reorder window, per device."""
 
-    def __init__(self, window: int = 64) -> None:
-        if window < 1:
-            raise ValueError("the reorder window must be at least 1")
+    def __init__(self, window: int = 64, max_jump: int = 2**63 - 1) -> None:
+        if window < 1 or max_jump < 1:
+            raise ValueError("the reorder window and the largest jump must be at least 1")
         self.window = window
+        self.max_jump = max_jump
         self.gaps = 0
         self.gaps_by_device: dict[str, int] = {}
         self.restarts_by_device: dict[str, int] = {}
@@ -83,13 +104,19 @@ class SequenceTracker:
         if marks is not None and boot != marks.boot:
             if boot < marks.boot:
                 return OLD_BOOT
-            self._count_gaps(device, len(self._missing(marks)))
-            self.restarts_by_device[device] = self.restarts_by_device.get(device, 0) + 1
+            self._restart(device, marks)
+            marks = None
+        if marks is not None and seq - marks.high > self.max_jump:
+            if marks.jump is None or not marks.jump < seq <= marks.jump + self.window:
+                marks.jump = seq
+                return SEQ_JUMP
+            self._restart(device, marks)  # it follows the held jump: the numbers did jump
             marks = None
         if marks is None:
             self._marks[device] = _Marks(first=seq, high=seq, seen={seq}, boot=boot)
             return None
         if seq > marks.high:
+            marks.jump = None
             self._advance(device, marks, seq)
             return None
         if seq > marks.high - self.window:
@@ -102,6 +129,11 @@ class SequenceTracker:
             self._count_gaps(device, -1)
             return LATE
         return REPLAY
+
+    def _restart(self, device: str, marks: _Marks) -> None:
+        """Close ``marks``' window as at the end of a stream; count a restart."""
+        self._count_gaps(device, len(self._missing(marks)))
+        self.restarts_by_device[device] = self.restarts_by_device.get(device, 0) + 1
 
     def _advance(self, device: str, marks: _Marks, seq: int) -> None:
         """Move the mark up to ``seq``; numbers leaving the window unseen become gaps."""

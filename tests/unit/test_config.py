@@ -64,3 +64,12 @@ def test_only_gateways_load_numba_and_river(module):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=60)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_predictor_and_models_sections_reach_their_commands():
+    cfg = parse_config('[predictor]\nmax_model_age = 30.0\nstale = "drop"\n'
+                       '[models]\nmax_version_jump = 50\n[cleaning]\nmax_seq_jump = 1000\n')
+    commands = default_map(cfg)
+    assert commands["predict"] == {"max_version_jump": 50, "max_model_age": 30.0,
+                                   "stale": "drop"}
+    assert commands["gateway"] == {"max_seq_jump": 1000, "max_version_jump": 50}

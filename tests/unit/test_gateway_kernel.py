@@ -2,11 +2,11 @@
 
 ``tests/reference`` holds the pipeline as it was before the kernel (one reading at a time,
 dicts and sorted lists). Random fleets send streams with every kind of fault (duplicates,
-reordering, jumps past the window, replays, restarts with a new boot id, readings of an old
-boot, stale and future clocks, missing channels, outliers, undecodable payloads, other devices'
-ids) in all three layouts, cut into blocks at random; each reading must get the same outcome,
-the same features and target, and the books (counts, gaps, restarts, per-device quality) must
-agree.
+reordering, jumps past the window and past the largest jump, replays, restarts with a new boot
+id, readings of an old boot, stale and future clocks, missing channels, outliers, undecodable
+payloads, other devices' ids) in all three layouts, cut into blocks at random; each reading
+must get the same outcome, the same features and target, and the books (counts, gaps,
+restarts, per-device quality) must agree.
 """
 
 import math
@@ -48,6 +48,7 @@ def configs():
         max_age=st.sampled_from([30.0, 300.0]),
         max_skew=st.sampled_from([5.0, 60.0]),
         reorder_window=st.integers(1, 8),
+        max_seq_jump=st.sampled_from([8, 15, 1_000_000]),
         policy=policies(),
         channel_policies=st.dictionaries(st.sampled_from(["a", "b", "y"]), policies(),
                                          max_size=2),
@@ -84,8 +85,13 @@ def stream(rng: np.random.Generator, messages: int, fault: float):
             r = rng.random()
             if r < fault:  # a repeat, a reorder or a replay
                 seq = max(0, next_seq[device] - int(rng.integers(1, 12)))
-            elif r < 2 * fault:  # a jump, sometimes past the window
+            elif r < 2 * fault:  # a jump, sometimes past the window or the largest jump
                 next_seq[device] += int(rng.integers(2, 20))
+                seq = next_seq[device]
+            elif r < 2.3 * fault:  # a forged huge number (the real stream goes on below it)
+                seq = int(rng.choice([2**62, 2**63 - 1, next_seq[device] + 10**6 + 1]))
+            elif r < 2.5 * fault:  # the device's numbers really jump beyond the largest jump
+                next_seq[device] += int(rng.choice([16, 30, 10**6 + 2]))
                 seq = next_seq[device]
             else:
                 next_seq[device] += 1
@@ -150,13 +156,46 @@ def test_the_kernel_judges_as_the_reference(config, seed, fault, block):
 
 
 def test_a_jump_of_millions_is_counted_not_listed():
-    pipe = ReadingPipeline(FeatureSpec(("a",), "y"), CleaningConfig(reorder_window=4))
+    config = CleaningConfig(reorder_window=4, max_seq_jump=10**8)
+    pipe = ReadingPipeline(FeatureSpec(("a",), "y"), config)
     reading = b'{"device":"d","seq":%d,"ts":1.0,"values":{"a":1.0,"y":2.0}}'
     pipe.admit("d", reading % 0, now=1.0)
     pipe.admit("d", reading % 10_000_000, now=1.0)
     assert pipe.gaps == 10_000_000 - 4
     assert [o.reason for o in pipe.admit("d", reading % 9_999_000, now=1.0)] == ["late"]
     assert [o.reason for o in pipe.admit("d", reading % 5, now=1.0)] == ["replay"]
+
+
+@pytest.mark.timeout(60)
+def test_one_huge_number_neither_mutes_its_device_nor_counts_gaps():
+    pipe = ReadingPipeline(FeatureSpec(("a",), "y"), CleaningConfig(reorder_window=4))
+    reading = b'{"device":"d","seq":%d,"ts":1.0,"values":{"a":1.0,"y":2.0}}'
+    for seq in range(3):
+        pipe.admit("d", reading % seq, now=1.0)
+    forged = pipe.admit("d", reading % 2**62, now=1.0)
+    assert [o.reason for o in forged] == ["seq_jump"] and "2" in forged[0].detail
+    later = [o for seq in range(3, 10) for o in pipe.admit("d", reading % seq, now=1.0)]
+    assert all(isinstance(o, Admitted) for o in later)  # the device is not muted
+    assert pipe.gaps == 0 and pipe.close() == 0
+    assert pipe.accounting.rejected == {"seq_jump": 1}
+    assert pipe.quality()["d"]["seq_jump"] == 1
+    # the bound is the device's: a jump just within it moves the mark, one past it does not
+    assert [o.reason for o in pipe.admit("d", reading % (9 + 1_000_001), now=1.0)] == ["seq_jump"]
+    assert isinstance(pipe.admit("d", reading % (9 + 1_000_000), now=1.0)[0], Admitted)
+    assert pipe.restarts == 0
+
+
+@pytest.mark.timeout(60)
+def test_a_jump_that_is_followed_is_taken_as_a_restart():
+    """A device that really lost more than the largest jump goes on from its new numbers."""
+    pipe = ReadingPipeline(FeatureSpec(("a",), "y"), CleaningConfig(reorder_window=4,
+                                                                    max_seq_jump=100))
+    reading = b'{"device":"d","seq":%d,"ts":1.0,"values":{"a":1.0,"y":2.0}}'
+    reasons = [o.reason if isinstance(o, Rejected) else "ok" for seq in (0, 1, 5000, 5002, 5003)
+               for o in pipe.admit("d", reading % seq, now=1.0)]
+    assert reasons == ["ok", "ok", "seq_jump", "ok", "ok"]
+    assert pipe.restarts == 1 and pipe.gaps == 0
+    assert pipe.close() == 0  # the marks start at 5002: 5001 is no gap
 
 
 def test_a_failing_block_is_still_accounted_for(monkeypatch):
