@@ -36,7 +36,7 @@ from learners.sgd_kernel import (
     predict_then_learn_row,
     predict_then_learn_rows,
 )
-from learners.stats import std
+from learners.stats import std, varied
 
 
 class LinearModel:
@@ -145,3 +145,27 @@ class LinearModel:
         mean, sd, y_mean, y_sd = self._scales()
         state.theta[:-1] = params.weights * sd / y_sd
         state.theta[-1] = (params.intercept + float(params.weights @ mean) - y_mean) / y_sd
+        if scaler is not None:
+            # A feature the moments say never varied: its weight acted only as part of the
+            # intercept on every sample they describe (the line above put it there). Kept as a
+            # standardised weight under the stand-in sd of 1, it would be multiplied by
+            # 1 / (the tiny sd of its first differing value) at that value; a learner that saw
+            # those samples itself holds 0 there.
+            state.theta[:-1][~varied(self.scaler())[:-1]] = 0.0
+
+    def even_steps(self) -> None:
+        """Give every feature's step memory at least the intercept's (AdaGrad, RMSProp).
+
+        Under a scaling the learner adopted (the fleet's moments), each feature has unit
+        variance over the samples they describe, so a learner that had seen those samples would
+        hold about the intercept's memory for every feature. A feature that never varied here
+        has none: AdaGrad would take full steps on its tiny, intercept-like gradients, and the
+        weight, in raw units that step / its small sd, would run away.
+
+        >>> model = LinearModel(("a", "b"))
+        >>> model.state.memory[:] = [0.0, 9.0, 4.0]
+        >>> model.even_steps(); model.state.memory.tolist()
+        [4.0, 9.0, 4.0]
+        """
+        memory = self.state.memory
+        np.maximum(memory[:-1], memory[-1], out=memory[:-1])

@@ -8,6 +8,12 @@ that progress back (in raw units), with the moments of the same samples (``Δ`` 
     new = model + (local - anchor)       anchor = the params at the last send or adoption
     scaler = model.scaler ⊕ Δ            Δ = moments learned since the last send
 
+The adopted scaling is the fleet's, in which a feature may vary that never varied here: the
+learner's step memory is raised to the intercept's for every feature (:meth:`LinearModel.
+even_steps`), and a weight on a feature the adopted moments say never varied is folded into the
+intercept (:meth:`LinearModel.load_params`). Either left alone armed a weight that ran away at
+the next rare reading (tests/unit/test_adoption.py; the weather replay under load: R² 0.68).
+
 On a fast stream, overwriting instead lost most samples (measured on the weather replay: the
 federated model held 8,880 of 25,751 learned samples, prequential R² 0.79 against 0.98 for one
 central learner).
@@ -94,6 +100,7 @@ class LocalLearner:
         # the fleet reacts to a drift (what it learned since its send was learned under the
         # old scaling); it takes the model as it is (its samples still count in the moments)
         learner.load_params(params, model.scaler + unsent, unsent)
+        learner.even_steps()  # the fleet's scaling: its features vary more than ours did
         self._anchor, self._delta_at_send = model.params, None
         self.base_version = model.version
         self.since_base = unsent.count

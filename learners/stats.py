@@ -28,3 +28,14 @@ def std(scaler: Scaler) -> np.ndarray:
         return np.ones_like(scaler.mean)
     sd = np.sqrt(scaler.m2 / scaler.count)
     return np.where(sd > 1e-12, sd, 1.0)
+
+
+def varied(scaler: Scaler) -> np.ndarray:
+    """Which columns the moments saw take more than one value (where :func:`std` is real).
+
+    >>> varied(Scaler(2, np.array([2.0, 5.0]), np.array([2.0, 0.0]))).tolist()
+    [True, False]
+    """
+    if scaler.count < 2:
+        return np.zeros(len(scaler.mean), dtype=bool)
+    return np.sqrt(scaler.m2 / scaler.count) > 1e-12
