@@ -23,6 +23,9 @@ from fleetlearn.commands.common import (
     OptimizerOpt,
     PasswordOpt,
     PrefixOpt,
+    TlsCaOpt,
+    TlsCertOpt,
+    TlsKeyOpt,
     UsageProblem,
     UserOpt,
     address,
@@ -105,6 +108,9 @@ def gateway(
                                 ] = default(G, "quality_interval"),
     username: UserOpt = None,
     password: PasswordOpt = None,
+    tls_ca: TlsCaOpt = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
     give_up_after: GiveUpOpt = None,
 ) -> None:
     """Clean the readings of a partition and learn from them; sync with the aggregator."""
@@ -127,7 +133,8 @@ def gateway(
             metrics_interval=metrics_interval, quality_interval=quality_interval,
             cleaning=cleaning, drift_detector=drift_detector,
         )
-        service = Gateway(config, topics(prefix), address(broker, username, password))
+        connection = address(broker, username, password, tls_ca, tls_cert, tls_key)
+        service = Gateway(config, topics(prefix), connection)
     except ValueError as exc:
         raise UsageProblem(str(exc)) from None
     serve(service, give_up_after)

@@ -16,6 +16,9 @@ from fleetlearn.commands.common import (
     MetricsOpt,
     PasswordOpt,
     PrefixOpt,
+    TlsCaOpt,
+    TlsCertOpt,
+    TlsKeyOpt,
     UserOpt,
     address,
     default,
@@ -39,9 +42,13 @@ def predict(
     metrics_interval: MetricsOpt = default(P, "metrics_interval"),
     username: UserOpt = None,
     password: PasswordOpt = None,
+    tls_ca: TlsCaOpt = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
     give_up_after: GiveUpOpt = None,
 ) -> None:
     """Predict every reading with the current model; publish it with the model version."""
     config = PredictorConfig(node_id=check_id(id), metrics_interval=metrics_interval,
                              sites=tuple(s for s in sites.split(",") if s))
-    serve(Predictor(config, topics(prefix), address(broker, username, password)), give_up_after)
+    connection = address(broker, username, password, tls_ca, tls_cert, tls_key)
+    serve(Predictor(config, topics(prefix), connection), give_up_after)
