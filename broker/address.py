@@ -108,7 +108,7 @@ class BrokerAddress:
             hint = "see the broker's log"
         return BrokerRefused(f"broker {self} refused the connection: {cause} ({hint})")
 
-    def tls_failed(self, exc: Exception) -> BrokerRefused:
+    def tls_failed(self, exc: Exception | str) -> BrokerRefused:
         """The error for a TLS handshake that failed, naming the cause and what to do.
 
         >>> err = ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] "
@@ -122,6 +122,8 @@ class BrokerAddress:
         text = str(exc).split("] ", 1)[-1].split(" (_ssl", 1)[0]
         if isinstance(exc, ssl.SSLCertVerificationError) or "unknown ca" in text.lower():
             hint = "check --tls-ca: the CA that signed the broker's certificate"
+        elif "certificate required" in text.lower() or "eof occurred" in text.lower():
+            hint = "does the broker want a client certificate? --tls-cert and --tls-key"
         elif "wrong version" in text.lower() or "record layer" in text.lower():
             hint = "is it a TLS listener? HOST:PORT or mqtt:// for a plain one"
         else:

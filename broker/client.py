@@ -21,7 +21,7 @@ import paho.mqtt.client as mqtt
 
 from broker.address import BrokerAddress, BrokerRefused, BrokerUnreachable
 from broker.backoff import Backoff, connect_timeout
-from broker.client_factory import Session, broker_limits, make_client
+from broker.client_factory import Session, broker_limits, make_client, on_tls_alert
 from broker.inbox import ErrorHandler, Handler, Inbox
 from broker.timers import Timers
 
@@ -162,6 +162,8 @@ class Node:
         (the default timeout is ``$FLEETLEARN_CONNECT_TIMEOUT`` seconds, else 10), or at once
         :class:`BrokerRefused` (bad credentials, not authorised, TLS failure)."""
         deadline = time.monotonic() + (connect_timeout() if timeout is None else timeout)
+        on_tls_alert(self._client, lambda text: setattr(self, "_refused",
+                                                         self.broker.tls_failed(text)))
         while True:
             try:
                 self._client.connect(self.broker.host, self.broker.port, keepalive=30)
@@ -178,6 +180,7 @@ class Node:
                 raise self._refused
             if time.monotonic() > deadline:
                 raise self.broker.unreachable()
+        on_tls_alert(self._client, None)
 
     def pump(self, timeout: float = 0.0) -> bool:
         """Network I/O only (no handler, timer or reconnect) within ``timeout`` seconds, for a

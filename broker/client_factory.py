@@ -25,7 +25,7 @@ import hashlib
 import socket
 import ssl
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
@@ -142,6 +142,27 @@ def tls_context(broker: BrokerAddress) -> ssl.SSLContext:
         raise BrokerRefused(f"cannot use {what} {path} ({option}): "
                             f"{getattr(exc, 'strerror', None) or exc}") from None
     return ctx
+
+
+def on_tls_alert(client: mqtt.Client, then: Callable[[str], None] | None) -> None:
+    """Hand ``then`` what paho says of a TLS error on a read (an alert the broker sends after
+    the handshake, e.g. TLS 1.3's "certificate required" for a client without one, or the
+    connection simply closed in the middle of TLS); None: stop. paho formats every log line
+    for a callback, so this is for while connecting only.
+
+    >>> seen = []
+    >>> client = make_client("n", BrokerAddress())
+    >>> on_tls_alert(client, seen.append)
+    >>> client.on_log(client, None, mqtt.MQTT_LOG_ERR, "failed to receive on socket: "
+    ...               "[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert (_ssl.c:2580)")
+    >>> on_tls_alert(client, None); seen, client.on_log
+    (['[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert (_ssl.c:2580)'], None)
+    """
+    def on_log(client: mqtt.Client, userdata: object, level: int, text: str) -> None:
+        if level == mqtt.MQTT_LOG_ERR and "_ssl.c" in text and then is not None:
+            then(text.split(": ", 1)[-1])
+
+    client.on_log = None if then is None else on_log
 
 
 def broker_limits(properties: object) -> dict[str, int]:
