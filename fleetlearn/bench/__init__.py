@@ -14,13 +14,14 @@ One module per scenario; the ones that need a broker start their own:
 - ``memory`` (:mod:`.memory`): every node's RSS after N readings of a deployment, and its slope
   over a soak.
 - ``drift`` (:mod:`.drift`): how fast the deployment reacts to a change of the truth, by policy.
+- ``security`` (:mod:`.security`): ingest and sync latency over TLS against plain, one run.
 
 A scenario is a function ``(progress=..., **options) -> rows`` named in :data:`SCENARIOS`; its
 module is imported when it runs, so ``fleetlearn bench --scenario cleaning`` never loads paho
 subscribers or a deployment. Adding one is a module and a line here.
 
 >>> list(SCENARIOS)
-['cleaning', 'learning', 'ingest', 'sync', 'scale', 'memory', 'drift']
+['cleaning', 'learning', 'ingest', 'sync', 'scale', 'memory', 'drift', 'security']
 >>> callable(scenario("cleaning"))
 True
 """
@@ -42,6 +43,7 @@ SCENARIOS: dict[str, str] = {
     "scale": "fleetlearn.bench.ingest:bench_scale",
     "memory": "fleetlearn.bench.memory:bench_memory",
     "drift": "fleetlearn.bench.drift:bench_drift",
+    "security": "fleetlearn.bench.security:bench_security",
 }
 
 
