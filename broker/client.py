@@ -41,8 +41,8 @@ class Node:
     each turn's messages were handled (the place for per-block work, e.g. learning a block);
     then a kept session acknowledges them. A lost broker is tried again from the loop
     (:class:`~broker.backoff.Backoff`), never blocking it; after ``give_up_after`` seconds
-    down, :meth:`poll` raises :class:`BrokerUnreachable`.
-    """
+    down, :meth:`poll` raises :class:`BrokerUnreachable`; a broker that says no (credentials,
+    TLS), :class:`BrokerRefused`, at once."""
 
     def __init__(self, node_id: str, broker: BrokerAddress, *,
                  subscriptions: list[tuple[str, int]] | None = None,
@@ -101,12 +101,16 @@ class Node:
         for code in reason_codes:
             if code.is_failure:
                 self.log.error("%s: the broker refused a subscription: %s", self.node_id, code)
+
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._connected = False
+
     def _on_message(self, client, userdata, message) -> None:
         self._waiting.append((message.topic, message.payload, 0))  # paho acks it on return
+
     def _on_message_owed(self, client, userdata, message) -> None:  # a kept session's
         self._waiting.append((message.topic, message.payload, message.mid if message.qos else 0))
+
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         self._unacked.discard(mid)
         then = self._on_ack.pop(mid, None)
@@ -205,9 +209,8 @@ class Node:
             self._guarded(task, "a periodic task")
 
     def _read_burst(self) -> None:
-        """Read on while messages keep arriving, up to :data:`BURST`: paho's ``loop()`` reads
-        one packet per call; reading what is there in one go lets the drain handle a block. It
-        stops at the first read that brings no message (nothing more, or an ack)."""
+        """Read on while messages keep arriving, up to :data:`BURST` (paho's ``loop()`` reads
+        one packet a call), so the drain handles a block; stop at a read that brings none."""
         inbox, client = self._waiting, self._client
         for _ in range(BURST):
             before = len(inbox)
@@ -217,11 +220,8 @@ class Node:
     def run(self, on_stop: Callable[[], None] | None = None,
             companions: Sequence[Node] = ()) -> None:
         """Loop until :meth:`stop`; then ``on_stop``, say offline, flush and disconnect.
-
-        ``companions`` are further nodes of the same process, driven from this same thread (a
-        gateway keeps its model traffic on a connection of its own, so a backlog of readings
-        never delays a model).
-        """
+        ``companions``: further nodes of this process, driven from this thread (a gateway's
+        model traffic has a connection of its own, so a backlog of readings never delays it)."""
         try:
             while not self._stop.is_set():
                 for other in companions:
