@@ -49,8 +49,9 @@ PrefixOpt = Annotated[str, typer.Option("--prefix", help="Topic prefix of the de
                                         envvar="FLEETLEARN_PREFIX")]
 UserOpt = Annotated[str | None, typer.Option("--username", envvar="FLEETLEARN_USERNAME",
                                              help="Broker user name.")]
-PasswordOpt = Annotated[str | None, typer.Option("--password", envvar="FLEETLEARN_PASSWORD",
-                                                 help="Broker password (better: the env var).")]
+PasswordOpt = Annotated[str | None, typer.Option(  # no default shown: [broker] may set one
+    "--password", envvar="FLEETLEARN_PASSWORD", show_default=False,
+    help="Broker password (better: the env var, or [broker] password in the config file).")]
 TlsCaOpt = Annotated[str | None, typer.Option(
     "--tls-ca", envvar="FLEETLEARN_TLS_CA", help="CA file (PEM) that signed the broker's "
     "certificate; implies TLS (default with mqtts://: the system's CAs).")]

@@ -39,6 +39,14 @@ def test_the_broker_section_reaches_every_command_that_connects_but_not_up_s_nod
     assert "broker" not in UpSettings().node_settings(config)
 
 
+def test_help_never_shows_a_password_the_file_sets(tmp_path):
+    (tmp_path / "fleetlearn.toml").write_text('[broker]\npassword = "topsecret"\n')
+    for command in (["gateway"], ["up"], ["devices", "simulate"]):
+        shown = run(*command, "--help", cwd=tmp_path)
+        assert shown.returncode == 0 and "--password" in shown.stdout
+        assert "topsecret" not in shown.stdout
+
+
 @pytest.mark.parametrize("text", ["[nope]\na = 1\n", "[task]\ncolour = 1\n", "task = 1\n",
                                   "[task\n"])
 def test_bad_files_are_refused_with_the_reason(text):
