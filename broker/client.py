@@ -3,14 +3,14 @@
 Every fleetlearn process is a :class:`Node`: one paho client (a unique id, or a kept session's
 stable one; a retained last will), subscribing in ``on_connect`` (again after a reconnect),
 driven from one thread. paho's callbacks only hand messages to an inbox (:mod:`broker.inbox`);
-the node's loop calls the service's handler, so one bad message is caught and counted, and
-never kills the loop. A kept session acknowledges a QoS 1 message once its work is done.
-Nothing else touches the paho object: what a tool needs of it is a method (:meth:`Node.pump`).
+the node's loop calls the handler, so one bad message is caught and counted, and never kills
+the loop. Nothing else touches the paho object: what a tool needs is a method (:meth:`pump`).
 """
 
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 import time
 from collections import deque
@@ -19,9 +19,9 @@ from socket import socket as Socket
 
 import paho.mqtt.client as mqtt
 
-from broker.address import BrokerAddress, BrokerUnreachable
+from broker.address import BrokerAddress, BrokerRefused, BrokerUnreachable
 from broker.backoff import Backoff, connect_timeout
-from broker.client_factory import Session, broker_limits, make_client
+from broker.client_factory import Session, broker_limits, make_client, on_tls_alert
 from broker.inbox import ErrorHandler, Handler, Inbox
 from broker.timers import Timers
 
@@ -41,8 +41,8 @@ class Node:
     each turn's messages were handled (the place for per-block work, e.g. learning a block);
     then a kept session acknowledges them. A lost broker is tried again from the loop
     (:class:`~broker.backoff.Backoff`), never blocking it; after ``give_up_after`` seconds
-    down, :meth:`poll` raises :class:`BrokerUnreachable`.
-    """
+    down, :meth:`poll` raises :class:`BrokerUnreachable`; a broker that says no (credentials,
+    TLS), :class:`BrokerRefused`, at once."""
 
     def __init__(self, node_id: str, broker: BrokerAddress, *,
                  subscriptions: list[tuple[str, int]] | None = None,
@@ -76,12 +76,13 @@ class Node:
         self._unsubacked: set[int] = set()
         self.connections = self.handler_errors = 0
         self.broker_limits: dict[str, int] = {}  # what the CONNACK says (MQTT 5 only)
+        self._refused: BrokerRefused | None = None  # the broker said no (credentials, TLS)
 
     # --------------------------------------------------------- paho callbacks: hand off only
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        if reason_code.is_failure:
-            self.log.error("%s: broker refused the connection: %s", self.node_id, reason_code)
+        if reason_code.is_failure:  # raised from the loop, once: retrying would not help
+            self._refused = self.broker.refused(str(reason_code))
             return
         self._connected = True
         self.backoff.back()
@@ -128,10 +129,7 @@ class Node:
             if on_ack is not None:
                 self._on_ack[info.mid] = on_ack
 
-    @property
-    def unacked(self) -> int:
-        """QoS 1 messages the broker has not acknowledged yet."""
-        return len(self._unacked)
+    unacked = property(lambda self: len(self._unacked), doc="QoS 1 messages not yet acked.")
 
     @property
     def delivered(self) -> bool:
@@ -165,22 +163,28 @@ class Node:
 
     def connect(self, timeout: float | None = None) -> None:
         """Connect and wait for CONNACK and every SUBACK, or raise :class:`BrokerUnreachable`
-        (the default timeout is ``$FLEETLEARN_CONNECT_TIMEOUT`` seconds, else 10)."""
+        (the default timeout is ``$FLEETLEARN_CONNECT_TIMEOUT`` seconds, else 10), or at once
+        :class:`BrokerRefused` (bad credentials, not authorised, TLS failure)."""
         deadline = time.monotonic() + (connect_timeout() if timeout is None else timeout)
+        on_tls_alert(self._client, lambda text: setattr(self, "_refused",
+                                                         self.broker.tls_failed(text)))
         while True:
             try:
                 self._client.connect(self.broker.host, self.broker.port, keepalive=30)
                 break
+            except ssl.SSLError as exc:  # an OSError that waiting does not mend
+                raise self.broker.tls_failed(exc) from None
             except OSError as exc:
                 if time.monotonic() > deadline:
-                    raise BrokerUnreachable(
-                        f"cannot reach the broker at {self.broker} ({exc}); is it running? "
-                        "`fleetlearn broker` starts one") from None
+                    raise self.broker.unreachable(exc) from None
                 time.sleep(0.2)
         while not self._connected or self._unsubacked:
             self._client.loop(timeout=0.1)
+            if self._refused is not None:
+                raise self._refused
             if time.monotonic() > deadline:
-                raise BrokerUnreachable(f"the broker at {self.broker} did not accept us")
+                raise self.broker.unreachable()
+        on_tls_alert(self._client, None)
 
     def pump(self, timeout: float = 0.0) -> bool:
         """Network I/O only (no handler, timer or reconnect) within ``timeout`` seconds, for a
@@ -190,6 +194,8 @@ class Node:
     def poll(self, timeout: float = 0.01) -> None:
         """One turn: network I/O (or an attempt to get a lost broker back), then handle every
         message that came in, then due timers."""
+        if self._refused is not None:  # CONNACK said no after a reconnect
+            raise self._refused
         if self._lost:
             self._reconnect(timeout)
         elif self._client.loop(timeout=timeout) != mqtt.MQTT_ERR_SUCCESS:
@@ -203,9 +209,8 @@ class Node:
             self._guarded(task, "a periodic task")
 
     def _read_burst(self) -> None:
-        """Read on while messages keep arriving, up to :data:`BURST`: paho's ``loop()`` reads
-        one packet per call; reading what is there in one go lets the drain handle a block. It
-        stops at the first read that brings no message (nothing more, or an ack)."""
+        """Read on while messages keep arriving, up to :data:`BURST` (paho's ``loop()`` reads
+        one packet a call), so the drain handles a block; stop at a read that brings none."""
         inbox, client = self._waiting, self._client
         for _ in range(BURST):
             before = len(inbox)
@@ -215,11 +220,8 @@ class Node:
     def run(self, on_stop: Callable[[], None] | None = None,
             companions: Sequence[Node] = ()) -> None:
         """Loop until :meth:`stop`; then ``on_stop``, say offline, flush and disconnect.
-
-        ``companions`` are further nodes of the same process, driven from this same thread (a
-        gateway keeps its model traffic on a connection of its own, so a backlog of readings
-        never delays a model).
-        """
+        ``companions``: further nodes of this process, driven from this thread (a gateway's
+        model traffic has a connection of its own, so a backlog of readings never delays it)."""
         try:
             while not self._stop.is_set():
                 for other in companions:
@@ -288,6 +290,8 @@ class Node:
             if self._client.reconnect() == mqtt.MQTT_ERR_SUCCESS:
                 self._lost = False  # CONNACK to come: ``on_connect`` stops the give-up clock
                 return
+        except ssl.SSLError as exc:
+            raise self.broker.tls_failed(exc) from None
         except OSError:
             pass
         self.backoff.lost(time.monotonic())  # said once a loss; each retry for debugging

@@ -3,7 +3,7 @@ Nagle.
 
 With :mod:`broker.client` (which drives it), the only module that touches paho.
 
->>> from broker.address import BrokerAddress
+>>> from broker.address import BrokerAddress, BrokerRefused
 >>> client = make_client("gw-0", BrokerAddress(), will_topic="p/learn/status/gw-0")
 >>> client.will_topic, client.will_payload, client.max_inflight_messages
 ('p/learn/status/gw-0', b'offline', 100)
@@ -23,13 +23,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import socket
+import ssl
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 
-from broker.address import BrokerAddress
+from broker.address import BrokerAddress, BrokerRefused
 
 
 @dataclass(frozen=True)
@@ -107,13 +108,61 @@ def make_client(
     if broker.username is not None:
         client.username_pw_set(broker.username, broker.password)
     if broker.tls:
-        client.tls_set()
+        client.tls_set_context(tls_context(broker))
     if will_topic is not None:
         client.will_set(will_topic, b"offline", qos=1, retain=True)
     client.max_inflight_messages_set(100)
     client.max_queued_messages_set(0)
     client.on_socket_open = _no_delay
     return client
+
+
+def tls_context(broker: BrokerAddress) -> ssl.SSLContext:
+    """TLS 1.2 or later, the broker's certificate verified against ``broker.ca`` (None: the
+    system's CAs) and its host name; the client's certificate and key for mutual TLS. A file
+    that cannot be read is a :class:`~broker.address.BrokerRefused` naming it.
+
+    >>> ctx = tls_context(BrokerAddress(tls=True))
+    >>> ctx.minimum_version >= ssl.TLSVersion.TLSv1_2, ctx.check_hostname
+    (True, True)
+    >>> tls_context(BrokerAddress(tls=True, ca="/nonexistent/ca.pem"))
+    Traceback (most recent call last):
+    broker.address.BrokerRefused: cannot use the TLS CA file /nonexistent/ca.pem (--tls-ca): ...
+    """
+    which = "the TLS CA file", broker.ca, "--tls-ca"
+    try:
+        ctx = ssl.create_default_context(cafile=broker.ca)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        if broker.cert is not None or broker.key is not None:
+            which = ("the TLS client certificate/key", broker.cert or broker.key,
+                     "--tls-cert/--tls-key")
+            ctx.load_cert_chain(broker.cert or broker.key, broker.key)  # type: ignore[arg-type]
+    except (OSError, ssl.SSLError) as exc:
+        what, path, option = which
+        raise BrokerRefused(f"cannot use {what} {path} ({option}): "
+                            f"{getattr(exc, 'strerror', None) or exc}") from None
+    return ctx
+
+
+def on_tls_alert(client: mqtt.Client, then: Callable[[str], None] | None) -> None:
+    """Hand ``then`` what paho says of a TLS error on a read (an alert the broker sends after
+    the handshake, e.g. TLS 1.3's "certificate required" for a client without one, or the
+    connection simply closed in the middle of TLS); None: stop. paho formats every log line
+    for a callback, so this is for while connecting only.
+
+    >>> seen = []
+    >>> client = make_client("n", BrokerAddress())
+    >>> on_tls_alert(client, seen.append)
+    >>> client.on_log(client, None, mqtt.MQTT_LOG_ERR, "failed to receive on socket: "
+    ...               "[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert (_ssl.c:2580)")
+    >>> on_tls_alert(client, None); seen, client.on_log
+    (['[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert (_ssl.c:2580)'], None)
+    """
+    def on_log(client: mqtt.Client, userdata: object, level: int, text: str) -> None:
+        if level == mqtt.MQTT_LOG_ERR and "_ssl.c" in text and then is not None:
+            then(text.split(": ", 1)[-1])
+
+    client.on_log = None if then is None else on_log
 
 
 def broker_limits(properties: object) -> dict[str, int]:

@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from broker.address import BrokerUnreachable
+from broker.address import BrokerRefused, BrokerUnreachable
 from broker.mosquitto import BrokerError
 from broker.topics import TopicError
 from fleetlearn.commands import aggregator, bench, broker, devices, gateway, keys, predict, up
@@ -107,8 +107,8 @@ def main(argv: list[str] | None = None) -> None:
     except ReadingsUnaccounted as exc:  # the run ended, its summary and report are out
         print(f"fleetlearn: {exc}", file=sys.stderr)
         sys.exit(3)
-    except (BrokerUnreachable, BrokerError, DeploymentError, TopicError, CheckpointError,
-            TaskMismatch, ValueError, OSError) as exc:
+    except (BrokerUnreachable, BrokerRefused, BrokerError, DeploymentError, TopicError,
+            CheckpointError, TaskMismatch, ValueError, OSError) as exc:
         print(f"fleetlearn: error: {exc}", file=sys.stderr)
         sys.exit(1)
     if code == 130:  # typer turns a KeyboardInterrupt into this code, silently

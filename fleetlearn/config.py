@@ -39,16 +39,20 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "replay": ("file", "time_col", "device_col", "columns", "site", "speed", "qos"),
     "deployment": ("gateways", "prefix", "duration"),
     "signing": ("key", "trust"),  # --signing-key, --trust
+    "broker": ("address", "username", "password", "tls_ca", "tls_cert", "tls_key"),
 }
+
+#: A key whose option has another name: ``[broker] address`` is ``--broker``.
+OPTION_NAMES = {("broker", "address"): "broker"}
 
 #: Which sections give defaults to which command (a path of subcommand names).
 COMMANDS: dict[tuple[str, ...], tuple[str, ...]] = {
-    ("gateway",): ("task", "learner", "cleaning", "sync", "models", "signing"),
-    ("aggregator",): ("aggregator", "signing"),
-    ("predict",): ("models", "predictor", "signing"),
-    ("devices", "simulate"): ("fleet",),
-    ("devices", "replay"): ("replay",),
-    ("up",): ("task", "sync", "fleet", "replay", "deployment"),
+    ("gateway",): ("task", "learner", "cleaning", "sync", "models", "signing", "broker"),
+    ("aggregator",): ("aggregator", "signing", "broker"),
+    ("devices", "simulate"): ("fleet", "broker"),
+    ("devices", "replay"): ("replay", "broker"),
+    ("predict",): ("models", "predictor", "signing", "broker"),
+    ("up",): ("task", "sync", "fleet", "replay", "deployment", "broker"),
 }
 
 #: Options the command line takes as one comma-separated string.
@@ -85,6 +89,10 @@ def load_config(path: Path) -> dict[str, dict[str, Any]]:
     replay = config.get("replay", {})
     if isinstance(replay.get("file"), str) and not replay["file"].startswith("pkg:"):
         replay["file"] = str((path.parent / replay["file"]).resolve())  # relative to the file
+    broker = config.get("broker", {})
+    for key in ("tls_ca", "tls_cert", "tls_key"):  # files named relative to the config file
+        if isinstance(broker.get(key), str):
+            broker[key] = str((path.parent / broker[key]).resolve())
     return config
 
 
@@ -95,10 +103,14 @@ def _option_value(key: str, value: Any) -> Any:
 
 
 def default_map(config: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """click's ``default_map``: per (sub)command, its options' defaults from the file."""
+    """click's ``default_map``: per (sub)command, its options' defaults from the file.
+
+    >>> default_map(parse_config('[broker]\\naddress = "mqtts://b"\\nusername = "u"\\n'))["predict"]
+    {'broker': 'mqtts://b', 'username': 'u'}
+    """
     out: dict[str, Any] = {}
     for path, sections in COMMANDS.items():
-        values = {key: _option_value(key, value)
+        values = {OPTION_NAMES.get((section, key), key): _option_value(key, value)
                   for section in sections for key, value in config.get(section, {}).items()}
         if not values:
             continue

@@ -12,6 +12,10 @@ from broker.address import BrokerAddress
 from broker.mosquitto import MosquittoBroker
 from broker.secure import generate
 from broker.topics import Topics
+from fleetlearn.bench.tls import TlsMosquitto
+
+#: The one user of :func:`tls_broker`, and its password.
+TLS_USER, TLS_PASSWORD = "fleet", "s3cret-pw"
 
 
 @pytest.fixture(autouse=True)
@@ -28,6 +32,19 @@ def state_home(tmp_path_factory, monkeypatch) -> Path:
 def mosquitto(tmp_path) -> Iterator[MosquittoBroker]:
     """A mosquitto process of this test's own: its config, data dir and port."""
     broker = MosquittoBroker(data_dir=tmp_path / "broker").start()
+    pid = broker.process.pid
+    try:
+        yield broker
+    finally:
+        broker.stop()
+        assert not process_alive(pid)
+
+
+@pytest.fixture
+def tls_broker(tmp_path) -> Iterator[TlsMosquitto]:
+    """A mosquitto of this test's own with a TLS listener only (a throwaway CA and server
+    certificate for 127.0.0.1) and one user, :data:`TLS_USER`; no anonymous client."""
+    broker = TlsMosquitto(users={TLS_USER: TLS_PASSWORD}, directory=tmp_path / "tls").start()
     pid = broker.process.pid
     try:
         yield broker

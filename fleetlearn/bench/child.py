@@ -29,9 +29,12 @@ def main(argv: list[str]) -> None:
     role, spec = argv[0], orjson.loads(argv[1])
     conn = Conn()
     try:
+        import dataclasses
+
         from broker.address import BrokerAddress
 
         address = BrokerAddress.parse(spec.pop("address"))
+        address = dataclasses.replace(address, ca=spec.pop("ca", None))
         if role == "raw":
             from fleetlearn.bench.raw import raw_subscriber
 

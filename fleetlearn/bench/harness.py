@@ -103,6 +103,8 @@ class Child:
     ``ready`` once listening, then its result."""
 
     def __init__(self, role: str, **spec: Any) -> None:
+        if spec["address"].ca is not None:  # a TLS listener with a CA of its own
+            spec["ca"] = spec["address"].ca
         spec["address"] = str(spec["address"])
         self.process = subprocess.Popen(
             [sys.executable, "-m", "fleetlearn.bench.child", role,

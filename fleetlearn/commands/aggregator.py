@@ -20,6 +20,9 @@ from fleetlearn.commands.common import (
     MetricsOpt,
     PasswordOpt,
     PrefixOpt,
+    TlsCaOpt,
+    TlsCertOpt,
+    TlsKeyOpt,
     UsageProblem,
     UserOpt,
     address,
@@ -142,12 +145,16 @@ def aggregator(
     metrics_interval: MetricsOpt = default(A, "metrics_interval"),
     username: UserOpt = None,
     password: PasswordOpt = None,
+    tls_ca: TlsCaOpt = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
     give_up_after: GiveUpOpt = None,
     key: SigningKeyOpt = None,
     trust: TrustOpt = None,
 ) -> None:
     """Merge learner updates (FedAvg, async or robust) and broadcast versioned models."""
-    deployment, broker_address = topics(prefix), address(broker, username, password)
+    deployment = topics(prefix)
+    broker_address = address(broker, username, password, tls_ca, tls_cert, tls_key)
     try:
         chosen = build_strategy(strategy, {
             "merge_rule": MergeRule(merge, trim, clip_norm), "round_timeout": round_timeout,

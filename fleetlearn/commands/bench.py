@@ -28,7 +28,7 @@ def _counts(text: str, what: str) -> tuple[int, ...]:
 def bench(
     scenario: Annotated[list[str] | None, typer.Option(help="Scenario to run (repeatable): "
                                                        "cleaning, learning, ingest, sync, "
-                                                       "scale, memory, drift, signing "
+                                                       "scale, memory, drift, signing, security "
                                                        "(default: all).")
                         ] = None,
     n: Annotated[int | None, typer.Option(min=10, help="cleaning / learning: readings per "
@@ -37,12 +37,15 @@ def bench(
     repeats: Annotated[int, typer.Option(min=1, help="cleaning / learning / ingest / scale (2 "
                                          "gateways vs 1): runs per figure; the best counts.")
                        ] = 3,
-    ingest_n: Annotated[int, typer.Option(min=10, help="ingest: single readings per run."
+    ingest_n: Annotated[int, typer.Option(min=10, help="ingest, security: single readings per "
+                                          "run."
                                           )] = 40_000,
-    batch_n: Annotated[int, typer.Option(min=20, help="ingest: readings per run in batches "
+    batch_n: Annotated[int, typer.Option(min=20, help="ingest, security: readings per run in "
+                                         "batches "
                                          "of 20.")] = 200_000,
     learners: Annotated[str, typer.Option(help="sync: numbers of learners.")] = "2,8,32",
-    rounds: Annotated[int, typer.Option(min=1, help="sync: measured rounds each.")] = 50,
+    rounds: Annotated[int, typer.Option(min=1, help="sync, security: measured rounds each.")
+                      ] = 50,
     scale_n: Annotated[int, typer.Option(min=20, help="scale: readings per run (at least 40 "
                                          "per device are sent).")] = 200_000,
     devices: Annotated[str, typer.Option(help="scale: numbers of devices.")
@@ -56,6 +59,8 @@ def bench(
                                            "adopted per run.")] = 2000,
     drift_repeats: Annotated[int, typer.Option(min=1, help="drift: runs of the three policies "
                                                "(30 s each).")] = 1,
+    security_learners: Annotated[int, typer.Option(min=1, help="security: learners of the "
+                                                   "sync latency, plain and TLS.")] = 8,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the rows as JSON.")
                         ] = None,
     markdown_out: Annotated[Path | None, typer.Option("--markdown", help="Write a markdown "
@@ -84,6 +89,8 @@ def bench(
         "memory": {"n": memory_n, "soak": soak},
         "drift": {"repeats": drift_repeats},
         "signing": {"count": signing_n, "repeats": repeats},
+        "security": {"n": ingest_n, "batch_n": batch_n, "repeats": repeats,
+                     "learners": security_learners, "rounds": rounds},
     }
     console, status = Console(), Console(stderr=True)
     rows = []

@@ -42,14 +42,26 @@ def default(owner: type, name: str) -> Any:
 DEFAULT_BROKER = str(BrokerAddress())
 DEFAULT_PREFIX = default(Topics, "prefix")
 
-BrokerOpt = Annotated[str, typer.Option("--broker", help="Broker address HOST:PORT.",
-                                        envvar="FLEETLEARN_BROKER")]
+BrokerOpt = Annotated[str, typer.Option("--broker", envvar="FLEETLEARN_BROKER",
+                                        help="Broker address: HOST:PORT, mqtt://HOST:PORT, or "
+                                             "mqtts://HOST:PORT for TLS (port 8883 unless "
+                                             "given).")]
 PrefixOpt = Annotated[str, typer.Option("--prefix", help="Topic prefix of the deployment.",
                                         envvar="FLEETLEARN_PREFIX")]
 UserOpt = Annotated[str | None, typer.Option("--username", envvar="FLEETLEARN_USERNAME",
                                              help="Broker user name.")]
-PasswordOpt = Annotated[str | None, typer.Option("--password", envvar="FLEETLEARN_PASSWORD",
-                                                 help="Broker password (better: the env var).")]
+PasswordOpt = Annotated[str | None, typer.Option(  # no default shown: [broker] may set one
+    "--password", envvar="FLEETLEARN_PASSWORD", show_default=False,
+    help="Broker password (better: the env var, or [broker] password in the config file).")]
+TlsCaOpt = Annotated[str | None, typer.Option(
+    "--tls-ca", envvar="FLEETLEARN_TLS_CA", help="CA file (PEM) that signed the broker's "
+    "certificate; implies TLS (default with mqtts://: the system's CAs).")]
+TlsCertOpt = Annotated[str | None, typer.Option(
+    "--tls-cert", envvar="FLEETLEARN_TLS_CERT", help="Client certificate (PEM), for a broker "
+    "that asks for one (mutual TLS); implies TLS.")]
+TlsKeyOpt = Annotated[str | None, typer.Option(
+    "--tls-key", envvar="FLEETLEARN_TLS_KEY", help="The client certificate's private key "
+    "(PEM; default: in the --tls-cert file).")]
 GiveUpOpt = Annotated[float | None, typer.Option(
     "--give-up-after", min=0.001, help="Seconds a lost broker is tried again before the node "
     "stops with exit code 1 (default: for ever).")]
@@ -77,16 +89,32 @@ MODEL_OWNERS: dict[str, tuple[type, str]] = {
     "max_model_magnitude": (ModelBounds, "max_magnitude")}
 
 #: Options of every node command that belong to the connection, not to a domain dataclass.
-CONNECTION_OPTIONS = frozenset({"broker", "prefix", "username", "password", "give_up_after"})
+CONNECTION_OPTIONS = frozenset({"broker", "prefix", "username", "password", "give_up_after",
+                                "tls_ca", "tls_cert", "tls_key"})
 
 
 def address(broker: str, username: str | None = None, password: str | None = None,
-            ) -> BrokerAddress:
+            tls_ca: str | None = None, tls_cert: str | None = None,
+            tls_key: str | None = None) -> BrokerAddress:
+    """The connection the options describe; a TLS file makes it TLS (``mqtt://`` with one is a
+    contradiction).
+
+    >>> address("b:8883", "u", "pw", tls_ca="ca.pem")
+    BrokerAddress(host='b', port=8883, username='u', tls=True, ca='ca.pem', cert=None, key=None)
+    >>> address("mqtt://b", tls_ca="ca.pem")
+    Traceback (most recent call last):
+    typer._click.exceptions.BadParameter: mqtt://b is a plain connection: use mqtts:// with --tls-ca
+    """
     try:
         parsed = BrokerAddress.parse(broker)
     except ValueError as exc:
         raise UsageProblem(str(exc)) from None
-    return BrokerAddress(parsed.host, parsed.port, username, password)
+    files = {"ca": tls_ca or None, "cert": tls_cert or None, "key": tls_key or None}
+    given = [name for name, path in files.items() if path is not None]
+    if given and broker.startswith("mqtt://"):
+        raise UsageProblem(f"{broker} is a plain connection: use mqtts:// with --tls-{given[0]}")
+    return dataclasses.replace(parsed, username=username or None, password=password,
+                               tls=parsed.tls or bool(given), **files)
 
 
 def topics(prefix: str) -> Topics:

@@ -22,6 +22,9 @@ from fleetlearn.commands.common import (
     MetricsOpt,
     PasswordOpt,
     PrefixOpt,
+    TlsCaOpt,
+    TlsCertOpt,
+    TlsKeyOpt,
     UsageProblem,
     UserOpt,
     address,
@@ -73,6 +76,9 @@ def simulate(
                                              "not sent.")] = default(F, "send_buffer"),
     username: UserOpt = None,
     password: PasswordOpt = None,
+    tls_ca: TlsCaOpt = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
     give_up_after: GiveUpOpt = None,
 ) -> None:
     """Simulate a fleet of sensors with a hidden linear ground truth (and, if asked, faults)."""
@@ -82,7 +88,8 @@ def simulate(
                              metrics_interval=metrics_interval,
                              faults=FaultRates.parse(faults) if faults else None,
                              drift_at=drift_at, send_buffer=send_buffer)
-        fleet = Fleet(config, topics(prefix), address(broker, username, password))
+        connection = address(broker, username, password, tls_ca, tls_cert, tls_key)
+        fleet = Fleet(config, topics(prefix), connection)
     except ValueError as exc:
         raise UsageProblem(str(exc)) from None
     serve(fleet, give_up_after)
@@ -111,6 +118,9 @@ def replay(
     metrics_interval: MetricsOpt = default(R, "metrics_interval"),
     username: UserOpt = None,
     password: PasswordOpt = None,
+    tls_ca: TlsCaOpt = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
     give_up_after: GiveUpOpt = None,
 ) -> None:
     """Replay a CSV file as readings, in time order, one reading per row; stop when done."""
@@ -123,7 +133,8 @@ def replay(
             columns=None if columns is None else names(columns, "--columns"), speed=speed,
             qos=qos, batch=batch, layout=layout, metrics_interval=metrics_interval,
         )
-        service = Replay(config, topics(prefix), address(broker, username, password))
+        connection = address(broker, username, password, tls_ca, tls_cert, tls_key)
+        service = Replay(config, topics(prefix), connection)
     except ValueError as exc:  # the CSV or an option does not fit: say which, in one line
         raise UsageProblem(str(exc)) from None
     serve(service, give_up_after)

@@ -25,6 +25,9 @@ from fleetlearn.commands.common import (
     OptimizerOpt,
     PasswordOpt,
     PrefixOpt,
+    TlsCaOpt,
+    TlsCertOpt,
+    TlsKeyOpt,
     UsageProblem,
     UserOpt,
     VersionJumpOpt,
@@ -116,6 +119,9 @@ def gateway(
                                 ] = default(G, "quality_interval"),
     username: UserOpt = None,
     password: PasswordOpt = None,
+    tls_ca: TlsCaOpt = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
     give_up_after: GiveUpOpt = None,
     key: SigningKeyOpt = None,
     trust: TrustOpt = None,
@@ -142,7 +148,8 @@ def gateway(
             keyring=keyring(key, trust, id, "gateway"),
             model_bounds=ModelBounds(max_version_jump, max_model_magnitude),
         )
-        service = Gateway(config, topics(prefix), address(broker, username, password))
+        connection = address(broker, username, password, tls_ca, tls_cert, tls_key)
+        service = Gateway(config, topics(prefix), connection)
     except ValueError as exc:
         raise UsageProblem(str(exc)) from None
     serve(service, give_up_after)

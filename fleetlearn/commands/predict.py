@@ -18,6 +18,9 @@ from fleetlearn.commands.common import (
     MetricsOpt,
     PasswordOpt,
     PrefixOpt,
+    TlsCaOpt,
+    TlsCertOpt,
+    TlsKeyOpt,
     UsageProblem,
     UserOpt,
     VersionJumpOpt,
@@ -55,6 +58,9 @@ def predict(
     max_model_magnitude: MagnitudeOpt = default(ModelBounds, "max_magnitude"),
     username: UserOpt = None,
     password: PasswordOpt = None,
+    tls_ca: TlsCaOpt = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
     give_up_after: GiveUpOpt = None,
     key: SigningKeyOpt = None,
     trust: TrustOpt = None,
@@ -69,4 +75,5 @@ def predict(
             keyring=keys)
     except ValueError as exc:
         raise UsageProblem(str(exc)) from None
-    serve(Predictor(config, topics(prefix), address(broker, username, password)), give_up_after)
+    connection = address(broker, username, password, tls_ca, tls_cert, tls_key)
+    serve(Predictor(config, topics(prefix), connection), give_up_after)

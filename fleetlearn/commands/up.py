@@ -16,6 +16,7 @@ import orjson
 import typer
 from rich.console import Console
 
+from broker.address import BrokerAddress
 from broker.topics import check_site
 from devices.fleet import FleetConfig
 from devices.replay import ReplayConfig
@@ -23,8 +24,13 @@ from fleetlearn.commands.common import (
     DEFAULT_PREFIX,
     LayoutOpt,
     LrOpt,
+    PasswordOpt,
     PrefixOpt,
+    TlsCaOpt,
+    TlsCertOpt,
+    TlsKeyOpt,
     UsageProblem,
+    UserOpt,
     address,
     default,
     names,
@@ -105,8 +111,15 @@ def up(
                                               "mean).")] = None,
     drift_policy: Annotated[str | None, typer.Option(help="The aggregator's drift policy "
                                                      "(default: rescale).")] = None,
-    broker: Annotated[str | None, typer.Option(help="Use this broker HOST:PORT instead of "
-                                               "starting one.")] = None,
+    broker: Annotated[str | None, typer.Option(
+        envvar="FLEETLEARN_BROKER", help="Use this broker (HOST:PORT, mqtt://HOST:PORT or "
+        "mqtts://HOST:PORT) instead of starting one; every node and up's own monitor connect "
+        "to it with the options below.")] = None,
+    username: UserOpt = None,
+    password: PasswordOpt = None,
+    tls_ca: TlsCaOpt = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
     prefix: PrefixOpt = DEFAULT_PREFIX,
     report: Annotated[Path | None, typer.Option(help="Write the summary as JSON here.")] = None,
     log_dir: Annotated[Path | None, typer.Option(help="Where the nodes' logs go.")] = None,
@@ -128,7 +141,8 @@ def up(
         settings = UpSettings(
             devices=devices, sites=sites, gateways=gateways, rate=rate, batch=batch,
             layout=layout, qos=qos, seed=seed, duration=duration, prefix=topics(prefix).prefix,
-            broker=address(broker) if broker else None, sync_every=sync_every,
+            broker=_broker(broker, username, password, tls_ca, tls_cert, tls_key),
+            sync_every=sync_every,
             sync_interval=sync_interval, features=features, target=target, kind=kind,
             optimizer=optimizer, lr=lr, replay=replay, config=ctx.obj,
             faults=faults, drift_at=drift_at, log_dir=log_dir, strategy=strategy,
@@ -162,6 +176,19 @@ def up(
             f"{settings.drain_timeout:g} s); see the summary, "
             f"{report if report is not None else 'the report (--report)'} and the logs in "
             f"{deployment.log_dir}")
+
+
+def _broker(broker: str | None, *login: str | None) -> BrokerAddress | None:
+    """The broker given to `up`, with its login and TLS files; None: `up` starts its own
+    (anonymous, plain), so a login without --broker is a mistake worth a line."""
+    if broker:
+        return address(broker, *login)
+    names = ("--username", "--password", "--tls-ca", "--tls-cert", "--tls-key")
+    given = [name for name, value in zip(names, login, strict=True) if value]
+    if given:
+        raise UsageProblem(f"{given[0]} is for a broker given with --broker (or "
+                           "FLEETLEARN_BROKER); `up` starts its own without one")
+    return None
 
 
 def _write(report: Path | None, result: dict, console: Console) -> None:

@@ -3,11 +3,41 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from broker.address import BrokerAddress
 from broker.processes import stop_processes
+
+#: The environment variables that say how to connect (a node started by `up` gets up's own).
+CONNECTION_ENV = ("FLEETLEARN_BROKER", "FLEETLEARN_USERNAME", "FLEETLEARN_PASSWORD",
+                  "FLEETLEARN_TLS_CA", "FLEETLEARN_TLS_CERT", "FLEETLEARN_TLS_KEY")
+
+
+def connection(address: BrokerAddress, env: Mapping[str, str]) -> tuple[list[str], dict[str, str]]:
+    """The options and the environment that connect a node as ``up`` is connected: the address
+    and TLS files on its command line, the credentials in its environment (never on a command
+    line, which ``ps`` shows to everyone), and none of ``env``'s own connection variables.
+
+    >>> argv, child = connection(BrokerAddress(port=8883, tls=True, ca="/c/ca.pem",
+    ...                                        username="u", password="pw"),
+    ...                          {"PATH": "/bin", "FLEETLEARN_TLS_KEY": "/old.key"})
+    >>> argv, child
+    (['--broker', 'mqtts://127.0.0.1:8883', '--tls-ca', '/c/ca.pem'], \
+{'PATH': '/bin', 'FLEETLEARN_USERNAME': 'u', 'FLEETLEARN_PASSWORD': 'pw'})
+    """
+    argv = ["--broker", str(address)]
+    for flag, path in (("--tls-ca", address.ca), ("--tls-cert", address.cert),
+                       ("--tls-key", address.key)):
+        if path:
+            argv += [flag, str(Path(path).resolve())]
+    child = {k: v for k, v in env.items() if k not in CONNECTION_ENV}
+    for name, value in (("USERNAME", address.username), ("PASSWORD", address.password)):
+        if value is not None:
+            child[f"FLEETLEARN_{name}"] = value
+    return argv, child
 
 
 @dataclass

@@ -89,7 +89,10 @@ class UpSettings:
         >>> UpSettings(gateways=2, rate=500.0).node_settings()["aggregator"]
         {'quorum': 2, 'learners': ['gw-0', 'gw-1'], 'max_rate': 2000.0}
         """
-        sections = {name: dict(values) for name, values in (file or {}).items()}
+        # [broker] is up's own: each node gets the connection on its command line and the
+        # credentials in its environment, never in a file in the log dir
+        sections = {name: dict(values) for name, values in (file or {}).items()
+                    if name != "broker"}
         given = {
             "task": {"features": self.features and self.features.split(","),
                      "target": self.target, "kind": self.kind},

@@ -31,7 +31,7 @@ from devices.simulator import FleetSimulator
 from devices.truth import GroundTruth
 from fleetlearn.config import dump_config, load_config
 from fleetlearn.deploy.monitor import Monitor
-from fleetlearn.deploy.processes import Child, stop_children
+from fleetlearn.deploy.processes import Child, connection, stop_children
 from fleetlearn.deploy.report import deployment_report
 from fleetlearn.deploy.settings import UpSettings
 from fleetlearn.deploy.state import DeploymentState
@@ -90,11 +90,12 @@ class LocalDeployment:
 
     def _spawn(self, name: str, *args: str) -> Child:
         s = self.settings
+        reach, env = connection(self.address, {**os.environ, **s.extra_env})
         argv = [sys.executable, "-m", "fleetlearn", "--log-level", s.log_level,
                 "--log-format", s.log_format, "--config", str(self.config_path), *args,
-                "--broker", str(self.address), "--prefix", s.prefix]
+                *reach, "--prefix", s.prefix]
         child = Child(name, argv, self.log_dir / f"{name}.log")
-        env = {**os.environ, **s.extra_env, "FLEETLEARN_PARENT_PID": str(os.getpid())}
+        env["FLEETLEARN_PARENT_PID"] = str(os.getpid())
         with open(child.log_path, "wb") as log:
             # A session of its own: a Ctrl-C at the terminal reaches `up` alone, which then
             # stops the nodes in order; and SIGTERM from the OS when `up` is gone.

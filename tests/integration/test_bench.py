@@ -59,6 +59,18 @@ def test_memory_reads_every_nodes_rss_and_a_soak_slope(tmp_path):
     assert soaked and all(isinstance(r["slope_mb_per_h"], float) for r in soaked)
 
 
+def test_security_measures_ingest_and_sync_plain_against_tls(tmp_path):
+    rows, md = bench(tmp_path, "--scenario", "security", "--ingest-n", "300", "--batch-n",
+                     "600", "--repeats", "1", "--security-learners", "2", "--rounds", "3")
+    assert [r["stream"] for r in rows] == ["ingest, QoS 1, 1 per message: TLS",
+                                           "ingest, QoS 1, 20 per message: TLS",
+                                           "sync, 2 learners: TLS"]
+    for r in rows[:2]:
+        assert r["per_s"] > 0 and r["baseline_per_s"] > 0 and r["ratio"] > 0
+    assert 0 < rows[2]["p50_ms"] <= rows[2]["p99_ms"] and rows[2]["baseline_p99_ms"] > 0
+    assert "**security**" in md
+
+
 def test_bench_refuses_bad_learner_counts():
     done = subprocess.run([sys.executable, "-m", "fleetlearn", "bench", "--scenario", "sync",
                            "--learners", "2,x"], capture_output=True, text=True, timeout=30)

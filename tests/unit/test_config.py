@@ -22,6 +22,31 @@ def test_sections_reach_the_commands_they_configure(tmp_path):
     assert defaults["up"]["devices"] == 7 and "z" not in defaults["up"]
 
 
+def test_the_broker_section_reaches_every_command_that_connects_but_not_up_s_nodes(tmp_path):
+    from fleetlearn.deploy.settings import UpSettings
+
+    path = tmp_path / "fleetlearn.toml"
+    path.write_text('[broker]\naddress = "mqtts://b:8884"\nusername = "u"\npassword = "pw"\n'
+                    'tls_ca = "pki/ca.pem"\n[sync]\nsync_every = 5\n')
+    config = load_config(path)
+    defaults = default_map(config)
+    expected = {"broker": "mqtts://b:8884", "username": "u", "password": "pw",
+                "tls_ca": str(tmp_path / "pki" / "ca.pem")}  # relative to the file
+    for node in (defaults["gateway"], defaults["aggregator"], defaults["predict"],
+                 defaults["devices"]["simulate"], defaults["devices"]["replay"], defaults["up"]):
+        assert {k: node[k] for k in expected} == expected
+    # up's nodes get the connection from up (argv and environment), never from its file
+    assert "broker" not in UpSettings().node_settings(config)
+
+
+def test_help_never_shows_a_password_the_file_sets(tmp_path):
+    (tmp_path / "fleetlearn.toml").write_text('[broker]\npassword = "topsecret"\n')
+    for command in (["gateway"], ["up"], ["devices", "simulate"]):
+        shown = run(*command, "--help", cwd=tmp_path)
+        assert shown.returncode == 0 and "--password" in shown.stdout
+        assert "topsecret" not in shown.stdout
+
+
 @pytest.mark.parametrize("text", ["[nope]\na = 1\n", "[task]\ncolour = 1\n", "task = 1\n",
                                   "[task\n"])
 def test_bad_files_are_refused_with_the_reason(text):

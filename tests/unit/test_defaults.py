@@ -9,7 +9,7 @@ import typer
 
 from fleetlearn.cli import app
 from fleetlearn.commands import aggregator, broker, common, devices, gateway, keys, predict, up
-from fleetlearn.config import COMMANDS, SECTIONS
+from fleetlearn.config import COMMANDS, OPTION_NAMES, SECTIONS
 
 ROOT = typer.main.get_command(app)
 
@@ -88,7 +88,8 @@ def test_connection_defaults_come_from_the_address_and_topics():
 def test_every_config_key_is_a_real_option_of_its_command(path, sections):
     params = options(path)
     for section in sections:
-        unknown = [key for key in SECTIONS[section] if key not in params]
+        unknown = [key for key in SECTIONS[section]
+                   if OPTION_NAMES.get((section, key), key) not in params]
         assert not unknown, f"[{section}] {unknown} are not options of {' '.join(path)}"
 
 
