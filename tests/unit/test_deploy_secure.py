@@ -13,6 +13,7 @@ from broker.signing import SignatureRefused
 from broker.topics import Topics
 from fleetlearn.deploy.processes import connection
 from fleetlearn.deploy.secure import login, secure, signing
+from fleetlearn.deploy.settings import UpSettings
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -74,3 +75,9 @@ def test_each_node_logs_in_as_itself_with_its_password_in_its_environment(tmp_pa
     assert signing(d, "predictor") == ["--trust", str(d.trust)]
     assert signing(d, "replay") == [] and signing(None, "gw-0") == []
     assert login(None, broker, "gw-0") is broker  # a plain deployment: as up connects
+
+
+def test_secure_is_for_the_broker_up_starts_not_one_given():
+    with pytest.raises(ValueError, match="--secure starts a secured broker of its own"):
+        UpSettings(secure=True, broker=BrokerAddress(port=8883, tls=True))
+    assert UpSettings(secure=True).broker is None
