@@ -1,6 +1,7 @@
 # The two commands a new user needs: `make demo` and `make test`.
 VENV ?= .venv
 DURATION ?= 30
+UP_FLAGS ?=
 FLEETLEARN := $(VENV)/bin/fleetlearn
 
 .PHONY: setup demo test lint bench clean
@@ -9,7 +10,7 @@ setup:
 	@scripts/setup.sh
 
 demo: setup
-	$(FLEETLEARN) up --duration $(DURATION) --report demo-report.json
+	$(FLEETLEARN) up --duration $(DURATION) --report demo-report.json $(UP_FLAGS)
 
 test: setup
 	$(VENV)/bin/ruff check .

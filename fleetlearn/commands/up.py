@@ -20,6 +20,7 @@ from broker.address import BrokerAddress
 from broker.topics import check_site
 from devices.fleet import FleetConfig
 from devices.replay import ReplayConfig
+from fleetlearn.commands.broker import default_secure_dir
 from fleetlearn.commands.common import (
     DEFAULT_PREFIX,
     LayoutOpt,
@@ -50,6 +51,7 @@ OWNERS: dict[str, tuple[type, str]] = {
                                     "seed", "drift_at")},
     "send_buffer": (F, "send_buffer"),
     "gateways": (U, "gateways"), "drain_timeout": (U, "drain_timeout"), "site": (R, "site"),
+    "secure": (U, "secure"),
 }
 
 
@@ -115,6 +117,17 @@ def up(
         envvar="FLEETLEARN_BROKER", help="Use this broker (HOST:PORT, mqtt://HOST:PORT or "
         "mqtts://HOST:PORT) instead of starting one; every node and up's own monitor connect "
         "to it with the options below.")] = None,
+    secure: Annotated[bool, typer.Option(
+        "--secure", help="Secure the deployment: its broker speaks TLS only, refuses "
+        "anonymous clients and applies a per-role ACL; every node logs in as itself (its "
+        "password in its environment), the aggregator signs models and each gateway its "
+        "updates, and every receiver requires those signatures. The CA, passwords and keys "
+        "are made under --secure-dir the first time and kept. Not with --broker.")
+                  ] = default(U, "secure"),
+    secure_dir: Annotated[Path | None, typer.Option(
+        help="Where --secure keeps its CA, certificates, passwords, ACL and signing keys "
+        "(default: $XDG_STATE_HOME/fleetlearn/secure/PREFIX, as `broker --secure`; re-runs "
+        "keep them).")] = None,
     username: UserOpt = None,
     password: PasswordOpt = None,
     tls_ca: TlsCaOpt = None,
@@ -142,6 +155,8 @@ def up(
             devices=devices, sites=sites, gateways=gateways, rate=rate, batch=batch,
             layout=layout, qos=qos, seed=seed, duration=duration, prefix=topics(prefix).prefix,
             broker=_broker(broker, username, password, tls_ca, tls_cert, tls_key),
+            secure=secure, secure_dir=secure_dir or (
+                default_secure_dir(topics(prefix).prefix) if secure else None),
             sync_every=sync_every,
             sync_interval=sync_interval, features=features, target=target, kind=kind,
             optimizer=optimizer, lr=lr, replay=replay, config=ctx.obj,

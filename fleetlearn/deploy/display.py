@@ -174,6 +174,9 @@ def summary_table(report: dict[str, Any]) -> Table:
         ("rollbacks", str(len(m["rollbacks"]))),
         ("predictions published", f"{report['predictions']:,}"),
     ]
+    if report.get("secure"):
+        rows.append(("secured (TLS, a login per node, ACL, signatures)",
+                     str(report["secure_files"]["dir"])))
     if report["settings"].get("drift_at") is not None:
         rows.append(("drift reactions", str(len(m["drift_reactions"]))))
         rows.append(("seconds to within 10% of the drifted truth",

@@ -1,4 +1,9 @@
-"""Watches a deployment over MQTT: metrics, node status, dead letters and models."""
+"""Watches a deployment over MQTT: metrics, node status, dead letters and models.
+
+With a trust file (``up --secure``) it takes only models an aggregator's key signed, as every
+node does: a forged model (one an aggregator's stolen password let through the broker) is
+ignored and counted (``model_<reason>`` in ``ignored``), so the report's model history is the
+aggregator's alone."""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import time
 
 from broker.address import BrokerAddress
 from broker.client import Node
+from broker.keyring import Keyring, SignatureRefused
 from broker.model_codec import decode_model
 from broker.topics import Topics
 from broker.wire import DecodeError, decode_json_object
@@ -15,10 +21,12 @@ from fleetlearn.deploy.state import DeploymentState
 
 class Monitor:
     def __init__(self, topics: Topics, broker: BrokerAddress, state: DeploymentState,
-                 give_up_after: float | None = None) -> None:
+                 give_up_after: float | None = None, keys: Keyring | None = None) -> None:
         """``give_up_after``: seconds without the broker before :meth:`poll` raises
-        :class:`~broker.address.BrokerUnreachable` (None: never)."""
+        :class:`~broker.address.BrokerUnreachable` (None: never); ``keys``: the trust file
+        models must be signed against (None: any model is taken)."""
         self.topics = topics
+        self.keys = keys or Keyring()
         self.state = state
         self.started = time.monotonic()
         self.node = Node(
@@ -33,13 +41,16 @@ class Monitor:
         t = self.topics
         try:
             if topic == t.model:
-                self.state.on_model(decode_model(payload), time.monotonic() - self.started)
+                body, _ = self.keys.check(payload, "model", "aggregator")
+                self.state.on_model(decode_model(body), time.monotonic() - self.started)
             elif topic.startswith(t.metrics("")):
                 self.state.on_metrics(decode_json_object(payload), t.last_level(topic))
             elif topic.startswith(t.node_status("")):
                 self.state.on_status(t.last_level(topic), payload)
             elif topic.startswith(t.deadletter("")):
                 self.state.on_deadletter(str(decode_json_object(payload).get("reason")))
+        except SignatureRefused as exc:
+            self.state.ignored[f"model_{exc.reason}"] += 1
         except DecodeError:
             self.state.on_deadletter("monitor_undecodable")
 

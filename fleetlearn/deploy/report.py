@@ -19,8 +19,13 @@ def deployment_report(deployment: Any) -> dict[str, Any]:
     elapsed = max((d.fleet_stopped or time.monotonic()) - d.fleet_started, 1e-9)
     readings = st.readings()
     nodes = d.node_config
+    secured = getattr(d, "secured", None)
     return {
         "broker": str(d.address), "own_broker": d.own_broker is not None,
+        # up --secure: where the CA, the passwords and the signing keys are (False: plain)
+        "secure": secured is not None, "secure_files": None if secured is None else {
+            "dir": str(secured.files.path), "ca": str(secured.files.ca_cert),
+            "credentials": str(secured.files.credentials_file), "trust": str(secured.trust)},
         "prefix": s.prefix, "seconds": round(elapsed, 3), "interrupted": d.interrupted,
         "settings": {"devices": s.devices, "sites": s.sites, "gateways": s.gateways,
                      "rate": s.rate, "batch": s.batch, "layout": s.layout, "qos": s.qos,

@@ -11,7 +11,8 @@ from typing import Any
 from broker.address import BrokerAddress
 from broker.reading_codec import LAYOUTS
 from devices.faults import FaultRates
-from devices.replay import ReplayConfig
+from devices.replay import ReplayConfig, load_readings
+from devices.simulator import FleetSimulator
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,11 @@ class UpSettings:
     duration: float | None = 30.0
     prefix: str = "fleet"
     broker: BrokerAddress | None = None
+    #: TLS, a login per node, the ACL and signed models and updates (fleetlearn.deploy.secure),
+    #: its files under ``secure_dir`` (None: ``secure`` in the log dir; `up --secure`'s
+    #: own default is per prefix and kept, as `broker --secure`'s).
+    secure: bool = False
+    secure_dir: Path | None = None
     # The nodes' settings given on up's command line (None: not given, so the config file's or
     # the node's own default): they reach the nodes through the config file up writes.
     sync_every: int | None = None
@@ -63,6 +69,9 @@ class UpSettings:
             raise ValueError("--duration must be > 0")
         if self.drain_timeout < 0:
             raise ValueError("--drain-timeout must be >= 0")
+        if self.secure and self.broker is not None:
+            raise ValueError("--secure starts a secured broker of its own; for yours, give "
+                             "--broker mqtts://HOST:PORT with --tls-ca, --username, --password")
         if self.qos not in (0, 1):
             raise ValueError("--qos must be 0 or 1")
         if self.layout not in LAYOUTS:
@@ -127,6 +136,17 @@ class UpSettings:
         if self.replay is None:
             aggregator.setdefault("max_rate", 4 * self.rate)
         return sections
+
+    def devices_and_partitions(self) -> tuple[list[str], list[str]]:
+        """The source's device ids, and each gateway's partition of them."""
+        if self.replay is not None:
+            r = self.replay
+            plan = load_readings(r.path, r.time_col, r.device_col, columns=r.columns,
+                                 site=r.site)
+            devices = list(plan.devices)
+            return devices, self.partitions(devices)
+        sim = FleetSimulator(self.devices, self.sites, self.seed)
+        return [d.device for d in sim.devices], self.partitions()
 
     def partitions(self, devices: list[str] | None = None) -> list[str]:
         """A replay's devices dealt out to the gateways; else whole sites per gateway when they

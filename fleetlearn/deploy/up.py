@@ -23,16 +23,16 @@ from typing import Any
 
 from broker.address import BrokerAddress, BrokerUnreachable
 from broker.backoff import connect_timeout
+from broker.keyring import Keyring
 from broker.mosquitto import MosquittoBroker
 from broker.processes import die_with_parent
 from broker.topics import Topics
-from devices.replay import load_readings
-from devices.simulator import FleetSimulator
 from devices.truth import GroundTruth
 from fleetlearn.config import dump_config, load_config
 from fleetlearn.deploy.monitor import Monitor
 from fleetlearn.deploy.processes import Child, connection, stop_children
 from fleetlearn.deploy.report import deployment_report
+from fleetlearn.deploy.secure import SecuredDeployment, login, secure_files, signing
 from fleetlearn.deploy.settings import UpSettings
 from fleetlearn.deploy.state import DeploymentState
 from learners.federation import FederationConfig
@@ -72,12 +72,12 @@ class LocalDeployment:
         self.log_dir = Path(settings.log_dir or tempfile.mkdtemp(prefix="fleetlearn-up-"))
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.own_broker: MosquittoBroker | None = None
+        self.secured: SecuredDeployment | None = None  # up --secure: its files, logins, keys
         self.address: BrokerAddress | None = settings.broker
         self.children: list[Child] = []
         self.monitor: Monitor | None = None
         self.interrupted = self.aborted = False
-        self.fleet_started = 0.0
-        self.fleet_stopped = 0.0
+        self.fleet_started = self.fleet_stopped = 0.0
         self.node_config = settings.node_settings(
             load_config(settings.config) if settings.config else None)
         self.config_path = self.log_dir / "fleetlearn.toml"
@@ -90,10 +90,11 @@ class LocalDeployment:
 
     def _spawn(self, name: str, *args: str) -> Child:
         s = self.settings
-        reach, env = connection(self.address, {**os.environ, **s.extra_env})
+        reach, env = connection(login(self.secured, self.address, name),
+                                {**os.environ, **s.extra_env})
         argv = [sys.executable, "-m", "fleetlearn", "--log-level", s.log_level,
                 "--log-format", s.log_format, "--config", str(self.config_path), *args,
-                *reach, "--prefix", s.prefix]
+                *signing(self.secured, name), *reach, "--prefix", s.prefix]
         child = Child(name, argv, self.log_dir / f"{name}.log")
         env["FLEETLEARN_PARENT_PID"] = str(os.getpid())
         with open(child.log_path, "wb") as log:
@@ -127,14 +128,19 @@ class LocalDeployment:
 
     def start(self) -> None:
         s = self.settings
+        devices, partitions = s.devices_and_partitions()
         if self.address is None:
-            self.own_broker = MosquittoBroker(data_dir=self.log_dir / "broker")
+            if s.secure:  # TLS, a login per node, the ACL, and signing keys
+                self.secured = secure_files(s.secure_dir, self.log_dir, self.topics,
+                                            s.gateways, devices)
+            self.own_broker = MosquittoBroker(data_dir=self.log_dir / "broker",
+                                              secure=self.secured and self.secured.files)
             self.own_broker.start()  # held first: an interrupt while it starts still stops it
-            self.address = BrokerAddress(port=self.own_broker.port)
-        self.monitor = Monitor(self.topics, self.address, self.state,
-                               give_up_after=connect_timeout())
+            self.address = BrokerAddress(port=self.own_broker.port, tls=s.secure)
+        self.monitor = Monitor(self.topics, login(self.secured, self.address, "monitor"),
+                               self.state, give_up_after=connect_timeout(),
+                               keys=self.secured and Keyring(trust_file=self.secured.trust))
         self.monitor.connect()
-        devices, partitions = self._devices_and_partitions()
         allowlist = str(self._write_allowlist(devices))
         # decided by up: ids, partitions, the allowlist, where the aggregator keeps its
         # checkpoints, how often nodes report (for the live view) and, for a replay, no clock
@@ -159,20 +165,9 @@ class LocalDeployment:
         self.fleet_started = time.monotonic()
         self.monitor.started = self.fleet_started
 
-    def _devices_and_partitions(self) -> tuple[list[str], list[str]]:
-        s = self.settings
-        if s.replay is not None:
-            plan = load_readings(s.replay.path, s.replay.time_col, s.replay.device_col,
-                                 columns=s.replay.columns, site=s.replay.site)
-            devices = list(plan.devices)
-            return devices, s.partitions(devices)
-        sim = FleetSimulator(s.devices, s.sites, s.seed)
-        return [d.device for d in sim.devices], s.partitions()
-
     def _write_allowlist(self, devices: list[str]) -> Path:
         """The source's device ids: gateways refuse any other device."""
-        path = self.log_dir / "devices.txt"
-        path.write_text("".join(f"{d}\n" for d in devices))
+        (path := self.log_dir / "devices.txt").write_text("".join(f"{d}\n" for d in devices))
         return path
 
     def _spawn_source(self) -> None:

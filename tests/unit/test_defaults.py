@@ -26,7 +26,7 @@ HOMES = [
     (("up",), up.OWNERS, {
         # up's own: its source, what it shows and writes
         "duration", "replay", "file", "time_col", "device_col", "columns", "speed", "faults",
-        "report", "log_dir", "log_level", "quiet",
+        "report", "log_dir", "log_level", "quiet", "secure_dir",
         # node settings: None unless given, so the file's or the node's own default holds
         "sync_every", "sync_interval", "features", "target", "kind", "optimizer", "lr",
         "strategy", "merge", "drift_policy"}),
