@@ -1,0 +1,136 @@
+"""Keep the latest model from a broker, for a program that just wants ``predict_one``.
+
+:func:`follow` starts a :class:`Follower`: one client node (:class:`broker.client.Node`) in a
+background thread, subscribed to ``{prefix}/learn/model``. Each model is verified (with a
+trust file: signed by an aggregator), decoded and judged as a predictor judges it
+(:mod:`learners.model_admission`); one refused is counted by reason, logged and dead-lettered
+on ``{prefix}/deadletter/{node}``, and the current model stays. A newer model takes over the
+per-device memory (lags, last values) of the one it replaces. Leaving the ``with`` block stops
+the thread and disconnects.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+from broker.address import BrokerAddress
+from broker.client import Node
+from broker.keyring import Keyring
+from broker.topics import Topics
+from broker.wire import encode_json, excerpt
+from fleetlearn.api.model import Model, ModelRefused, open_message
+from learners.model_admission import SAME, ModelAdmission, ModelBounds
+
+log = logging.getLogger(__name__)
+
+
+class NoModelYet(LookupError):
+    """No model has come from the broker yet (see :meth:`Follower.wait`)."""
+
+
+class Follower:
+    """The latest admitted model of a deployment, kept up to date from a background thread."""
+
+    def __init__(self, broker: str | BrokerAddress, prefix: str = "fleet",
+                 trust: str | Path | None = None, fill: str = "none",
+                 node_id: str | None = None, bounds: ModelBounds | None = None) -> None:
+        self.address = broker if isinstance(broker, BrokerAddress) else BrokerAddress.parse(
+            broker)
+        self.topics = Topics(prefix)
+        self.node_id = node_id or f"follow-{uuid.uuid4().hex[:8]}"
+        self.fill = fill
+        self.keys = Keyring(trust_file=Path(trust)) if trust is not None else Keyring()
+        self.admission = ModelAdmission(bounds or ModelBounds())
+        self.refused: Counter[str] = Counter()
+        self.model: Model | None = None
+        self._changed = threading.Condition()
+        self.node = Node(self.node_id, self.address, subscriptions=[(self.topics.model, 1)],
+                         handler=self._handle)
+        self._thread: threading.Thread | None = None
+
+    def start(self, timeout: float | None = None) -> Follower:
+        """Connect (:class:`broker.address.BrokerUnreachable` / ``BrokerRefused`` if it
+        cannot) and follow from a background thread."""
+        self.node.connect(timeout)
+        self.node.every(1.0, self.keys.refresh)
+        self._thread = threading.Thread(target=self.node.run, name=self.node_id, daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the thread; it disconnects on its way out."""
+        self.node.stop()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def wait(self, timeout: float = 10.0, newer_than: int = 0) -> Model:
+        """The current model once its version is above ``newer_than`` (TimeoutError if none
+        comes in ``timeout`` seconds)."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self.model is None or self.model.version <= newer_than:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._changed.wait(left):
+                    raise TimeoutError(f"no model above v{newer_than} from {self.address} "
+                                       f"on {self.topics.model} in {timeout:g} s")
+            return self.model
+
+    def predict_one(self, x: dict[str, float], ts: float | datetime | None = None,
+                    device: str | None = None, site: str | None = None) -> float:
+        """:meth:`Model.predict_one` with the current model (:class:`NoModelYet` before one)."""
+        model = self.model
+        if model is None:
+            raise NoModelYet(f"no model yet on {self.topics.model}: wait() for one")
+        return model.predict_one(x, ts=ts, device=device, site=site)
+
+    def _handle(self, topic: str, payload: bytes) -> None:
+        try:
+            message = open_message(payload, self.keys)
+        except ModelRefused as exc:
+            self._refuse(payload, exc.reason, str(exc))
+            return
+        refused = self.admission.judge(message)
+        if refused is SAME:
+            return
+        if refused is not None:
+            self._refuse(payload, *refused)
+            return
+        current = self.model
+        model = Model(message, self.fill) if current is None else current.successor(message)
+        self.admission.adopted(message)
+        with self._changed:
+            self.model = model
+            self._changed.notify_all()
+
+    def _refuse(self, payload: bytes, reason: str, detail: str) -> None:
+        log.log(logging.DEBUG if reason in self.refused else logging.WARNING,
+                "%s: model refused: %s (%s)", self.node_id, reason, detail)
+        self.refused[reason] += 1
+        self.node.publish(self.topics.deadletter(self.node_id), encode_json({
+            "node": self.node_id, "reason": reason, "detail": detail,
+            "topic": self.topics.model, "excerpt": excerpt(payload), "ts": time.time()}))
+
+
+@contextmanager
+def follow(broker: str | BrokerAddress, prefix: str = "fleet", trust: str | Path | None = None,
+           fill: str = "none", timeout: float | None = None, **options) -> Iterator[Follower]:
+    """``with follow("127.0.0.1:1883") as models: models.wait().predict_one(...)``: the
+    latest verified, admitted model of the deployment under ``prefix``. ``trust``: a trust
+    file (only models an aggregator signed); ``fill``: as :meth:`Model.predict_one`'s."""
+    follower = Follower(broker, prefix, trust, fill, **options).start(timeout)
+    try:
+        yield follower
+    finally:
+        follower.close()
