@@ -50,6 +50,7 @@ class Follower:
         self.keys = Keyring(trust_file=Path(trust)) if trust is not None else Keyring()
         self.admission = ModelAdmission(bounds or ModelBounds())
         self.refused: Counter[str] = Counter()
+        self.taken = 0  # models adopted
         self.model: Model | None = None
         self._changed = threading.Condition()
         self.node = Node(self.node_id, self.address, subscriptions=[(self.topics.model, 1)],
@@ -110,6 +111,7 @@ class Follower:
         current = self.model
         model = Model(message, self.fill) if current is None else current.successor(message)
         self.admission.adopted(message)
+        self.taken += 1
         with self._changed:
             self.model = model
             self._changed.notify_all()

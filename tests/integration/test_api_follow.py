@@ -1,0 +1,73 @@
+"""fleetlearn.follow against a real mosquitto: the retained model is followed, a newer one
+replaces it, a forged one is refused (counted, dead-lettered) under a trust file, and leaving
+the context stops the thread and disconnects."""
+
+import numpy as np
+import orjson
+import pytest
+
+import fleetlearn
+from broker.keyring import write_trust
+from broker.messages import LinearParams, Model, Scaler
+from broker.model_codec import encode_model
+from broker.signing import PrivateKey, TrustedKey, sign
+from broker.topics import Topics
+from tests.mqtt_helpers import Recorder, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+
+def payload(version: int, weight: float) -> bytes:
+    params = LinearParams(("temp", "hour_cos"), np.array([weight, 1.0]), 0.0)
+    return encode_model(Model(version, 0.0, 5, ("gw-0",), "humid", params,
+                              Scaler(5, np.zeros(3), np.ones(3))))
+
+
+def test_follow_keeps_the_latest_model_and_stops_on_exit(address, prefix):
+    topics = Topics(prefix)
+    peer = Recorder(address)
+    try:
+        peer.publish(topics.model, payload(1, 2.0), retain=True)
+        peer.node.flush(5)
+        with fleetlearn.follow(address, prefix=prefix) as models:
+            assert models.wait(timeout=10).version == 1  # the retained one, at once
+            assert models.predict_one({"temp": 3.0}, ts=0.0) == pytest.approx(7.0)
+            peer.publish(topics.model, payload(2, 5.0), retain=True)
+            wait_until(lambda: models.model.version == 2, 10, peer.poll, "model v2")
+            assert models.predict_one({"temp": 3.0}, ts=0.0) == pytest.approx(16.0)
+            assert models.running and models.node.connected and models.taken == 2
+        assert not models.running and not models.node.connected
+    finally:
+        peer.close()
+
+
+def test_without_a_model_predict_says_so(address, prefix):
+    with fleetlearn.follow(address, prefix=prefix) as models:
+        with pytest.raises(fleetlearn.NoModelYet, match="wait"):
+            models.predict_one({"temp": 1.0}, ts=0.0)
+        with pytest.raises(TimeoutError, match="no model above v0"):
+            models.wait(timeout=0.3)
+
+
+def test_with_a_trust_file_a_forged_model_is_not_taken(address, prefix, tmp_path):
+    topics = Topics(prefix)
+    agg, forger = PrivateKey.generate(), PrivateKey.generate()
+    trust = tmp_path / "trust.toml"
+    write_trust(trust, [TrustedKey(agg.kid, "aggregator", "aggregator", agg.public)])
+    peer = Recorder(address, topics.deadletter_filter)
+    try:
+        peer.publish(topics.model, sign(payload(1, 2.0), agg, "model"), retain=True)
+        peer.node.flush(5)
+        with fleetlearn.follow(address, prefix=prefix, trust=trust) as models:
+            assert models.wait(timeout=10).version == 1
+            peer.publish(topics.model, sign(payload(2, 1e6), forger, "model"))
+            peer.publish(topics.model, payload(3, 1e6))  # unsigned
+            peer.publish(topics.model, sign(payload(4, 5.0), agg, "model"))
+            wait_until(lambda: models.model.version == 4, 10, peer.poll, "model v4")
+            assert models.taken == 2  # v1 and v4, never the forged v2 or the unsigned v3
+            assert dict(models.refused) == {"model_unknown_key": 1, "model_unsigned": 1}
+            peer.wait(lambda: len(peer.on("deadletter")) == 2, what="two dead letters")
+            reasons = sorted(orjson.loads(p)["reason"] for p in peer.on("deadletter"))
+            assert reasons == ["model_unknown_key", "model_unsigned"]
+    finally:
+        peer.close()
