@@ -119,3 +119,13 @@ def test_import_fleetlearn_loads_neither_numba_nor_river_nor_paho():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=30)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_the_readme_shows_the_example_script_as_it_is_and_it_is_15_lines():
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    script = (root / "docs" / "examples" / "predict_weather.py").read_text()
+    code = script.split('"""', 2)[2].strip("\n")  # without the docstring
+    assert f"```python\n{code}\n```" in (root / "README.md").read_text()
+    assert len([line for line in code.splitlines() if line.strip()]) <= 15
+    assert "import fleetlearn" in code and "from broker" not in code and "gateway" not in code
