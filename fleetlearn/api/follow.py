@@ -7,6 +7,16 @@ trust file: signed by an aggregator), decoded and judged as a predictor judges i
 on ``{prefix}/deadletter/{node}``, and the current model stays. A newer model takes over the
 per-device memory (lags, last values) of the one it replaces. Leaving the ``with`` block stops
 the thread and disconnects.
+
+Nothing is connected until :meth:`Follower.start` (``follow`` starts it):
+
+>>> models = Follower("127.0.0.1:18830", prefix="wx")
+>>> models.topics.model, models.running
+('wx/learn/model', False)
+>>> models.predict_one({"temp": 20.0})
+Traceback (most recent call last):
+...
+fleetlearn.api.follow.NoModelYet: no model yet on wx/learn/model: wait() for one
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ from broker.client import Node
 from broker.keyring import Keyring
 from broker.topics import Topics
 from broker.wire import encode_json, excerpt
+from fleetlearn.api.inputs import DEFAULT_FILL
 from fleetlearn.api.model import Model, ModelRefused, open_message
 from learners.model_admission import SAME, ModelAdmission, ModelBounds
 
@@ -39,8 +50,8 @@ class NoModelYet(LookupError):
 class Follower:
     """The latest admitted model of a deployment, kept up to date from a background thread."""
 
-    def __init__(self, broker: str | BrokerAddress, prefix: str = "fleet",
-                 trust: str | Path | None = None, fill: str = "none",
+    def __init__(self, broker: str | BrokerAddress, prefix: str = Topics.prefix,
+                 trust: str | Path | None = None, fill: str = DEFAULT_FILL,
                  node_id: str | None = None, bounds: ModelBounds | None = None) -> None:
         self.address = broker if isinstance(broker, BrokerAddress) else BrokerAddress.parse(
             broker)
@@ -126,9 +137,10 @@ class Follower:
 
 
 @contextmanager
-def follow(broker: str | BrokerAddress, prefix: str = "fleet", trust: str | Path | None = None,
-           fill: str = "none", timeout: float | None = None, **options) -> Iterator[Follower]:
-    """``with follow("127.0.0.1:1883") as models: models.wait().predict_one(...)``: the
+def follow(broker: str | BrokerAddress, prefix: str = Topics.prefix,
+           trust: str | Path | None = None, fill: str = DEFAULT_FILL,
+           timeout: float | None = None, **options) -> Iterator[Follower]:
+    """``with follow("127.0.0.1:18830") as models: models.wait().predict_one(...)``: the
     latest verified, admitted model of the deployment under ``prefix``. ``trust``: a trust
     file (only models an aggregator signed); ``fill``: as :meth:`Model.predict_one`'s."""
     follower = Follower(broker, prefix, trust, fill, **options).start(timeout)

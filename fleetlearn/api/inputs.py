@@ -23,6 +23,8 @@ from gateway.features import CYCLIC, LAG, SITE, FeatureSpec
 #: How a missing channel is filled: never (MissingInput), the device's last value given to
 #: this model (else the fleet's mean), or the fleet's mean (the model's moments).
 FILLS = ("none", "last", "mean")
+#: The default fill, the one home of it: a made-up input is the caller's choice.
+DEFAULT_FILL = "none"
 
 
 class MissingInput(ValueError):

@@ -35,7 +35,7 @@ from broker.keyring import Keyring, SignatureRefused
 from broker.messages import Model as Message
 from broker.model_codec import decode_model
 from broker.wire import MAX_PAYLOAD_BYTES, DecodeError
-from fleetlearn.api.inputs import FILLS, MissingInput, Needs, absent, seconds
+from fleetlearn.api.inputs import DEFAULT_FILL, FILLS, MissingInput, Needs, absent, seconds
 from gateway.features import LAG, FeatureBuilder
 from gateway.validation import Rejected
 from learners.link import output
@@ -68,7 +68,7 @@ def open_message(payload: bytes, keys: Keyring | None = None,
 class Model:
     """One model version, ready to predict one reading at a time."""
 
-    def __init__(self, message: Message, fill: str = "none") -> None:
+    def __init__(self, message: Message, fill: str = DEFAULT_FILL) -> None:
         if fill not in FILLS:
             raise ValueError(f"fill must be one of {FILLS}, not {fill!r}")
         self.message, self.fill = message, fill
@@ -82,7 +82,7 @@ class Model:
 
     @classmethod
     def from_message(cls, payload: bytes, trust: str | Path | None = None,
-                     fill: str = "none") -> Model:
+                     fill: str = DEFAULT_FILL) -> Model:
         """The model in a message from ``{prefix}/learn/model``. With ``trust`` (a trust file,
         ``fleetlearn keys``) only a model an aggregator signed is taken; :class:`ModelRefused`
         otherwise, and for a malformed one. ``fill``: see :meth:`predict_one`."""

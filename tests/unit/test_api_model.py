@@ -129,3 +129,13 @@ def test_the_readme_shows_the_example_script_as_it_is_and_it_is_15_lines():
     assert f"```python\n{code}\n```" in (root / "README.md").read_text()
     assert len([line for line in code.splitlines() if line.strip()]) <= 15
     assert "import fleetlearn" in code and "from broker" not in code and "gateway" not in code
+
+
+def test_a_lag_of_the_target_needs_the_target_in_the_device_s_previous_call():
+    model = fleetlearn.Model.from_message(encode_model(message(features=("temp", "lag1_humid"))))
+    for call in ({"temp": 1.0}, {"temp": 1.0}):  # no humid given: no lag to be had
+        with pytest.raises(fleetlearn.MissingInput, match="lag1_humid"):
+            model.predict_one(call, device="d")
+    with pytest.raises(fleetlearn.MissingInput, match="earlier reading of e"):
+        model.predict_one({"temp": 1.0, "humid": 40.0}, device="e")
+    assert model.predict_one({"temp": 1.0}, device="e") == pytest.approx(-4 + 0.5 + 3 * 40.0)
