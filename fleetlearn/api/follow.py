@@ -141,8 +141,10 @@ def follow(broker: str | BrokerAddress, prefix: str = Topics.prefix,
            trust: str | Path | None = None, fill: str = DEFAULT_FILL,
            timeout: float | None = None, **options) -> Iterator[Follower]:
     """``with follow("127.0.0.1:18830") as models: models.wait().predict_one(...)``: the
-    latest verified, admitted model of the deployment under ``prefix``. ``trust``: a trust
-    file (only models an aggregator signed); ``fill``: as :meth:`Model.predict_one`'s."""
+    latest verified, admitted model of the deployment under ``prefix``. ``broker``: HOST:PORT,
+    ``mqtt[s]://HOST:PORT``, or a :class:`broker.address.BrokerAddress` (TLS files, user
+    name and password); ``trust``: a trust file (only models an aggregator signed); ``fill``:
+    as :meth:`Model.predict_one`'s."""
     follower = Follower(broker, prefix, trust, fill, **options).start(timeout)
     try:
         yield follower
