@@ -28,16 +28,21 @@ def state_home(tmp_path_factory, monkeypatch) -> Path:
     return home
 
 
-@pytest.fixture
-def mosquitto(tmp_path) -> Iterator[MosquittoBroker]:
-    """A mosquitto process of this test's own: its config, data dir and port."""
-    broker = MosquittoBroker(data_dir=tmp_path / "broker").start()
+def owned(broker):
+    """Yield a started broker; afterwards stop it and check its process is gone."""
     pid = broker.process.pid
     try:
         yield broker
     finally:
         broker.stop()
         assert not process_alive(pid)
+
+
+@pytest.fixture
+def mosquitto(tmp_path) -> Iterator[MosquittoBroker]:
+    """A mosquitto process of this test's own: its config, data dir and port."""
+    broker = MosquittoBroker(data_dir=tmp_path / "broker").start()
+    yield from owned(broker)
 
 
 @pytest.fixture
@@ -45,12 +50,7 @@ def tls_broker(tmp_path) -> Iterator[TlsMosquitto]:
     """A mosquitto of this test's own with a TLS listener only (a throwaway CA and server
     certificate for 127.0.0.1) and one user, :data:`TLS_USER`; no anonymous client."""
     broker = TlsMosquitto(users={TLS_USER: TLS_PASSWORD}, directory=tmp_path / "tls").start()
-    pid = broker.process.pid
-    try:
-        yield broker
-    finally:
-        broker.stop()
-        assert not process_alive(pid)
+    yield from owned(broker)
 
 
 @pytest.fixture
@@ -81,9 +81,4 @@ def secure_mosquitto(tmp_path, prefix) -> Iterator[MosquittoBroker]:
     files = generate(tmp_path / "secure", Topics(prefix), gateways=2,
                      devices=("s0-d0001", "s0-d0002"))
     broker = MosquittoBroker(data_dir=tmp_path / "broker", secure=files).start()
-    pid = broker.process.pid
-    try:
-        yield broker
-    finally:
-        broker.stop()
-        assert not process_alive(pid)
+    yield from owned(broker)
