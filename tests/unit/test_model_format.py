@@ -108,3 +108,43 @@ def test_another_major_or_a_bad_format_is_refused_as_format(value):
 def test_a_newer_major_says_to_upgrade():
     with pytest.raises(FormatError, match=r"model format 2\.0 is newer than this reader's 1\.x"):
         decode_model(with_members(encode_model(MODEL), format="2.0"))
+
+
+def doc_predict():
+    """The ``predict`` function docs/model-format.md gives, run as the docs print it."""
+    text = (SCHEMA_FILE.parent / "model-format.md").read_text(encoding="utf-8")
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    scope: dict = {}
+    exec(compile(code, "docs/model-format.md", "exec"), scope)
+    return scope["predict"]
+
+
+@pytest.mark.parametrize("kind", ["regression", "binary"])
+def test_the_documented_prediction_is_the_gateway_features_times_the_weights(kind):
+    from gateway.features import FeatureBuilder, FeatureSpec
+    from gateway.validation import Rejected
+    from learners.link import output
+
+    features = ("a", "hour_sin", "hour_cos", "doy_sin", "doy_cos", "lag1_a", "lag1_y",
+                "site_s1")
+    rng = np.random.default_rng(3)
+    params = LinearParams(features, rng.normal(size=len(features)), 0.3)
+    model = orjson.loads(encode_model(Model(1, 0.0, 10, (), "y", params,
+                                            Scaler.empty(len(features) + 1), kind)))
+    build, predict = FeatureBuilder(FeatureSpec(features, "y")), doc_predict()
+    compared = 0
+    for i, ts in enumerate(rng.uniform(0, 2.1e9, 40)):
+        device, site = f"d{i % 3}", ("s0", "s1")[i % 2]
+        values = {"a": float(rng.normal()), "y": float(rng.normal())}
+        if i < 3:  # each device's first reading has no lag: the gateway refuses it
+            with pytest.raises(Rejected, match="no_history"):
+                build(values, float(ts), device, site)
+            with pytest.raises((KeyError, TypeError)):
+                predict(model, values, float(ts), device, site)
+            continue
+        mine = predict(model, values, float(ts), device, site)
+        x, _ = build(values, float(ts), device, site)
+        score = float(x @ params.weights + params.intercept)
+        assert mine == pytest.approx(output(kind, score), rel=1e-12, abs=1e-12)
+        compared += 1
+    assert compared == 37
