@@ -9,9 +9,11 @@ import jsonschema
 import orjson
 import pytest
 
+from broker.keyring import Keyring, write_private
 from broker.messages import Reading
 from broker.model_codec import decode_model
 from broker.reading_codec import encode_readings
+from broker.signing import PrivateKey
 from broker.topics import Topics
 from gateway.config import GatewayConfig
 from gateway.features import FeatureSpec
@@ -37,11 +39,18 @@ def readings(site: str, start: int, count: int) -> bytes:
         for seq in range(start, start + count)])
 
 
-def test_every_model_the_aggregator_broadcasts_fits_the_schema(address, prefix):
+@pytest.mark.parametrize("signed", [False, True])
+def test_every_model_the_aggregator_broadcasts_fits_the_schema(address, prefix, tmp_path,
+                                                               signed):
     topics = Topics(prefix)
     watcher = Recorder(address, topics.model)
+    keyring = None
+    if signed:  # the aggregator signs its models (the gateways take them as they are)
+        write_private(tmp_path / "aggregator.key", PrivateKey.generate().to_pem())
+        keyring = Keyring(tmp_path / "aggregator.key")
     aggregator = Aggregator(AggregatorConfig(
-        federation=FederationConfig(SyncRounds(round_timeout=30), quorum=2)), topics, address)
+        federation=FederationConfig(SyncRounds(round_timeout=30), quorum=2), keyring=keyring),
+        topics, address)
     gateways = [Gateway(GatewayConfig(f"gw-{i}", SPEC, partition=Partition(sites=(site,)),
                                       sync_every=10, sync_interval=60), topics, address)
                 for i, site in enumerate(("s0", "s1"))]
@@ -63,6 +72,7 @@ def test_every_model_the_aggregator_broadcasts_fits_the_schema(address, prefix):
     assert [m.version for m in models] == list(range(1, len(models) + 1))
     assert all(m.params.features == SPEC.features for m in models)
     assert all(orjson.loads(p)["format"] == "1.0" for p in payloads)
+    assert all(("sig" in orjson.loads(p)) is signed for p in payloads)
     watcher.close()
 
 
