@@ -51,8 +51,8 @@ class ModelMessage(msgspec.Struct, kw_only=True):
         description="Wire format MAJOR.MINOR. A reader takes any minor of its major and "
                     "ignores members it does not know; it refuses another major. Absent: "
                     "1.0 (writers before the field).")] = "1.0"
-    version: Annotated[Int64, msgspec.Meta(ge=1, description="Model version, from 1; a "
-                                           "newer model has a larger version.")]
+    version: Annotated[Int64, msgspec.Meta(ge=1, description="Model version, from 1; the "
+                                           "aggregator counts up by one.")]
     ts: Annotated[float, msgspec.Meta(description="When it was made: Unix seconds (UTC).")]
     n: Annotated[Int64, msgspec.Meta(ge=0, description="Samples learned into it, in all.")]
     contributors: Annotated[list[str], msgspec.Meta(
@@ -68,7 +68,8 @@ class ModelMessage(msgspec.Struct, kw_only=True):
     weights: Annotated[list[float], msgspec.Meta(
         description="One weight per feature, in the features' raw units (no scaling to "
                     "apply before the dot product).")]
-    intercept: Annotated[float, msgspec.Meta(description="b, in the target's raw units.")]
+    intercept: Annotated[float, msgspec.Meta(
+        description="b: in the target's raw units (regression), in log-odds (binary).")]
     scaler: ScalerMoments
     notes: Annotated[dict[str, Any], msgspec.Meta(
         description="Free-form remarks of the aggregator (strategy, drift); not needed "
