@@ -2,7 +2,11 @@
 
 Both carry linear parameters and moments (:mod:`broker.messages`) as JSON through orjson;
 decoding is strict (typed errors from :mod:`broker.wire`) and checks every vector's length
-against the features named.
+against the features named. Both carry the wire format they are written in, ``"format":
+"MAJOR.MINOR"`` (:data:`FORMAT`; docs/model-format.md): a reader takes any minor of its major
+(members it does not know are ignored) and a message with no ``format`` as 1.0 (what writers
+before the field wrote), and refuses a newer major (:class:`FormatError`, counted as
+``format``).
 
 >>> params = LinearParams(("a",), np.array([2.0]), 0.5)
 >>> scaler = Scaler(3, np.array([1.0, 4.0]), np.array([2.0, 8.0]))
@@ -14,11 +18,16 @@ against the features named.
 Traceback (most recent call last):
 ...
 broker.wire.ShapeError: model field 'weights' has 2 numbers, not 1
+>>> decode_model(encode_model(model).replace(b'"format":"1.0"', b'"format":"2.0"'))
+Traceback (most recent call last):
+...
+broker.model_codec.FormatError: model format 2.0 is newer than this reader's 1.x: ...
 """
 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -36,6 +45,44 @@ from broker.field_checks import (
 )
 from broker.messages import KINDS, LinearParams, Model, Scaler, Update
 from broker.wire import MAX_PAYLOAD_BYTES, NUMPY, SchemaError, as_object, load_json
+
+#: The wire format this module writes: MAJOR.MINOR. A new minor only adds members an older
+#: reader may ignore; anything else (a member removed, renamed or read differently) is a new
+#: major, which older readers refuse.
+FORMAT = "1.0"
+_FORMAT = re.compile(r"(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})")
+
+
+class FormatError(SchemaError):
+    """A message in a format this reader cannot read: a newer major, or no format at all."""
+
+    reason = "format"
+
+
+def check_format(obj: dict[str, Any], what: str) -> tuple[int, int]:
+    """The (major, minor) a message says it is written in, 1.0 if it says none; a major other
+    than this reader's is :class:`FormatError`.
+
+    >>> check_format({}, "model"), check_format({"format": "1.7"}, "model")
+    ((1, 0), (1, 7))
+    >>> check_format({"format": 1.0}, "update")
+    Traceback (most recent call last):
+    ...
+    broker.model_codec.FormatError: update field 'format' must be a string "MAJOR.MINOR", ...
+    """
+    value = obj.get("format", "1.0")
+    found = _FORMAT.fullmatch(value) if isinstance(value, str) else None
+    if found is None:
+        raise FormatError(f"{what} field 'format' must be a string \"MAJOR.MINOR\", not "
+                          f"{value!r:.40}")
+    major, minor = int(found.group(1)), int(found.group(2))
+    mine = int(FORMAT.split(".")[0])
+    if major > mine:
+        raise FormatError(f"{what} format {value} is newer than this reader's {mine}.x: "
+                          f"upgrade fleetlearn to read it")
+    if major < mine:
+        raise FormatError(f"{what} format {value} is older than this reader's {mine}.x")
+    return major, minor
 
 
 def _scaler_from(obj: dict[str, Any], what: str, size: int) -> Scaler:
@@ -76,8 +123,9 @@ def _params_to(params: LinearParams) -> dict[str, Any]:
 def encode_update(update: Update) -> bytes:
     """An update as a JSON object, its parameters and moments inline."""
     return orjson.dumps(
-        {"learner": update.learner, "seq": update.seq, "base_version": update.base_version,
-         "n": update.n, "target": update.target, "kind": update.kind, "ts": update.ts,
+        {"format": FORMAT, "learner": update.learner, "seq": update.seq,
+         "base_version": update.base_version, "n": update.n, "target": update.target,
+         "kind": update.kind, "ts": update.ts,
          **_params_to(update.params), "scaler": _scaler_to(update.scaler),
          "metrics": update.metrics, "drift": update.drift},
         option=NUMPY,
@@ -87,6 +135,7 @@ def encode_update(update: Update) -> bytes:
 def decode_update(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> Update:
     """Decode an update; its ``n`` may be any integer (the aggregator judges counts)."""
     obj = as_object(load_json(payload, max_bytes), "update")
+    check_format(obj, "update")
     metrics = as_object(obj.get("metrics", {}), "update field 'metrics'")
     params = _params_from(obj, "update")
     return Update(
@@ -108,7 +157,7 @@ def decode_update(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> Update:
 def encode_model(model: Model) -> bytes:
     """A model version as a JSON object, its parameters and moments inline."""
     return orjson.dumps(
-        {"version": model.version, "ts": model.ts, "n": model.n,
+        {"format": FORMAT, "version": model.version, "ts": model.ts, "n": model.n,
          "contributors": list(model.contributors), "target": model.target,
          "kind": model.kind, **_params_to(model.params), "scaler": _scaler_to(model.scaler),
          "notes": model.notes},
@@ -119,6 +168,7 @@ def encode_model(model: Model) -> bytes:
 def decode_model(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> Model:
     """Decode a model version (its version at least 1, its contributors a list of ids)."""
     obj = as_object(load_json(payload, max_bytes), "model")
+    check_format(obj, "model")
     contributors = get_field(obj, "contributors", "model")
     if not isinstance(contributors, list) or not all(isinstance(c, str) for c in contributors):
         raise SchemaError("model field 'contributors' must be a list of ids")
