@@ -72,6 +72,7 @@ def test_security_answers_every_goal_plain_against_tls_and_signatures_in_one_run
         ("security: signature", "model of 64 features")]
     for r in rows[:2]:
         assert r["per_s"] > 0 and r["baseline_per_s"] > 0 and r["ratio"] > 0
+        assert r["cpu_us"] > 0 and r["baseline_cpu_us"] > 0 and r["cpu_ratio"] > 0
     for r in rows[2:4]:  # the signed rounds closed: every update and model was verified
         assert 0 < r["p50_ms"] <= r["p99_ms"] and r["baseline_p99_ms"] > 0 and r["ratio"] > 0
     for r in rows[4:]:
