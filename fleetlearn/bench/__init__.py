@@ -14,8 +14,9 @@ One module per scenario; the ones that need a broker start their own:
 - ``memory`` (:mod:`.memory`): every node's RSS after N readings of a deployment, and its slope
   over a soak.
 - ``drift`` (:mod:`.drift`): how fast the deployment reacts to a change of the truth, by policy.
-- ``signing`` (:mod:`.signing`): verifying a model's signature against decoding and adopting it.
-- ``security`` (:mod:`.security`): ingest and sync latency over TLS against plain, one run.
+- ``signing`` (:mod:`.signing`): verifying a model's signature against a gateway adopting it.
+- ``security`` (:mod:`.security`): ingest over TLS, sync latency over TLS and with signatures,
+  each against plain in one run, and the ``signing`` figures: issue #13's Performance goals.
 
 A scenario is a function ``(progress=..., **options) -> rows`` named in :data:`SCENARIOS`; its
 module is imported when it runs, so ``fleetlearn bench --scenario cleaning`` never loads paho

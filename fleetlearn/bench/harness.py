@@ -30,6 +30,7 @@ from broker.processes import stop_process
 from broker.reading_codec import encode_batch
 from broker.topics import Topics
 from devices.simulator import FleetSimulator
+from fleetlearn.bench.measure import cpu_s
 
 Progress = Callable[[str], None]
 
@@ -142,8 +143,9 @@ class Child:
 
 def run_backlog(address: BrokerAddress, backlog: Backlog, qos: int,
                 subscribers: list[tuple[str, dict[str, Any]]],
-                timeout: float = 120.0) -> list[dict[str, Any]]:
-    """Start the subscriber processes, publish the backlog, let them go; their results.
+                timeout: float = 120.0, broker_pid: int | None = None) -> list[dict[str, Any]]:
+    """Start the subscriber processes, publish the backlog, let them go; their results (with
+    ``broker_pid``, each has ``broker_cpu_s``: the broker's CPU seconds from go to the last).
 
     Each subscriber is a role of :mod:`fleetlearn.bench.child` and its spec (``address`` and
     ``prefix`` are added); it answers ``ready`` once subscribed, waits for ``go``, and answers
@@ -156,9 +158,11 @@ def run_backlog(address: BrokerAddress, backlog: Backlog, qos: int,
         ready = [c.receive(60.0) for c in children]
         published = publish_backlog(address, prefix, backlog, qos, timeout)
         go = time.monotonic()
+        broker_cpu = cpu_s(broker_pid) if broker_pid else 0.0
         for c in children:
             c.go()
         results = [c.receive(timeout + 10.0) for c in children]
+        broker_cpu = cpu_s(broker_pid) - broker_cpu if broker_pid else 0.0
     finally:
         for c in children:
             c.stop()
@@ -166,4 +170,6 @@ def run_backlog(address: BrokerAddress, backlog: Backlog, qos: int,
         result["rss_ready_mib"] = before.get("rss_mib")
         result["publish_s"] = published
         result["go"] = go
+        if broker_pid:
+            result["broker_cpu_s"] = broker_cpu
     return results

@@ -47,14 +47,14 @@ def gateway_subscriber(conn: Any, address: BrokerAddress, prefix: str, n: int,
     gw.connect()
     conn.send({"ready": True, "rss_mib": rss_mib()})
     conn.recv()
-    start = time.monotonic()
+    start, cpu = time.monotonic(), time.process_time()
     deadline = start + timeout
     accounting = gw.pipeline.accounting
     while accounting.total < n and time.monotonic() < deadline:
         gw.control.poll(0)  # the same turn as Node.run(companions=[control])
         gw.node.poll()
-    end = time.monotonic()
-    conn.send({"start": start, "end": end, "received": accounting.total,
+    end, cpu = time.monotonic(), time.process_time() - cpu
+    conn.send({"start": start, "end": end, "cpu_s": cpu, "received": accounting.total,
                "learned": gw.learned, "rejected": dict(accounting.rejected),
                "rss_mib": rss_mib(), "devices": gw.pipeline.devices})
     gw.control.close(1.0)

@@ -36,6 +36,17 @@ def rss_mib(pid: int | None = None) -> float:
     raise OSError(f"no VmRSS for pid {pid}")
 
 
+def cpu_s(pid: int | None = None) -> float:
+    """CPU seconds (user + system) a process has used, from /proc/<pid>/stat (clock ticks).
+
+    >>> cpu_s() > 0
+    True
+    """
+    with open(f"/proc/{pid or os.getpid()}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float:
     """The ``q``-th percentile (0-100), linear between the closest ranks.
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import select
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from broker.address import BrokerAddress
 from broker.client import Node
+from broker.keyring import Keyring
 from broker.topics import Topics
 from fleetlearn.bench.harness import Child, Progress, new_prefix, own_broker
 from fleetlearn.bench.measure import percentile
@@ -30,15 +32,24 @@ FEATURES = ("a", "b", "c")
 
 
 def make_aggregator(quorum: int, topics: Topics, address: BrokerAddress,
-                    round_timeout: float = 10.0) -> Aggregator:
+                    round_timeout: float = 10.0, keyring: Keyring | None = None) -> Aggregator:
     """The aggregator under test, through its public surface only (one place to change)."""
     federation = FederationConfig(SyncRounds(round_timeout=round_timeout), quorum=quorum)
-    return Aggregator(AggregatorConfig(federation=federation), topics, address)
+    return Aggregator(AggregatorConfig(federation=federation, keyring=keyring), topics, address)
 
 
-def aggregator_process(conn: Any, address: BrokerAddress, prefix: str, quorum: int) -> None:
-    """A child process: run the aggregator until SIGTERM."""
-    make_aggregator(quorum, Topics(prefix), address).run()
+def _keyring(keys: str | None, node: str) -> Keyring | None:
+    """A node's keyring from a directory :func:`fleetlearn.bench.signing.fleet_keys` made."""
+    if keys is None:
+        return None
+    return Keyring(Path(keys) / f"{node}.key", Path(keys) / "trust.toml")
+
+
+def aggregator_process(conn: Any, address: BrokerAddress, prefix: str, quorum: int,
+                       keys: str | None = None) -> None:
+    """A child process: run the aggregator (signing models and checking updates, with
+    ``keys``) until SIGTERM."""
+    make_aggregator(quorum, Topics(prefix), address, keyring=_keyring(keys, "aggregator")).run()
 
 
 def _wait_online(address: BrokerAddress, topics: Topics, node: str, timeout: float) -> None:
@@ -83,20 +94,30 @@ def _round(gateways: list[Gateway], rng: np.random.Generator, timeout: float) ->
 
 
 def sync_latency(address: BrokerAddress, k: int, rounds: int, warmup: int = 2,
-                 timeout: float = 10.0) -> list[float]:
-    """Latencies (s) of ``rounds`` rounds with ``k`` learners, after ``warmup`` rounds."""
+                 timeout: float = 10.0, keys: Path | None = None) -> list[float]:
+    """Latencies (s) of ``rounds`` rounds with ``k`` learners, after ``warmup`` rounds. With
+    ``keys`` (a directory with ``aggregator.key``, ``learner-<i>.key`` and ``trust.toml``:
+    :func:`fleetlearn.bench.signing.fleet_keys`), the aggregator signs its models and checks
+    every update, and every learner signs its updates and checks every model."""
     topics = Topics(new_prefix())
-    aggregator = Child("aggregator", address=address, prefix=topics.prefix, quorum=k)
+    spec = {"keys": str(keys)} if keys is not None else {}
+    aggregator = Child("aggregator", address=address, prefix=topics.prefix, quorum=k, **spec)
     gateways: list[Gateway] = []
     try:
         _wait_online(address, topics, "aggregator", 30.0)
-        spec = FeatureSpec(FEATURES, "y")
+        features = FeatureSpec(FEATURES, "y")
         for i in range(k):
-            gw = Gateway(GatewayConfig(node_id=f"learner-{i}", spec=spec), topics, address)
+            name = f"learner-{i}"
+            keyring = _keyring(str(keys) if keys is not None else None, name)
+            gw = Gateway(GatewayConfig(node_id=name, spec=features, keyring=keyring), topics,
+                         address)
             gw.control.connect()  # models and updates travel on the control connection only
             gateways.append(gw)
         rng = np.random.default_rng(0)
         latencies = [_round(gateways, rng, timeout) for _ in range(warmup + rounds)]
+        refused = {gw.node_id: dict(gw.other_rejected) for gw in gateways if gw.other_rejected}
+        if refused:  # a model refused (a signature) would be a round not measured
+            raise RuntimeError(f"learners refused models: {refused}")
         return latencies[warmup:]
     finally:
         for gw in gateways:

@@ -55,12 +55,12 @@ def bench(
     soak: Annotated[float, typer.Option(min=0.0, help="memory: seconds of a soak at 1,000 "
                                         "readings/s for the RSS slope (0: none; the issue's "
                                         "figure: 600).")] = 0.0,
-    signing_n: Annotated[int, typer.Option(min=10, help="signing: models verified and "
-                                           "adopted per run.")] = 2000,
+    signing_n: Annotated[int, typer.Option(min=10, help="signing, security: models "
+                                           "verified and adopted per run.")] = 2000,
     drift_repeats: Annotated[int, typer.Option(min=1, help="drift: runs of the three policies "
                                                "(30 s each).")] = 1,
     security_learners: Annotated[int, typer.Option(min=1, help="security: learners of the "
-                                                   "sync latency, plain and TLS.")] = 8,
+                                                   "sync latency (plain, TLS, signed).")] = 8,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the rows as JSON.")
                         ] = None,
     markdown_out: Annotated[Path | None, typer.Option("--markdown", help="Write a markdown "
@@ -90,7 +90,7 @@ def bench(
         "drift": {"repeats": drift_repeats},
         "signing": {"count": signing_n, "repeats": repeats},
         "security": {"n": ingest_n, "batch_n": batch_n, "repeats": repeats,
-                     "learners": security_learners, "rounds": rounds},
+                     "learners": security_learners, "rounds": rounds, "count": signing_n},
     }
     console, status = Console(), Console(stderr=True)
     rows = []

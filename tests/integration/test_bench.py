@@ -59,16 +59,26 @@ def test_memory_reads_every_nodes_rss_and_a_soak_slope(tmp_path):
     assert soaked and all(isinstance(r["slope_mb_per_h"], float) for r in soaked)
 
 
-def test_security_measures_ingest_and_sync_plain_against_tls(tmp_path):
+def test_security_answers_every_goal_plain_against_tls_and_signatures_in_one_run(tmp_path):
     rows, md = bench(tmp_path, "--scenario", "security", "--ingest-n", "300", "--batch-n",
-                     "600", "--repeats", "1", "--security-learners", "2", "--rounds", "3")
-    assert [r["stream"] for r in rows] == ["ingest, QoS 1, 1 per message: TLS",
-                                           "ingest, QoS 1, 20 per message: TLS",
-                                           "sync, 2 learners: TLS"]
+                     "600", "--repeats", "1", "--security-learners", "2", "--rounds", "3",
+                     "--signing-n", "20")
+    assert [(r["scenario"], r["stream"]) for r in rows] == [
+        ("security: ingest", "ingest, QoS 1, 1 per message: TLS"),
+        ("security: ingest", "ingest, QoS 1, 20 per message: TLS"),
+        ("security: sync", "sync, 2 learners: TLS"),
+        ("security: sync", "sync, 2 learners: TLS + signatures"),
+        ("security: signature", "model of 3 features"),
+        ("security: signature", "model of 64 features")]
     for r in rows[:2]:
         assert r["per_s"] > 0 and r["baseline_per_s"] > 0 and r["ratio"] > 0
-    assert 0 < rows[2]["p50_ms"] <= rows[2]["p99_ms"] and rows[2]["baseline_p99_ms"] > 0
-    assert "**security**" in md
+        assert r["cpu_us"] > 0 and r["baseline_cpu_us"] > 0 and r["cpu_ratio"] > 0
+    for r in rows[2:4]:  # the signed rounds closed: every update and model was verified
+        assert 0 < r["p50_ms"] <= r["p99_ms"] and r["baseline_p99_ms"] > 0 and r["ratio"] > 0
+    for r in rows[4:]:
+        assert r["verify_us"] > 0 and r["adopt_us"] > 0 and r["signed_adopt_us"] > 0
+    assert all(r["goal"] in ("met", "not met") for r in rows)
+    assert "**security: sync**" in md and "TLS + signatures" in md
 
 
 def test_bench_refuses_bad_learner_counts():
