@@ -37,6 +37,7 @@ from broker.topics import TopicError, Topics
 from broker.wire import DecodeError, encode_json
 from gateway.config import STALE_POLICIES, PredictorConfig
 from gateway.features import FeatureSpec
+from gateway.pipeline import warm
 from gateway.serving import Served, Serving
 from learners.model_admission import SAME, ModelAdmission, Task
 
@@ -205,6 +206,10 @@ class Predictor(Service):
             "behind": behind, "full_turns": self.full_turns, "lag": round(lag, 4),
             "unacked": self.node.unacked,
         }
+
+    def connect(self) -> None:
+        warm()  # the compiled judge loaded before we listen, not on the first reading
+        super().connect()
 
     def on_stop(self) -> None:
         self.serve_pending()
