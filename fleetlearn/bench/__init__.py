@@ -16,13 +16,16 @@ One module per scenario; the ones that need a broker start their own:
 - ``drift`` (:mod:`.drift`): how fast the deployment reacts to a change of the truth, by policy.
 - ``signing`` (:mod:`.signing`): verifying a model's signature against decoding and adopting it.
 - ``security`` (:mod:`.security`): ingest and sync latency over TLS against plain, one run.
+- ``serving`` (:mod:`.serving`): a predictor's predictions/s against a gateway's learned
+  readings/s, and the latency from publish to prediction at half its capacity.
 
 A scenario is a function ``(progress=..., **options) -> rows`` named in :data:`SCENARIOS`; its
 module is imported when it runs, so ``fleetlearn bench --scenario cleaning`` never loads paho
 subscribers or a deployment. Adding one is a module and a line here.
 
 >>> list(SCENARIOS)
-['cleaning', 'learning', 'ingest', 'sync', 'scale', 'memory', 'drift', 'signing', 'security']
+['cleaning', 'learning', 'ingest', 'sync', 'scale', 'memory', 'drift', 'signing', 'security',
+ 'serving']
 >>> callable(scenario("cleaning"))
 True
 """
@@ -46,6 +49,7 @@ SCENARIOS: dict[str, str] = {
     "drift": "fleetlearn.bench.drift:bench_drift",
     "signing": "fleetlearn.bench.signing:bench_signature_cost",
     "security": "fleetlearn.bench.security:bench_security",
+    "serving": "fleetlearn.bench.serving:bench_serving",
 }
 
 
