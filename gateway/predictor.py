@@ -74,7 +74,8 @@ class Predictor(Service):
         super().__init__(config.node_id, topics, broker,
                          metrics_interval=config.metrics_interval,
                          subscriptions=[(topics.model, 1), *readings],
-                         on_drained=self.serve_pending, kept_session=True)
+                         on_drained=self.serve_pending, kept_session=True,
+                         max_inflight=0)  # QoS 1 predictions: ``unacked`` says how many wait
         self.keys = config.keyring or Keyring()
         self.node.every(config.keys_interval, self.keys.refresh)
 

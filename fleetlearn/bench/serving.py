@@ -68,7 +68,8 @@ def predictor_subscriber(conn: Any, address: BrokerAddress, prefix: str, n: int,
 def latency(address: BrokerAddress, rate: float, qos: int, seconds: float,
             devices: int = 100) -> dict[str, float]:
     """Single readings at ``rate`` a second for ``seconds`` to a predictor process; each
-    prediction's arrival time minus its reading's publish time (the reading's ``ts``)."""
+    prediction's arrival time minus its reading's publish time (the reading's ``ts``).
+    ``predictions``: arrived; ``predicted``: what the predictor says it sent."""
     prefix = new_prefix()
     topics = Topics(prefix)
     backlog = Backlog.build(devices, 1, devices=devices)  # the devices' first readings
@@ -108,7 +109,7 @@ def latency(address: BrokerAddress, rate: float, qos: int, seconds: float,
         raise RuntimeError("no prediction arrived")
     ms = [a * 1000.0 for a in arrived]
     return {"p50_ms": round(percentile(ms, 50), 2), "p99_ms": round(percentile(ms, 99), 2),
-            "predictions": len(arrived), "sent": n}
+            "predictions": len(arrived), "predicted": result["predictions"], "sent": n}
 
 
 def bench_serving(n: int = 40_000, batch_n: int = 200_000, repeats: int = 2,

@@ -94,5 +94,6 @@ def test_serving_measures_predictor_against_gateway_and_its_latency(tmp_path):
     assert [r["stream"].split(",")[:2] for r in latency] == [["latency", " QoS 0"],
                                                              ["latency", " QoS 1"]]
     for r in latency:
-        assert r["predictions"] == r["sent"] > 0 and 0 < r["p50_ms"] <= r["p99_ms"]
+        assert r["predictions"] == r["predicted"] == r["sent"] > 0
+        assert 0 < r["p50_ms"] <= r["p99_ms"]
     assert "**serving**" in md
