@@ -61,9 +61,10 @@ class Service:
                  metrics_interval: float, subscriptions: Sequence[tuple[str, int]] = (),
                  tasks: Sequence[Task] = (),
                  on_drained: Callable[[], None] | None = None,
-                 kept_session: bool = False) -> None:
+                 kept_session: bool = False, max_inflight: int = 100) -> None:
         """Make the node; ``tasks`` run every so many seconds, before the metrics when both
-        are due in the same turn; ``kept_session``: see the module's doc."""
+        are due in the same turn; ``kept_session``: see the module's doc; ``max_inflight``:
+        that of a kept session (:class:`~broker.client_factory.Session`)."""
         self.node_id = node_id
         self.topics = topics
         self.broker = broker
@@ -74,7 +75,8 @@ class Service:
         self._ping, self._claim = topics.ping(node_id), topics.claim(node_id)
         if kept_session:
             subs += [(self._ping, 1), (self._claim, 1)]
-            session = Session(kept_id=session_id(topics.prefix, node_id, subs))
+            session = Session(kept_id=session_id(topics.prefix, node_id, subs),
+                              max_inflight=max_inflight)
             handler = self._dispatch
         self.node = Node(node_id, broker, subscriptions=subs, handler=handler,
                          on_error=self.handle_error, status_topic=topics.node_status(node_id),

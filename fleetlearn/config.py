@@ -28,7 +28,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
                  "impute_max_age", "outliers", "z", "smooth"),
     "sync": ("sync_every", "sync_interval"),
     "models": ("max_version_jump", "max_model_magnitude"),
-    "predictor": ("max_model_age", "stale"),
+    "predictor": ("max_model_age", "stale", "qos"),
     "aggregator": ("strategy", "quorum", "round_timeout", "merge", "trim", "clip_norm",
                    "max_staleness", "alpha", "staleness", "staleness_a", "staleness_b",
                    "buffer", "server_lr", "momentum", "max_samples", "drift_policy",
@@ -51,7 +51,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("aggregator",): ("aggregator", "signing", "broker"),
     ("devices", "simulate"): ("fleet", "broker"),
     ("devices", "replay"): ("replay", "broker"),
-    ("predict",): ("models", "predictor", "signing", "broker"),
+    ("predict",): ("task", "cleaning", "models", "predictor", "signing", "broker"),
     ("up",): ("task", "sync", "fleet", "replay", "deployment", "broker"),
 }
 

@@ -1,4 +1,5 @@
-"""What a gateway is told: its id, partition, task, learner, sync cadence and cleaning rules.
+"""What a gateway is told: its id, partition, task, learner, sync cadence and cleaning rules;
+and what a predictor is told (:class:`PredictorConfig`: the same task and cleaning rules).
 
 The home of every gateway default (the ``gateway`` command reads its option defaults from
 here). It imports nothing heavy, so every node process of the CLI can read it without numba or
@@ -57,3 +58,39 @@ class GatewayConfig:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
         if self.sync_every < 1 or not self.sync_interval > 0:
             raise ValueError("sync every must be >= 1 and the sync interval > 0")
+
+
+#: What a stale model's predictions become: said so, or not sent.
+STALE_POLICIES = ("mark", "drop")
+
+
+@dataclass(frozen=True)
+class PredictorConfig:
+    node_id: str = "predictor"
+    partition: Partition = field(default_factory=Partition)
+    #: The task (the gateways'); None: the first adopted model's, cleaning from then on.
+    spec: FeatureSpec | None = None
+    kind: str | None = None  # the task's kind; None: the first adopted model's
+    cleaning: CleaningConfig = field(default_factory=CleaningConfig)  # the gateways' rules
+    qos: int = 1  # of the readings' subscription and of the predictions published
+    metrics_interval: float = 1.0
+    keyring: Keyring | None = None  # with a trust file: only models an aggregator signed
+    keys_interval: float = 1.0  # seconds between checks for a changed trust file
+    model_bounds: ModelBounds = field(default_factory=ModelBounds)
+    #: Seconds a model may be old (by its own ``ts``) and still be served fresh; None: any.
+    max_model_age: float | None = None
+    stale: str = "mark"
+
+    def __post_init__(self) -> None:
+        if self.stale not in STALE_POLICIES:
+            raise ValueError(f"stale must be one of {', '.join(STALE_POLICIES)}")
+        if self.max_model_age is not None and not self.max_model_age > 0:
+            raise ValueError("the max model age must be > 0 seconds")
+        if self.qos not in (0, 1):
+            raise ValueError("qos must be 0 or 1")
+        if self.kind is not None and self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
+
+    @property
+    def max_payload(self) -> int:
+        return self.cleaning.max_payload

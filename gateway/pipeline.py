@@ -99,7 +99,6 @@ class Accounting:
 
 REASONS = CODES
 
-
 @dataclass
 class Block:
     """What :meth:`ReadingPipeline.flush` returns: the admitted samples in arrival order, and
@@ -112,6 +111,8 @@ class Block:
     refs: list[Any]
     payloads: list[bytes]
     outcomes: list[Admitted | Rejected] | None = None
+    rows: JudgeRows | None = None  # every reading judged (codes, seq, ts): for the predictor
+    ends: np.ndarray | None = None  # per message: the end of its readings in ``rows``
 
 
 class ReadingPipeline:
@@ -135,9 +136,7 @@ class ReadingPipeline:
         # gap lists the kernel fills; it stops before it could overflow them
         self._gaps = GapList.empty(gap_room(config.reorder_window))
 
-    @property
-    def pending(self) -> int:
-        return self._block.pending  # readings taken, not yet flushed
+    pending = property(lambda self: self._block.pending, doc="Readings not yet flushed.")
 
     # ------------------------------------------------------------------ judging a block
 
@@ -188,7 +187,8 @@ class ReadingPipeline:
             why = refused.get(i) or failure or self._explain(rows, i)
             rejected.append((int(np.searchsorted(ends, i, side="right")), why))
         ok = code == ADMITTED
-        block = Block(rows.X[ok], rows.Y[ok], rejected, taken.refs, taken.payloads)
+        block = Block(rows.X[ok], rows.Y[ok], rejected, taken.refs, taken.payloads,
+                      rows=rows, ends=ends)
         if outcomes:
             reasons = dict(zip(bad.tolist(), (why for _, why in rejected), strict=True))
             block.outcomes = [

@@ -1,16 +1,24 @@
 """The predictor process: the current model plus readings in, predictions out.
 
-It needs nothing but the model message to predict: weights travel in raw feature units.
-Each prediction carries the version of the model that made it. It lives with the gateway
-because it builds the same features (:mod:`gateway.features`); it loads neither numba nor
-river (the sigmoid comes from :mod:`learners.link`).
+It runs the gateway's own cleaning and feature stage (:mod:`gateway.serving`, i.e.
+:class:`~gateway.pipeline.ReadingPipeline` with the task's cleaning settings) on its
+partition's readings, so it predicts from exactly the feature vectors the gateway learns from;
+then one matrix product per turn. Each incoming message gets one prediction message: a single
+reading's prediction, or for a batch one columnar batch (``seq``, ``ts``, ``prediction`` and
+``actual`` lists). Each carries the version of the model that made it. Readings it is given
+before its first model are judged all the same (the cleaning state moves on as the gateway's)
+and counted as ``no_model_yet``. Several predictors split the readings as gateways do
+(``partition``), each reading predicted by one. Falling behind is said out loud: a turn that
+read a full burst (more was waiting) counts in ``full_turns``, and the metrics' ``behind`` is
+the number of such turns in the interval (0: keeping up); ``lag`` is the largest time from a
+reading's own timestamp to its prediction in the interval.
 
 Models are judged as a gateway judges them (:mod:`learners.model_admission`; its task is the
-first adopted model's); a refused one is counted by reason and dead-lettered, and predictions go
-on with the current model. With ``max_model_age`` a model older than that (now minus its own
-``ts``, or as far ahead: a clock that far off is no clock to trust) is stale: each prediction
-then says ``"stale": true`` (``stale="mark"``, every prediction has the field) or is not sent
-(``"drop"``), counted either way.
+configured one, or without one the first adopted model's); a refused one is counted by reason
+and dead-lettered, and predictions go on with the current model. With ``max_model_age`` a model
+older than that (now minus its own ``ts``, or as far ahead: a clock that far off is no clock to
+trust) is stale: each prediction then says ``"stale": true`` (``stale="mark"``, every
+prediction has the field) or is not sent (``"drop"``), counted either way.
 """
 
 from __future__ import annotations
@@ -18,45 +26,27 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 
 from broker.address import BrokerAddress
+from broker.client import BURST
 from broker.keyring import Keyring, SignatureRefused
 from broker.messages import Model
 from broker.model_codec import decode_model
-from broker.reading_codec import decode_reading_items
 from broker.service import Service
 from broker.topics import TopicError, Topics
-from broker.wire import MAX_PAYLOAD_BYTES, DecodeError, encode_json
-from gateway.features import FeatureBuilder, FeatureSpec
-from gateway.validation import Rejected
-from learners.link import output
-from learners.model_admission import SAME, ModelAdmission, ModelBounds
+from broker.wire import DecodeError, encode_json
+from gateway.config import STALE_POLICIES, PredictorConfig
+from gateway.features import FeatureSpec
+from gateway.pipeline import warm
+from gateway.serving import Served, Serving
+from learners.model_admission import SAME, ModelAdmission, Task
 
-#: What a stale model's predictions become: said so, or not sent.
-STALE_POLICIES = ("mark", "drop")
+__all__ = ["STALE_POLICIES", "Predictor", "PredictorConfig"]
+
+#: Reading topics whose (site, device, ours?) is remembered: one per device, up to this many.
+TOPICS_KNOWN = 100_000
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class PredictorConfig:
-    node_id: str = "predictor"
-    sites: tuple[str, ...] = ()
-    metrics_interval: float = 1.0
-    max_payload: int = MAX_PAYLOAD_BYTES
-    keyring: Keyring | None = None  # with a trust file: only models an aggregator signed
-    keys_interval: float = 1.0  # seconds between checks for a changed trust file
-    model_bounds: ModelBounds = field(default_factory=ModelBounds)
-    #: Seconds a model may be old (by its own ``ts``) and still be served fresh; None: any.
-    max_model_age: float | None = None
-    stale: str = "mark"
-
-    def __post_init__(self) -> None:
-        if self.stale not in STALE_POLICIES:
-            raise ValueError(f"stale must be one of {', '.join(STALE_POLICIES)}")
-        if self.max_model_age is not None and not self.max_model_age > 0:
-            raise ValueError("the max model age must be > 0 seconds")
 
 
 class Predictor(Service):
@@ -65,47 +55,67 @@ class Predictor(Service):
     def __init__(self, config: PredictorConfig, topics: Topics, broker: BrokerAddress) -> None:
         self.config = config
         self.model: Model | None = None
-        self.features: FeatureBuilder | None = None
-        self.admission = ModelAdmission(config.model_bounds)
+        spec = config.spec
+        self.serving = Serving(spec, config.cleaning) if spec is not None else None
+        task = spec and config.kind and Task(spec.features, spec.target, config.kind)
+        self.admission = ModelAdmission(config.model_bounds, task or None)
         self.predictions = 0
+        self.messages_out = 0
         self.stale_predictions = 0  # sent marked stale, or (drop) counted in skipped
         self.skipped: Counter[str] = Counter()
         self.refused: Counter[str] = Counter()  # models, by reason
-        filters = [topics.readings_filter(s) for s in config.sites] or [topics.readings_filter()]
+        self.foreign = 0
+        self.full_turns = 0  # turns that read a whole burst: more was waiting
+        self._turn_messages = 0
+        self._behind = 0  # full turns since the last metrics
+        self._lag = 0.0  # the largest reading-to-prediction time since the last metrics
+        self._topics: dict[str, tuple[str, str, bool]] = {}
+        readings = [(f, config.qos) for f in config.partition.subscriptions(topics)]
         super().__init__(config.node_id, topics, broker,
                          metrics_interval=config.metrics_interval,
-                         subscriptions=[(topics.model, 1), *((f, 0) for f in filters)],
-                         kept_session=True)
+                         subscriptions=[(topics.model, 1), *readings],
+                         on_drained=self.serve_pending, kept_session=True,
+                         max_inflight=0)  # QoS 1 predictions: ``unacked`` says how many wait
         self.keys = config.keyring or Keyring()
         self.node.every(config.keys_interval, self.keys.refresh)
 
     def handle(self, topic: str, payload: bytes) -> None:
+        self._turn_messages += 1
         if topic == self.topics.model:
+            self.serve_pending()  # what came before the model is predicted by the one before
+            self.on_model(payload)
+            return
+        known = self._topics.get(topic)
+        if known is None:
             try:
-                body, signer = self.keys.check(payload, "model", "aggregator")
-                model = decode_model(body, self.config.max_payload)
-            except (DecodeError, SignatureRefused) as exc:
-                self.refuse(payload, f"model_{exc.reason}", str(exc))
+                site, device, _ = self.topics.parse_device_topic(topic)
+            except TopicError:
+                self.skipped["bad_topic"] += 1
                 return
-            if signer is not None and self.model and model.version < self.model.version:
-                self.refuse(payload, "model_replayed",
-                            f"v{model.version} after v{self.model.version}")
-                return
-            self.take_model(model, payload)
-            return
+            known = (site, device, self.config.partition.owns(site, device))
+            if len(self._topics) < TOPICS_KNOWN:
+                self._topics[topic] = known
+        site, device, owned = known
+        if not owned:
+            self.foreign += 1
+        elif self.serving is None:  # no task yet: it comes with the first model
+            self.skipped["no_model_yet"] += 1
+        else:
+            self.serving.take(device, payload, time.time(), site, ref=(site, device))
+            if self.serving.pending >= 4 * BURST:
+                self.serve_pending()
+
+    def on_model(self, payload: bytes) -> None:
         try:
-            site, device, _ = self.topics.parse_device_topic(topic)
-            items = decode_reading_items(payload, self.config.max_payload)
-        except (TopicError, DecodeError):
-            self.skipped["bad_reading"] += 1
+            body, signer = self.keys.check(payload, "model", "aggregator")
+            model = decode_model(body, self.config.max_payload)
+        except (DecodeError, SignatureRefused) as exc:
+            self.refuse(payload, f"model_{exc.reason}", str(exc))
             return
-        for reading in items:
-            if isinstance(reading, DecodeError):
-                self.skipped["bad_reading"] += 1
-            elif self.model is None:
-                self.skipped["no_model_yet"] += 1
-            else:
-                self.predict(site, device, reading)
+        if signer is not None and self.model and model.version < self.model.version:
+            self.refuse(payload, "model_replayed", f"v{model.version} after v{self.model.version}")
+            return
+        self.take_model(model, payload)
 
     def take_model(self, model: Model, payload: bytes) -> None:
         refused = self.admission.judge(model)  # learners.model_admission: the one judge
@@ -114,8 +124,9 @@ class Predictor(Service):
         if refused is not None:
             self.refuse(payload, *refused)
             return
-        if self.model is None:  # the task is fixed from now on (the admission holds it)
-            self.features = FeatureBuilder(FeatureSpec(model.params.features, model.target))
+        if self.serving is None:  # the task is fixed from now on (the admission holds it)
+            self.serving = Serving(FeatureSpec(model.params.features, model.target),
+                                   self.config.cleaning)
         self.model = model
         self.admission.adopted(model)
         log.info("%s: model v%d adopted", self.node_id, model.version,
@@ -133,40 +144,74 @@ class Predictor(Service):
         limit = self.config.max_model_age
         return limit is not None and abs(now - self.model.ts) > limit
 
-    def predict(self, site: str, device: str, reading) -> None:
-        model = self.model
-        stale = self.is_stale(time.time())
+    def serve_pending(self) -> None:
+        """The turn's readings judged and predicted in one block; one message out per message
+        in (called after each turn, and before a model is taken)."""
+        if self._turn_messages >= BURST:
+            self.full_turns += 1
+            self._behind += 1
+        self._turn_messages = 0
+        if self.serving is None or not self.serving.pending:
+            return
+        before = self.serving.pipeline.accounting.admitted
+        served = self.serving.flush(self.model)
+        if self.model is None:
+            self.skipped["no_model_yet"] += self.serving.pipeline.accounting.admitted - before
+            return
+        now = time.time()
+        stale = self.is_stale(now)
         if stale and self.config.stale == "drop":
-            self.skipped["stale_model"] += 1
-            self.stale_predictions += 1
+            n = sum(len(s.seq) for s in served)
+            self.skipped["stale_model"] += n
+            self.stale_predictions += n
             return
-        values = dict(reading.values)
-        values.setdefault(model.target, float("nan"))  # the target is not needed to predict
-        try:
-            x, actual = self.features(values, reading.ts, device, site)
-        except Rejected as exc:
-            self.skipped[exc.reason] += 1
-            return
-        value = output(model.kind, float(x @ model.params.weights + model.params.intercept))
-        self.publish(site, device, reading.seq, reading.ts, value,
-                     None if actual != actual else actual, stale)
+        for one in served:
+            self.publish(one, stale)
+            self._lag = max(self._lag, now - min(one.ts))
 
-    def publish(self, site: str, device: str, seq: int, ts: float, value: float,
-                actual: float | None, stale: bool = False) -> None:
-        self.predictions += 1
-        message = {"device": device, "seq": seq, "ts": ts, "target": self.model.target,
-                   "prediction": value, "actual": actual, "model_version": self.model.version}
+    def publish(self, served: Served, stale: bool = False) -> None:
+        site, device = served.ref
+        model = self.model
+        n = len(served.seq)
+        self.predictions += n
+        if served.batch:
+            message = {"device": device, "target": model.target,
+                       "model_version": model.version, "seq": served.seq, "ts": served.ts,
+                       "prediction": served.prediction, "actual": served.actual}
+        else:
+            message = {"device": device, "seq": served.seq[0], "ts": served.ts[0],
+                       "target": model.target, "prediction": served.prediction[0],
+                       "actual": served.actual[0], "model_version": model.version}
         if self.config.max_model_age is not None:
             message["stale"] = stale
-            self.stale_predictions += stale
-        self.node.publish(self.topics.prediction(site, device), encode_json(message))
+            self.stale_predictions += n if stale else 0
+        self.messages_out += 1
+        self.node.publish(self.topics.prediction(site, device), encode_json(message),
+                          qos=self.config.qos)
 
     def handle_error(self, topic: str, payload: bytes, exc: BaseException) -> None:
         self.skipped["internal_error"] += 1
 
     def counters(self) -> dict:
+        books = self.serving.pipeline.accounting if self.serving else None
+        behind, lag = self._behind, self._lag
+        self._behind, self._lag = 0, 0.0
         return {
-            "predictions": self.predictions, "skipped": dict(self.skipped),
+            "partition": str(self.config.partition),
+            "received": books.total if books else 0, "predictions": self.predictions,
+            "prediction_messages": self.messages_out,
+            "not_predicted": dict(books.rejected) if books else {},
+            "skipped": dict(self.skipped), "foreign": self.foreign,
             "stale_predictions": self.stale_predictions, "models_refused": dict(self.refused),
             "model_version": self.model.version if self.model else 0,
+            "behind": behind, "full_turns": self.full_turns, "lag": round(lag, 4),
+            "unacked": self.node.unacked,
         }
+
+    def connect(self) -> None:
+        warm()  # the compiled judge loaded before we listen, not on the first reading
+        super().connect()
+
+    def on_stop(self) -> None:
+        self.serve_pending()
+        self.publish_metrics()

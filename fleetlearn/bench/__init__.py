@@ -17,13 +17,16 @@ One module per scenario; the ones that need a broker start their own:
 - ``signing`` (:mod:`.signing`): verifying a model's signature against a gateway adopting it.
 - ``security`` (:mod:`.security`): ingest over TLS, sync latency over TLS and with signatures,
   each against plain in one run, and the ``signing`` figures: issue #13's Performance goals.
+- ``serving`` (:mod:`.serving`): a predictor's predictions/s against a gateway's learned
+  readings/s, and the latency from publish to prediction at half its capacity.
 
 A scenario is a function ``(progress=..., **options) -> rows`` named in :data:`SCENARIOS`; its
 module is imported when it runs, so ``fleetlearn bench --scenario cleaning`` never loads paho
 subscribers or a deployment. Adding one is a module and a line here.
 
 >>> list(SCENARIOS)
-['cleaning', 'learning', 'ingest', 'sync', 'scale', 'memory', 'drift', 'signing', 'security']
+['cleaning', 'learning', 'ingest', 'sync', 'scale', 'memory', 'drift', 'signing', 'security',
+ 'serving']
 >>> callable(scenario("cleaning"))
 True
 """
@@ -47,6 +50,7 @@ SCENARIOS: dict[str, str] = {
     "drift": "fleetlearn.bench.drift:bench_drift",
     "signing": "fleetlearn.bench.signing:bench_signature_cost",
     "security": "fleetlearn.bench.security:bench_security",
+    "serving": "fleetlearn.bench.serving:bench_serving",
 }
 
 

@@ -43,6 +43,10 @@ def main(argv: list[str]) -> None:
             from fleetlearn.bench.ingest import gateway_subscriber
 
             gateway_subscriber(conn, address, **spec)
+        elif role == "predictor":
+            from fleetlearn.bench.serving import predictor_subscriber
+
+            predictor_subscriber(conn, address, **spec)
         elif role == "aggregator":
             from fleetlearn.bench.sync import aggregator_process
 

@@ -28,7 +28,8 @@ def _counts(text: str, what: str) -> tuple[int, ...]:
 def bench(
     scenario: Annotated[list[str] | None, typer.Option(help="Scenario to run (repeatable): "
                                                        "cleaning, learning, ingest, sync, "
-                                                       "scale, memory, drift, signing, security "
+                                                       "scale, memory, drift, signing, security, "
+                                                       "serving "
                                                        "(default: all).")
                         ] = None,
     n: Annotated[int | None, typer.Option(min=10, help="cleaning / learning: readings per "
@@ -37,10 +38,12 @@ def bench(
     repeats: Annotated[int, typer.Option(min=1, help="cleaning / learning / ingest / scale (2 "
                                          "gateways vs 1): runs per figure; the best counts.")
                        ] = 3,
-    ingest_n: Annotated[int, typer.Option(min=10, help="ingest, security: single readings per "
+    ingest_n: Annotated[int, typer.Option(min=10, help="ingest, security, serving: single "
+                                          "readings per "
                                           "run."
                                           )] = 40_000,
-    batch_n: Annotated[int, typer.Option(min=20, help="ingest, security: readings per run in "
+    batch_n: Annotated[int, typer.Option(min=20, help="ingest, security, serving: readings per "
+                                         "run in "
                                          "batches "
                                          "of 20.")] = 200_000,
     learners: Annotated[str, typer.Option(help="sync: numbers of learners.")] = "2,8,32",
@@ -61,6 +64,8 @@ def bench(
                                                "(30 s each).")] = 1,
     security_learners: Annotated[int, typer.Option(min=1, help="security: learners of the "
                                                    "sync latency (plain, TLS, signed).")] = 8,
+    latency_seconds: Annotated[float, typer.Option(min=0.5, help="serving: seconds of readings "
+                                                   "at half capacity for the latency.")] = 5.0,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the rows as JSON.")
                         ] = None,
     markdown_out: Annotated[Path | None, typer.Option("--markdown", help="Write a markdown "
@@ -91,6 +96,8 @@ def bench(
         "signing": {"count": signing_n, "repeats": repeats},
         "security": {"n": ingest_n, "batch_n": batch_n, "repeats": repeats,
                      "learners": security_learners, "rounds": rounds, "count": signing_n},
+        "serving": {"n": ingest_n, "batch_n": batch_n, "repeats": repeats,
+                    "latency_s": latency_seconds},
     }
     console, status = Console(), Console(stderr=True)
     rows = []

@@ -63,6 +63,18 @@ OWNERS: dict[str, tuple[type, str]] = {
 }
 
 
+def cleaning_config(allowlist: Path | None, max_age: float, max_skew: float,
+                    reorder_window: int, max_seq_jump: int, impute: str, impute_max_age: float,
+                    outliers: str, z: float, smooth: float | None) -> CleaningConfig:
+    """The cleaning options as a gateway (and a predictor, which must clean alike) takes them."""
+    return CleaningConfig(
+        allowlist=read_allowlist(allowlist) if allowlist else None,
+        max_age=no_limit(max_age), max_skew=no_limit(max_skew),
+        reorder_window=reorder_window, max_seq_jump=max_seq_jump,
+        policy=ChannelPolicy(impute=impute, max_age=no_limit(impute_max_age),
+                             outliers=outliers, z=z, smooth=smooth))
+
+
 def gateway(
     id: Annotated[str, typer.Option("--id", help="Node id of this gateway.")
                   ] = default(G, "node_id"),
@@ -131,13 +143,8 @@ def gateway(
 
     try:
         check_id(id, "gateway id")
-        cleaning = CleaningConfig(
-            allowlist=read_allowlist(allowlist) if allowlist else None,
-            max_age=no_limit(max_age), max_skew=no_limit(max_skew),
-            reorder_window=reorder_window, max_seq_jump=max_seq_jump,
-            policy=ChannelPolicy(impute=impute, max_age=no_limit(impute_max_age),
-                                 outliers=outliers, z=z, smooth=smooth),
-        )
+        cleaning = cleaning_config(allowlist, max_age, max_skew, reorder_window, max_seq_jump,
+                                   impute, impute_max_age, outliers, z, smooth)
         config = GatewayConfig(
             node_id=id, partition=Partition.parse(partition),
             spec=FeatureSpec(names(features, "--features"), target), kind=kind,

@@ -1,8 +1,10 @@
 """`fleetlearn predict`: options -> :class:`~gateway.predictor.PredictorConfig` -> a served
-predictor."""
+predictor. It takes the gateway's task and cleaning options (and the ``[task]`` and
+``[cleaning]`` sections of a config file): it cleans and builds features as the gateways do."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
@@ -14,6 +16,7 @@ from fleetlearn.commands.common import (
     MODEL_OWNERS,
     BrokerOpt,
     GiveUpOpt,
+    KindOpt,
     MagnitudeOpt,
     MetricsOpt,
     PasswordOpt,
@@ -26,25 +29,63 @@ from fleetlearn.commands.common import (
     VersionJumpOpt,
     address,
     default,
+    names,
     serve,
     topics,
 )
+from fleetlearn.commands.gateway import TASK, cleaning_config
 from fleetlearn.commands.keys import SigningKeyOpt, TrustOpt, keyring
-from gateway.predictor import Predictor, PredictorConfig
+from gateway.cleaning import ChannelPolicy, CleaningConfig
+from gateway.config import GatewayConfig, PredictorConfig
+from gateway.features import FeatureSpec
+from gateway.partition import Partition
 from learners.model_admission import ModelBounds
 
-P = PredictorConfig
+P, C, CP = PredictorConfig, CleaningConfig, ChannelPolicy
 
 #: Where each option's default lives (option -> dataclass, field); tests hold them equal.
-OWNERS: dict[str, tuple[type, str]] = {"id": (P, "node_id"),
-                                       "metrics_interval": (P, "metrics_interval"),
-                                       "max_model_age": (P, "max_model_age"),
-                                       "stale": (P, "stale"), **MODEL_OWNERS}
+OWNERS: dict[str, tuple[type, str]] = {
+    "id": (P, "node_id"), "metrics_interval": (P, "metrics_interval"),
+    "max_model_age": (P, "max_model_age"), "stale": (P, "stale"), "qos": (P, "qos"),
+    "kind": (GatewayConfig, "kind"), "max_age": (C, "max_age"), "max_skew": (C, "max_skew"),
+    "reorder_window": (C, "reorder_window"), "max_seq_jump": (C, "max_seq_jump"),
+    "impute": (CP, "impute"), "impute_max_age": (CP, "max_age"), "outliers": (CP, "outliers"),
+    "z": (CP, "z"), "smooth": (CP, "smooth"), **MODEL_OWNERS}
 
 
 def predict(
-    sites: Annotated[str, typer.Option(help="Comma-separated sites (default: all).")] = "",
     id: Annotated[str, typer.Option("--id", help="Node id.")] = default(P, "node_id"),
+    partition: Annotated[str, typer.Option(help="Whose readings: 'all', 'sites:s0,s1', "
+                                           "'devices:d1,d2' or 'bucket:I/K' (as a gateway's; "
+                                           "several predictors share the readings).")] = "all",
+    qos: Annotated[int, typer.Option(min=0, max=1, help="QoS of the readings' subscription "
+                                     "and of the predictions.")] = default(P, "qos"),
+    features: Annotated[str, typer.Option(help="Comma-separated features (the gateways').")
+                        ] = ",".join(TASK.features),
+    target: Annotated[str, typer.Option(help="Target channel.")] = TASK.target,
+    kind: KindOpt = default(GatewayConfig, "kind"),
+    allowlist: Annotated[Path | None, typer.Option(help="File of allowed device ids, one a "
+                                                   "line (default: any device).")] = None,
+    max_age: Annotated[float, typer.Option(min=0.0, help="Seconds a reading's timestamp may "
+                                           "lag our clock (0: no limit).")] = default(C, "max_age"),
+    max_skew: Annotated[float, typer.Option(min=0.0, help="Seconds it may lead our clock "
+                                            "(0: no limit).")] = default(C, "max_skew"),
+    impute_max_age: Annotated[float, typer.Option(min=0.0, help="Seconds a value may be old "
+                                                  "and still fill a gap (0: no limit).")
+                              ] = default(CP, "max_age"),
+    reorder_window: Annotated[int, typer.Option(min=1, help="Sequence numbers a late reading "
+                                                "may trail by.")] = default(C, "reorder_window"),
+    max_seq_jump: Annotated[int, typer.Option(min=1, help="How far above a device's mark its "
+                                              "next number may be.")] = default(C, "max_seq_jump"),
+    impute: Annotated[str, typer.Option(help="Fill a missing feature with its 'last' value, "
+                                        "its 'mean', or 'none'.")] = default(CP, "impute"),
+    outliers: Annotated[str, typer.Option(help="'median' (replace), 'clip', 'reject' or "
+                                          "'none'.")] = default(CP, "outliers"),
+    z: Annotated[float, typer.Option(min=0.1, help="Robust deviations that make an outlier.")
+                 ] = default(CP, "z"),
+    smooth: Annotated[float | None, typer.Option(min=0.001, max=1.0, help="EMA weight of a new "
+                                                 "value (default: no smoothing).")
+                      ] = default(CP, "smooth"),
     broker: BrokerOpt = DEFAULT_BROKER,
     prefix: PrefixOpt = DEFAULT_PREFIX,
     metrics_interval: MetricsOpt = default(P, "metrics_interval"),
@@ -65,12 +106,19 @@ def predict(
     key: SigningKeyOpt = None,
     trust: TrustOpt = None,
 ) -> None:
-    """Predict every reading with the current model; publish it with the model version."""
+    """Predict every reading of a partition with the current model, from the features the
+    gateways learn from; publish it with the model version."""
+    from gateway.predictor import Predictor  # numba: the gateway's compiled cleaning
+
     keys = keyring(key, trust, id, None)
     try:
         config = PredictorConfig(
             node_id=check_id(id), metrics_interval=metrics_interval,
-            sites=tuple(s for s in sites.split(",") if s), max_model_age=max_model_age,
+            partition=Partition.parse(partition), qos=qos,
+            spec=FeatureSpec(names(features, "--features"), target), kind=kind,
+            cleaning=cleaning_config(allowlist, max_age, max_skew, reorder_window,
+                                     max_seq_jump, impute, impute_max_age, outliers, z, smooth),
+            max_model_age=max_model_age,
             stale=stale, model_bounds=ModelBounds(max_version_jump, max_model_magnitude),
             keyring=keys)
     except ValueError as exc:

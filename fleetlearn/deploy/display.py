@@ -174,6 +174,9 @@ def summary_table(report: dict[str, Any]) -> Table:
         ("rollbacks", str(len(m["rollbacks"]))),
         ("predictions published", f"{report['predictions']:,}"),
     ]
+    behind = (report.get("predictor") or {}).get("full_turns")
+    if behind:  # turns that found more waiting than a turn reads: it fell behind
+        rows.append(("predictor behind (turns with more waiting)", f"{behind:,}"))
     if report.get("secure"):
         rows.append(("secured (TLS, a login per node, ACL, signatures)",
                      str(report["secure_files"]["dir"])))

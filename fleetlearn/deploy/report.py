@@ -49,6 +49,10 @@ def deployment_report(deployment: Any) -> dict[str, Any]:
         "prequential": {n: m.get("prequential", {}) for n, m in st.of_kind("gateway").items()},
         "federated": st.nodes.get("aggregator", {}).get("federated", {}),
         "predictions": st.nodes.get("predictor", {}).get("predictions", 0),
+        # taken in, answered in how many messages, not predicted (by the gateways' reasons),
+        # and turns that found more waiting than one turn reads (it fell behind)
+        "predictor": {k: st.nodes.get("predictor", {}).get(k) for k in (
+            "received", "prediction_messages", "not_predicted", "skipped", "full_turns")},
         "deadletters": dict(st.deadletters),
         "ignored_metrics": dict(st.ignored),
         "processes": [c.record() for c in d.children],

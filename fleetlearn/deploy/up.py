@@ -152,7 +152,9 @@ class LocalDeployment:
         for i, partition in enumerate(partitions):
             self._spawn(f"gw-{i}", "gateway", "--id", f"gw-{i}", "--partition", partition,
                         "--allowlist", allowlist, "--quality-interval", "2", *clocks, *decided)
-        self._spawn("predictor", "predict", "--metrics-interval", "0.5")
+        # the predictor cleans as the gateways do: their task and cleaning (the config file),
+        # allowlist and clock window
+        self._spawn("predictor", "predict", "--allowlist", allowlist, *clocks, *decided)
         names = [c.name for c in self.children]
         if not self.monitor.wait_for(lambda: all(self.state.online.get(n) for n in names)
                                      or self._any_exited() or self.interrupted, timeout=30):

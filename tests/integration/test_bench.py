@@ -86,3 +86,24 @@ def test_bench_refuses_bad_learner_counts():
                            "--learners", "2,x"], capture_output=True, text=True, timeout=30)
     assert done.returncode == 2 and "--learners" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_serving_measures_predictor_against_gateway_and_its_latency(tmp_path):
+    rows, md = bench(tmp_path, "--scenario", "serving", "--ingest-n", "400", "--batch-n", "800",
+                     "--repeats", "1", "--latency-seconds", "1")
+    throughput, latency = rows[:4], rows[4:]
+    assert [r["stream"] for r in throughput] == [
+        "QoS 0, 1 per message", "QoS 1, 1 per message", "QoS 0, 20 per message",
+        "QoS 1, 20 per message"]
+    for r in throughput:
+        assert r["per_s"] > 0 and r["baseline_per_s"] > 0 and r["ratio"] > 0
+        # a clean stream, a task without lags: all learned, all predicted, one prediction
+        # message per message in
+        assert r["learned"] == r["predictions"] == r["readings"]
+        assert r["prediction_messages"] == r["readings"] // int(r["stream"].split(", ")[1][:2])
+    assert [r["stream"].split(",")[:2] for r in latency] == [["latency", " QoS 0"],
+                                                             ["latency", " QoS 1"]]
+    for r in latency:
+        assert r["predictions"] == r["predicted"] == r["sent"] > 0
+        assert 0 < r["p50_ms"] <= r["p99_ms"]
+    assert "**serving**" in md

@@ -179,7 +179,8 @@ def test_the_predict_command_takes_its_freshness_and_model_options(address, pref
     watcher.publish(topics.model, model(1, ts=time.time() - 3600), retain=True)
     proc = subprocess.Popen(
         [sys.executable, "-m", "fleetlearn", "predict", "--broker", str(address), "--prefix",
-         prefix, "--max-model-age", "60", "--stale", "mark", "--max-version-jump", "5"],
+         prefix, "--max-model-age", "60", "--stale", "mark", "--max-version-jump", "5",
+         "--features", "a,b", "--target", "y"],
         stderr=subprocess.PIPE, env={**os.environ, "FLEETLEARN_CONNECT_TIMEOUT": "5"})
     try:
         watcher.wait(lambda: watcher.on("/learn/status/") == [b"online"], timeout=20,

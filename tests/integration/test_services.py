@@ -83,9 +83,10 @@ def test_predictor_tags_predictions_with_the_model_version(address, prefix):
     watcher.node.flush(5)
     with ServiceThread(Predictor(PredictorConfig(), topics, address)) as predictor:
         watcher.wait(lambda: predictor.model is not None, what="the retained model")
-        watcher.publish(topics.reading("s0", "s0-d1"), reading(3, ts=1.0, a=1.0, b=1.0, y=4.0))
+        ts = time.time()  # the gateway's clock window holds for the predictor too
+        watcher.publish(topics.reading("s0", "s0-d1"), reading(3, ts=ts, a=1.0, b=1.0, y=4.0))
         watcher.wait(lambda: watcher.on("/prediction"), what="a prediction")
     p = orjson.loads(watcher.on("s0/s0-d1/prediction")[0])
-    assert p == {"device": "s0-d1", "seq": 3, "ts": 1.0, "target": "y", "prediction": 3.5,
+    assert p == {"device": "s0-d1", "seq": 3, "ts": ts, "target": "y", "prediction": 3.5,
                  "actual": 4.0, "model_version": 7}
     watcher.close()

@@ -19,7 +19,7 @@ HOMES = [
                                   "client_certs"}),
     (("gateway",), gateway.OWNERS, {"partition", "features", "target", "allowlist"}),
     (("aggregator",), aggregator.OWNERS, {"state_dir", "checkpoints", "strategy"}),
-    (("predict",), predict.OWNERS, {"sites"}),
+    (("predict",), predict.OWNERS, {"partition", "features", "target", "allowlist"}),
     (("devices", "simulate"), devices.SIMULATE_OWNERS, {"faults"}),
     (("devices", "replay"), devices.REPLAY_OWNERS, {"file", "time_col", "device_col",
                                                     "columns"}),
