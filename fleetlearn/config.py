@@ -4,10 +4,10 @@ the command-line options (so a flag on the command line always wins).
 >>> cfg = parse_config('[task]\\nfeatures = ["a", "b"]\\ntarget = "y"\\n[learner]\\nlr = 0.01\\n')
 >>> default_map(cfg)["gateway"]
 {'features': 'a,b', 'target': 'y', 'lr': 0.01}
->>> parse_config("[task]\\ncolour = 1\\n")
+>>> parse_config("[sync]\\ncolour = 1\\n")
 Traceback (most recent call last):
 ...
-fleetlearn.config.ConfigError: unknown setting [task] colour; known: features, target, kind
+fleetlearn.config.ConfigError: unknown setting [sync] colour; known: sync_every, sync_interval
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "task": ("features", "target", "kind"),
     "learner": ("optimizer", "lr", "l2", "clip", "drift_detector"),
     "cleaning": ("max_age", "max_skew", "reorder_window", "max_seq_jump", "impute",
-                 "impute_max_age", "outliers", "z", "smooth"),
+                 "impute_max_age", "outliers", "z", "smooth", "check_after"),
     "sync": ("sync_every", "sync_interval"),
     "models": ("max_version_jump", "max_model_magnitude"),
     "predictor": ("max_model_age", "stale"),

@@ -30,11 +30,12 @@ from broker.topics import Topics
 from devices.truth import GroundTruth
 from fleetlearn.config import dump_config, load_config
 from fleetlearn.deploy.monitor import Monitor
-from fleetlearn.deploy.processes import Child, connection, stop_children
+from fleetlearn.deploy.processes import Child, connection, stop_children, task_problem
 from fleetlearn.deploy.report import deployment_report
 from fleetlearn.deploy.secure import SecuredDeployment, login, secure_files, signing
 from fleetlearn.deploy.settings import UpSettings
 from fleetlearn.deploy.state import DeploymentState
+from gateway.task_check import TaskUnfit
 from learners.federation import FederationConfig
 
 
@@ -111,7 +112,11 @@ class LocalDeployment:
         stop_children(children, timeout)
 
     def _check_alive(self) -> None:
-        """Raise :class:`DeploymentError` naming the cause if the broker or a node is gone."""
+        """Raise :class:`DeploymentError` naming the cause if the broker or a node is gone
+        (:class:`~gateway.task_check.TaskUnfit` if a gateway found the task does not fit)."""
+        problem = task_problem(self.children, self.state.nodes)
+        if problem is not None:
+            raise TaskUnfit(problem)
         broker = self.own_broker
         if broker is not None and broker.process is not None and not broker.running:
             raise DeploymentError(f"the broker exited with code {broker.process.returncode} "
