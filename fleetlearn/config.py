@@ -36,7 +36,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
                    "checkpoints", "keep", "learners", "max_rate", "max_seq_jump"),
     "fleet": ("devices", "sites", "rate", "batch", "layout", "qos", "seed", "faults",
               "drift_at", "send_buffer"),
-    "replay": ("file", "time_col", "device_col", "columns", "site", "speed", "qos"),
+    "replay": ("file", "time_col", "device_col", "date_col", "time_format", "skip_rows",
+               "columns", "site", "speed", "qos"),
     "deployment": ("gateways", "prefix", "duration"),
     "signing": ("key", "trust"),  # --signing-key, --trust
     "broker": ("address", "username", "password", "tls_ca", "tls_cert", "tls_key"),
