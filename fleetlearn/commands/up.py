@@ -43,6 +43,7 @@ from fleetlearn.commands.logs import LOG_META, LogChoice, check_level
 from fleetlearn.deploy.display import ProgressView, summary_table
 from fleetlearn.deploy.settings import UpSettings
 from fleetlearn.deploy.up import LocalDeployment, ReadingsUnaccounted
+from gateway.task_check import TaskUnfit
 
 F, R, U = FleetConfig, ReplayConfig, UpSettings
 
@@ -190,6 +191,8 @@ def up(
         view.close()
     console.print(summary_table(result))
     _write(report, result, console)
+    if result["task_problem"]:  # found while the run drained: the summary is out, then exit 4
+        raise TaskUnfit(result["task_problem"])
     if not result["accounted"]:
         r = result["readings"]
         raise ReadingsUnaccounted(
