@@ -31,6 +31,11 @@ class ReplayConfig:
     time_col: str
     device_col: str
     columns: tuple[str, ...] | None = None
+    #: A separate date column (the time column then holds the time of day); None: none.
+    date_col: str | None = None
+    #: The times' strptime format (e.g. "%d/%m/%Y %H:%M"); None: epoch seconds or ISO 8601.
+    time_format: str | None = None
+    skip_rows: int = 0  # lines before the header row
     site: str = "s0"
     #: Speed-up over the recorded pace; None: as fast as the broker takes it.
     speed: float | None = None
@@ -41,6 +46,12 @@ class ReplayConfig:
     metrics_interval: float = 1.0
     #: Most QoS 1 messages in flight at once (QoS 0: most messages queued in one turn).
     max_unacked: int = 1000
+
+    def plan(self, boot: int = 0) -> ReplayPlan:
+        """The file's readings (:func:`~devices.replay_plan.load_readings`)."""
+        return load_readings(self.path, self.time_col, self.device_col, columns=self.columns,
+                             site=self.site, boot=boot, date_col=self.date_col,
+                             time_format=self.time_format, skip_rows=self.skip_rows)
 
 
 class Replay(Service):
@@ -55,9 +66,7 @@ class Replay(Service):
             raise ValueError("batch and max_unacked must be >= 1 and qos 0 or 1")
         check_layout(config.layout)
         self.config = config
-        self.plan = load_readings(config.path, config.time_col, config.device_col,
-                                  columns=config.columns, site=config.site,
-                                  boot=time.time_ns() // 1_000_000)
+        self.plan = config.plan(boot=time.time_ns() // 1_000_000)
         self.total = len(self.plan.readings)
         self.published = 0
         self.messages = 0

@@ -4,10 +4,13 @@ names.
 :func:`load_readings` is pure (stdlib ``csv``, no MQTT): it reads the file, checks
 it and returns the readings in time order with per-device sequence numbers from 0. A missing
 cell (empty, ``NA``, ``N/A``, ``NaN``, ``null``, ``None``; any case) or a non-finite number is
-a missing channel: its key is absent from ``values``. Times are epoch seconds or ISO 8601; an
-ISO time without a zone is UTC. By default every column other than the time and device
-columns whose non-missing cells are all numbers is a channel; the rest are left out and
-reported in :attr:`ReplayPlan.skipped`.
+a missing channel: its key is absent from ``values``. Times are epoch seconds or ISO 8601
+(``2013-01-01T06:00:00Z``, ``2013-01-01 06:00``, ``2013-01-01``), or follow a ``time_format``
+(:meth:`datetime.strptime`'s, e.g. ``%d/%m/%Y %H:%M``); a time without a zone is UTC. The date
+and the time of day may be two columns (``date_col``: the two cells joined by a space), and
+``skip_rows`` lines before the header (a logger's preamble) are skipped. By default every
+column other than the time, date and device columns whose non-missing cells are all numbers is
+a channel; the rest are left out and reported in :attr:`ReplayPlan.skipped`.
 
 >>> import io
 >>> text = '''time,device,temp,note
@@ -20,6 +23,12 @@ reported in :attr:`ReplayPlan.skipped`.
 [('d2', 0, 0.0, {}), ('d1', 0, 1357020000.0, {'temp': 1.5}), ('d1', 1, 1357023600.0, {})]
 >>> plan.channels, plan.skipped
 (('temp',), {'note': "not numeric: 'ok' on line 2"})
+
+>>> text = 'logger v2\\nDate,Time,device,t\\n31/12/2013,23:30,d1,4.0\\n'
+>>> plan = load_readings(io.StringIO(text), "Time", "device", date_col="Date",
+...                      time_format="%d/%m/%Y %H:%M", skip_rows=1)
+>>> [(r.ts, r.values) for r in plan.readings]
+[(1388532600.0, {'t': 4.0})]
 
 The service that publishes a plan is :class:`devices.replay.Replay`.
 """
@@ -78,19 +87,33 @@ def parse_value(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def parse_time(text: str) -> float:
-    """Epoch seconds, or ISO 8601 (UTC unless it names a zone), as float epoch seconds.
+def parse_time(text: str, time_format: str | None = None) -> float:
+    """Epoch seconds, or ISO 8601, or (given) a :meth:`datetime.strptime` format, as float
+    epoch seconds; a time that names no zone is UTC.
 
     >>> parse_time("1357020000"), parse_time("2013-01-01T06:00:00Z")
     (1357020000.0, 1357020000.0)
-    >>> parse_time("2013-01-01 07:00:00+01:00")
+    >>> parse_time("2013-01-01 07:00:00+01:00"), parse_time("2013-01-01 06:00")
+    (1357020000.0, 1357020000.0)
+    >>> parse_time("01/01/2013 6AM", "%d/%m/%Y %I%p")
     1357020000.0
+    >>> parse_time("2013-01-01", "%d/%m/%Y")
+    Traceback (most recent call last):
+    ...
+    ValueError: time '2013-01-01' does not match the format '%d/%m/%Y'
     """
     text = text.strip()
-    try:
-        value = float(text)
-    except ValueError:
-        value = _iso_time(text)
+    if time_format is not None:
+        try:
+            value = _utc(datetime.strptime(text, time_format))
+        except ValueError:
+            raise ValueError(f"time {text!r} does not match the format {time_format!r}"
+                             ) from None
+    else:
+        try:
+            value = float(text)
+        except ValueError:
+            value = _iso_time(text)
     if not math.isfinite(value):
         raise ValueError(f"time {text!r} is not finite")
     return value
@@ -100,7 +123,12 @@ def _iso_time(text: str) -> float:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"time {text!r} is neither epoch seconds nor ISO 8601") from None
+        raise ValueError(f"time {text!r} is neither epoch seconds nor ISO 8601 (give its "
+                         "format: --time-format)") from None
+    return _utc(moment)
+
+
+def _utc(moment: datetime) -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
@@ -159,11 +187,11 @@ def _device(text: str, where: str) -> str:
         raise ValueError(f"{where}: {exc}") from None
 
 
-def _time(text: str, where: str) -> float:
+def _time(text: str, where: str, time_format: str | None) -> float:
     if text.strip().lower() in MISSING:
         raise ValueError(f"{where}: the time is missing")
     try:
-        return parse_time(text)
+        return parse_time(text, time_format)
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None
 
@@ -191,9 +219,12 @@ Row = tuple[float, str, list[float | None]]  # time, device, candidate values
 
 def load_readings(source: Source, time_col: str, device_col: str, *,
                   columns: Sequence[str] | None = None, site: str = "s0",
-                  boot: int = 0) -> ReplayPlan:
+                  boot: int = 0, date_col: str | None = None, time_format: str | None = None,
+                  skip_rows: int = 0) -> ReplayPlan:
     """Read a CSV (a path or an open text stream) into readings sorted by time, each device
-    numbering its readings from 0 under boot id ``boot``.
+    numbering its readings from 0 under boot id ``boot``. The time is ``time_col``'s cell, or
+    ``date_col``'s and ``time_col``'s joined by a space, in ``time_format`` if one is given;
+    the first ``skip_rows`` lines come before the header.
 
     Raises ValueError, naming the line, for a bad device id, time or row width; naming line
     and column for a non-numeric cell in ``columns``; listing the file's columns for an
@@ -202,13 +233,20 @@ def load_readings(source: Source, time_col: str, device_col: str, *,
     check_site(site)
     if time_col == device_col:
         raise ValueError(f"the time and the device column are both {time_col!r}")
+    if date_col in (time_col, device_col):
+        raise ValueError(f"the date column {date_col!r} is the time or the device column")
+    if skip_rows < 0:
+        raise ValueError("skip_rows must be >= 0")
     bad: dict[int, str] = {}  # candidate position -> why it is not a channel
     rows: list[Row] = []
     with _rows(source) as (name, reader):
+        for _ in range(skip_rows):
+            next(reader, None)
         header = _header(reader, name)
         t = _index(header, time_col, "time column", name)
         d = _index(header, device_col, "device column", name)
-        candidates = _candidates(header, {t, d}, columns, name)
+        day = t if date_col is None else _index(header, date_col, "date column", name)
+        candidates = _candidates(header, {t, d, day}, columns, name)
         for row in reader:
             if not row:  # a blank line
                 continue
@@ -217,7 +255,8 @@ def load_readings(source: Source, time_col: str, device_col: str, *,
                 raise ValueError(f"{where}: {len(row)} cells, but the header has {len(header)}")
             values = _channel_values(row, candidates, bad, columns is not None, where,
                                      reader.line_num)
-            rows.append((_time(row[t], where), _device(row[d], where), values))
+            when = row[t] if day == t else f"{row[day].strip()} {row[t].strip()}"
+            rows.append((_time(when, where, time_format), _device(row[d], where), values))
     if not rows:
         raise ValueError(f"{name} has a header but no rows")
     if columns is None:  # a column without a single value carries nothing: leave it out too

@@ -23,6 +23,7 @@ from fleetlearn.commands import aggregator, bench, broker, devices, gateway, key
 from fleetlearn.commands.common import UsageProblem
 from fleetlearn.commands.logs import LOG_META, LogChoice, check_format, check_level, setup_logging
 from fleetlearn.config import DEFAULT_FILE, ConfigError, default_map, load_config
+from gateway.task_check import EXIT_TASK_UNFIT, TaskUnfit
 from learners.aggregator import TaskMismatch
 from learners.checkpoint import CheckpointError
 
@@ -107,6 +108,9 @@ def main(argv: list[str] | None = None) -> None:
     except ReadingsUnaccounted as exc:  # the run ended, its summary and report are out
         print(f"fleetlearn: {exc}", file=sys.stderr)
         sys.exit(3)
+    except TaskUnfit as exc:  # a gateway found the task does not fit the stream; said once
+        print(f"fleetlearn: error: {exc}", file=sys.stderr)
+        sys.exit(EXIT_TASK_UNFIT)
     except (BrokerUnreachable, BrokerRefused, BrokerError, DeploymentError, TopicError,
             CheckpointError, TaskMismatch, ValueError, OSError) as exc:
         print(f"fleetlearn: error: {exc}", file=sys.stderr)

@@ -4,10 +4,10 @@ the command-line options (so a flag on the command line always wins).
 >>> cfg = parse_config('[task]\\nfeatures = ["a", "b"]\\ntarget = "y"\\n[learner]\\nlr = 0.01\\n')
 >>> default_map(cfg)["gateway"]
 {'features': 'a,b', 'target': 'y', 'lr': 0.01}
->>> parse_config("[task]\\ncolour = 1\\n")
+>>> parse_config("[sync]\\ncolour = 1\\n")
 Traceback (most recent call last):
 ...
-fleetlearn.config.ConfigError: unknown setting [task] colour; known: features, target, kind
+fleetlearn.config.ConfigError: unknown setting [sync] colour; known: sync_every, sync_interval
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "learner": ("optimizer", "lr", "l2", "clip", "drift_detector"),
     "cleaning": ("max_age", "max_skew", "reorder_window", "max_seq_jump", "impute",
                  "impute_max_age", "outliers", "z", "smooth"),
+    "gateway": ("check_after",),  # what only a gateway does
     "sync": ("sync_every", "sync_interval"),
     "models": ("max_version_jump", "max_model_magnitude"),
     "predictor": ("max_model_age", "stale", "qos"),
@@ -36,7 +37,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
                    "checkpoints", "keep", "learners", "max_rate", "max_seq_jump"),
     "fleet": ("devices", "sites", "rate", "batch", "layout", "qos", "seed", "faults",
               "drift_at", "send_buffer"),
-    "replay": ("file", "time_col", "device_col", "columns", "site", "speed", "qos"),
+    "replay": ("file", "time_col", "device_col", "date_col", "time_format", "skip_rows",
+               "columns", "site", "speed", "qos"),
     "deployment": ("gateways", "prefix", "duration"),
     "signing": ("key", "trust"),  # --signing-key, --trust
     "broker": ("address", "username", "password", "tls_ca", "tls_cert", "tls_key"),
@@ -47,7 +49,8 @@ OPTION_NAMES = {("broker", "address"): "broker"}
 
 #: Which sections give defaults to which command (a path of subcommand names).
 COMMANDS: dict[tuple[str, ...], tuple[str, ...]] = {
-    ("gateway",): ("task", "learner", "cleaning", "sync", "models", "signing", "broker"),
+    ("gateway",): ("task", "learner", "cleaning", "gateway", "sync", "models", "signing",
+                   "broker"),
     ("aggregator",): ("aggregator", "signing", "broker"),
     ("devices", "simulate"): ("fleet", "broker"),
     ("devices", "replay"): ("replay", "broker"),

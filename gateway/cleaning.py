@@ -81,6 +81,8 @@ class CleaningConfig:
     max_seq_jump: int = 1_000_000
     policy: ChannelPolicy = field(default_factory=ChannelPolicy)
     channel_policies: dict[str, ChannelPolicy] = field(default_factory=dict)
+    #: A binary task's: a target other than 0 or 1 is refused as ``target_not_binary``.
+    binary_target: bool = False
 
     def __post_init__(self) -> None:
         if self.reorder_window < 1:

@@ -51,11 +51,16 @@ class GatewayConfig:
     keys_interval: float = 1.0  # seconds between checks for a changed key or trust file
     #: Which models it adopts (:mod:`learners.model_admission`).
     model_bounds: ModelBounds = field(default_factory=ModelBounds)
+    #: Readings after which it judges once whether the task fits the stream
+    #: (:mod:`gateway.task_check`); one that does not stops it (exit code 4). 0: never.
+    check_after: int = 200
 
     def __post_init__(self) -> None:
         check_detector(self.drift_detector)
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
+        if self.check_after < 0:
+            raise ValueError("check after must be >= 0 readings")
         if self.sync_every < 1 or not self.sync_interval > 0:
             raise ValueError("sync every must be >= 1 and the sync interval > 0")
 

@@ -33,6 +33,7 @@ from gateway.outcomes import (
     OUTLIER,
     PENDING,
     STALE,
+    TARGET_NOT_BINARY,
 )
 from gateway.sequence_marks import RECENT_GAPS, mark
 
@@ -111,6 +112,7 @@ class JudgePolicy(NamedTuple):
     feature_kind: np.ndarray  # per feature: FEATURE_*
     feature_index: np.ndarray  # its channel (or site) index
     feature_period: np.ndarray  # a cyclic feature's period in seconds
+    binary: bool = False  # the target must be 0 or 1 (else TARGET_NOT_BINARY)
 
 
 def gap_room(window: int) -> int:
@@ -139,6 +141,7 @@ def judge_rows(start, rows, policy, state, gaps):
     imp, imp_age, outl, z = policy.impute, policy.impute_age, policy.outliers, policy.z
     win, min_history, smooth = policy.hist_window, policy.min_history, policy.smooth
     ftype, fidx, fperiod = policy.feature_kind, policy.feature_index, policy.feature_period
+    binary = policy.binary
     hist, ordered, hist_len, hist_next = state.hist, state.ordered, state.hist_len, state.hist_next
     c_last, c_last_ts, c_count, c_mean = state.c_last, state.c_last_ts, state.c_count, state.c_mean
     c_smooth, c_median, c_spread, c_since = (state.c_smooth, state.c_median, state.c_spread,
@@ -181,6 +184,13 @@ def judge_rows(start, rows, policy, state, gaps):
         if t > now[i] + max_skew:
             code[i] = FUTURE
             books[d, FUTURE] += 1
+            i += 1
+            continue
+        target = vals[i, C - 1]  # a binary task's label: 0 or 1, or missing
+        if binary and not math.isnan(target) and target != 0.0 and target != 1.0:
+            code[i] = TARGET_NOT_BINARY
+            arg[i] = C - 1
+            books[d, TARGET_NOT_BINARY] += 1
             i += 1
             continue
         # cleaning, channel by channel

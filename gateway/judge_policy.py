@@ -82,6 +82,6 @@ def judge_plan(spec: FeatureSpec, config: CleaningConfig) -> JudgePlan:
         min_history=np.array([q.min_history for q in p], np.int64),
         smooth=np.array([np.nan if q.smooth is None else q.smooth for q in p], float),
         feature_kind=np.array(kinds, np.int64), feature_index=np.array(index, np.int64),
-        feature_period=np.array(period, float))
+        feature_period=np.array(period, float), binary=bool(config.binary_target))
     return JudgePlan(tuple(channels), p, sites, [f for f in spec.features if f.startswith(LAG)],
                      policy)

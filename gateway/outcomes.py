@@ -6,7 +6,8 @@ others start :data:`PENDING`. A row below a device's reorder window comes out of
 :data:`BELOW`; whether it is :data:`LATE` (a counted gap that turned up) or a :data:`REPLAY` is
 decided afterwards from the gaps list, which lives in Python. A reading of an earlier boot of
 its device than the one the marks follow is :data:`OLD_BOOT`; a number further above the
-device's mark than the policy's ``max_seq_jump`` is :data:`SEQ_JUMP` (it moves no mark).
+device's mark than the policy's ``max_seq_jump`` is :data:`SEQ_JUMP` (it moves no mark). In a
+binary task, a target other than 0 or 1 is :data:`TARGET_NOT_BINARY`.
 
 >>> CODES[OUTLIER], CODES.index("late") == LATE
 ('outlier', True)
@@ -30,7 +31,8 @@ LATE = 11
 INTERNAL = 12
 OLD_BOOT = 13
 SEQ_JUMP = 14
+TARGET_NOT_BINARY = 15
 #: The name of each code, as the accounting and the dead letters give it.
 CODES = ("admitted", "duplicate", "below_window", "stale", "future", "missing_channel",
          "outlier", "no_history", "pending", "refused", "replay", "late", "internal_error",
-         "old_boot", "seq_jump")
+         "old_boot", "seq_jump", "target_not_binary")

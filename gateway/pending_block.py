@@ -18,6 +18,8 @@ in; any other goes reading by reading, each fault explained as a :class:`Rejecte
 ([1, 0], [[1.0, None], [None, None]], ['id_mismatch'], 0)
 >>> taken.boot
 [0, 0]
+>>> block.presence.readings, block.presence.present   # the refused reading is not counted
+(1, [1, 0])
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from broker.wire import DecodeError
 from gateway.cleaning import CleaningConfig
 from gateway.device_state import DeviceTable
 from gateway.intake import INT64_MAX, fast_columns
+from gateway.task_check import ChannelPresence
 from gateway.validation import Rejected, check_reading
 
 
@@ -62,6 +65,8 @@ class PendingBlock:
         self.config = config
         self.table = table
         self.sites = sites
+        #: Per channel, the readings handed over that carried a value (all blocks so far).
+        self.presence = ChannelPresence(channels)
         self._clear()
 
     def _clear(self) -> None:
@@ -145,5 +150,6 @@ class PendingBlock:
                       np.repeat(np.asarray(nows, float), counts),
                       np.repeat(np.asarray(sites, np.int64), counts),
                       self._seq, self._boot, self._ts, self._cols, self._refused)
+        self.presence.add(self._cols, len(self._refused))
         self._clear()
         return taken

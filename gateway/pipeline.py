@@ -27,6 +27,8 @@ reading by reading:
   from readings that pass, and from observed values, not filled ones.
 - **features** (:mod:`gateway.features`): a reading with lag features and no earlier reading
   of its device is refused as ``no_history`` (the lag state still moves on).
+- **task**: in a binary task, a reading whose target is neither 0 nor 1 is refused as
+  ``target_not_binary`` before cleaning.
 
 >>> from gateway.features import FeatureSpec
 >>> pipe = ReadingPipeline(FeatureSpec(("a",), "y"), CleaningConfig())
@@ -58,20 +60,14 @@ from gateway.outcomes import (
     ADMITTED,
     BELOW,
     CODES,
-    DUPLICATE,
-    FUTURE,
     INTERNAL,
     LATE,
-    MISSING_CHANNEL,
-    OLD_BOOT,
-    OUTLIER,
     PENDING,
     REFUSED,
     REPLAY,
-    SEQ_JUMP,
-    STALE,
 )
 from gateway.pending_block import PendingBlock, Taken
+from gateway.refusals import explain
 from gateway.sequence_marks import GapList
 from gateway.validation import Rejected
 
@@ -133,6 +129,7 @@ class ReadingPipeline:
         #: Nothing is judged beyond decoding and ids until :meth:`flush`. (The block's own
         #: method, bound here: it runs once per message, so no forwarding call in between.)
         self.take = self._block.take
+        self.presence = self._block.presence  # per channel, the readings that carried it
         # gap lists the kernel fills; it stops before it could overflow them
         self._gaps = GapList.empty(gap_room(config.reorder_window))
 
@@ -184,7 +181,7 @@ class ReadingPipeline:
         rejected = []
         bad = np.flatnonzero(code != ADMITTED)
         for i in bad.tolist():
-            why = refused.get(i) or failure or self._explain(rows, i)
+            why = refused.get(i) or failure or explain(rows, i, self)
             rejected.append((int(np.searchsorted(ends, i, side="right")), why))
         ok = code == ADMITTED
         block = Block(rows.X[ok], rows.Y[ok], rejected, taken.refs, taken.payloads,
@@ -221,32 +218,6 @@ class ReadingPipeline:
             table.books[row, code[i]] += 1
         for k in range(g, listed):
             table.remember_gap(int(gaps.device[k]), int(gaps.seq[k]))
-
-    def _explain(self, rows: JudgeRows, i: int) -> Rejected:
-        code = int(rows.code[i])
-        reason = REASONS[code]
-        device = self.devices_table.names[rows.dev[i]]
-        cfg = self.config
-        if code in (DUPLICATE, REPLAY, LATE):
-            return Rejected(reason, f"{device} seq {rows.seq[i]}")
-        if code == OLD_BOOT:
-            return Rejected(reason, f"{device} boot {rows.boot[i]} seq {rows.seq[i]}: a later "
-                                    "boot of it was seen")
-        if code == SEQ_JUMP:
-            return Rejected(reason, f"{device} seq {rows.seq[i]}: over {cfg.max_seq_jump} above "
-                                    f"its mark {self.devices_table.seq_high[rows.dev[i]]}")
-        if code == STALE:
-            return Rejected(reason, f"{rows.now[i] - rows.ts[i]:.0f}s old (max {cfg.max_age:g}s)")
-        if code == FUTURE:
-            return Rejected(reason,
-                            f"{rows.ts[i] - rows.now[i]:.0f}s ahead (max {cfg.max_skew:g}s)")
-        if code == MISSING_CHANNEL:
-            return Rejected(reason, self.channels[rows.arg[i]])
-        if code == OUTLIER:
-            c = rows.arg[i]
-            return Rejected(reason, f"{self.channels[c]}={rows.vals[i, c]:g}, beyond "
-                                    f"{self.policies[c].z:g} robust deviations of the median")
-        return Rejected(reason, f"{self.lag_features[0]} needs an earlier reading of {device}")
 
     # ------------------------------------------------------------------ one payload at a time
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from dataclasses import replace
 
 from broker.address import BrokerAddress
 from broker.client import BURST
@@ -56,7 +57,7 @@ class Predictor(Service):
         self.config = config
         self.model: Model | None = None
         spec = config.spec
-        self.serving = Serving(spec, config.cleaning) if spec is not None else None
+        self.serving = Serving(spec, cleaning(config, config.kind)) if spec is not None else None
         task = spec and config.kind and Task(spec.features, spec.target, config.kind)
         self.admission = ModelAdmission(config.model_bounds, task or None)
         self.predictions = 0
@@ -126,7 +127,7 @@ class Predictor(Service):
             return
         if self.serving is None:  # the task is fixed from now on (the admission holds it)
             self.serving = Serving(FeatureSpec(model.params.features, model.target),
-                                   self.config.cleaning)
+                                   cleaning(self.config, model.kind))
         self.model = model
         self.admission.adopted(model)
         log.info("%s: model v%d adopted", self.node_id, model.version,
@@ -215,3 +216,9 @@ class Predictor(Service):
     def on_stop(self) -> None:
         self.serve_pending()
         self.publish_metrics()
+
+
+def cleaning(config: PredictorConfig, kind: str | None):
+    """The gateway's cleaning settings for ``kind``: a binary task refuses a target not 0/1,
+    as the gateway does (so both judge every reading alike)."""
+    return replace(config.cleaning, binary_target=kind == "binary")

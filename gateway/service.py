@@ -16,6 +16,7 @@ import gc
 import logging
 import time
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 
@@ -23,12 +24,14 @@ from broker.address import BrokerAddress
 from broker.client import Node
 from broker.keyring import Keyring, SignatureRefused
 from broker.model_codec import decode_model, encode_update
+from broker.reading_codec import decode_reading_items
 from broker.service import Service
 from broker.topics import TopicError, Topics
 from broker.wire import DecodeError, encode_json
 from gateway import pipeline as gateway_pipeline
 from gateway.config import GatewayConfig
 from gateway.pipeline import ReadingPipeline
+from gateway.task_check import carried, task_problem
 from gateway.validation import Rejected
 from learners import sgd_kernel
 from learners.drift import DriftMonitor
@@ -56,7 +59,12 @@ class Gateway(Service):
         self.local = LocalLearner(LinearModel(config.spec.features, config.kind,
                                               make_optimizer(config.optimizer, config.lr),
                                               config.l2, config.clip))
-        self.pipeline = ReadingPipeline(config.spec, config.cleaning)
+        binary = config.kind == "binary"  # the judge refuses a target not 0 or 1
+        self.pipeline = ReadingPipeline(config.spec, replace(config.cleaning,
+                                                             binary_target=binary))
+        #: Set when the task does not fit the stream (:mod:`gateway.task_check`): it stops.
+        self.task_problem: str | None = None
+        self.task_checked = False
         self.admission = ModelAdmission(config.model_bounds, Task(
             config.spec.features, config.spec.target, config.kind))
         self.evaluation = Prequential(config.kind)
@@ -120,6 +128,27 @@ class Gateway(Service):
             self.dead_letter(block.refs[index], block.payloads[index], why.reason, why.detail)
         if len(block.y):
             self.learn(block.X, block.y)
+        if not self.task_checked:
+            self.check_task(block.payloads)
+
+    def check_task(self, payloads: list[bytes]) -> None:
+        """Once, after the first ``check_after`` readings: a task that does not fit the stream
+        is logged once (an ERROR naming what is missing and what the readings carry), said in
+        the metrics (``task_problem``), and stops the gateway."""
+        pipe = self.pipeline
+        if pipe.presence.readings < self.config.check_after:
+            return
+        self.task_checked = True
+        problem = task_problem(pipe.presence, self.config.check_after,
+                               pipe.accounting.rejected["target_not_binary"],
+                               pipe.accounting.admitted)
+        if problem is None:
+            return
+        self.task_problem = f"{problem}; the readings carry: {carried(self._channels(payloads))}"
+        log.error("%s: %s; stopping", self.node_id, self.task_problem,
+                  extra={"node": self.node_id, "reason": "task_problem"})
+        self.publish_metrics(qos=1)
+        self.stop()
 
     def learn(self, X: np.ndarray, ys: np.ndarray) -> None:
         """Predict, then learn, each sample in order; sync when enough were learned."""
@@ -135,6 +164,17 @@ class Gateway(Service):
         self.learned += len(ys)
         if self.local.since_send >= self.config.sync_every:
             self.publish_update()
+
+    def _channels(self, payloads: list[bytes]) -> list[dict]:
+        """The channels of the readings in (the last few of) ``payloads``."""
+        out = []
+        for payload in payloads[-16:]:
+            try:
+                items = decode_reading_items(payload, self.config.cleaning.max_payload)
+            except DecodeError:
+                continue
+            out += [item.values for item in items if not isinstance(item, DecodeError)]
+        return out
 
     def adopt(self, payload: bytes) -> None:
         try:  # with a trust file: signed by an aggregator's key, and newer than ours
@@ -204,7 +244,7 @@ class Gateway(Service):
             "foreign": self.foreign, "devices": self.pipeline.devices,
             "model_version": self.local.base_version, "updates_sent": self.updates_sent,
             "models_adopted": self.models_adopted, "drifts": self.drift.detections,
-            "prequential": self.evaluation.as_dict(),
+            "prequential": self.evaluation.as_dict(), "task_problem": self.task_problem,
         }
 
     def publish_quality(self) -> None:

@@ -37,12 +37,24 @@ from fleetlearn.commands.common import (
 
 F, R = FleetConfig, ReplayConfig
 
+#: A replay's time options, `devices replay`'s and `up`'s.
+DateColOpt = Annotated[str | None, typer.Option(
+    "--date-col", help="A separate column of dates; --time-col then holds the time of day "
+    "(the two are read as 'DATE TIME').")]
+TimeFormatOpt = Annotated[str | None, typer.Option(
+    "--time-format", help="The times' strptime format, e.g. '%d/%m/%Y %H:%M' (default: epoch "
+    "seconds or ISO 8601, e.g. 2013-01-01T06:00Z or 2013-01-01 06:00; UTC unless a zone is "
+    "given).")]
+SkipRowsOpt = Annotated[int, typer.Option("--skip-rows", min=0, help="Lines before the header "
+                                          "row (a logger's preamble).")]
+
 #: Where each option's default lives (option -> dataclass, field); tests hold them equal.
 SIMULATE_OWNERS: dict[str, tuple[type, str]] = {
     name: (F, name) for name in ("devices", "sites", "seed", "rate", "batch", "layout", "qos",
                                  "duration", "drift_at", "metrics_interval", "send_buffer")}
 REPLAY_OWNERS: dict[str, tuple[type, str]] = {
-    name: (R, name) for name in ("site", "speed", "qos", "batch", "layout", "metrics_interval")}
+    name: (R, name) for name in ("site", "speed", "qos", "batch", "layout", "metrics_interval",
+                                 "date_col", "time_format", "skip_rows")}
 
 
 def simulate(
@@ -101,6 +113,9 @@ def replay(
     time_col: Annotated[str, typer.Option("--time-col", help="Column of times: epoch seconds "
                                           "or ISO 8601 (UTC unless it names a zone).")],
     device_col: Annotated[str, typer.Option("--device-col", help="Column of device ids.")],
+    date_col: DateColOpt = default(R, "date_col"),
+    time_format: TimeFormatOpt = default(R, "time_format"),
+    skip_rows: SkipRowsOpt = default(R, "skip_rows"),
     columns: Annotated[str | None, typer.Option(help="Comma-separated channel columns "
                                                 "(default: every numeric column).")] = None,
     site: Annotated[str, typer.Option(help="Site the devices publish under.")
@@ -130,6 +145,7 @@ def replay(
     try:
         config = ReplayConfig(
             path=file, time_col=time_col, device_col=device_col, site=check_site(site),
+            date_col=date_col, time_format=time_format, skip_rows=skip_rows,
             columns=None if columns is None else names(columns, "--columns"), speed=speed,
             qos=qos, batch=batch, layout=layout, metrics_interval=metrics_interval,
         )

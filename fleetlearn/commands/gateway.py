@@ -44,6 +44,7 @@ from gateway.cleaning import ChannelPolicy, CleaningConfig
 from gateway.config import GatewayConfig
 from gateway.features import FeatureSpec
 from gateway.partition import Partition
+from gateway.task_check import TaskUnfit
 from learners.model_admission import ModelBounds
 
 G, C, P = GatewayConfig, CleaningConfig, ChannelPolicy
@@ -59,6 +60,7 @@ OWNERS: dict[str, tuple[type, str]] = {
     "max_skew": (C, "max_skew"), "reorder_window": (C, "reorder_window"),
     "impute": (P, "impute"), "impute_max_age": (P, "max_age"), "outliers": (P, "outliers"),
     "z": (P, "z"), "smooth": (P, "smooth"), "max_seq_jump": (C, "max_seq_jump"),
+    "check_after": (G, "check_after"),
     **MODEL_OWNERS,
 }
 
@@ -84,6 +86,11 @@ def gateway(
                         ] = ",".join(TASK.features),
     target: Annotated[str, typer.Option(help="Target channel.")] = TASK.target,
     kind: KindOpt = default(G, "kind"),
+    check_after: Annotated[int, typer.Option(min=0, help="Readings after which it judges once "
+                                             "whether the task fits the stream: a channel in "
+                                             "none of them, or a binary target never 0 or 1, "
+                                             "stops it with exit code 4 (0: never).")
+                           ] = default(G, "check_after"),
     sync_every: Annotated[int, typer.Option(min=1, help="Samples between updates.")
                           ] = default(G, "sync_every"),
     sync_interval: Annotated[float, typer.Option(min=0.01, help="Max seconds between updates."
@@ -154,9 +161,12 @@ def gateway(
             cleaning=cleaning, drift_detector=drift_detector,
             keyring=keyring(key, trust, id, "gateway"),
             model_bounds=ModelBounds(max_version_jump, max_model_magnitude),
+            check_after=check_after,
         )
         connection = address(broker, username, password, tls_ca, tls_cert, tls_key)
         service = Gateway(config, topics(prefix), connection)
     except ValueError as exc:
         raise UsageProblem(str(exc)) from None
     serve(service, give_up_after)
+    if service.task_problem is not None:  # said once in its log (an ERROR); and exit code 4
+        raise TaskUnfit(service.task_problem)

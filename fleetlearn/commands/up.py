@@ -38,10 +38,12 @@ from fleetlearn.commands.common import (
     resolve_data_path,
     topics,
 )
+from fleetlearn.commands.devices import DateColOpt, SkipRowsOpt, TimeFormatOpt
 from fleetlearn.commands.logs import LOG_META, LogChoice, check_level
 from fleetlearn.deploy.display import ProgressView, summary_table
 from fleetlearn.deploy.settings import UpSettings
 from fleetlearn.deploy.up import LocalDeployment, ReadingsUnaccounted
+from gateway.task_check import TaskUnfit
 
 F, R, U = FleetConfig, ReplayConfig, UpSettings
 
@@ -52,6 +54,7 @@ OWNERS: dict[str, tuple[type, str]] = {
     "send_buffer": (F, "send_buffer"),
     "gateways": (U, "gateways"), "drain_timeout": (U, "drain_timeout"), "site": (R, "site"),
     "secure": (U, "secure"),
+    **{name: (R, name) for name in ("date_col", "time_format", "skip_rows")},
 }
 
 
@@ -97,6 +100,9 @@ def up(
                                               "of simulating a fleet.")] = None,
     time_col: Annotated[str, typer.Option(help="Replay: the time column.")] = "time",
     device_col: Annotated[str, typer.Option(help="Replay: the device column.")] = "device",
+    date_col: DateColOpt = default(R, "date_col"),
+    time_format: TimeFormatOpt = default(R, "time_format"),
+    skip_rows: SkipRowsOpt = default(R, "skip_rows"),
     columns: Annotated[str | None, typer.Option(help="Replay: channel columns (default: "
                                                 "every numeric one).")] = None,
     site: Annotated[str, typer.Option(help="Replay: the devices' site.")] = default(R, "site"),
@@ -149,6 +155,8 @@ def up(
         if file is not None:
             replay = ReplayConfig(path=resolve_data_path(file), time_col=time_col,
                                   device_col=device_col, site=check_site(site), speed=speed,
+                                  date_col=date_col, time_format=time_format,
+                                  skip_rows=skip_rows,
                                   columns=None if columns is None else names(columns,
                                                                               "--columns"))
         settings = UpSettings(
@@ -183,6 +191,8 @@ def up(
         view.close()
     console.print(summary_table(result))
     _write(report, result, console)
+    if result["task_problem"]:  # found while the run drained: the summary is out, then exit 4
+        raise TaskUnfit(result["task_problem"])
     if not result["accounted"]:
         r = result["readings"]
         raise ReadingsUnaccounted(

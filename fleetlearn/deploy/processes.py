@@ -10,6 +10,7 @@ from typing import Any
 
 from broker.address import BrokerAddress
 from broker.processes import stop_processes
+from gateway.task_check import EXIT_TASK_UNFIT, PREFIX
 
 #: The environment variables that say how to connect (a node started by `up` gets up's own).
 CONNECTION_ENV = ("FLEETLEARN_BROKER", "FLEETLEARN_USERNAME", "FLEETLEARN_PASSWORD",
@@ -66,3 +67,23 @@ def stop_children(children: list[Child], timeout: float = 10.0) -> None:
     """SIGTERM to every child still running, then wait for all with one deadline; kill what is
     left (:func:`broker.processes.stop_processes`). Only these processes: never by name."""
     stop_processes([c.process for c in children if c.process is not None], timeout)
+
+
+def task_problem(children: list[Child], nodes: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """What a gateway said when it found the task does not fit the stream: from its metrics
+    (``task_problem``), or, if it exited (code 4) before they came, from its log; else None.
+
+    >>> task_problem([], {"gw-0": {"task_problem": None}, "gw-1": {"task_problem": "no y"}})
+    'gw-1: no y'
+    """
+    for node, metrics in nodes.items():
+        if metrics.get("task_problem"):
+            return f"{node}: {metrics['task_problem']}"
+    for child in children:
+        code = child.process.poll() if child.process is not None else None
+        if code == EXIT_TASK_UNFIT and child.name.startswith("gw-"):
+            said = [line for line in child.log_path.read_text(errors="replace").splitlines()
+                    if PREFIX in line]
+            what = PREFIX + said[-1].split(PREFIX, 1)[1] if said else PREFIX
+            return f"{child.name}: {what} (log: {child.log_path})"
+    return None

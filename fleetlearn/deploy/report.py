@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from fleetlearn.deploy.processes import task_problem
+
 
 def deployment_report(deployment: Any) -> dict[str, Any]:
     """Readings accounted for, the model against the truth, prequential and federated error,
@@ -13,7 +15,8 @@ def deployment_report(deployment: Any) -> dict[str, Any]:
 
     ``readings`` splits what was published (:meth:`~fleetlearn.deploy.state.DeploymentState.
     readings`); ``accounted`` is False when some of it is not accounted for (``up`` then
-    exits with code 3)."""
+    exits with code 3); ``task_problem``: what a gateway said when it found the task does not
+    fit the stream while the run drained (``up`` then exits with code 4)."""
     d = deployment
     s, st = d.settings, d.state
     elapsed = max((d.fleet_stopped or time.monotonic()) - d.fleet_started, 1e-9)
@@ -38,6 +41,7 @@ def deployment_report(deployment: Any) -> dict[str, Any]:
         "node_config": str(d.config_path),
         "readings": readings,
         "accounted": readings["unaccounted"] == 0,
+        "task_problem": task_problem(d.children, st.nodes),
         "readings_per_s": readings["published"] / elapsed,
         "faults": s.faults or None,
         "ground_truth_check": st.ground_truth_check(),

@@ -11,7 +11,7 @@ from typing import Any
 from broker.address import BrokerAddress
 from broker.reading_codec import LAYOUTS
 from devices.faults import FaultRates
-from devices.replay import ReplayConfig, load_readings
+from devices.replay import ReplayConfig
 from devices.simulator import FleetSimulator
 
 
@@ -117,7 +117,8 @@ class UpSettings:
         if self.replay is not None:
             r = self.replay
             given["replay"] = {"file": str(r.path), "time_col": r.time_col,
-                               "device_col": r.device_col,
+                               "device_col": r.device_col, "date_col": r.date_col,
+                               "time_format": r.time_format, "skip_rows": r.skip_rows or None,
                                "columns": list(r.columns) if r.columns else None,
                                "site": r.site, "speed": r.speed, "qos": self.qos}
         for name, values in given.items():
@@ -141,9 +142,7 @@ class UpSettings:
         """The source's device ids, and each gateway's partition of them."""
         if self.replay is not None:
             r = self.replay
-            plan = load_readings(r.path, r.time_col, r.device_col, columns=r.columns,
-                                 site=r.site)
-            devices = list(plan.devices)
+            devices = list(r.plan().devices)
             return devices, self.partitions(devices)
         sim = FleetSimulator(self.devices, self.sites, self.seed)
         return [d.device for d in sim.devices], self.partitions()

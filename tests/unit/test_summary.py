@@ -56,3 +56,12 @@ def test_the_drain_shows_how_many_are_taken_in(tmp_path):
         view.draining(deployment(published=1_004_380, learned=812_000).state, 4.0)
     text = (tmp_path / "out.txt").read_text()
     assert "draining: 812,001 of 1,004,380 taken in (at most 4.0 s more)" in text
+
+
+def test_the_report_says_what_a_gateway_found_about_the_task():
+    dep = deployment(published=100, learned=0)
+    assert deployment_report(dep)["task_problem"] is None
+    dep.state.on_metrics({"node": "gw-0", "kind": "gateway", "learned": 0,
+                          "task_problem": "task does not fit the stream: channel 'x' ..."})
+    assert deployment_report(dep)["task_problem"] == (
+        "gw-0: task does not fit the stream: channel 'x' ...")
