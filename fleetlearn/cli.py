@@ -19,7 +19,17 @@ import typer
 from broker.address import BrokerRefused, BrokerUnreachable
 from broker.mosquitto import BrokerError
 from broker.topics import TopicError
-from fleetlearn.commands import aggregator, bench, broker, devices, gateway, keys, predict, up
+from fleetlearn.commands import (
+    aggregator,
+    bench,
+    broker,
+    devices,
+    evaluate,
+    gateway,
+    keys,
+    predict,
+    up,
+)
 from fleetlearn.commands.common import UsageProblem
 from fleetlearn.commands.logs import LOG_META, LogChoice, check_format, check_level, setup_logging
 from fleetlearn.config import DEFAULT_FILE, ConfigError, default_map, load_config
@@ -88,6 +98,7 @@ app.command()(aggregator.aggregator)
 app.command()(predict.predict)
 app.command()(up.up)
 app.command()(bench.bench)
+app.command()(evaluate.evaluate)
 app.add_typer(keys.app, name="keys")
 
 

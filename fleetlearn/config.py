@@ -56,6 +56,14 @@ COMMANDS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("devices", "replay"): ("replay", "broker"),
     ("predict",): ("task", "cleaning", "models", "predictor", "signing", "broker"),
     ("up",): ("task", "sync", "fleet", "replay", "deployment", "broker"),
+    ("evaluate",): ("task", "learner", "cleaning", "sync", "replay", "deployment"),
+}
+
+#: Keys of a section that mean nothing to a command (offline there is no wall clock, broker
+#: or drift reaction): it takes the rest of the section.
+IGNORED: dict[tuple[str, ...], frozenset[str]] = {
+    ("evaluate",): frozenset({"drift_detector", "sync_interval", "speed", "qos", "prefix",
+                              "duration"}),
 }
 
 #: Options the command line takes as one comma-separated string.
@@ -113,8 +121,10 @@ def default_map(config: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """
     out: dict[str, Any] = {}
     for path, sections in COMMANDS.items():
+        ignored = IGNORED.get(path, frozenset())
         values = {OPTION_NAMES.get((section, key), key): _option_value(key, value)
-                  for section in sections for key, value in config.get(section, {}).items()}
+                  for section in sections for key, value in config.get(section, {}).items()
+                  if key not in ignored}
         if not values:
             continue
         node = out

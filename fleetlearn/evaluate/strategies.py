@@ -1,0 +1,120 @@
+"""The strategies, each prequential (predict, then learn) on the same samples, in order.
+
+- ``persistence``: a device's previous target is the prediction of its next.
+- ``local``: each gateway learns alone from its own devices.
+- ``central``: one learner over every reading.
+- ``federated``: each gateway learns locally; every ``sync_every`` of its samples it sends an
+  update to a :class:`~learners.federation.Federation` in this process, and when the round
+  closes (an update from every gateway) every gateway adopts the merged model
+  (:meth:`~learners.local.LocalLearner.adopt`), as gateways do. No wall clock: an update goes
+  only after ``sync_every`` samples, and a round never times out.
+
+Each returns one prediction per sample (NaN where none was made: a blank learner's first).
+
+>>> from gateway.cleaning import CleaningConfig
+>>> X = np.arange(8.0).reshape(-1, 1)
+>>> y = 3.0 * X[:, 0]
+>>> persistence(y, np.array([0, 1, 0, 1, 0, 1, 0, 1])).tolist()[:4]
+[nan, nan, 0.0, 3.0]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from broker.messages import Model
+from learners.federation import Federation, FederationConfig
+from learners.linear import LinearModel
+from learners.local import LocalLearner
+
+#: The strategies in the table's order.
+NAMES = ("persistence", "local", "central", "federated")
+
+MakeModel = Callable[[], LinearModel]
+
+
+def persistence(y: np.ndarray, device: np.ndarray) -> np.ndarray:
+    """Each sample's prediction: its device's previous target (NaN for a device's first)."""
+    out = np.full(len(y), np.nan)
+    order = np.lexsort((np.arange(len(y)), device))  # by device, in arrival order
+    same = device[order][1:] == device[order][:-1]
+    out[order[1:][same]] = y[order[:-1][same]]
+    return out
+
+
+def _first_nan(predictions: np.ndarray, where: np.ndarray) -> np.ndarray:
+    if len(where):
+        predictions[where[0]] = np.nan  # a blank learner cannot guess
+    return predictions
+
+
+def central(X: np.ndarray, y: np.ndarray, make: MakeModel) -> np.ndarray:
+    """One learner over every sample."""
+    return _first_nan(make().predict_then_learn(X, y), np.arange(len(y)))
+
+
+def local(X: np.ndarray, y: np.ndarray, gateway: np.ndarray, gateways: int,
+          make: MakeModel) -> np.ndarray:
+    """Each gateway's own learner over its own samples."""
+    out = np.full(len(y), np.nan)
+    for g in range(gateways):
+        mine = np.flatnonzero(gateway == g)
+        out[mine] = _first_nan(make().predict_then_learn(X[mine], y[mine]), np.arange(1))
+    return out
+
+
+@dataclass
+class _Gateway:
+    learner: LocalLearner
+    rows: np.ndarray  # indices of its samples
+    done: int = 0  # of them learned
+    seq: int = 0  # of its last update
+
+
+def federated(X: np.ndarray, y: np.ndarray, gateway: np.ndarray, gateways: int,
+              make: MakeModel, sync_every: int, target: str,
+              config: FederationConfig | None = None) -> tuple[np.ndarray, int]:
+    """The federated predictions, and how many models the federation made.
+
+    Between two syncs the gateways do not interact, so each learns its samples up to the
+    next update as one block (as a gateway learns a block)."""
+    ids = [f"gw-{g}" for g in range(gateways)]
+    fed = Federation(config or FederationConfig(quorum=gateways, learners=tuple(ids)))
+    gws = [_Gateway(LocalLearner(make()), np.flatnonzero(gateway == g)) for g in range(gateways)]
+    out = np.full(len(y), np.nan)
+    models = 0
+
+    def learn_until(gw: _Gateway, end: int) -> None:
+        """Learn its samples before global index ``end``."""
+        stop = int(np.searchsorted(gw.rows, end))
+        if stop > gw.done:
+            rows = gw.rows[gw.done:stop]
+            blank = gw.learner.learner.n_learned == 0
+            out[rows] = gw.learner.learn(X[rows], y[rows])
+            if blank:
+                out[rows[0]] = np.nan
+            gw.done = stop
+
+    while True:
+        due = []
+        for gw in gws:
+            k = gw.done + max(1, sync_every - gw.learner.since_send) - 1
+            due.append(int(gw.rows[k]) if k < len(gw.rows) else len(y))
+        first = int(np.argmin(due))
+        at = due[first]
+        for gw in gws:
+            learn_until(gw, at + 1)
+        if at >= len(y):
+            return out, models
+        gw = gws[first]
+        gw.seq += 1
+        update = gw.learner.update(ids[first], gw.seq, target, 0.0)
+        if fed.offer(update, ids[first], now=0.0) is None:
+            model: Model | None = fed.step(now=0.0, ts=0.0)
+            if model is not None:
+                models += 1
+                for other in gws:
+                    other.learner.adopt(model, replace=True)

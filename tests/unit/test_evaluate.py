@@ -1,0 +1,134 @@
+"""`fleetlearn evaluate`: every strategy, prequential, offline, on the same cleaned readings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+
+from broker.messages import Reading
+from devices.replay_plan import ReplayPlan
+from fleetlearn.cli import main
+from fleetlearn.config import default_map, parse_config
+from fleetlearn.evaluate.run import evaluate
+from fleetlearn.evaluate.scores import score
+from fleetlearn.evaluate.settings import EvaluateSettings
+from fleetlearn.evaluate.strategies import NAMES
+from gateway.features import FeatureSpec
+
+ROOT = Path(__file__).resolve().parents[2]
+WEATHER = ROOT / "docs" / "examples" / "weather.toml"
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as done:
+        main(args)
+    out = capsys.readouterr()
+    return done.value.code, out.out, out.err
+
+
+@pytest.mark.timeout(120)
+def test_weather_table_has_every_strategy_per_gateway_mean_and_pooled(tmp_path, capsys):
+    report = tmp_path / "eval.json"
+    code, out, err = run_cli(["--config", str(WEATHER), "evaluate", "--json", str(report)],
+                             capsys)
+    assert code == 0, err
+    for name in NAMES:
+        assert name in out
+    assert "pooled" in out and "R²" in out
+    result = orjson.loads(report.read_bytes())
+    assert result["gateways"] == {"gw-0": ["EWR"], "gw-1": ["JFK"], "gw-2": ["LGA"]}  # the toml's 3
+    assert result["samples"] > 25_000 and result["models"] > 0
+    table = result["strategies"]
+    assert set(table) == set(NAMES)
+    for name in NAMES:
+        assert set(table[name]["gateways"]) == {"gw-0", "gw-1", "gw-2"}
+        per = table[name]["gateways"].values()
+        assert sum(s["n"] for s in per) == table[name]["pooled"]["n"] == result["scored"]
+        for key in ("mae", "rmse", "r2"):
+            assert key in table[name]["mean"] and key in table[name]["pooled"]
+    assert table["central"]["pooled"]["r2"] > table["persistence"]["pooled"]["r2"]
+    assert table["federated"]["pooled"]["r2"] > table["persistence"]["pooled"]["r2"]
+
+
+def plan_of(rows: list[tuple[str, dict[str, float]]]) -> ReplayPlan:
+    seqs: dict[str, int] = {}
+    readings = []
+    for i, (device, values) in enumerate(rows):
+        seqs[device] = seqs.get(device, -1) + 1
+        readings.append(Reading(device, seqs[device], 1000.0 + i, values))
+    return ReplayPlan("s0", readings, tuple(rows[0][1]), {})
+
+
+@pytest.mark.timeout(60)
+def test_a_noiseless_linear_target_is_learned_by_every_learner():
+    rng = np.random.default_rng(1)
+    rows = []
+    for i in range(6000):
+        a, b = rng.normal(5.0, 2.0), rng.normal(-1.0, 0.5)
+        rows.append((f"d{i % 4}", {"a": a, "b": b, "y": 2.0 * a - 3.0 * b + 1.0}))
+    result = evaluate(plan_of(rows), EvaluateSettings(FeatureSpec(("a", "b"), "y"),
+                                                      gateways=2, sync_every=100))
+    table = result["strategies"]
+    assert result["gateways"] == {"gw-0": ["d0", "d2"], "gw-1": ["d1", "d3"]}
+    for name in ("central", "local", "federated"):
+        assert table[name]["pooled"]["r2"] > 0.98, name  # prequential: the first errors count
+        assert table[name]["mean"]["r2"] > 0.98, name
+    assert table["central"]["pooled"]["r2"] > 0.99
+    assert table["persistence"]["pooled"]["r2"] < 0.5  # independent draws: the past says little
+    assert result["models"] >= 20
+
+
+@pytest.mark.timeout(60)
+def test_a_binary_task_reports_accuracy_balanced_accuracy_log_loss_and_auc(tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    lines = ["time,device,a,y"]
+    for i in range(3000):
+        a = rng.normal()
+        lines.append(f"{i},d{i % 3},{a:.6f},{int(a > 0.8)}")
+    csv = tmp_path / "b.csv"
+    csv.write_text("\n".join(lines) + "\n")
+    report = tmp_path / "b.json"
+    code, out, err = run_cli(["evaluate", str(csv), "--time-col", "time", "--device-col",
+                              "device", "--features", "a", "--target", "y", "--kind", "binary",
+                              "--gateways", "3", "--json", str(report)], capsys)
+    assert code == 0, err
+    assert "ROC AUC" in out and "bal. acc." in out
+    table = orjson.loads(report.read_bytes())["strategies"]
+    for name in NAMES:
+        for key in ("accuracy", "balanced_accuracy", "log_loss", "roc_auc"):
+            assert key in table[name]["pooled"] and key in table[name]["mean"]
+    central = table["central"]["pooled"]
+    assert central["roc_auc"] > 0.95 and central["balanced_accuracy"] > 0.75
+    assert table["persistence"]["pooled"]["roc_auc"] < 0.6  # independent draws
+
+
+def test_scores_match_their_definitions():
+    y = np.array([0.0, 1.0, 1.0, 1.0])
+    p = np.array([0.2, 0.7, 0.4, 0.9])
+    s = score("binary", y, p)
+    assert s["accuracy"] == 0.75 and s["balanced_accuracy"] == pytest.approx((1 + 2 / 3) / 2)
+    assert s["roc_auc"] == 1.0
+    assert s["log_loss"] == pytest.approx(-np.mean(np.log([0.8, 0.7, 0.4, 0.9])))
+
+
+@pytest.mark.timeout(30)
+def test_evaluate_takes_its_sections_and_leaves_out_what_means_nothing_offline():
+    config = parse_config(WEATHER.read_text())
+    mine = default_map(config)["evaluate"]
+    assert mine["gateways"] == 3 and mine["target"] == "humid" and mine["z"] == 25
+    assert "sync_interval" not in mine and "file" in mine
+
+
+@pytest.mark.timeout(30)
+def test_without_a_task_it_says_what_is_missing(tmp_path, capsys):
+    csv = tmp_path / "x.csv"
+    csv.write_text("time,device,a,y\n0,d1,1,2\n")
+    code, _, err = run_cli(["evaluate", str(csv), "--time-col", "time", "--device-col",
+                            "device"], capsys)
+    assert code == 2 and "--features and --target" in err
+    code, _, err = run_cli(["evaluate", str(csv), "--time-col", "time", "--device-col",
+                            "device", "--features", "a,b", "--target", "y"], capsys)
+    assert code == 2 and "no b" in err
