@@ -127,5 +127,7 @@ def evaluate(
     console.print(render(kind, result["strategies"], f"{path.name}: {result['samples']:,} of "
                          f"{result['readings']:,} readings learned, {gateways} gateways, "
                          f"prequential"))
+    console.print(f"{result['models']} federated models; {result['seconds']:.1f} s after "
+                  f"reading the file")
     if json is not None:
         json.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
