@@ -49,7 +49,8 @@ def evaluate(plan: ReplayPlan, settings: EvaluateSettings) -> dict[str, Any]:
     k = settings.gateways
     gateway = np.array([owner[samples.devices[d]] for d in samples.device.tolist()], np.int64)
     X, y, make = samples.X, samples.y, settings.model
-    fed, models = federated(X, y, gateway, k, make, settings.sync_every, settings.spec.target)
+    fed, models, refused = federated(X, y, gateway, k, make, settings.sync_every,
+                                     settings.spec.target)
     predictions = {"persistence": persistence(y, samples.device),
                    "local": local(X, y, gateway, k, make),
                    "central": central(X, y, make), "federated": fed}
@@ -58,6 +59,7 @@ def evaluate(plan: ReplayPlan, settings: EvaluateSettings) -> dict[str, Any]:
             "scored": int(samples.scored.sum()), "rejected": dict(samples.rejected),
             "gateways": {f"gw-{g}": m for g, m in enumerate(members)},
             "sync_every": settings.sync_every, "models": models,
+            "updates_refused": dict(refused),
             "seconds": round(time.perf_counter() - started, 3), "strategies": table}
 
 

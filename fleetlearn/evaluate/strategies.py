@@ -20,6 +20,7 @@ Each returns one prediction per sample (NaN where none was made: a blank learner
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -76,8 +77,10 @@ class _Gateway:
 
 def federated(X: np.ndarray, y: np.ndarray, gateway: np.ndarray, gateways: int,
               make: MakeModel, sync_every: int, target: str,
-              config: FederationConfig | None = None) -> tuple[np.ndarray, int]:
-    """The federated predictions, and how many models the federation made.
+              config: FederationConfig | None = None
+              ) -> tuple[np.ndarray, int, Counter[str]]:
+    """The federated predictions, how many models the federation made, and the updates it
+    refused, by reason.
 
     Between two syncs the gateways do not interact, so each learns its samples up to the
     next update as one block (as a gateway learns a block)."""
@@ -86,6 +89,7 @@ def federated(X: np.ndarray, y: np.ndarray, gateway: np.ndarray, gateways: int,
     gws = [_Gateway(LocalLearner(make()), np.flatnonzero(gateway == g)) for g in range(gateways)]
     out = np.full(len(y), np.nan)
     models = 0
+    refused: Counter[str] = Counter()
 
     def learn_until(gw: _Gateway, end: int) -> None:
         """Learn its samples before global index ``end``."""
@@ -108,11 +112,14 @@ def federated(X: np.ndarray, y: np.ndarray, gateway: np.ndarray, gateways: int,
         for gw in gws:
             learn_until(gw, at + 1)
         if at >= len(y):
-            return out, models
+            return out, models, refused
         gw = gws[first]
         gw.seq += 1
         update = gw.learner.update(ids[first], gw.seq, target, 0.0)
-        if fed.offer(update, ids[first], now=0.0) is None:
+        refusal = fed.offer(update, ids[first], now=0.0)
+        if refusal is not None:
+            refused[refusal.reason] += 1
+        else:
             model: Model | None = fed.step(now=0.0, ts=0.0)
             if model is not None:
                 models += 1

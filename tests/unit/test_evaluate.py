@@ -78,7 +78,22 @@ def test_a_noiseless_linear_target_is_learned_by_every_learner():
         assert table[name]["mean"]["r2"] > 0.98, name
     assert table["central"]["pooled"]["r2"] > 0.99
     assert table["persistence"]["pooled"]["r2"] < 0.5  # independent draws: the past says little
-    assert result["models"] >= 20
+    assert result["models"] >= 20 and result["updates_refused"] == {}
+
+
+@pytest.mark.timeout(60)
+def test_rounds_close_at_the_pace_of_the_gateway_with_fewest_samples():
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(6000):  # 3 devices on 2 gateways: gw-0 gets two of them
+        a = rng.normal(5.0, 2.0)
+        rows.append((f"d{i % 3}", {"a": a, "y": 2.0 * a + 1.0 + rng.normal(0.0, 0.1)}))
+    result = evaluate(plan_of(rows), EvaluateSettings(FeatureSpec(("a",), "y"), gateways=2,
+                                                      sync_every=100))
+    assert result["gateways"] == {"gw-0": ["d0", "d2"], "gw-1": ["d1"]}
+    assert result["models"] == 20  # gw-1's 2,000 samples, an update every 100: 20 rounds
+    assert result["updates_refused"] == {}  # gw-0's second update in a round replaces its first
+    assert result["strategies"]["federated"]["pooled"]["r2"] > 0.99
 
 
 @pytest.mark.timeout(60)
