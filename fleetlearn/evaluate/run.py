@@ -46,6 +46,10 @@ def evaluate(plan: ReplayPlan, settings: EvaluateSettings) -> dict[str, Any]:
     members, owner = assign(plan, settings.gateways)
     samples = clean_samples(plan.readings, plan.site, settings.spec, settings.cleaning,
                             settings.kind)
+    if not samples.scored.any():
+        reasons = ", ".join(f"{why} {n:,}" for why, n in samples.rejected.most_common())
+        raise ValueError(f"of {len(plan.readings):,} readings, {len(samples):,} admitted: "
+                         f"too few to evaluate (refused: {reasons or 'none'})")
     k = settings.gateways
     gateway = np.array([owner[samples.devices[d]] for d in samples.device.tolist()], np.int64)
     X, y, make = samples.X, samples.y, settings.model
@@ -55,7 +59,8 @@ def evaluate(plan: ReplayPlan, settings: EvaluateSettings) -> dict[str, Any]:
                    "local": local(X, y, gateway, k, make),
                    "central": central(X, y, make), "federated": fed}
     table = figures(settings.kind, predictions, y, gateway, k, samples.scored)
-    return {"kind": settings.kind, "readings": len(plan.readings), "samples": len(samples),
+    return {"task": {"features": list(settings.spec.features), "target": settings.spec.target},
+            "kind": settings.kind, "readings": len(plan.readings), "samples": len(samples),
             "scored": int(samples.scored.sum()), "rejected": dict(samples.rejected),
             "gateways": {f"gw-{g}": m for g, m in enumerate(members)},
             "sync_every": settings.sync_every, "models": models,

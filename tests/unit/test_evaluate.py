@@ -147,3 +147,14 @@ def test_without_a_task_it_says_what_is_missing(tmp_path, capsys):
     code, _, err = run_cli(["evaluate", str(csv), "--time-col", "time", "--device-col",
                             "device", "--features", "a,b", "--target", "y"], capsys)
     assert code == 2 and "no b" in err
+
+
+@pytest.mark.timeout(30)
+def test_a_file_whose_readings_are_all_refused_says_why(tmp_path, capsys):
+    csv = tmp_path / "x.csv"
+    csv.write_text("time,device,a,y\n" + "".join(f"{i},d1,{i},5\n" for i in range(50)))
+    code, _, err = run_cli(["evaluate", str(csv), "--time-col", "time", "--device-col",
+                            "device", "--features", "a", "--target", "y", "--kind", "binary",
+                            "--gateways", "1"],
+                           capsys)
+    assert code == 2 and "0 admitted" in err and "target_not_binary 50" in err
