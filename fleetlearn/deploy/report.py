@@ -62,4 +62,6 @@ def deployment_report(deployment: Any) -> dict[str, Any]:
         "processes": [c.record() for c in d.children],
         "broker_pid": getattr(d.own_broker, "_stopped_pid", None),
         "log_dir": str(d.log_dir),
+        # the metrics over time (seconds into the watch, as model.history): for the plots
+        "series": st.series.as_dict(),
     }
