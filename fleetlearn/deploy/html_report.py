@@ -13,18 +13,38 @@ from __future__ import annotations
 import base64
 import html
 import io
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from fleetlearn.deploy.plots import PlotData, report_plots
 
 #: Colors of the marks on the time axis.
-MARK_COLORS = {"drift": "tab:orange", "rollback": "tab:red"}
+MARK_COLORS = {"drift": "tab:orange", "rollback": "tab:red", "truth": "tab:purple"}
+
+#: Past this many marks on a plot, they are named in the legend instead of one by one.
+MAX_NAMED_MARKS = 6
 
 
 def html_path(report_path: Path) -> Path:
     """Where the HTML report of a JSON report goes: beside it, ``.html`` for ``.json``."""
     return report_path.with_suffix(".html")
+
+
+def _mark(ax: Any, marks: list[tuple[float, str]]) -> None:
+    """Dashed vertical lines at drift reactions, rollbacks and the truth's drift: each named
+    beside its line, or, when there are many, each kind once in the legend with its count."""
+    counts = Counter(what.split()[0] for _, what in marks)
+    named, seen = len(marks) <= MAX_NAMED_MARKS, set()
+    for at, what in marks:
+        kind, label = what.split()[0], None
+        if not named and kind not in seen:  # each kind once in the legend, with its count
+            seen.add(kind)
+            label = f"{what.rsplit(' v', 1)[0]} ({counts[kind]})"
+        ax.axvline(at, color=MARK_COLORS[kind], linestyle="--", linewidth=1, label=label)
+        if named:
+            ax.annotate(what, (at, 1.0), xycoords=("data", "axes fraction"), fontsize=7,
+                        rotation=90, va="top", ha="right")
 
 
 def _draw(plot: PlotData) -> str:
@@ -43,15 +63,13 @@ def _draw(plot: PlotData) -> str:
         for label, (xs, ys) in plot.lines.items():
             if plot.step:
                 ax.step(xs, ys, where="post", label=label)
-            else:
-                ax.plot(xs, ys, label=label, marker="." if len(xs) < 30 else None)
-        for at, what in plot.marks:
-            ax.axvline(at, color=MARK_COLORS[what.split()[0]], linestyle="--", linewidth=1)
-            ax.annotate(what, (at, 1.0), xycoords=("data", "axes fraction"), fontsize=7,
-                        rotation=90, va="top", ha="right")
+            else:  # the federated view stands out from the gateways'
+                ax.plot(xs, ys, label=label, marker="." if len(xs) < 30 else None,
+                        **({"color": "black", "linewidth": 2.2} if label == "federated" else {}))
+        _mark(ax, plot.marks)
         ax.set_xlabel("seconds into the run")
         ax.set_ylabel(plot.ylabel)
-        if len(plot.lines) > 1:
+        if len(plot.lines) > 1 or len(plot.marks) > MAX_NAMED_MARKS:
             ax.legend(fontsize=7, loc="best")
     ax.set_title(plot.title, fontsize=10)
     ax.grid(alpha=0.3)

@@ -59,6 +59,9 @@ def marks(report: dict[str, Any]) -> list[tuple[float, str]]:
            for r in m.get("drift_reactions", []) if r.get("version") in at]
     out += [(at[r["version"]], f"rollback v{r['version']}")
             for r in m.get("rollbacks", []) if r.get("version") in at]
+    drifted = (report.get("series") or {}).get("truth_drifted_at")
+    if drifted is not None:
+        out.append((drifted, "truth drifted"))
     return sorted(out)
 
 
@@ -92,12 +95,13 @@ def report_plots(report: dict[str, Any]) -> list[PlotData]:
     series = report.get("series") or {}
     binary, ms = is_binary(report), marks(report)
     error_key, quality_key = ("log_loss", "accuracy") if binary else ("mae", "r2")
+    error_name, quality_name = ("log-loss", "accuracy") if binary else ("MAE", "R²")
     history = report["model"].get("history", [])
     plots = [
-        PlotData("error", f"prequential {error_key.replace('_', '-')}, per gateway and "
-                 "federated", error_key, _metric_lines(series, error_key), marks=ms),
-        PlotData("quality", f"prequential {'accuracy' if binary else 'R²'}, per gateway and "
-                 "federated", quality_key, _metric_lines(series, quality_key), marks=ms),
+        PlotData("error", f"prequential {error_name}, per gateway and federated", error_name,
+                 _metric_lines(series, error_key), marks=ms),
+        PlotData("quality", f"prequential {quality_name}, per gateway and federated",
+                 quality_name, _metric_lines(series, quality_key), marks=ms),
         PlotData("version", "model version", "version",
                  {"model": ([h[1] for h in history], [h[0] for h in history])},
                  step=True, marks=ms),

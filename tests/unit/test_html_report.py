@@ -42,6 +42,16 @@ def test_drift_reactions_and_rollbacks_are_marked_at_their_models_time():
     assert error.marks == [(1.0, "drift reaction v2"), (1.6, "rollback v3")]
 
 
+def test_the_truths_drift_is_marked_and_many_marks_go_to_the_legend():
+    drifted = copy.deepcopy(REPORT)
+    drifted["series"]["truth_drifted_at"] = 0.8
+    drifted["model"]["rollbacks"] = [{"version": v} for v in (1, 2, 3)] * 3
+    error = report_plots(drifted)[0]
+    assert (0.8, "truth drifted") in error.marks and len(error.marks) == 11
+    page, points = render_html(drifted)
+    assert page.count("<img") == len(points) == 6
+
+
 def test_a_replay_report_has_no_weight_error_plot():
     replay = copy.deepcopy(REPORT) | {"truth": None, "source": "replay"}
     replay["model"]["history"] = [[v, at, None] for v, at, _ in replay["model"]["history"]]
@@ -66,3 +76,14 @@ def test_a_plot_without_data_is_left_out():
     clean["readings"]["rejected"] = {}
     _, points = render_html(clean)
     assert "rejections" not in points and all(n > 0 for n in points.values())
+
+
+def test_the_cli_does_not_load_matplotlib_until_a_page_is_drawn():
+    import subprocess
+    import sys
+
+    code = ("import sys, fleetlearn.cli, fleetlearn.commands.up, fleetlearn.deploy.up; "
+            "print('matplotlib' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr
