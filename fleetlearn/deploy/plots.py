@@ -113,7 +113,7 @@ def report_plots(report: dict[str, Any]) -> list[PlotData]:
                                                            [h[2] for h in errs])}, marks=ms))
     plots.append(PlotData("rejections", "readings rejected, by reason", "readings",
                           bars=dict(sorted(report["readings"].get("rejected", {}).items()))))
-    plots.append(PlotData("throughput", "throughput (readings published per second)",
-                          "readings/s", {"published": throughput(series.get("published", []))},
-                          marks=ms))
+    rates = {what: throughput(series.get(what, [])) for what in ("published", "learned")}
+    plots.append(PlotData("throughput", "throughput (readings per second)", "readings/s",
+                          {what: xy for what, xy in rates.items() if xy[0]}, marks=ms))
     return [p for p in plots if p.points]

@@ -2,8 +2,9 @@
 
 Pure bookkeeping: each node's latest metrics arrive every report interval; this keeps, per
 gateway and for the federated view, the prequential metrics at that moment, and the readings
-published so far (throughput is its slope). Each series is bounded: past ``limit`` points every
-second one is dropped, so a long run keeps its whole span at a coarser step.
+published and learned so far (throughput is their slope). Each series is bounded: past
+``limit`` points every second one is dropped, so a long run keeps its whole span at a coarser
+step.
 
 >>> s = Series(limit=4)
 >>> s.on_metrics({"node": "gw-0", "kind": "gateway", "prequential": {"n": 3, "mae": 0.5}}, 1.0)
@@ -41,15 +42,20 @@ class Series:
     gateways: dict[str, list[list[Any]]] = field(default_factory=dict)
     federated: list[list[Any]] = field(default_factory=list)
     published: list[list[Any]] = field(default_factory=list)
+    learned: list[list[Any]] = field(default_factory=list)
     sources: dict[str, int] = field(default_factory=dict)  # node -> its count of published
+    learners: dict[str, int] = field(default_factory=dict)  # gateway -> its count of learned
 
     def on_metrics(self, metrics: dict[str, Any], at: float) -> None:
         """One node's metrics (already checked) received ``at`` seconds into the watch."""
         kind, node = metrics.get("kind"), metrics.get("node")
-        if kind == "gateway" and isinstance(metrics.get("prequential"), dict):
-            pq = metrics["prequential"]
-            if pq.get("n"):
+        if kind == "gateway":
+            pq = metrics.get("prequential")
+            if isinstance(pq, dict) and pq.get("n"):
                 _add(self.gateways.setdefault(str(node), []), at, dict(pq), self.limit)
+            if isinstance(metrics.get("learned"), int):
+                self.learners[str(node)] = metrics["learned"]
+                _add(self.learned, at, sum(self.learners.values()), self.limit)
         elif kind == "aggregator" and isinstance(metrics.get("federated"), dict):
             if metrics["federated"]:
                 _add(self.federated, at, dict(metrics["federated"]), self.limit)
@@ -59,4 +65,4 @@ class Series:
 
     def as_dict(self) -> dict[str, Any]:
         return {"gateways": self.gateways, "federated": self.federated,
-                "published": self.published}
+                "published": self.published, "learned": self.learned}

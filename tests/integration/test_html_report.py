@@ -29,6 +29,8 @@ def test_up_writes_a_page_whose_every_plot_has_data(tmp_path):
     assert set(plots) == PLOTS, plots
     assert all(n > 0 for n in plots.values()), plots
     assert set(report["series"]["gateways"]) == {"gw-0", "gw-1"}
+    assert {"published", "learned"} <= set(next(p for p in report_plots(report)
+                                                if p.name == "throughput").lines)
     assert page.count("<img") == len(PLOTS) == page.count("data:image/png;base64,")
     for name in PLOTS:
         assert f'<figure id="{name}">' in page

@@ -23,7 +23,8 @@ REPORT = {
     "series": {"gateways": {"gw-0": [[0.5, {"n": 5, "mae": 1.0, "r2": 0.1}],
                                      [1.5, {"n": 9, "mae": 0.5, "r2": 0.5}]]},
                "federated": [[1.0, {"n": 5, "mae": 0.9, "r2": 0.2}]],
-               "published": [[0.0, 0], [1.0, 100], [2.0, 300]]},
+               "published": [[0.0, 0], [1.0, 100], [2.0, 300]],
+               "learned": [[0.5, 0], [1.5, 150], [2.5, 290]]},
 }
 
 
@@ -32,7 +33,7 @@ def test_every_plot_of_a_simulated_run_is_drawn_with_its_data():
     assert set(points) == {"error", "quality", "version", "weight_error", "rejections",
                            "throughput"}
     assert points == {"error": 3, "quality": 3, "version": 3, "weight_error": 3,
-                      "rejections": 2, "throughput": 2}
+                      "rejections": 2, "throughput": 4}
     assert page.count("<img") == len(points) == page.count("data:image/png;base64,")
     assert "<script" not in page and "http" not in page.split("</style>")[1]  # self-contained
 
