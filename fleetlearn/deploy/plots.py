@@ -19,6 +19,7 @@ weight-error plot.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,12 +66,22 @@ def marks(report: dict[str, Any]) -> list[tuple[float, str]]:
     return sorted(out)
 
 
+def _finite(value: Any) -> bool:
+    """A number matplotlib can place.
+
+    >>> _finite(0.5), _finite(None), _finite(float("inf")), _finite(True)
+    (True, False, False, False)
+    """
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
 def _metric_lines(series: dict[str, Any], key: str) -> dict[str, tuple[list, list]]:
     sources = {**series.get("gateways", {}), "federated": series.get("federated", [])}
     lines = {}
     for name, points in sources.items():
-        xs = [at for at, m in points if isinstance(m.get(key), int | float)]
-        ys = [m[key] for _, m in points if isinstance(m.get(key), int | float)]
+        kept = [(at, m[key]) for at, m in points if _finite(m.get(key))]
+        xs, ys = [at for at, _ in kept], [v for _, v in kept]
         if xs:
             lines[name] = (xs, ys)
     return lines
@@ -107,7 +118,7 @@ def report_plots(report: dict[str, Any]) -> list[PlotData]:
                  step=True, marks=ms),
     ]
     if report.get("truth") is not None:
-        errs = [h for h in history if h[2] is not None]
+        errs = [h for h in history if _finite(h[2])]
         plots.append(PlotData("weight_error", "weight error against the truth",
                               "relative error", {"model": ([h[1] for h in errs],
                                                            [h[2] for h in errs])}, marks=ms))
