@@ -24,4 +24,4 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis demo-report.json bench.json bench.md
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis demo-report.json demo-report.html bench.json bench.md

@@ -32,6 +32,7 @@ from fleetlearn.commands import (
 )
 from fleetlearn.commands.common import UsageProblem
 from fleetlearn.commands.logs import LOG_META, LogChoice, check_format, check_level, setup_logging
+from fleetlearn.commands.report import report as report_command
 from fleetlearn.config import DEFAULT_FILE, ConfigError, default_map, load_config
 from gateway.task_check import EXIT_TASK_UNFIT, TaskUnfit
 from learners.aggregator import TaskMismatch
@@ -93,6 +94,7 @@ def _root(
 app.command()(broker.broker)
 devices_app.command("simulate")(devices.simulate)
 devices_app.command("replay")(devices.replay)
+app.command("report")(report_command)
 app.command()(gateway.gateway)
 app.command()(aggregator.aggregator)
 app.command()(predict.predict)

@@ -140,7 +140,9 @@ def up(
     tls_cert: TlsCertOpt = None,
     tls_key: TlsKeyOpt = None,
     prefix: PrefixOpt = DEFAULT_PREFIX,
-    report: Annotated[Path | None, typer.Option(help="Write the summary as JSON here.")] = None,
+    report: Annotated[Path | None, typer.Option(help="Write the summary as JSON here, and "
+                                                "beside it (.html) a page of plots of the "
+                                                "run (see `fleetlearn report`).")] = None,
     log_dir: Annotated[Path | None, typer.Option(help="Where the nodes' logs go.")] = None,
     log_level: Annotated[str | None, typer.Option(help="The nodes' log level (default: "
                                                   "`fleetlearn --log-level`'s, else INFO).")
@@ -219,4 +221,8 @@ def _broker(broker: str | None, *login: str | None) -> BrokerAddress | None:
 def _write(report: Path | None, result: dict, console: Console) -> None:
     if report is not None:
         report.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
-        console.print(f"report written to {report}")
+        from fleetlearn.deploy.html_report import html_path, write_html  # draws: matplotlib
+
+        page = html_path(report)
+        write_html(result, page)
+        console.print(f"report written to {report} and {page}")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from fleetlearn.deploy.state import DeploymentState
 
@@ -33,25 +34,49 @@ class RateMeter:
         return self.rate
 
 
-def progress_table(state: DeploymentState, elapsed: float, rate: float) -> Table:
+def _binary(metrics: list[dict[str, Any]]) -> bool:
+    """Whether these prequential metrics are a binary task's (accuracy and log-loss)."""
+    return any("accuracy" in m for m in metrics)
+
+
+def headline(state: DeploymentState, elapsed: float, rate: float) -> str:
+    """One short line over the live table (no room for it to wrap on an 80-column terminal).
+
+    >>> state = DeploymentState()
+    >>> state.on_metrics({"node": "fleet", "kind": "fleet", "published": 1_004_380})
+    >>> headline(state, 312.25, 21_000.0)
+    '312s  1,004,380 published  21,000/s  v0  fed R² -'
+    """
     readings = state.readings()
     model = state.last_model
     err = state.models[-1].weight_error if state.models else None
     federated = state.nodes.get("aggregator", {}).get("federated", {})
-    table = Table(
-        title=(f"{elapsed:5.1f}s  published {readings['published']:,}  "
-               f"{rate:,.0f} readings/s  model v{model.version if model else 0}  "
-               f"weight error {_fmt(err)}  federated R² {_fmt(federated.get('r2'))}"),
-        title_justify="left",
-    )
-    for col in ("gateway", "partition", "learned", "rejected", "model", "MAE", "R²"):
+    quality = (f"fed accuracy {_fmt(federated.get('accuracy'))}"
+               if _binary([federated]) else f"fed R² {_fmt(federated.get('r2'))}")
+    return (f"{elapsed:.0f}s  {readings['published']:,} published  {rate:,.0f}/s  "
+            f"v{model.version if model else 0}  "
+            + ("" if err is None else f"weight err {_fmt(err)}  ") + quality)
+
+
+def progress_table(state: DeploymentState, elapsed: float, rate: float,
+                   title: str | None = None) -> Group:
+    """The live view: a one-line headline (``title``, else :func:`headline`), cut with an
+    ellipsis rather than wrapped on a narrow terminal, over a table of the gateways."""
+    gateways = state.of_kind("gateway")
+    binary = _binary([m.get("prequential", {}) for m in gateways.values()])
+    metrics = ("accuracy", "log_loss") if binary else ("mae", "r2")
+    table = Table()
+    for col in ("gateway", "partition", "learned", "rejected", "model",
+                *(("accuracy", "log-loss") if binary else ("MAE", "R²"))):
         table.add_column(col, justify="left" if col in ("gateway", "partition") else "right")
-    for name, m in state.of_kind("gateway").items():
+    for name, m in gateways.items():
         pq = m.get("prequential", {})
         table.add_row(name, m.get("partition", ""), f"{m.get('learned', 0):,}",
                       f"{sum(m.get('rejected', {}).values()):,}", f"v{m.get('model_version', 0)}",
-                      _fmt(pq.get("mae")), _fmt(pq.get("r2")))
-    return table
+                      *(_fmt(pq.get(k)) for k in metrics))
+    line = Text(title if title is not None else headline(state, elapsed, rate),
+                style="bold", no_wrap=True, overflow="ellipsis")
+    return Group(line, table)
 
 
 def drain_line(state: DeploymentState, left: float) -> str:
@@ -84,9 +109,7 @@ class ProgressView:
         if self.quiet:
             return
         if self.live is not None:
-            table = progress_table(state, self.meter.last[0] if self.meter.last else 0.0, 0.0)
-            table.title = drain_line(state, left)
-            self.live.update(table)
+            self.live.update(progress_table(state, 0.0, 0.0, title=drain_line(state, left)))
         elif not self.console.is_terminal and left <= self.next_drain_line:
             self.console.print(drain_line(state, left))
             self.next_drain_line = left - 1.0
@@ -139,6 +162,37 @@ def readings_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
     ]
 
 
+def truth_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """The model against the truth; none for a replay (there is no truth to be near).
+
+    >>> from fleetlearn.deploy.state import DeploymentState
+    >>> truth_rows({"truth": None, "model": DeploymentState().model_summary()})
+    []
+    >>> [what for what, _ in truth_rows({"truth": {}, "model": DeploymentState().model_summary()})]
+    ['weight error vs truth', 'seconds to within 5%']
+    """
+    m = report["model"]
+    if report.get("truth") is None:
+        return []
+    return [("weight error vs truth", _fmt(m.get("weight_error"), 4)),
+            (f"seconds to within {m['within']:.0%}", _fmt(m["seconds_to_within"], 1))]
+
+
+def federated_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """The federated prequential metrics: R² (regression), accuracy and log-loss (binary).
+
+    >>> federated_rows({"federated": {"n": 9, "accuracy": 0.875, "log_loss": 0.31}})
+    [('federated prequential accuracy', '0.8750'), ('federated prequential log-loss', '0.3100')]
+    >>> federated_rows({"federated": {}})
+    [('federated prequential R²', '-')]
+    """
+    fed = report["federated"]
+    if _binary([fed]):
+        return [("federated prequential accuracy", _fmt(fed.get("accuracy"), 4)),
+                ("federated prequential log-loss", _fmt(fed.get("log_loss"), 4))]
+    return [("federated prequential R²", _fmt(fed.get("r2"), 4))]
+
+
 def summary_table(report: dict[str, Any]) -> Table:
     """The summary; red, and titled so, when readings are not accounted for.
 
@@ -167,9 +221,8 @@ def summary_table(report: dict[str, Any]) -> Table:
         ("model versions seen", str(m["versions_seen"])),
         ("last model version", _fmt(m["last_version"])),
         ("versions strictly increase", "yes" if m["strictly_increasing"] else "NO"),
-        ("weight error vs truth", _fmt(m.get("weight_error"), 4)),
-        (f"seconds to within {m['within']:.0%}", _fmt(m["seconds_to_within"], 1)),
-        ("federated prequential R²", _fmt(report["federated"].get("r2"), 4)),
+        *truth_rows(report),
+        *federated_rows(report),
         ("aggregation strategy", str(report["settings"].get("strategy"))),
         ("rollbacks", str(len(m["rollbacks"]))),
         ("predictions published", f"{report['predictions']:,}"),
@@ -190,8 +243,11 @@ def summary_table(report: dict[str, Any]) -> Table:
                      f"NO: {check['differences']}"))
     for reason, n in sorted(r["rejected"].items()):
         rows.append((f"  rejected: {reason}", f"{n:,}"))
+    binary = _binary([*report["prequential"].values(), report["federated"]])
     for name, pq in report["prequential"].items():
-        rows.append((f"{name} prequential MAE / R²",
+        rows.append((f"{name} prequential accuracy / log-loss", f"{_fmt(pq.get('accuracy'), 4)}"
+                     f" / {_fmt(pq.get('log_loss'), 4)}") if binary else
+                    (f"{name} prequential MAE / R²",
                      f"{_fmt(pq.get('mae'))} / {_fmt(pq.get('r2'), 4)}"))
     for what, value in rows:
         table.add_row(what, value)

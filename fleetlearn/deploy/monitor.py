@@ -44,7 +44,8 @@ class Monitor:
                 body, _ = self.keys.check(payload, "model", "aggregator")
                 self.state.on_model(decode_model(body), time.monotonic() - self.started)
             elif topic.startswith(t.metrics("")):
-                self.state.on_metrics(decode_json_object(payload), t.last_level(topic))
+                self.state.on_metrics(decode_json_object(payload), t.last_level(topic),
+                                      time.monotonic() - self.started)
             elif topic.startswith(t.node_status("")):
                 self.state.on_status(t.last_level(topic), payload)
             elif topic.startswith(t.deadletter("")):

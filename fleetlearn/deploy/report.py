@@ -8,6 +8,16 @@ from typing import Any
 from fleetlearn.deploy.processes import task_problem
 
 
+def truth_drifted_at(state: Any) -> float | None:
+    """When the simulated fleet's truth drifted, in seconds into the watch (the clock of
+    ``model.history``), or None: its wall-clock time, moved by the least gap between a model's
+    wall-clock ``ts`` and when the monitor saw it."""
+    drift = state.drift()
+    if drift is None or not state.models:
+        return None
+    return round(drift[1] + min(m.at - m.ts for m in state.models), 3)
+
+
 def deployment_report(deployment: Any) -> dict[str, Any]:
     """Readings accounted for, the model against the truth, prequential and federated error,
     dead letters, and every process with how it ended, from a finished
@@ -62,4 +72,6 @@ def deployment_report(deployment: Any) -> dict[str, Any]:
         "processes": [c.record() for c in d.children],
         "broker_pid": getattr(d.own_broker, "_stopped_pid", None),
         "log_dir": str(d.log_dir),
+        # the metrics over time (seconds into the watch, as model.history): for the plots
+        "series": st.series.as_dict() | {"truth_drifted_at": truth_drifted_at(st)},
     }

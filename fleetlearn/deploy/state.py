@@ -31,6 +31,7 @@ import numpy as np
 
 from broker.messages import Model
 from devices.truth import GroundTruth, weight_error
+from fleetlearn.deploy.series import Series
 
 #: The counters :meth:`DeploymentState.readings` adds up: each must be a count (an int >= 0).
 COUNTS = ("published", "unacked_readings", "learned", "received", "gaps", "expected_gaps",
@@ -93,9 +94,12 @@ class DeploymentState:
     quality: dict[str, dict[str, Any]] = field(default_factory=dict)
     known: dict[str, str] | None = None  # node id -> kind, of the nodes `up` started
     ignored: Counter[str] = field(default_factory=Counter)  # metrics messages, by reason
+    series: Series = field(default_factory=Series)  # metrics over time, for the plots
 
-    def on_metrics(self, metrics: dict[str, Any], topic_node: str | None = None) -> None:
-        """A node's own counters (``topic_node``: the node its topic names)."""
+    def on_metrics(self, metrics: dict[str, Any], topic_node: str | None = None,
+                   at: float | None = None) -> None:
+        """A node's own counters (``topic_node``: the node its topic names; ``at``: seconds
+        into the watch, to keep them over time)."""
         problem = metrics_problem(metrics, topic_node, self.known)
         if problem is not None:
             self.ignored[problem] += 1
@@ -105,6 +109,8 @@ class DeploymentState:
             self.quality[node] = metrics.get("devices", {})
         else:
             self.nodes[node] = metrics
+            if at is not None:
+                self.series.on_metrics(metrics, at)
 
     def on_status(self, node: str, payload: bytes) -> None:
         self.online[node] = payload == b"online"

@@ -10,8 +10,8 @@ from broker.mosquitto import free_port
 pytestmark = pytest.mark.timeout(60)
 
 SUBCOMMANDS = [["broker"], ["devices", "simulate"], ["devices", "replay"], ["gateway"],
-               ["aggregator"], ["predict"], ["bench"],
-               ["up"]]
+               ["aggregator"], ["predict"], ["bench"], ["keys", "init"], ["evaluate"],
+               ["report"], ["up"]]
 
 
 def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

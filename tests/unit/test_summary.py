@@ -65,3 +65,21 @@ def test_the_report_says_what_a_gateway_found_about_the_task():
                           "task_problem": "task does not fit the stream: channel 'x' ..."})
     assert deployment_report(dep)["task_problem"] == (
         "gw-0: task does not fit the stream: channel 'x' ...")
+
+
+def test_the_report_places_the_truths_drift_on_the_models_clock():
+    import numpy as np
+
+    from broker.messages import LinearParams, Model, Scaler
+    from fleetlearn.deploy.report import truth_drifted_at
+
+    dep = deployment(published=100, learned=99)
+    assert truth_drifted_at(dep.state) is None
+    dep.state.on_metrics({"node": "fleet", "kind": "fleet", "published": 100, "drifted": True,
+                          "drifted_at": 1_000.0, "truth": {"weights": {"a": 1.0},
+                                                           "intercept": 0.0, "noise_sd": 0.1,
+                                                           "target": "y"}})
+    params = LinearParams(("a",), np.array([1.0]), 0.0)
+    for version, ts, at in ((1, 990.0, 5.25), (2, 995.0, 10.0)):  # seen 4.75 s, 5 s after
+        dep.state.on_model(Model(version, ts, 10, ("gw-0",), "y", params, Scaler.empty(1)), at)
+    assert truth_drifted_at(dep.state) == 15.0  # 1000 - 990 + 5 (the least gap)
