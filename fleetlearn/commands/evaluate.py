@@ -17,6 +17,17 @@ from rich.console import Console
 
 from broker.topics import check_site
 from devices.replay import ReplayConfig
+from fleetlearn.commands.cleaning_options import (
+    ImputeMaxAgeOpt,
+    ImputeOpt,
+    MaxAgeOpt,
+    MaxSeqJumpOpt,
+    MaxSkewOpt,
+    OutliersOpt,
+    ReorderWindowOpt,
+    SmoothOpt,
+    ZOpt,
+)
 from fleetlearn.commands.common import (
     KindOpt,
     LrOpt,
@@ -73,25 +84,15 @@ def evaluate(
                                           "as `up --gateways`.")] = default(S, "gateways"),
     sync_every: Annotated[int, typer.Option(min=1, help="Samples of a gateway between its "
                                             "updates (federated).")] = default(S, "sync_every"),
-    max_age: Annotated[float, typer.Option(min=0.0, help="As the gateway's (each reading is "
-                                           "judged at its own time).")] = default(C, "max_age"),
-    max_skew: Annotated[float, typer.Option(min=0.0, help="As the gateway's.")
-                        ] = default(C, "max_skew"),
-    reorder_window: Annotated[int, typer.Option(min=1, help="As the gateway's.")
-                              ] = default(C, "reorder_window"),
-    max_seq_jump: Annotated[int, typer.Option(min=1, help="As the gateway's.")
-                            ] = default(C, "max_seq_jump"),
-    impute: Annotated[str, typer.Option(help="'last', 'mean' or 'none'.")
-                      ] = default(P, "impute"),
-    impute_max_age: Annotated[float, typer.Option(min=0.0, help="Seconds a value may be old "
-                                                  "and still fill a gap (0: no limit).")
-                              ] = default(P, "max_age"),
-    outliers: Annotated[str, typer.Option(help="'median', 'clip', 'reject' or 'none'.")
-                        ] = default(P, "outliers"),
-    z: Annotated[float, typer.Option(min=0.1, help="Robust deviations that make an outlier.")
-                 ] = default(P, "z"),
-    smooth: Annotated[float | None, typer.Option(min=0.001, max=1.0, help="EMA weight of a "
-                                                 "new value.")] = default(P, "smooth"),
+    max_age: MaxAgeOpt = default(C, "max_age"),
+    max_skew: MaxSkewOpt = default(C, "max_skew"),
+    reorder_window: ReorderWindowOpt = default(C, "reorder_window"),
+    max_seq_jump: MaxSeqJumpOpt = default(C, "max_seq_jump"),
+    impute: ImputeOpt = default(P, "impute"),
+    impute_max_age: ImputeMaxAgeOpt = default(P, "max_age"),
+    outliers: OutliersOpt = default(P, "outliers"),
+    z: ZOpt = default(P, "z"),
+    smooth: SmoothOpt = default(P, "smooth"),
     json: Annotated[Path | None, typer.Option("--json", help="Also write the figures to this "
                                               "file (JSON).")] = None,
 ) -> None:

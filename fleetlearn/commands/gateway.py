@@ -12,6 +12,17 @@ from typing import Annotated
 import typer
 
 from broker.topics import check_id
+from fleetlearn.commands.cleaning_options import (
+    ImputeMaxAgeOpt,
+    ImputeOpt,
+    MaxAgeOpt,
+    MaxSeqJumpOpt,
+    MaxSkewOpt,
+    OutliersOpt,
+    ReorderWindowOpt,
+    SmoothOpt,
+    ZOpt,
+)
 from fleetlearn.commands.common import (
     DEFAULT_BROKER,
     DEFAULT_PREFIX,
@@ -103,30 +114,17 @@ def gateway(
                     ] = default(G, "clip"),
     allowlist: Annotated[Path | None, typer.Option(help="File of allowed device ids, one a "
                                                    "line (default: any device).")] = None,
-    max_age: Annotated[float, typer.Option(min=0.0, help="Seconds a reading's timestamp may "
-                                           "lag our clock (0: no limit, for replays).")
-                       ] = default(C, "max_age"),
-    max_skew: Annotated[float, typer.Option(min=0.0, help="Seconds it may lead our clock "
-                                            "(0: no limit).")] = default(C, "max_skew"),
-    impute_max_age: Annotated[float, typer.Option(min=0.0, help="Seconds a value may be old "
-                                                  "and still fill a gap (0: no limit).")
-                              ] = default(P, "max_age"),
-    reorder_window: Annotated[int, typer.Option(min=1, help="Sequence numbers a late reading "
-                                                "may trail by.")] = default(C, "reorder_window"),
-    max_seq_jump: Annotated[int, typer.Option(min=1, help="How far above a device's mark its "
-                                              "next number may be; further: refused as "
-                                              "seq_jump.")] = default(C, "max_seq_jump"),
+    max_age: MaxAgeOpt = default(C, "max_age"),
+    max_skew: MaxSkewOpt = default(C, "max_skew"),
+    impute_max_age: ImputeMaxAgeOpt = default(P, "max_age"),
+    reorder_window: ReorderWindowOpt = default(C, "reorder_window"),
+    max_seq_jump: MaxSeqJumpOpt = default(C, "max_seq_jump"),
     max_version_jump: VersionJumpOpt = default(ModelBounds, "max_version_jump"),
     max_model_magnitude: MagnitudeOpt = default(ModelBounds, "max_magnitude"),
-    impute: Annotated[str, typer.Option(help="Fill a missing feature with its 'last' value, "
-                                        "its 'mean', or 'none'.")] = default(P, "impute"),
-    outliers: Annotated[str, typer.Option(help="'median' (replace), 'clip', 'reject' or "
-                                          "'none'.")] = default(P, "outliers"),
-    z: Annotated[float, typer.Option(min=0.1, help="Robust deviations that make an outlier.")
-                 ] = default(P, "z"),
-    smooth: Annotated[float | None, typer.Option(min=0.001, max=1.0, help="EMA weight of a new "
-                                                 "value (default: no smoothing).")
-                      ] = default(P, "smooth"),
+    impute: ImputeOpt = default(P, "impute"),
+    outliers: OutliersOpt = default(P, "outliers"),
+    z: ZOpt = default(P, "z"),
+    smooth: SmoothOpt = default(P, "smooth"),
     drift_detector: Annotated[str, typer.Option(help="Watches the prequential error for a "
                                                 "rise: 'adwin' or 'page-hinkley'.")
                               ] = default(G, "drift_detector"),

@@ -10,6 +10,17 @@ from typing import Annotated, Literal
 import typer
 
 from broker.topics import check_id
+from fleetlearn.commands.cleaning_options import (
+    ImputeMaxAgeOpt,
+    ImputeOpt,
+    MaxAgeOpt,
+    MaxSeqJumpOpt,
+    MaxSkewOpt,
+    OutliersOpt,
+    ReorderWindowOpt,
+    SmoothOpt,
+    ZOpt,
+)
 from fleetlearn.commands.common import (
     DEFAULT_BROKER,
     DEFAULT_PREFIX,
@@ -66,26 +77,15 @@ def predict(
     kind: KindOpt = default(GatewayConfig, "kind"),
     allowlist: Annotated[Path | None, typer.Option(help="File of allowed device ids, one a "
                                                    "line (default: any device).")] = None,
-    max_age: Annotated[float, typer.Option(min=0.0, help="Seconds a reading's timestamp may "
-                                           "lag our clock (0: no limit).")] = default(C, "max_age"),
-    max_skew: Annotated[float, typer.Option(min=0.0, help="Seconds it may lead our clock "
-                                            "(0: no limit).")] = default(C, "max_skew"),
-    impute_max_age: Annotated[float, typer.Option(min=0.0, help="Seconds a value may be old "
-                                                  "and still fill a gap (0: no limit).")
-                              ] = default(CP, "max_age"),
-    reorder_window: Annotated[int, typer.Option(min=1, help="Sequence numbers a late reading "
-                                                "may trail by.")] = default(C, "reorder_window"),
-    max_seq_jump: Annotated[int, typer.Option(min=1, help="How far above a device's mark its "
-                                              "next number may be.")] = default(C, "max_seq_jump"),
-    impute: Annotated[str, typer.Option(help="Fill a missing feature with its 'last' value, "
-                                        "its 'mean', or 'none'.")] = default(CP, "impute"),
-    outliers: Annotated[str, typer.Option(help="'median' (replace), 'clip', 'reject' or "
-                                          "'none'.")] = default(CP, "outliers"),
-    z: Annotated[float, typer.Option(min=0.1, help="Robust deviations that make an outlier.")
-                 ] = default(CP, "z"),
-    smooth: Annotated[float | None, typer.Option(min=0.001, max=1.0, help="EMA weight of a new "
-                                                 "value (default: no smoothing).")
-                      ] = default(CP, "smooth"),
+    max_age: MaxAgeOpt = default(C, "max_age"),
+    max_skew: MaxSkewOpt = default(C, "max_skew"),
+    impute_max_age: ImputeMaxAgeOpt = default(CP, "max_age"),
+    reorder_window: ReorderWindowOpt = default(C, "reorder_window"),
+    max_seq_jump: MaxSeqJumpOpt = default(C, "max_seq_jump"),
+    impute: ImputeOpt = default(CP, "impute"),
+    outliers: OutliersOpt = default(CP, "outliers"),
+    z: ZOpt = default(CP, "z"),
+    smooth: SmoothOpt = default(CP, "smooth"),
     broker: BrokerOpt = DEFAULT_BROKER,
     prefix: PrefixOpt = DEFAULT_PREFIX,
     metrics_interval: MetricsOpt = default(P, "metrics_interval"),
