@@ -17,17 +17,7 @@ from rich.console import Console
 
 from broker.topics import check_site
 from devices.replay import ReplayConfig
-from fleetlearn.commands.cleaning_options import (
-    ImputeMaxAgeOpt,
-    ImputeOpt,
-    MaxAgeOpt,
-    MaxSeqJumpOpt,
-    MaxSkewOpt,
-    OutliersOpt,
-    ReorderWindowOpt,
-    SmoothOpt,
-    ZOpt,
-)
+from fleetlearn.commands import cleaning_options as clean
 from fleetlearn.commands.common import (
     KindOpt,
     LrOpt,
@@ -84,15 +74,15 @@ def evaluate(
                                           "as `up --gateways`.")] = default(S, "gateways"),
     sync_every: Annotated[int, typer.Option(min=1, help="Samples of a gateway between its "
                                             "updates (federated).")] = default(S, "sync_every"),
-    max_age: MaxAgeOpt = default(C, "max_age"),
-    max_skew: MaxSkewOpt = default(C, "max_skew"),
-    reorder_window: ReorderWindowOpt = default(C, "reorder_window"),
-    max_seq_jump: MaxSeqJumpOpt = default(C, "max_seq_jump"),
-    impute: ImputeOpt = default(P, "impute"),
-    impute_max_age: ImputeMaxAgeOpt = default(P, "max_age"),
-    outliers: OutliersOpt = default(P, "outliers"),
-    z: ZOpt = default(P, "z"),
-    smooth: SmoothOpt = default(P, "smooth"),
+    max_age: clean.MaxAgeOpt = default(C, "max_age"),
+    max_skew: clean.MaxSkewOpt = default(C, "max_skew"),
+    reorder_window: clean.ReorderWindowOpt = default(C, "reorder_window"),
+    max_seq_jump: clean.MaxSeqJumpOpt = default(C, "max_seq_jump"),
+    impute: clean.ImputeOpt = default(P, "impute"),
+    impute_max_age: clean.ImputeMaxAgeOpt = default(P, "max_age"),
+    outliers: clean.OutliersOpt = default(P, "outliers"),
+    z: clean.ZOpt = default(P, "z"),
+    smooth: clean.SmoothOpt = default(P, "smooth"),
     json: Annotated[Path | None, typer.Option("--json", help="Also write the figures to this "
                                               "file (JSON).")] = None,
 ) -> None:

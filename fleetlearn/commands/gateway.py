@@ -12,17 +12,7 @@ from typing import Annotated
 import typer
 
 from broker.topics import check_id
-from fleetlearn.commands.cleaning_options import (
-    ImputeMaxAgeOpt,
-    ImputeOpt,
-    MaxAgeOpt,
-    MaxSeqJumpOpt,
-    MaxSkewOpt,
-    OutliersOpt,
-    ReorderWindowOpt,
-    SmoothOpt,
-    ZOpt,
-)
+from fleetlearn.commands import cleaning_options as clean
 from fleetlearn.commands.common import (
     DEFAULT_BROKER,
     DEFAULT_PREFIX,
@@ -114,17 +104,17 @@ def gateway(
                     ] = default(G, "clip"),
     allowlist: Annotated[Path | None, typer.Option(help="File of allowed device ids, one a "
                                                    "line (default: any device).")] = None,
-    max_age: MaxAgeOpt = default(C, "max_age"),
-    max_skew: MaxSkewOpt = default(C, "max_skew"),
-    impute_max_age: ImputeMaxAgeOpt = default(P, "max_age"),
-    reorder_window: ReorderWindowOpt = default(C, "reorder_window"),
-    max_seq_jump: MaxSeqJumpOpt = default(C, "max_seq_jump"),
+    max_age: clean.MaxAgeOpt = default(C, "max_age"),
+    max_skew: clean.MaxSkewOpt = default(C, "max_skew"),
+    impute_max_age: clean.ImputeMaxAgeOpt = default(P, "max_age"),
+    reorder_window: clean.ReorderWindowOpt = default(C, "reorder_window"),
+    max_seq_jump: clean.MaxSeqJumpOpt = default(C, "max_seq_jump"),
     max_version_jump: VersionJumpOpt = default(ModelBounds, "max_version_jump"),
     max_model_magnitude: MagnitudeOpt = default(ModelBounds, "max_magnitude"),
-    impute: ImputeOpt = default(P, "impute"),
-    outliers: OutliersOpt = default(P, "outliers"),
-    z: ZOpt = default(P, "z"),
-    smooth: SmoothOpt = default(P, "smooth"),
+    impute: clean.ImputeOpt = default(P, "impute"),
+    outliers: clean.OutliersOpt = default(P, "outliers"),
+    z: clean.ZOpt = default(P, "z"),
+    smooth: clean.SmoothOpt = default(P, "smooth"),
     drift_detector: Annotated[str, typer.Option(help="Watches the prequential error for a "
                                                 "rise: 'adwin' or 'page-hinkley'.")
                               ] = default(G, "drift_detector"),

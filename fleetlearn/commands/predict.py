@@ -10,17 +10,7 @@ from typing import Annotated, Literal
 import typer
 
 from broker.topics import check_id
-from fleetlearn.commands.cleaning_options import (
-    ImputeMaxAgeOpt,
-    ImputeOpt,
-    MaxAgeOpt,
-    MaxSeqJumpOpt,
-    MaxSkewOpt,
-    OutliersOpt,
-    ReorderWindowOpt,
-    SmoothOpt,
-    ZOpt,
-)
+from fleetlearn.commands import cleaning_options as clean
 from fleetlearn.commands.common import (
     DEFAULT_BROKER,
     DEFAULT_PREFIX,
@@ -77,15 +67,15 @@ def predict(
     kind: KindOpt = default(GatewayConfig, "kind"),
     allowlist: Annotated[Path | None, typer.Option(help="File of allowed device ids, one a "
                                                    "line (default: any device).")] = None,
-    max_age: MaxAgeOpt = default(C, "max_age"),
-    max_skew: MaxSkewOpt = default(C, "max_skew"),
-    impute_max_age: ImputeMaxAgeOpt = default(CP, "max_age"),
-    reorder_window: ReorderWindowOpt = default(C, "reorder_window"),
-    max_seq_jump: MaxSeqJumpOpt = default(C, "max_seq_jump"),
-    impute: ImputeOpt = default(CP, "impute"),
-    outliers: OutliersOpt = default(CP, "outliers"),
-    z: ZOpt = default(CP, "z"),
-    smooth: SmoothOpt = default(CP, "smooth"),
+    max_age: clean.MaxAgeOpt = default(C, "max_age"),
+    max_skew: clean.MaxSkewOpt = default(C, "max_skew"),
+    impute_max_age: clean.ImputeMaxAgeOpt = default(CP, "max_age"),
+    reorder_window: clean.ReorderWindowOpt = default(C, "reorder_window"),
+    max_seq_jump: clean.MaxSeqJumpOpt = default(C, "max_seq_jump"),
+    impute: clean.ImputeOpt = default(CP, "impute"),
+    outliers: clean.OutliersOpt = default(CP, "outliers"),
+    z: clean.ZOpt = default(CP, "z"),
+    smooth: clean.SmoothOpt = default(CP, "smooth"),
     broker: BrokerOpt = DEFAULT_BROKER,
     prefix: PrefixOpt = DEFAULT_PREFIX,
     metrics_interval: MetricsOpt = default(P, "metrics_interval"),
