@@ -81,3 +81,32 @@ class Partition:
         if self.devices is not None:
             return "devices:" + ",".join(sorted(self.devices))
         return "all"
+
+
+#: Reading topics whose (site, device, ours?) is remembered: one per device, up to this many.
+TOPICS_KNOWN = 100_000
+
+
+class ReadingTopics:
+    """``(site, device, owned)`` of a reading topic under a partition, parsed once per topic
+    (up to :data:`TOPICS_KNOWN` remembered); a topic that is no device topic raises
+    :class:`~broker.topics.TopicError`.
+
+    >>> owners = ReadingTopics(Topics("p"), Partition(sites=("s0",)))
+    >>> owners.of("p/s0/d1/reading"), owners.of("p/s1/d2/reading")
+    (('s0', 'd1', True), ('s1', 'd2', False))
+    """
+
+    def __init__(self, topics: Topics, partition: Partition) -> None:
+        self.topics = topics
+        self.partition = partition
+        self.known: dict[str, tuple[str, str, bool]] = {}
+
+    def of(self, topic: str) -> tuple[str, str, bool]:
+        known = self.known.get(topic)
+        if known is None:
+            site, device, _ = self.topics.parse_device_topic(topic)
+            known = (site, device, self.partition.owns(site, device))
+            if len(self.known) < TOPICS_KNOWN:
+                self.known[topic] = known
+        return known

@@ -38,14 +38,13 @@ from broker.topics import TopicError, Topics
 from broker.wire import DecodeError, encode_json
 from gateway.config import STALE_POLICIES, PredictorConfig
 from gateway.features import FeatureSpec
+from gateway.partition import ReadingTopics
 from gateway.pipeline import warm
 from gateway.serving import Served, Serving
 from learners.model_admission import SAME, ModelAdmission, Task
 
 __all__ = ["STALE_POLICIES", "Predictor", "PredictorConfig"]
 
-#: Reading topics whose (site, device, ours?) is remembered: one per device, up to this many.
-TOPICS_KNOWN = 100_000
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +69,7 @@ class Predictor(Service):
         self._turn_messages = 0
         self._behind = 0  # full turns since the last metrics
         self._lag = 0.0  # the largest reading-to-prediction time since the last metrics
-        self._topics: dict[str, tuple[str, str, bool]] = {}
+        self.owners = ReadingTopics(topics, config.partition)  # (site, device, ours?) a topic
         readings = [(f, config.qos) for f in config.partition.subscriptions(topics)]
         super().__init__(config.node_id, topics, broker,
                          metrics_interval=config.metrics_interval,
@@ -86,17 +85,11 @@ class Predictor(Service):
             self.serve_pending()  # what came before the model is predicted by the one before
             self.on_model(payload)
             return
-        known = self._topics.get(topic)
-        if known is None:
-            try:
-                site, device, _ = self.topics.parse_device_topic(topic)
-            except TopicError:
-                self.skipped["bad_topic"] += 1
-                return
-            known = (site, device, self.config.partition.owns(site, device))
-            if len(self._topics) < TOPICS_KNOWN:
-                self._topics[topic] = known
-        site, device, owned = known
+        try:
+            site, device, owned = self.owners.of(topic)
+        except TopicError:
+            self.skipped["bad_topic"] += 1
+            return
         if not owned:
             self.foreign += 1
         elif self.serving is None:  # no task yet: it comes with the first model

@@ -30,6 +30,7 @@ from broker.topics import TopicError, Topics
 from broker.wire import DecodeError, encode_json
 from gateway import pipeline as gateway_pipeline
 from gateway.config import GatewayConfig
+from gateway.partition import ReadingTopics
 from gateway.pipeline import ReadingPipeline
 from gateway.task_check import carried, task_problem
 from gateway.validation import Rejected
@@ -45,8 +46,6 @@ log = logging.getLogger(__name__)
 
 #: Readings taken before they are judged and learned even in the middle of a turn.
 MAX_BLOCK = 4096
-#: Reading topics whose (site, device, ours?) is remembered: one per device, up to this many.
-TOPICS_KNOWN = 100_000
 
 
 class Gateway(Service):
@@ -77,7 +76,7 @@ class Gateway(Service):
         self.updates_sent = 0
         self.models_adopted = 0
         self.started = time.time()
-        self._topics: dict[str, tuple[str, str, bool]] = {}
+        self.owners = ReadingTopics(topics, config.partition)  # (site, device, ours?) a topic
         super().__init__(config.node_id, topics, broker,
                          metrics_interval=config.metrics_interval,
                          subscriptions=[(f, 1) for f in config.partition.subscriptions(topics)],
@@ -101,17 +100,11 @@ class Gateway(Service):
     # ------------------------------------------------------------------ messages
 
     def handle(self, topic: str, payload: bytes) -> None:
-        known = self._topics.get(topic)
-        if known is None:
-            try:
-                site, device, _ = self.topics.parse_device_topic(topic)
-            except TopicError as exc:
-                self.reject(topic, payload, Rejected("bad_topic", str(exc)))
-                return
-            known = (site, device, self.config.partition.owns(site, device))
-            if len(self._topics) < TOPICS_KNOWN:
-                self._topics[topic] = known
-        site, device, owned = known
+        try:
+            site, device, owned = self.owners.of(topic)
+        except TopicError as exc:
+            self.reject(topic, payload, Rejected("bad_topic", str(exc)))
+            return
         if not owned:
             self.foreign += 1
             return
