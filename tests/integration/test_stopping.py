@@ -132,8 +132,9 @@ def test_up_whose_broker_dies_stops_its_nodes_and_exits_1(mosquitto, tmp_path):
                   *SMALL, env={"FLEETLEARN_CONNECT_TIMEOUT": "2"})
     try:
         wait_for_fleet(tmp_path, up)
+        # fleet.log is opened just before the fleet process is made: wait for all five
+        wait_until(lambda: len(children_of(up.pid)) == 5, 10, tick, "up's five nodes")
         nodes = children_of(up.pid)
-        assert len(nodes) == 5
         mosquitto.stop()
         assert up.wait(20) == 1
         err = up.stderr.read()
