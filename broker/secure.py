@@ -134,14 +134,20 @@ def _credentials(d: SecureDir, wanted: dict[str, str]) -> dict[str, dict[str, st
 
 
 def _password_file(d: SecureDir, users: dict[str, dict[str, str]]) -> None:
-    """Hash the passwords with ``mosquitto_passwd -U`` (one process for every user)."""
-    plain = d.path / "passwd.plain"
-    pki.write_private(plain, "".join(f"{u}:{v['password']}\n" for u, v in users.items()).encode())
+    hash_passwords(d.password_file, {u: v["password"] for u, v in users.items()})
+
+
+def hash_passwords(path: Path, passwords: dict[str, str]) -> Path:
+    """Write Mosquitto's password file for ``passwords`` (user -> password) to ``path``, hashed
+    by ``mosquitto_passwd -U`` (one process for every user)."""
+    plain = path.with_name(path.name + ".plain")
+    pki.write_private(plain, "".join(f"{u}:{pw}\n" for u, pw in passwords.items()).encode())
     try:
         done = subprocess.run([find_mosquitto_passwd(), "-U", str(plain)], capture_output=True,
                               text=True, timeout=60)
         if done.returncode != 0:
             raise SecureSetupError(f"mosquitto_passwd failed: {done.stderr.strip()}")
-        plain.replace(d.password_file)
+        plain.replace(path)
     finally:
         plain.unlink(missing_ok=True)
+    return path

@@ -2,8 +2,9 @@
 made with ``mosquitto_passwd``, and a mosquitto with a TLS listener (and, if asked, a plain one
 beside it), for the security benchmark and the tests. Everything lives in one directory.
 
-The secured deployment's own generator (``fleetlearn broker --secure``) may replace the
-certificate part; this one only needs to be good enough for a loopback broker.
+The certificates come from :mod:`broker.pki` and the password file from
+:func:`broker.secure.hash_passwords`, as for ``fleetlearn broker --secure``; what is its own
+here is a broker with a plain listener beside the TLS one, and short-lived files.
 
 >>> import tempfile
 >>> with tempfile.TemporaryDirectory() as d:
@@ -14,9 +15,7 @@ certificate part; this one only needs to be good enough for a loopback broker.
 
 from __future__ import annotations
 
-import datetime
 import getpass
-import ipaddress
 import shutil
 import subprocess
 import tempfile
@@ -24,14 +23,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
+from broker import pki
 from broker.address import BrokerAddress
 from broker.mosquitto import BrokerError, find_mosquitto, free_port, holds_listener
 from broker.processes import die_with_parent, stop_process
+from broker.secure import hash_passwords
 
 
 @dataclass(frozen=True)
@@ -45,68 +41,23 @@ class Pki:
     client_key: Path
 
 
-def _write(path: Path, key: ec.EllipticCurvePrivateKey, cert: x509.Certificate) -> None:
-    path.with_suffix(".key").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
-    path.with_suffix(".pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-
-
-def _issue(name: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name,
-           signer: ec.EllipticCurvePrivateKey, ca_key_id: x509.SubjectKeyIdentifier | None,
-           extensions: list[x509.ExtensionType]) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.UTC)
-    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
-    builder = (x509.CertificateBuilder()
-               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-               .issuer_name(issuer).public_key(key.public_key())
-               .serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(minutes=5))
-               .not_valid_after(now + datetime.timedelta(days=2))
-               .add_extension(ski, critical=False)
-               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
-                   ca_key_id or ski), critical=False))
-    for ext in extensions:
-        builder = builder.add_extension(ext, critical=isinstance(ext, x509.BasicConstraints))
-    return builder.sign(signer, hashes.SHA256())
-
-
 def make_pki(directory: Path, ca_name: str = "fleetlearn test CA") -> Pki:
-    """A new CA, and a server and a client certificate it signed, as PEM files in
-    ``directory``."""
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ca_name)])
-    usage = dict(content_commitment=False, key_encipherment=False, data_encipherment=False,
-                 key_agreement=False, encipher_only=False, decipher_only=False)
-    ca = _issue(ca_name, ca_key, ca_subject, ca_key, None, [
-        x509.BasicConstraints(ca=True, path_length=0),
-        x509.KeyUsage(digital_signature=False, key_cert_sign=True, crl_sign=True, **usage)])
-    ca_id = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
-    _write(directory / "ca", ca_key, ca)
-    leaf_usage = x509.KeyUsage(digital_signature=True, key_cert_sign=False, crl_sign=False,
-                               **usage)
-    names = x509.SubjectAlternativeName([
-        x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        x509.IPAddress(ipaddress.ip_address("::1"))])
-    for name, purpose, extra in (("server", ExtendedKeyUsageOID.SERVER_AUTH, [names]),
-                                 ("client", ExtendedKeyUsageOID.CLIENT_AUTH, [])):
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = _issue(name, key, ca_subject, ca_key, ca_id, [
-            x509.BasicConstraints(ca=False, path_length=None), leaf_usage,
-            x509.ExtendedKeyUsage([purpose]), *extra])
-        _write(directory / name, key, cert)
+    """A new CA, and a server (localhost, 127.0.0.1, ::1) and a client certificate it signed,
+    as PEM files in ``directory`` (made by :mod:`broker.pki`, as the secured broker's are)."""
+    ca = pki.make_ca(ca_name, days=2)
     d = directory
-    return Pki(d / "ca.pem", d / "server.pem", d / "server.key", d / "client.pem",
-               d / "client.key")
+    paths = Pki(d / "ca.pem", d / "server.pem", d / "server.key", d / "client.pem",
+                d / "client.key")
+    pki.save(ca, d / "ca.key", paths.ca)
+    pki.save(pki.issue(ca, "server", hosts=("::1",), days=2), paths.server_key,
+             paths.server_cert)
+    pki.save(pki.issue(ca, "client", client=True, days=2), paths.client_key, paths.client_cert)
+    return paths
 
 
 def password_file(path: Path, users: dict[str, str]) -> Path:
     """A mosquitto password file (hashed by ``mosquitto_passwd``) for ``users``."""
-    tool = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
-    for i, (user, password) in enumerate(users.items()):
-        subprocess.run([tool, "-b", *(["-c"] if i == 0 else []), str(path), user, password],
-                       check=True, capture_output=True, timeout=30)
-    return path
+    return hash_passwords(path, users)
 
 
 class TlsMosquitto:
