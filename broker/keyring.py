@@ -35,6 +35,7 @@ import stat
 import tomllib
 from pathlib import Path
 
+from broker.pki import write_atomic, write_private
 from broker.signing import (
     PrivateKey,
     SignatureRefused,
@@ -89,27 +90,9 @@ def read_trust(path: Path) -> list[TrustedKey]:
     return parse_trust(text, str(path))
 
 
-def write_private(path: Path, text: bytes) -> None:
-    """Write atomically, readable by the owner alone."""
-    _write(path, text, 0o600)
-
-
 def write_trust(path: Path, keys: list[TrustedKey]) -> None:
     """Write atomically (a node re-reading it sees the old file or the new one)."""
-    _write(path, dump_trust(keys).encode(), 0o644)
-
-
-def _write(path: Path, data: bytes, mode: int) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomic(path, dump_trust(keys).encode(), 0o644)
 
 
 def read_private(path: Path) -> PrivateKey:
