@@ -13,6 +13,7 @@ river; the optimizer is named here and built by the gateway.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from broker.keyring import Keyring
 from broker.messages import KINDS
@@ -54,6 +55,9 @@ class GatewayConfig:
     #: Readings after which it judges once whether the task fits the stream
     #: (:mod:`gateway.task_check`); one that does not stops it (exit code 4). 0: never.
     check_after: int = 200
+    #: Where to write the samples it learned at its stop (:mod:`gateway.sample_log`): for the
+    #: baselines of `up --report`. None: kept nowhere.
+    samples_log: Path | None = None
 
     def __post_init__(self) -> None:
         check_detector(self.drift_detector)

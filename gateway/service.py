@@ -30,8 +30,10 @@ from broker.topics import TopicError, Topics
 from broker.wire import DecodeError, encode_json
 from gateway import pipeline as gateway_pipeline
 from gateway.config import GatewayConfig
+from gateway.outcomes import ADMITTED
 from gateway.partition import ReadingTopics
 from gateway.pipeline import ReadingPipeline
+from gateway.sample_log import SampleLog
 from gateway.task_check import carried, task_problem
 from gateway.validation import Rejected
 from learners import sgd_kernel
@@ -77,6 +79,9 @@ class Gateway(Service):
         self.models_adopted = 0
         self.started = time.time()
         self.owners = ReadingTopics(topics, config.partition)  # (site, device, ours?) a topic
+        #: What it learned, kept for `up`'s baselines (:mod:`gateway.sample_log`), or None.
+        self.samples = None if config.samples_log is None else SampleLog(
+            config.samples_log, config.spec.features)
         super().__init__(config.node_id, topics, broker,
                          metrics_interval=config.metrics_interval,
                          subscriptions=[(f, 1) for f in config.partition.subscriptions(topics)],
@@ -120,7 +125,13 @@ class Gateway(Service):
         for index, why in block.rejected:
             self.dead_letter(block.refs[index], block.payloads[index], why.reason, why.detail)
         if len(block.y):
-            self.learn(block.X, block.y)
+            predictions = self.learn(block.X, block.y)
+            if self.samples is not None:
+                rows = block.rows
+                ok = rows.code == ADMITTED
+                names = self.pipeline.devices_table.names
+                self.samples.add(block.X, block.y, predictions,
+                                 [names[r] for r in rows.dev[ok].tolist()], rows.ts[ok])
         if not self.task_checked:
             self.check_task(block.payloads)
 
@@ -143,8 +154,9 @@ class Gateway(Service):
         self.publish_metrics(qos=1)
         self.stop()
 
-    def learn(self, X: np.ndarray, ys: np.ndarray) -> None:
-        """Predict, then learn, each sample in order; sync when enough were learned."""
+    def learn(self, X: np.ndarray, ys: np.ndarray) -> np.ndarray:
+        """Predict, then learn, each sample in order; sync when enough were learned. The
+        predictions made (NaN for a blank learner's first)."""
         skip = 1 if self.local.learner.n_learned == 0 else 0  # a blank learner can't guess
         predictions = self.local.learn(X, ys)
         self.evaluation.update_many(ys[skip:], predictions[skip:])
@@ -157,6 +169,10 @@ class Gateway(Service):
         self.learned += len(ys)
         if self.local.since_send >= self.config.sync_every:
             self.publish_update()
+        if skip:
+            predictions = predictions.copy()
+            predictions[0] = np.nan
+        return predictions
 
     def _channels(self, payloads: list[bytes]) -> list[dict]:
         """The channels of the readings in (the last few of) ``payloads``."""
@@ -265,3 +281,5 @@ class Gateway(Service):
         self.sync_if_due()
         self.publish_quality()
         self.publish_metrics()
+        if self.samples is not None:
+            self.samples.save()

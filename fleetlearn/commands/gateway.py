@@ -53,7 +53,8 @@ TASK = default(G, "spec")
 
 #: Where each option's default lives (option -> dataclass, field); tests hold them equal.
 OWNERS: dict[str, tuple[type, str]] = {
-    "id": (G, "node_id"), "sync_every": (G, "sync_every"),
+    "id": (G, "node_id"), "samples_log": (G, "samples_log"),
+    "sync_every": (G, "sync_every"),
     "sync_interval": (G, "sync_interval"), "kind": (G, "kind"), "optimizer": (G, "optimizer"),
     "lr": (G, "lr"), "l2": (G, "l2"), "clip": (G, "clip"),
     "drift_detector": (G, "drift_detector"), "metrics_interval": (G, "metrics_interval"),
@@ -132,6 +133,11 @@ def gateway(
     give_up_after: GiveUpOpt = None,
     key: SigningKeyOpt = None,
     trust: TrustOpt = None,
+    samples_log: Annotated[Path | None, typer.Option(help="At the stop, write the samples "
+                                                     "learned (features, target, device, "
+                                                     "prediction) to this .npz file: what "
+                                                     "`up` compares with its baselines.")
+                           ] = default(G, "samples_log"),
 ) -> None:
     """Clean the readings of a partition and learn from them; sync with the aggregator."""
     from gateway.service import Gateway  # numba and river: gateways only
@@ -149,7 +155,7 @@ def gateway(
             cleaning=cleaning, drift_detector=drift_detector,
             keyring=keyring(key, trust, id, "gateway"),
             model_bounds=ModelBounds(max_version_jump, max_model_magnitude),
-            check_after=check_after,
+            check_after=check_after, samples_log=samples_log,
         )
         connection = address(broker, username, password, tls_ca, tls_cert, tls_key)
         service = Gateway(config, topics(prefix), connection)

@@ -193,6 +193,24 @@ def federated_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
     return [("federated prequential R²", _fmt(fed.get("r2"), 4))]
 
 
+def baseline_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """Each strategy on the samples the gateways learned (:mod:`fleetlearn.deploy.baselines`):
+    R² as the gateways' weighted mean and pooled over every sample (binary: balanced accuracy).
+
+    >>> table = {"federated": {"mean": {"r2": 0.9}, "pooled": {"r2": 0.95}}}
+    >>> baseline_rows({"baselines": {"kind": "regression", "strategies": table}})
+    [('R² mean / pooled: federated', '0.9000 / 0.9500')]
+    """
+    found = report.get("baselines")
+    if not found:
+        return []
+    key, label = (("balanced_accuracy", "balanced accuracy") if found["kind"] == "binary"
+                  else ("r2", "R²"))
+    return [(f"{label} mean / pooled: {name}",
+             f"{_fmt(t['mean'].get(key), 4)} / {_fmt(t['pooled'].get(key), 4)}")
+            for name, t in found["strategies"].items()]
+
+
 def summary_table(report: dict[str, Any]) -> Table:
     """The summary; red, and titled so, when readings are not accounted for.
 
@@ -223,6 +241,7 @@ def summary_table(report: dict[str, Any]) -> Table:
         ("versions strictly increase", "yes" if m["strictly_increasing"] else "NO"),
         *truth_rows(report),
         *federated_rows(report),
+        *baseline_rows(report),
         ("aggregation strategy", str(report["settings"].get("strategy"))),
         ("rollbacks", str(len(m["rollbacks"]))),
         ("predictions published", f"{report['predictions']:,}"),

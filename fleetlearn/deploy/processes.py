@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -67,6 +68,16 @@ def stop_children(children: list[Child], timeout: float = 10.0) -> None:
     """SIGTERM to every child still running, then wait for all with one deadline; kill what is
     left (:func:`broker.processes.stop_processes`). Only these processes: never by name."""
     stop_processes([c.process for c in children if c.process is not None], timeout)
+
+
+def kill_and_reap(procs: list[subprocess.Popen], timeout: float = 2.0) -> None:
+    """SIGKILL every process still running, then reap each (waiting ``timeout`` at most)."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+    for proc in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout)
 
 
 def task_problem(children: list[Child], nodes: Mapping[str, Mapping[str, Any]]) -> str | None:

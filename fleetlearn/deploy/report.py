@@ -27,6 +27,8 @@ def deployment_report(deployment: Any) -> dict[str, Any]:
     readings`); ``accounted`` is False when some of it is not accounted for (``up`` then
     exits with code 3); ``task_problem``: what a gateway said when it found the task does not
     fit the stream while the run drained (``up`` then exits with code 4)."""
+    from fleetlearn.deploy.baselines import baselines  # learners: numba, after the run only
+
     d = deployment
     s, st = d.settings, d.state
     elapsed = max((d.fleet_stopped or time.monotonic()) - d.fleet_started, 1e-9)
@@ -62,6 +64,9 @@ def deployment_report(deployment: Any) -> dict[str, Any]:
         "source": "replay" if s.replay else "simulated fleet",
         "prequential": {n: m.get("prequential", {}) for n, m in st.of_kind("gateway").items()},
         "federated": st.nodes.get("aggregator", {}).get("federated", {}),
+        # the fleet's model against persistence, each gateway alone and one central learner,
+        # on the samples the gateways learned (fleetlearn.deploy.baselines)
+        "baselines": baselines(d.samples_dir, nodes),
         "predictions": st.nodes.get("predictor", {}).get("predictions", 0),
         # taken in, answered in how many messages, not predicted (by the gateways' reasons),
         # and turns that found more waiting than one turn reads (it fell behind)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from broker.processes import die_with_parent
 from broker.topics import Topics
 from devices.truth import GroundTruth
 from fleetlearn.config import dump_config, load_config
+from fleetlearn.deploy import processes
 from fleetlearn.deploy.monitor import Monitor
 from fleetlearn.deploy.processes import Child, connection, stop_children, task_problem
 from fleetlearn.deploy.report import deployment_report
@@ -81,6 +83,8 @@ class LocalDeployment:
         self.node_config = settings.node_settings(
             load_config(settings.config) if settings.config else None)
         self.config_path = self.log_dir / "fleetlearn.toml"
+        self.samples_dir = self.log_dir / "samples"  # what the gateways learned (baselines)
+        shutil.rmtree(self.samples_dir, ignore_errors=True)  # an earlier run's, same log dir
         self.config_path.write_text(dump_config(self.node_config))
         aggregator = self.node_config.get("aggregator", {})
         self.round_timeout = float(aggregator.get(
@@ -152,9 +156,10 @@ class LocalDeployment:
         clocks = ["--max-age", "0", "--max-skew", "0"] if s.replay is not None else []
         self._spawn("aggregator", "aggregator", *decided,
                     "--state-dir", str(self.log_dir / "aggregator-state"))
-        for i, partition in enumerate(partitions):
+        for i, partition in enumerate(partitions):  # each keeps its samples for the baselines
             self._spawn(f"gw-{i}", "gateway", "--id", f"gw-{i}", "--partition", partition,
-                        "--allowlist", allowlist, "--quality-interval", "2", *clocks, *decided)
+                        "--allowlist", allowlist, "--quality-interval", "2", *clocks, *decided,
+                        "--samples-log", str(self.samples_dir / f"gw-{i}.npz"))
         # the predictor cleans as the gateways do: their task and cleaning (the config file),
         # allowlist and clock window
         self._spawn("predictor", "predict", "--allowlist", allowlist, *clocks, *decided)
@@ -287,12 +292,7 @@ class LocalDeployment:
         procs = [c.process for c in self.children if c.process is not None]
         if self.own_broker is not None and self.own_broker.process is not None:
             procs.append(self.own_broker.process)
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-        for proc in procs:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(2.0)
+        processes.kill_and_reap(procs)
         if self.own_broker is not None:
             self.own_broker.stop(timeout=0.1)
 
