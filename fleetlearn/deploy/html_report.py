@@ -98,6 +98,23 @@ def _figures(report: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+def _baselines(report: dict[str, Any]) -> str:
+    """The table of the fleet's model against its baselines (mean and pooled), or ''."""
+    found = report.get("baselines")
+    if not found:
+        return ""
+    esc = html.escape
+    keys = [k for k in next(iter(found["strategies"].values()))["pooled"] if k != "n"]
+    head = "".join(f"<th>{esc(k)} mean</th><th>{esc(k)} pooled</th>" for k in keys)
+    body = "".join(
+        f"<tr><td title=\"{esc(found['meaning'].get(name, ''))}\">{esc(name)}</td>"
+        + "".join(f"<td>{t['mean'][k]:.4f}</td><td>{t['pooled'][k]:.4f}</td>" for k in keys)
+        + "</tr>" for name, t in found["strategies"].items())
+    return (f'<h2>Against the baselines</h2><p>On the {found["samples"]:,} samples the '
+            f'gateways learned.</p><table id="baselines"><tr><th>strategy</th>{head}</tr>'
+            f"{body}</table>")
+
+
 def render_html(report: dict[str, Any], title: str = "fleetlearn report"
                 ) -> tuple[str, dict[str, int]]:
     """The page, and how many data points each plot on it has (by plot name)."""
@@ -116,6 +133,7 @@ td:last-child{{text-align:right}}figure{{margin:1rem 0}}img{{max-width:100%}}</s
 <p>Times are seconds since <code>fleetlearn up</code> began watching; dashed lines mark drift
 reactions (orange) and rollbacks (red).</p>
 <table>{rows}</table>
+{_baselines(report)}
 {images}</body></html>
 """
     return page, {p.name: p.points for p in plots}

@@ -32,3 +32,5 @@ def test_the_report_scores_every_baseline_on_the_samples_learned(tmp_path):
     # on a linear truth with independent features, any learner beats yesterday's value
     assert strategies["central"]["pooled"]["r2"] > strategies["persistence"]["pooled"]["r2"]
     assert "R² mean / pooled: central" in done.stdout
+    page = (tmp_path / "run.html").read_text()
+    assert '<table id="baselines">' in page and page.count("<td title=") == 4
