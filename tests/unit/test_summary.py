@@ -21,7 +21,7 @@ def deployment(published: int, learned: int) -> SimpleNamespace:
                            fleet_stopped=11.0, fleet_started=1.0, node_config={},
                            address="127.0.0.1:1", own_broker=None, interrupted=False,
                            config_path=Path("c.toml"), truth=None, children=[],
-                           log_dir=Path("logs"))
+                           log_dir=Path("logs"), samples_dir=Path("logs/samples"))
 
 
 def test_the_report_carries_the_split_and_whether_all_is_accounted_for():
