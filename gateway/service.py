@@ -23,6 +23,7 @@ import numpy as np
 from broker.address import BrokerAddress
 from broker.client import Node
 from broker.keyring import Keyring, SignatureRefused
+from broker.latency import LatencyHistogram
 from broker.model_codec import decode_model, encode_update
 from broker.reading_codec import decode_reading_items
 from broker.service import Service
@@ -75,6 +76,9 @@ class Gateway(Service):
         self.other_rejected: Counter[str] = Counter()  # not readings: topics, models, crashes
         self.updates_sent = 0
         self.models_adopted = 0
+        #: From the first update sent since the last adoption to adopting a model naming us
+        self.sync_latency = LatencyHistogram()
+        self._unadopted_since: float | None = None
         self.started = time.time()
         self.owners = ReadingTopics(topics, config.partition)  # (site, device, ours?) a topic
         super().__init__(config.node_id, topics, broker,
@@ -189,6 +193,9 @@ class Gateway(Service):
         self.local.adopt(model, replace=True)  # even a lower version: a provisional one's
         self.admission.adopted(model)
         self.models_adopted += 1
+        if self._unadopted_since is not None and self.config.node_id in model.contributors:
+            self.sync_latency.observe(time.time() - self._unadopted_since)
+            self._unadopted_since = None
         log.info("%s: model v%d adopted (%d samples, from %s)", self.node_id, model.version,
                  model.n, ", ".join(model.contributors) or "a checkpoint",
                  extra={"node": self.node_id, "version": model.version})
@@ -209,6 +216,8 @@ class Gateway(Service):
         self.control.publish(self.topics.update(self.config.node_id),
                              self.keys.sign(encode_update(update), "update"), qos=1)
         self.updates_sent += 1
+        if self._unadopted_since is None:
+            self._unadopted_since = time.time()
         log.debug("%s: update sent: %d samples on model v%d", self.node_id, update.n,
                   update.base_version, extra={"node": self.node_id, "version":
                                               update.base_version, "samples": update.n})
@@ -238,6 +247,7 @@ class Gateway(Service):
             "model_version": self.local.base_version, "updates_sent": self.updates_sent,
             "models_adopted": self.models_adopted, "drifts": self.drift.detections,
             "prequential": self.evaluation.as_dict(), "task_problem": self.task_problem,
+            "sync_latency": self.sync_latency.as_dict(),
         }
 
     def publish_quality(self) -> None:

@@ -99,9 +99,10 @@ class UpSettings:
         {'quorum': 2, 'learners': ['gw-0', 'gw-1'], 'max_rate': 2000.0}
         """
         # [broker] is up's own: each node gets the connection on its command line and the
-        # credentials in its environment, never in a file in the log dir
+        # credentials in its environment, never in a file in the log dir; [metrics] is up's
+        # own endpoint (its nodes, on one machine, cannot all listen on its port)
         sections = {name: dict(values) for name, values in (file or {}).items()
-                    if name != "broker"}
+                    if name not in ("broker", "metrics")}
         given = {
             "task": {"features": self.features and self.features.split(","),
                      "target": self.target, "kind": self.kind},
