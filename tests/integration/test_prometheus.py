@@ -184,3 +184,19 @@ def test_a_single_nodes_metrics_port_serves_its_own_counts(mosquitto, address, p
         out = aggregator.communicate(timeout=20)[0].decode()
     assert aggregator.returncode == 0, out
     assert scrape(url) == ""
+
+
+@pytest.mark.timeout(60)
+def test_a_taken_metrics_port_is_one_line_and_exit_code_2():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "fleetlearn", "aggregator", "--broker",
+                               f"127.0.0.1:{free_port()}", "--no-checkpoints",
+                               "--metrics-port", str(port)],
+                              capture_output=True, text=True, timeout=50)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and f"port {port}" in done.stderr
