@@ -97,6 +97,8 @@ class UpSettings:
         1
         >>> UpSettings(gateways=2, rate=500.0).node_settings()["aggregator"]
         {'quorum': 2, 'learners': ['gw-0', 'gw-1'], 'max_rate': 2000.0}
+        >>> "metrics" in UpSettings().node_settings({"metrics": {"port": 9100}})  # up's own
+        False
         """
         # [broker] is up's own: each node gets the connection on its command line and the
         # credentials in its environment, never in a file in the log dir; [metrics] is up's
