@@ -76,6 +76,7 @@ class Gateway(Service):
         self.other_rejected: Counter[str] = Counter()  # not readings: topics, models, crashes
         self.updates_sent = 0
         self.models_adopted = 0
+        self.model_ts: float | None = None  # the adopted model's own time (its age: now - it)
         #: From the first update sent since the last adoption to adopting a model naming us
         self.sync_latency = LatencyHistogram()
         self._unadopted_since: float | None = None
@@ -193,6 +194,7 @@ class Gateway(Service):
         self.local.adopt(model, replace=True)  # even a lower version: a provisional one's
         self.admission.adopted(model)
         self.models_adopted += 1
+        self.model_ts = model.ts
         if self._unadopted_since is not None and self.config.node_id in model.contributors:
             self.sync_latency.observe(time.time() - self._unadopted_since)
             self._unadopted_since = None
@@ -247,7 +249,7 @@ class Gateway(Service):
             "model_version": self.local.base_version, "updates_sent": self.updates_sent,
             "models_adopted": self.models_adopted, "drifts": self.drift.detections,
             "prequential": self.evaluation.as_dict(), "task_problem": self.task_problem,
-            "sync_latency": self.sync_latency.as_dict(),
+            "sync_latency": self.sync_latency.as_dict(), "model_ts": self.model_ts,
         }
 
     def publish_quality(self) -> None:

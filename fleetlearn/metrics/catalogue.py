@@ -44,7 +44,7 @@ METRICS: dict[str, Spec] = {
     "fleetlearn_updates_sent": Spec(C, GW, "Model updates a gateway sent."),
     "fleetlearn_models_adopted": Spec(C, GW, "Models a gateway adopted."),
     "fleetlearn_drifts_detected": Spec(C, GW, "Drifts a gateway's detector flagged."),
-    "fleetlearn_messages_refused": Spec(C, ("node", "reason"), "Messages a gateway refused "
+    "fleetlearn_messages_refused": Spec(C, ("gateway", "reason"), "Messages a gateway refused "
                                         "that are not readings (bad topics, crashes)."),
     "fleetlearn_gateway_devices": Spec(G, GW, "Devices a gateway has seen."),
     "fleetlearn_sync_latency_seconds": Spec(H, GW, "From a gateway's first update after its "

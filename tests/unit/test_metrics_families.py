@@ -24,7 +24,7 @@ def histogram(*seconds: float) -> dict:
     return h.as_dict()
 
 
-GATEWAY = {"node": "gw-0", "kind": "gateway", "ts": 100.0, "rss_bytes": 2**27,
+GATEWAY = {"node": "gw-0", "kind": "gateway", "ts": 100.0, "rss_bytes": 2**27, "model_ts": 99.0,
            "received": 12, "learned": 9, "rejected": {"schema": 1, "duplicate": 2}, "gaps": 3,
            "restarts": 1, "other_rejected": {"model_bad_signature": 2, "bad_topic": 1},
            "devices": 4, "model_version": 7, "updates_sent": 5, "models_adopted": 4,
@@ -64,10 +64,12 @@ def test_a_gateways_snapshot_becomes_its_readings_by_outcome_and_reason():
     assert value(found, "fleetlearn_models_adopted_total", gateway="gw-0") == 4
     assert value(found, "fleetlearn_models_refused_total", node="gw-0",
                  reason="model_bad_signature") == 2
-    assert value(found, "fleetlearn_messages_refused_total", node="gw-0", reason="bad_topic") == 1
+    assert value(found, "fleetlearn_messages_refused_total", gateway="gw-0",
+                 reason="bad_topic") == 1
     assert value(found, "fleetlearn_prequential_r2", gateway="gw-0") == 0.9
     assert value(found, "fleetlearn_prequential_samples", gateway="gw-0") == 9
     assert value(found, "fleetlearn_model_version", node="gw-0", kind="gateway") == 7
+    assert value(found, "fleetlearn_model_age_seconds", node="gw-0") == 1.0
     assert value(found, "fleetlearn_resident_memory_bytes", node="gw-0", kind="gateway") == 2**27
 
 
