@@ -8,8 +8,9 @@ work before the node says offline). The shell owns the rest, the same for all fi
 
 - one :class:`~broker.client.Node` with the retained status ``{p}/learn/status/{node}`` and the
   service's own companion connections (:attr:`Service.companions`), driven from one thread;
-- the metrics: every ``metrics_interval`` seconds, ``{"node", "kind", "ts", **counters()}`` as
-  JSON on ``{p}/metrics/{node}`` (and once more on stop);
+- the metrics: every ``metrics_interval`` seconds, ``{"node", "kind", "ts", "rss_bytes",
+  **counters()}`` as JSON on ``{p}/metrics/{node}`` (and once more on stop), each also handed
+  to :attr:`Service.on_metrics` if set (a ``/metrics`` endpoint keeps the latest);
 - dead letters: ``{"node", "reason", "detail", "topic", "excerpt", "ts"}`` on
   ``{p}/deadletter/{node}``;
 - :meth:`~Service.run` (connect, SIGTERM/SIGINT handlers, loop until stopped) and
@@ -27,12 +28,13 @@ work before the node says offline). The shell owns the rest, the same for all fi
 ...         return {"seen": 0}
 >>> echo = Echo("e1", Topics("demo"), BrokerAddress(), metrics_interval=5.0)
 >>> sorted(echo.metrics()), echo.metrics()["kind"]
-(['kind', 'node', 'seen', 'ts'], 'echo')
+(['kind', 'node', 'rss_bytes', 'seen', 'ts'], 'echo')
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -49,6 +51,15 @@ log = logging.getLogger(__name__)
 
 #: A periodic task: (seconds, function), called from the node's loop.
 Task = tuple[float, Callable[[], None]]
+
+
+def resident_bytes() -> int | None:
+    """This process's resident memory (``/proc/self/statm``), or None where there is none."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 class Service:
@@ -83,6 +94,8 @@ class Service:
                          on_drained=on_drained, session=session)
         #: Further nodes of this process, connected first and driven from the same thread.
         self.companions: list[Node] = []
+        #: Called with each metrics message as it is published (from the node's thread).
+        self.on_metrics: Callable[[dict[str, Any]], None] | None = None
         for seconds, fn in tasks:
             self.node.every(seconds, fn)
         self.node.every(metrics_interval, self.publish_metrics)
@@ -110,11 +123,14 @@ class Service:
 
     def metrics(self) -> dict[str, Any]:
         """This service's metrics message, as a dict."""
-        return {"node": self.node_id, "kind": self.kind, "ts": time.time(), **self.counters()}
+        return {"node": self.node_id, "kind": self.kind, "ts": time.time(),
+                "rss_bytes": resident_bytes(), **self.counters()}
 
     def publish_metrics(self, qos: int = 0) -> None:
-        self.node.publish(self.topics.metrics(self.node_id), encode_json(self.metrics()),
-                          qos=qos)
+        metrics = self.metrics()
+        self.node.publish(self.topics.metrics(self.node_id), encode_json(metrics), qos=qos)
+        if self.on_metrics is not None:
+            self.on_metrics(metrics)
 
     def dead_letter(self, topic: str, payload: bytes, reason: str, detail: str) -> None:
         """Publish what was refused (an excerpt of it) with the reason, on the dead-letter topic."""

@@ -42,20 +42,22 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "deployment": ("gateways", "prefix", "duration"),
     "signing": ("key", "trust"),  # --signing-key, --trust
     "broker": ("address", "username", "password", "tls_ca", "tls_cert", "tls_key"),
+    "metrics": ("port", "host"),  # --metrics-port, --metrics-host: a /metrics endpoint
 }
 
 #: A key whose option has another name: ``[broker] address`` is ``--broker``.
-OPTION_NAMES = {("broker", "address"): "broker"}
+OPTION_NAMES = {("broker", "address"): "broker", ("metrics", "port"): "metrics_port",
+                ("metrics", "host"): "metrics_host"}
 
 #: Which sections give defaults to which command (a path of subcommand names).
 COMMANDS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("gateway",): ("task", "learner", "cleaning", "gateway", "sync", "models", "signing",
-                   "broker"),
-    ("aggregator",): ("aggregator", "signing", "broker"),
+                   "broker", "metrics"),
+    ("aggregator",): ("aggregator", "signing", "broker", "metrics"),
     ("devices", "simulate"): ("fleet", "broker"),
     ("devices", "replay"): ("replay", "broker"),
-    ("predict",): ("task", "cleaning", "models", "predictor", "signing", "broker"),
-    ("up",): ("task", "sync", "fleet", "replay", "deployment", "broker"),
+    ("predict",): ("task", "cleaning", "models", "predictor", "signing", "broker", "metrics"),
+    ("up",): ("task", "sync", "fleet", "replay", "deployment", "broker", "metrics"),
     ("evaluate",): ("task", "learner", "cleaning", "sync", "replay", "deployment"),
 }
 

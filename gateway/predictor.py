@@ -11,7 +11,8 @@ and counted as ``no_model_yet``. Several predictors split the readings as gatewa
 (``partition``), each reading predicted by one. Falling behind is said out loud: a turn that
 read a full burst (more was waiting) counts in ``full_turns``, and the metrics' ``behind`` is
 the number of such turns in the interval (0: keeping up); ``lag`` is the largest time from a
-reading's own timestamp to its prediction in the interval.
+reading's own timestamp to its prediction in the interval, and ``prediction_latency`` the
+histogram of that time for every reading predicted (:mod:`broker.latency`).
 
 Models are judged as a gateway judges them (:mod:`learners.model_admission`; its task is the
 configured one, or without one the first adopted model's); a refused one is counted by reason
@@ -31,6 +32,7 @@ from dataclasses import replace
 from broker.address import BrokerAddress
 from broker.client import BURST
 from broker.keyring import Keyring, SignatureRefused
+from broker.latency import LatencyHistogram
 from broker.messages import Model
 from broker.model_codec import decode_model
 from broker.service import Service
@@ -69,6 +71,7 @@ class Predictor(Service):
         self._turn_messages = 0
         self._behind = 0  # full turns since the last metrics
         self._lag = 0.0  # the largest reading-to-prediction time since the last metrics
+        self.latency = LatencyHistogram()  # reading's ts to its prediction, every reading
         self.owners = ReadingTopics(topics, config.partition)  # (site, device, ours?) a topic
         readings = [(f, config.qos) for f in config.partition.subscriptions(topics)]
         super().__init__(config.node_id, topics, broker,
@@ -159,9 +162,12 @@ class Predictor(Service):
             self.skipped["stale_model"] += n
             self.stale_predictions += n
             return
+        stamps: list[float] = []
         for one in served:
             self.publish(one, stale)
             self._lag = max(self._lag, now - min(one.ts))
+            stamps += one.ts
+        self.latency.observe_many([now - ts for ts in stamps])
 
     def publish(self, served: Served, stale: bool = False) -> None:
         site, device = served.ref
@@ -198,6 +204,8 @@ class Predictor(Service):
             "skipped": dict(self.skipped), "foreign": self.foreign,
             "stale_predictions": self.stale_predictions, "models_refused": dict(self.refused),
             "model_version": self.model.version if self.model else 0,
+            "model_ts": self.model.ts if self.model else None,
+            "prediction_latency": self.latency.as_dict(),
             "behind": behind, "full_turns": self.full_turns, "lag": round(lag, 4),
             "unacked": self.node.unacked,
         }

@@ -23,6 +23,7 @@ import numpy as np
 from broker.address import BrokerAddress
 from broker.client import Node
 from broker.keyring import Keyring, SignatureRefused
+from broker.latency import LatencyHistogram
 from broker.model_codec import decode_model, encode_update
 from broker.reading_codec import decode_reading_items
 from broker.service import Service
@@ -77,6 +78,10 @@ class Gateway(Service):
         self.other_rejected: Counter[str] = Counter()  # not readings: topics, models, crashes
         self.updates_sent = 0
         self.models_adopted = 0
+        self.model_ts: float | None = None  # the adopted model's own time (its age: now - it)
+        #: From the first update sent since the last adoption to adopting a model naming us
+        self.sync_latency = LatencyHistogram()
+        self._unadopted_since: float | None = None
         self.started = time.time()
         self.owners = ReadingTopics(topics, config.partition)  # (site, device, ours?) a topic
         #: What it learned, kept for `up`'s baselines (:mod:`gateway.sample_log`), or None.
@@ -205,6 +210,10 @@ class Gateway(Service):
         self.local.adopt(model, replace=True)  # even a lower version: a provisional one's
         self.admission.adopted(model)
         self.models_adopted += 1
+        self.model_ts = model.ts
+        if self._unadopted_since is not None and self.config.node_id in model.contributors:
+            self.sync_latency.observe(time.time() - self._unadopted_since)
+            self._unadopted_since = None
         log.info("%s: model v%d adopted (%d samples, from %s)", self.node_id, model.version,
                  model.n, ", ".join(model.contributors) or "a checkpoint",
                  extra={"node": self.node_id, "version": model.version})
@@ -225,6 +234,8 @@ class Gateway(Service):
         self.control.publish(self.topics.update(self.config.node_id),
                              self.keys.sign(encode_update(update), "update"), qos=1)
         self.updates_sent += 1
+        if self._unadopted_since is None:
+            self._unadopted_since = time.time()
         log.debug("%s: update sent: %d samples on model v%d", self.node_id, update.n,
                   update.base_version, extra={"node": self.node_id, "version":
                                               update.base_version, "samples": update.n})
@@ -254,6 +265,7 @@ class Gateway(Service):
             "model_version": self.local.base_version, "updates_sent": self.updates_sent,
             "models_adopted": self.models_adopted, "drifts": self.drift.detections,
             "prequential": self.evaluation.as_dict(), "task_problem": self.task_problem,
+            "sync_latency": self.sync_latency.as_dict(), "model_ts": self.model_ts,
         }
 
     def publish_quality(self) -> None:

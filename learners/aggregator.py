@@ -297,4 +297,4 @@ class Aggregator(Service):
     def counters(self) -> dict:
         return aggregator_counters(self.federation, self.accepted, self.refused,
                                    self.checkpointed, sum(self.checkpoint_errors.values()),
-                                   self.learner_metrics)
+                                   self.learner_metrics, self.own.broadcast)

@@ -41,12 +41,14 @@ class OwnModels:
     keep: int = DEFAULT_KEEP
     order: deque[str] = field(default_factory=deque)
     known: set[str] = field(default_factory=set)
+    broadcast: int = 0  # models this process broadcast (remember), not restored digests
 
     @property
     def last(self) -> str | None:
         return self.order[-1] if self.order else None
 
     def remember(self, payload: bytes) -> None:
+        self.broadcast += 1
         self.remember_digest(digest(payload))
 
     def remember_digest(self, value: str) -> None:

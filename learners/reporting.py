@@ -45,10 +45,11 @@ def federated_metrics(learner_metrics: dict[str, dict[str, float]]) -> dict[str,
 
 def aggregator_counters(fed: Any, accepted: int, refused: Mapping[str, int], checkpointed: int,
                         checkpoint_errors: int, learner_metrics: dict[str, dict[str, float]],
-                        ) -> dict:
+                        broadcast: int = 0) -> dict:
     """The aggregator's metrics message: its federation's state and what it counted."""
     return {
         "model_version": fed.version, "accepted": accepted, "refused": dict(refused),
+        "model_ts": fed.model.ts if fed.model else None, "models_broadcast": broadcast,
         "pending": len(fed.strategy.pending), "strategy": fed.strategy.name,
         "quorum": fed.quorum(), "round_timeout": fed.strategy.round_timeout,
         "learners": sorted(fed.learners), "offline": sorted(fed.offline & fed.learners),

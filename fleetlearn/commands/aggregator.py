@@ -15,9 +15,12 @@ from broker.topics import check_id
 from fleetlearn.commands.common import (
     DEFAULT_BROKER,
     DEFAULT_PREFIX,
+    EXPORTER_OWNERS,
     BrokerOpt,
     GiveUpOpt,
+    MetricsHostOpt,
     MetricsOpt,
+    MetricsPortOpt,
     PasswordOpt,
     PrefixOpt,
     TlsCaOpt,
@@ -31,6 +34,7 @@ from fleetlearn.commands.common import (
     topics,
 )
 from fleetlearn.commands.keys import SigningKeyOpt, TrustOpt, keyring
+from fleetlearn.metrics.settings import ExporterConfig
 from learners.aggregator import Aggregator, AggregatorConfig
 from learners.federation import FederationConfig
 from learners.registry import build_strategy
@@ -43,6 +47,7 @@ DEFAULT_STRATEGY = default(F, "strategy").name
 
 #: Where each option's default lives (option -> dataclass, field); tests hold them equal.
 OWNERS: dict[str, tuple[type, str]] = {
+    **EXPORTER_OWNERS,
     "id": (A, "node_id"), "keep": (A, "keep"), "metrics_interval": (A, "metrics_interval"),
     "quorum": (F, "quorum"), "round_timeout": (Strategy, "round_timeout"),
     "max_staleness": (FedAsync, "max_staleness"), "alpha": (FedAsync, "alpha"),
@@ -149,6 +154,8 @@ def aggregator(
     tls_cert: TlsCertOpt = None,
     tls_key: TlsKeyOpt = None,
     give_up_after: GiveUpOpt = None,
+    metrics_port: MetricsPortOpt = default(ExporterConfig, "port"),
+    metrics_host: MetricsHostOpt = default(ExporterConfig, "host"),
     key: SigningKeyOpt = None,
     trust: TrustOpt = None,
 ) -> None:
@@ -175,4 +182,5 @@ def aggregator(
             keyring=keyring(key, trust, id, "aggregator"))
     except ValueError as exc:
         raise UsageProblem(str(exc)) from None
-    serve(Aggregator(config, deployment, broker_address), give_up_after)
+    serve(Aggregator(config, deployment, broker_address), give_up_after,
+          ExporterConfig(metrics_port, metrics_host))

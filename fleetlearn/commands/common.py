@@ -22,6 +22,7 @@ from broker.address import BrokerAddress
 from broker.processes import die_with_parent, orphaned
 from broker.topics import TopicError, Topics, check_id
 from fleetlearn.commands.logs import set_node
+from fleetlearn.metrics.settings import ExporterConfig
 from learners.model_admission import ModelBounds
 
 UsageProblem = typer.BadParameter  # a bad option value: one line, exit code 2
@@ -67,6 +68,15 @@ GiveUpOpt = Annotated[float | None, typer.Option(
     "stops with exit code 1 (default: for ever).")]
 MetricsOpt = Annotated[float, typer.Option("--metrics-interval", min=0.05,
                                            help="Seconds between metrics messages.")]
+MetricsPortOpt = Annotated[int | None, typer.Option(
+    "--metrics-port", min=0, max=65535, help="Serve Prometheus metrics on this port at "
+    "/metrics (default: none; 0: any free port).")]
+MetricsHostOpt = Annotated[str, typer.Option(
+    "--metrics-host", help="Address the /metrics endpoint listens on (0.0.0.0: every "
+    "interface).")]
+#: Where the endpoint options' defaults live (for a command's OWNERS).
+EXPORTER_OWNERS: dict[str, tuple[type, str]] = {
+    "metrics_port": (ExporterConfig, "port"), "metrics_host": (ExporterConfig, "host")}
 KindOpt = Annotated[str, typer.Option(help="'regression', or 'binary' (logistic; targets 0/1).")]
 OptimizerOpt = Annotated[str, typer.Option(help="'adagrad', 'rmsprop' or 'sgd'.")]
 LrOpt = Annotated[float | None, typer.Option(min=1e-9, help="Learning rate (default: the "
@@ -158,9 +168,11 @@ def read_allowlist(path: Path) -> frozenset[str]:
     return frozenset(check_id(line, "device id in the allowlist") for line in lines)
 
 
-def serve(service: Any, give_up_after: float | None = None) -> None:
+def serve(service: Any, give_up_after: float | None = None,
+          metrics: ExporterConfig | None = None) -> None:
     """Run a service until SIGTERM/SIGINT, or until it has been ``give_up_after`` seconds
-    without its broker (:class:`~broker.address.BrokerUnreachable`: exit code 1).
+    without its broker (:class:`~broker.address.BrokerUnreachable`: exit code 1); with a
+    ``metrics`` port, its latest metrics on ``/metrics`` meanwhile (:mod:`fleetlearn.metrics`).
 
     Under ``$FLEETLEARN_PARENT_PID`` (the `up` that started it) it also stops when that
     process is gone: the OS sends SIGTERM (parent-death signal), and a 1 s check in the loop
@@ -175,4 +187,17 @@ def serve(service: Any, give_up_after: float | None = None) -> None:
         service.node.every(1.0, lambda: orphaned(int(parent)) and service.stop())
         if orphaned(int(parent)):  # it died before the OS was told
             return
-    service.run()
+    exporter = None
+    if metrics is not None and metrics.port is not None:
+        from fleetlearn.metrics.exporter import node_exporter  # prometheus_client: only then
+
+        try:
+            exporter = node_exporter(service, metrics)
+        except OSError as exc:
+            raise UsageProblem(f"cannot serve /metrics on {metrics.host} port {metrics.port}: "
+                               f"{exc.strerror or exc}") from None
+    try:
+        service.run()
+    finally:
+        if exporter is not None:
+            exporter.close()

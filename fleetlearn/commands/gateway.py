@@ -16,13 +16,16 @@ from fleetlearn.commands import cleaning_options as clean
 from fleetlearn.commands.common import (
     DEFAULT_BROKER,
     DEFAULT_PREFIX,
+    EXPORTER_OWNERS,
     MODEL_OWNERS,
     BrokerOpt,
     GiveUpOpt,
     KindOpt,
     LrOpt,
     MagnitudeOpt,
+    MetricsHostOpt,
     MetricsOpt,
+    MetricsPortOpt,
     OptimizerOpt,
     PasswordOpt,
     PrefixOpt,
@@ -41,6 +44,7 @@ from fleetlearn.commands.common import (
     topics,
 )
 from fleetlearn.commands.keys import SigningKeyOpt, TrustOpt, keyring
+from fleetlearn.metrics.settings import ExporterConfig
 from gateway.cleaning import ChannelPolicy, CleaningConfig
 from gateway.config import GatewayConfig
 from gateway.features import FeatureSpec
@@ -53,6 +57,7 @@ TASK = default(G, "spec")
 
 #: Where each option's default lives (option -> dataclass, field); tests hold them equal.
 OWNERS: dict[str, tuple[type, str]] = {
+    **EXPORTER_OWNERS,
     "id": (G, "node_id"), "samples_log": (G, "samples_log"),
     "sync_every": (G, "sync_every"),
     "sync_interval": (G, "sync_interval"), "kind": (G, "kind"), "optimizer": (G, "optimizer"),
@@ -131,6 +136,8 @@ def gateway(
     tls_cert: TlsCertOpt = None,
     tls_key: TlsKeyOpt = None,
     give_up_after: GiveUpOpt = None,
+    metrics_port: MetricsPortOpt = default(ExporterConfig, "port"),
+    metrics_host: MetricsHostOpt = default(ExporterConfig, "host"),
     key: SigningKeyOpt = None,
     trust: TrustOpt = None,
     samples_log: Annotated[Path | None, typer.Option(help="At the stop, write the samples "
@@ -161,6 +168,6 @@ def gateway(
         service = Gateway(config, topics(prefix), connection)
     except ValueError as exc:
         raise UsageProblem(str(exc)) from None
-    serve(service, give_up_after)
+    serve(service, give_up_after, ExporterConfig(metrics_port, metrics_host))
     if service.task_problem is not None:  # said once in its log (an ERROR); and exit code 4
         raise TaskUnfit(service.task_problem)

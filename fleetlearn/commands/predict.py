@@ -14,12 +14,15 @@ from fleetlearn.commands import cleaning_options as clean
 from fleetlearn.commands.common import (
     DEFAULT_BROKER,
     DEFAULT_PREFIX,
+    EXPORTER_OWNERS,
     MODEL_OWNERS,
     BrokerOpt,
     GiveUpOpt,
     KindOpt,
     MagnitudeOpt,
+    MetricsHostOpt,
     MetricsOpt,
+    MetricsPortOpt,
     PasswordOpt,
     PrefixOpt,
     TlsCaOpt,
@@ -36,6 +39,7 @@ from fleetlearn.commands.common import (
 )
 from fleetlearn.commands.gateway import TASK, cleaning_config
 from fleetlearn.commands.keys import SigningKeyOpt, TrustOpt, keyring
+from fleetlearn.metrics.settings import ExporterConfig
 from gateway.cleaning import ChannelPolicy, CleaningConfig
 from gateway.config import GatewayConfig, PredictorConfig
 from gateway.features import FeatureSpec
@@ -46,6 +50,7 @@ P, C, CP = PredictorConfig, CleaningConfig, ChannelPolicy
 
 #: Where each option's default lives (option -> dataclass, field); tests hold them equal.
 OWNERS: dict[str, tuple[type, str]] = {
+    **EXPORTER_OWNERS,
     "id": (P, "node_id"), "metrics_interval": (P, "metrics_interval"),
     "max_model_age": (P, "max_model_age"), "stale": (P, "stale"), "qos": (P, "qos"),
     "kind": (GatewayConfig, "kind"), "max_age": (C, "max_age"), "max_skew": (C, "max_skew"),
@@ -93,6 +98,8 @@ def predict(
     tls_cert: TlsCertOpt = None,
     tls_key: TlsKeyOpt = None,
     give_up_after: GiveUpOpt = None,
+    metrics_port: MetricsPortOpt = default(ExporterConfig, "port"),
+    metrics_host: MetricsHostOpt = default(ExporterConfig, "host"),
     key: SigningKeyOpt = None,
     trust: TrustOpt = None,
 ) -> None:
@@ -114,4 +121,5 @@ def predict(
     except ValueError as exc:
         raise UsageProblem(str(exc)) from None
     connection = address(broker, username, password, tls_ca, tls_cert, tls_key)
-    serve(Predictor(config, topics(prefix), connection), give_up_after)
+    serve(Predictor(config, topics(prefix), connection), give_up_after,
+          ExporterConfig(metrics_port, metrics_host))

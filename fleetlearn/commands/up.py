@@ -23,8 +23,11 @@ from devices.replay import ReplayConfig
 from fleetlearn.commands.broker import default_secure_dir
 from fleetlearn.commands.common import (
     DEFAULT_PREFIX,
+    EXPORTER_OWNERS,
     LayoutOpt,
     LrOpt,
+    MetricsHostOpt,
+    MetricsPortOpt,
     PasswordOpt,
     PrefixOpt,
     TlsCaOpt,
@@ -43,12 +46,14 @@ from fleetlearn.commands.logs import LOG_META, LogChoice, check_level
 from fleetlearn.deploy.display import ProgressView, summary_table
 from fleetlearn.deploy.settings import UpSettings
 from fleetlearn.deploy.up import LocalDeployment, ReadingsUnaccounted
+from fleetlearn.metrics.settings import ExporterConfig
 from gateway.task_check import TaskUnfit
 
 F, R, U = FleetConfig, ReplayConfig, UpSettings
 
 #: Where each option's default lives (option -> dataclass, field); tests hold them equal.
 OWNERS: dict[str, tuple[type, str]] = {
+    **EXPORTER_OWNERS,
     **{name: (F, name) for name in ("devices", "sites", "rate", "batch", "layout", "qos",
                                     "seed", "drift_at")},
     "send_buffer": (F, "send_buffer"),
@@ -148,6 +153,8 @@ def up(
                                                   "`fleetlearn --log-level`'s, else INFO).")
                          ] = None,
     quiet: Annotated[bool, typer.Option(help="No live progress.")] = False,
+    metrics_port: MetricsPortOpt = default(ExporterConfig, "port"),
+    metrics_host: MetricsHostOpt = default(ExporterConfig, "host"),
 ) -> None:
     """Run a whole local deployment: broker, aggregator, gateways, predictor and fleet."""
 
@@ -180,8 +187,10 @@ def up(
     console = Console(stderr=False)
     view = ProgressView(console, quiet=quiet)
     deployment = LocalDeployment(settings, progress=view, on_drain=view.draining)
+    exporter = _exporter(deployment, ExporterConfig(metrics_port, metrics_host))
     if not quiet:
-        console.print(f"fleetlearn up: logs in {deployment.log_dir}; Ctrl-C to stop")
+        console.print(f"fleetlearn up: logs in {deployment.log_dir}; Ctrl-C to stop"
+                      + (f"; metrics on {exporter.url}" if exporter else ""))
     try:
         result = deployment.run()
     except KeyboardInterrupt:  # a second Ctrl-C: everything was killed; say what is known
@@ -191,6 +200,8 @@ def up(
         raise
     finally:
         view.close()
+        if exporter is not None:
+            exporter.close()
     console.print(summary_table(result))
     _write(report, result, console)
     if result["task_problem"]:  # found while the run drained: the summary is out, then exit 4
@@ -203,6 +214,19 @@ def up(
             f"{settings.drain_timeout:g} s); see the summary, "
             f"{report if report is not None else 'the report (--report)'} and the logs in "
             f"{deployment.log_dir}")
+
+
+def _exporter(deployment: LocalDeployment, config: ExporterConfig):
+    """The deployment's ``/metrics`` (from its monitor's state), if asked for one."""
+    if config.port is None:
+        return None
+    from fleetlearn.metrics.exporter import deployment_exporter  # prometheus_client: only then
+
+    try:
+        return deployment_exporter(deployment.state, config)
+    except OSError as exc:
+        raise UsageProblem(f"cannot serve /metrics on {config.host} port {config.port}: "
+                           f"{exc.strerror or exc}") from None
 
 
 def _broker(broker: str | None, *login: str | None) -> BrokerAddress | None:

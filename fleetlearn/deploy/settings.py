@@ -97,11 +97,14 @@ class UpSettings:
         1
         >>> UpSettings(gateways=2, rate=500.0).node_settings()["aggregator"]
         {'quorum': 2, 'learners': ['gw-0', 'gw-1'], 'max_rate': 2000.0}
+        >>> "metrics" in UpSettings().node_settings({"metrics": {"port": 9100}})  # up's own
+        False
         """
         # [broker] is up's own: each node gets the connection on its command line and the
-        # credentials in its environment, never in a file in the log dir
+        # credentials in its environment, never in a file in the log dir; [metrics] is up's
+        # own endpoint (its nodes, on one machine, cannot all listen on its port)
         sections = {name: dict(values) for name, values in (file or {}).items()
-                    if name != "broker"}
+                    if name not in ("broker", "metrics")}
         given = {
             "task": {"features": self.features and self.features.split(","),
                      "target": self.target, "kind": self.kind},

@@ -68,6 +68,15 @@ def test_only_the_node_and_the_raw_baseline_use_paho():
     assert offenders == []
 
 
+def test_only_the_metrics_package_uses_prometheus_client():
+    """The exporter is the composition root's (fleetlearn/metrics/): the nodes below publish
+    plain snapshots and never import it."""
+    offenders = [(path, name) for path, tree in modules(*PACKAGES) for name in imported(tree)
+                 if name.split(".")[0] == "prometheus_client"
+                 and not path.startswith("fleetlearn/metrics/")]
+    assert not offenders, offenders
+
+
 def test_nothing_outside_the_node_reaches_for_its_paho_client():
     """``node.client`` (or ``._client``) was the paho object: the node offers what tools need."""
     offenders = [(path, node.lineno) for path, tree in modules(*PACKAGES, "tests")
