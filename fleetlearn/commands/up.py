@@ -53,7 +53,7 @@ OWNERS: dict[str, tuple[type, str]] = {
                                     "seed", "drift_at")},
     "send_buffer": (F, "send_buffer"),
     "gateways": (U, "gateways"), "drain_timeout": (U, "drain_timeout"), "site": (R, "site"),
-    "secure": (U, "secure"),
+    "secure": (U, "secure"), "dashboard": (U, "dashboard"),
     **{name: (R, name) for name in ("date_col", "time_format", "skip_rows")},
 }
 
@@ -148,6 +148,10 @@ def up(
                                                   "`fleetlearn --log-level`'s, else INFO).")
                          ] = None,
     quiet: Annotated[bool, typer.Option(help="No live progress.")] = False,
+    dashboard: Annotated[int | None, typer.Option(
+        metavar="PORT", min=1, max=65535, help="Serve a live page of the run on "
+        "http://127.0.0.1:PORT/ (model, error curves, nodes, rates, dead letters; see "
+        "`fleetlearn dashboard`).")] = default(U, "dashboard"),
 ) -> None:
     """Run a whole local deployment: broker, aggregator, gateways, predictor and fleet."""
 
@@ -172,7 +176,7 @@ def up(
             optimizer=optimizer, lr=lr, replay=replay, config=ctx.obj,
             faults=faults, drift_at=drift_at, log_dir=log_dir, strategy=strategy,
             merge=merge, drift_policy=drift_policy, send_buffer=send_buffer,
-            drain_timeout=drain_timeout,
+            drain_timeout=drain_timeout, dashboard=dashboard,
             log_level=check_level(log_level or logs.level or "INFO"), log_format=logs.format,
         )
     except ValueError as exc:
@@ -182,6 +186,8 @@ def up(
     deployment = LocalDeployment(settings, progress=view, on_drain=view.draining)
     if not quiet:
         console.print(f"fleetlearn up: logs in {deployment.log_dir}; Ctrl-C to stop")
+        if dashboard is not None:
+            console.print(f"live page: http://127.0.0.1:{dashboard}/")
     try:
         result = deployment.run()
     except KeyboardInterrupt:  # a second Ctrl-C: everything was killed; say what is known
