@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import orjson
 
@@ -29,10 +30,11 @@ from fleetlearn.deploy.state import DeploymentState
 
 class LiveDashboard:
     def __init__(self, state: DeploymentState, port: int,
-                 pids: Callable[[], dict[str, int | None]] | None = None,
+                 processes: Callable[[], dict[str, dict[str, Any]]] | None = None,
                  every: float = DashboardSettings.every) -> None:
-        """``pids``: the process ids of the nodes, where the watcher started them (`up`)."""
-        self.state, self.pids, self.every = state, pids, every
+        """``processes``: the node processes, where the watcher started them (`up`), by node:
+        their ``pid`` and ``exit_code`` (None while running)."""
+        self.state, self.processes, self.every = state, processes, every
         self.server = DashboardServer(port)
         self.rates = Rates()
         self.monitor: Monitor | None = None
@@ -51,7 +53,7 @@ class LiveDashboard:
         """The snapshot of now, to every open page."""
         self.rates.observe(time.monotonic(), totals(self.state))
         snap = snapshot(self.state, time.time(), self.rates.per_second(),
-                        self.pids() if self.pids is not None else None, ended,
+                        self.processes() if self.processes is not None else None, ended,
                         connected=self.monitor is None or self.monitor.node.connected)
         self.server.publish(orjson.dumps(snap))
 
@@ -68,9 +70,9 @@ class LiveDashboard:
 def attach(monitor: Monitor, state: DeploymentState, port: int,
            children: list[Child] | None = None) -> LiveDashboard:
     """A live page on ``port`` showing ``state``, published from ``monitor``'s loop;
-    ``children``: the node processes the watcher started (their pids are shown), a list it
-    goes on filling."""
+    ``children``: the node processes the watcher started (their pids and exit codes are
+    shown), a list it goes on filling."""
     live = LiveDashboard(state, port, None if children is None else
-                         lambda: {c.name: c.pid for c in children})
+                         lambda: {c.name: c.record() for c in children})
     live.start(monitor)
     return live

@@ -81,21 +81,22 @@ def totals(state: DeploymentState) -> dict[str, int]:
 
 
 def nodes(state: DeploymentState, now: float,
-          pids: dict[str, int | None] | None = None) -> list[dict[str, Any]]:
+          processes: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Every node known, seen reporting or with a retained status: its kind, online (True,
     False, or None while no status came), the model version it reports and how many seconds
-    ago its last report was made (by its clock), and its process id when `up` started it."""
+    ago its last report was made (by its clock), and, for a process `up` started, its pid and
+    exit code (None while it runs: a node killed shows offline with a signal's code, -9)."""
     known = state.known or {}
     rows = []
     for name in sorted({*known, *state.online, *state.nodes}):
-        metrics = state.nodes.get(name, {})
+        metrics, process = state.nodes.get(name, {}), (processes or {}).get(name, {})
         ts = metrics.get("ts")
         rows.append({
             "name": name, "kind": known.get(name) or metrics.get("kind"),
             "online": state.online.get(name),
             "version": metrics.get("model_version"),
             "last_report": round(now - ts, 1) if isinstance(ts, int | float) else None,
-            "pid": (pids or {}).get(name),
+            "pid": process.get("pid"), "exit_code": process.get("exit_code"),
         })
     return rows
 
@@ -116,7 +117,7 @@ def model(state: DeploymentState, now: float) -> dict[str, Any]:
 
 
 def snapshot(state: DeploymentState, now: float, rates: dict[str, float] | None = None,
-             pids: dict[str, int | None] | None = None,
+             processes: dict[str, dict[str, Any]] | None = None,
              ended: str | None = None, connected: bool = True) -> dict[str, Any]:
     """Everything the page shows at wall-clock time ``now``; ``ended``: why the deployment is
     over (the page's last update), None while it runs; ``connected``: whether the watcher has
@@ -126,7 +127,7 @@ def snapshot(state: DeploymentState, now: float, rates: dict[str, float] | None 
         "ts": now, "ended": ended, "broker_connected": connected,
         "model": model(state, now),
         "metrics": names, "curves": curves(state, names),
-        "nodes": nodes(state, now, pids),
+        "nodes": nodes(state, now, processes),
         "totals": totals(state),
         "rates": {k: round(v, 1) for k, v in (rates or {}).items()},
         "deadletters": {"total": sum(state.deadletters.values()),

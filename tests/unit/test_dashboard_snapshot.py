@@ -83,14 +83,18 @@ def test_a_long_curve_is_thinned_to_a_bounded_size_keeping_its_last_point():
     assert thin([], 5) == [] and thin(list(range(7)), 3) == [0, 3, 6]
 
 
-def test_nodes_show_online_offline_or_unknown_with_their_pids():
+def test_nodes_show_online_offline_or_unknown_with_their_processes():
     state = running_state()
     state.on_status("gw-1", b"offline")  # its last will, or a clean stop
     state.on_status("stranger", b"online")  # a retained status of a node up did not start
-    rows = {r["name"]: r for r in snapshot(state, now=52.0, pids={"gw-0": 101})["nodes"]}
+    processes = {"gw-0": {"pid": 101, "exit_code": None},
+                 "gw-1": {"pid": 102, "exit_code": -9, "log": "gw-1.log"}}
+    rows = {r["name"]: r for r in snapshot(state, now=52.0, processes=processes)["nodes"]}
     assert sorted(rows) == ["aggregator", "fleet", "gw-0", "gw-1", "predictor", "stranger"]
-    assert rows["gw-0"]["online"] is True and rows["gw-0"]["pid"] == 101
-    assert rows["gw-1"]["online"] is False and rows["gw-1"]["pid"] is None
+    assert rows["gw-0"]["online"] is True
+    assert (rows["gw-0"]["pid"], rows["gw-0"]["exit_code"]) == (101, None)  # running
+    assert rows["gw-1"]["online"] is False and rows["gw-1"]["exit_code"] == -9  # killed
+    assert rows["aggregator"]["pid"] is None and "log" not in rows["gw-1"]
     assert rows["fleet"]["online"] is None  # no status came yet
     assert rows["gw-0"]["kind"] == "gateway" and rows["gw-0"]["version"] == 4
     assert rows["gw-0"]["last_report"] == 3.0 and rows["stranger"]["last_report"] is None

@@ -41,7 +41,7 @@ function tickLabel(v) {
 }
 
 // lines: [{name, points: [[x, y], ...]}]; y may be null (left out)
-function drawChart(svg, legend, lines, stepped) {
+function drawChart(svg, legend, lines, stepped) {  // stepped: integers (versions)
   svg.replaceChildren();
   const all = lines.flatMap((l) => l.points.filter((p) => p[1] !== null && p[1] !== undefined));
   if (!all.length) {
@@ -59,8 +59,10 @@ function drawChart(svg, legend, lines, stepped) {
   svg.appendChild(svgEl("line", {class: "axis", x1: LEFT, y1: TOP, x2: LEFT, y2: H - BOTTOM}));
   for (let i = 0; i <= 3; i++) {
     const y = y0 + (y1 - y0) * i / 3, x = x0 + (x1 - x0) * i / 3;
-    svg.appendChild(svgEl("text", {x: LEFT - 4, y: py(y) + 4, "text-anchor": "end"}, tickLabel(y)));
-    svg.appendChild(svgEl("text", {x: px(x), y: H - 6, "text-anchor": "middle"}, `${fmt(x, 0)} s`));
+    svg.appendChild(svgEl("text", {x: LEFT - 4, y: py(y) + 4, "text-anchor": "end"},
+                          stepped ? fmt(y, 0) : tickLabel(y)));
+    svg.appendChild(svgEl("text", {x: px(x), y: H - 6, "text-anchor": "middle"},
+                          `${fmt(x, x1 - x0 < 10 ? 1 : 0)} s`));
   }
   if (legend) legend.replaceChildren();
   lines.forEach((line, i) => {
@@ -116,6 +118,14 @@ function row(cells) {
   return tr;
 }
 
+// a process up started: its pid, and how it ended (a negative code: killed by that signal)
+function process(n) {
+  if (n.pid === null || n.pid === undefined) return "–";
+  if (n.exit_code === null || n.exit_code === undefined) return String(n.pid);
+  return n.exit_code < 0 ? `${n.pid}, killed (signal ${-n.exit_code})`
+                         : `${n.pid}, exited (${n.exit_code})`;
+}
+
 function renderNodes(s) {
   const body = $("nodes").tBodies[0];
   body.replaceChildren(...s.nodes.map((n) => {
@@ -124,9 +134,10 @@ function renderNodes(s) {
     setStatus(badge, state, state);
     const tr = row([n.name, n.kind || "–", badge, n.version === null ? "–" : String(n.version),
                     n.last_report === null ? "–" : `${fmt(n.last_report, 1)} s ago`,
-                    n.pid === null || n.pid === undefined ? "–" : String(n.pid)]);
+                    process(n)]);
     tr.dataset.node = n.name;
     tr.dataset.online = state;
+    if (n.exit_code !== null && n.exit_code !== undefined) tr.dataset.exit = String(n.exit_code);
     return tr;
   }));
 }
