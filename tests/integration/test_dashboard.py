@@ -4,6 +4,7 @@ gateway killed shows offline, a screenshot is saved; and the page's server stops
 serves it, leaving its port free."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -34,6 +35,9 @@ return {version: document.getElementById('model-version').textContent,
         pids: Object.fromEntries(rows.map(r => [r.dataset.node, r.cells[5].textContent])),
         exits: Object.fromEntries(rows.map(r => [r.dataset.node, r.dataset.exit ?? null])),
         banner: document.getElementById('connection').textContent,
+        rejected: document.getElementById('rate-rejected').textContent,
+        letters: [...document.querySelectorAll('#deadletters tbody tr')].map(
+            r => r.cells[2].textContent),
         lines: document.querySelectorAll('#chart-error polyline').length};
 """
 
@@ -79,6 +83,11 @@ def open_page(driver: webdriver.Chrome, url: str, timeout: float, alive) -> None
         return driver.title == "fleetlearn: live"
     WebDriverWait(driver, timeout, poll_frequency=0.5, ignored_exceptions=(WebDriverException,)
                   ).until(loaded, f"no page at {url}")
+
+
+def rate(text: str) -> float:
+    """A rate as the page shows it ("1,234.5"; a dash before there is one)."""
+    return float(text.replace(",", "")) if text[:1].isdigit() else 0.0
 
 
 def version_number(text: str) -> int | None:
@@ -164,8 +173,9 @@ def test_up_dashboard_shows_the_version_rise_and_a_killed_gateway_offline(
 
 
 def test_dashboard_command_watches_a_running_deployment(browser, address, prefix, tmp_path):
+    # faults: readings refused, hence rejections and dead letters to show
     dep = LocalDeployment(UpSettings(broker=address, prefix=prefix, duration=None, seed=5,
-                                     log_dir=tmp_path / "logs"))
+                                     faults="all=0.05", log_dir=tmp_path / "logs"))
     port = free_port()
     dashboard = None
     try:
@@ -185,6 +195,9 @@ def test_dashboard_command_watches_a_running_deployment(browser, address, prefix
              f"the version shown to rise above {first}", alive)
         wait(browser, lambda p: p["nodes"].get("gw-0") == p["nodes"].get("gw-1") == "online",
              30, "both gateways online", alive)
+        shown = wait(browser, lambda p: p if p["letters"] and rate(p["rejected"]) > 0
+                     else None, 30, "dead letters and a rate of rejections", alive)
+        assert all(re.fullmatch(r"[a-z_]+", reason) for reason in shown["letters"]), shown
 
         gw1 = next(c for c in dep.children if c.name == "gw-1").process
         gw1.send_signal(signal.SIGKILL)
@@ -205,3 +218,30 @@ def test_dashboard_command_watches_a_running_deployment(browser, address, prefix
             dashboard.kill()
             dashboard.communicate()
         dep.stop_all()
+
+
+def test_up_with_a_taken_port_says_so_and_leaves_nothing_running(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "fleetlearn", "up", "--quiet", "--duration", "5",
+             "--dashboard", str(port), "--log-dir", str(tmp_path / "logs")],
+            capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"fleetlearn: error: cannot serve the dashboard on "
+                                  f"127.0.0.1:{port}"), done.stderr
+    assert done.stderr.count("\n") == 1
+    # the broker up had started is gone, and no node was started
+    left = [p for p in Path("/proc").glob("[0-9]*/cmdline")
+            if str(tmp_path).encode() in _read(p)]
+    assert left == []
+    assert not (tmp_path / "logs" / "aggregator.log").exists()
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""  # gone meanwhile

@@ -61,7 +61,8 @@ function drawChart(svg, legend, lines, stepped) {  // stepped: integers (version
     const y = y0 + (y1 - y0) * i / 3, x = x0 + (x1 - x0) * i / 3;
     svg.appendChild(svgEl("text", {x: LEFT - 4, y: py(y) + 4, "text-anchor": "end"},
                           stepped ? fmt(y, 0) : tickLabel(y)));
-    svg.appendChild(svgEl("text", {x: px(x), y: H - 6, "text-anchor": "middle"},
+    const anchor = i === 0 ? "start" : i === 3 ? "end" : "middle";
+    svg.appendChild(svgEl("text", {x: px(x), y: H - 6, "text-anchor": anchor},
                           `${fmt(x, x1 - x0 < 10 ? 1 : 0)} s`));
   }
   if (legend) legend.replaceChildren();
