@@ -248,9 +248,9 @@ class LocalDeployment:
         return True
 
     def stop_all(self) -> None:
-        self._stop(self.children)
-        monitor, self.monitor = self.monitor, None
-        try:
+        try:  # the page closes even if a second Ctrl-C cuts this short
+            self._stop(self.children)
+            monitor, self.monitor = self.monitor, None
             if monitor is not None:
                 if monitor.node.connected and not self.aborted:  # take in the final metrics
                     with contextlib.suppress(BrokerUnreachable):  # said already, if it is gone

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -174,8 +175,10 @@ def test_up_dashboard_shows_the_version_rise_and_a_killed_gateway_offline(
 
 def test_dashboard_command_watches_a_running_deployment(browser, address, prefix, tmp_path):
     # faults: readings refused, hence rejections and dead letters to show
+    own_page = free_port()  # the deployment's own page too, run in this process
     dep = LocalDeployment(UpSettings(broker=address, prefix=prefix, duration=None, seed=5,
-                                     faults="all=0.05", log_dir=tmp_path / "logs"))
+                                     faults="all=0.05", log_dir=tmp_path / "logs",
+                                     dashboard=own_page))
     port = free_port()
     dashboard = None
     try:
@@ -213,6 +216,12 @@ def test_dashboard_command_watches_a_running_deployment(browser, address, prefix
         assert f"http://127.0.0.1:{port}/" in out
         wait(browser, lambda p: "stopped" in p["banner"], 15, "the page to say it stopped")
         assert nothing_listens(port)
+
+        # the deployment's own page stops with it: no thread, nothing on its port
+        assert "dashboard" in {t.name for t in threading.enumerate()}
+        dep.stop_all()
+        assert "dashboard" not in {t.name for t in threading.enumerate()}
+        assert nothing_listens(own_page)
     finally:
         if dashboard is not None and dashboard.poll() is None:
             dashboard.kill()
