@@ -14,6 +14,22 @@ from fleetlearn.dashboard.live import LiveDashboard
 from fleetlearn.deploy.monitor import Monitor
 from fleetlearn.deploy.state import DeploymentState
 
+#: Models the watcher keeps (the latest ones): it may run for days, and the page shows the
+#: versions over the time they span.
+MODELS_KEPT = 2000
+
+
+def forget_old_models(state: DeploymentState, keep: int = MODELS_KEPT) -> None:
+    """Keep only the last ``keep`` models seen (the state of `up` keeps all, for its report).
+
+    >>> from fleetlearn.deploy.state import ModelSeen
+    >>> state = DeploymentState(models=[ModelSeen(v, 0.0, None, 0, ()) for v in range(5)])
+    >>> forget_old_models(state, keep=2)
+    >>> [m.version for m in state.models]
+    [3, 4]
+    """
+    del state.models[:-keep]
+
 
 def watch(topics: Topics, broker: BrokerAddress, port: int, give_up_after: float | None = None,
           keys: Keyring | None = None, say: Callable[[str], None] = print) -> None:
@@ -25,6 +41,7 @@ def watch(topics: Topics, broker: BrokerAddress, port: int, give_up_after: float
     monitor.node.log.setLevel(logging.NOTSET)  # a lost broker is said (up says it itself)
     monitor.connect()
     live = LiveDashboard(state, port)
+    monitor.node.every(60.0, lambda: forget_old_models(state))
     stopping: list[int] = []
     handlers = {sig: signal.signal(sig, lambda n, _: stopping.append(n))
                 for sig in (signal.SIGINT, signal.SIGTERM)}
