@@ -23,6 +23,7 @@ from fleetlearn.commands import (
     aggregator,
     bench,
     broker,
+    dashboard,
     devices,
     evaluate,
     gateway,
@@ -99,6 +100,7 @@ app.command()(gateway.gateway)
 app.command()(aggregator.aggregator)
 app.command()(predict.predict)
 app.command()(up.up)
+app.command()(dashboard.dashboard)
 app.command()(bench.bench)
 app.command()(evaluate.evaluate)
 app.add_typer(keys.app, name="keys")

@@ -59,6 +59,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("predict",): ("task", "cleaning", "models", "predictor", "signing", "broker", "metrics"),
     ("up",): ("task", "sync", "fleet", "replay", "deployment", "broker", "metrics"),
     ("evaluate",): ("task", "learner", "cleaning", "sync", "replay", "deployment"),
+    ("dashboard",): ("deployment", "signing", "broker"),
 }
 
 #: Keys of a section that mean nothing to a command (offline there is no wall clock, broker
@@ -66,6 +67,8 @@ COMMANDS: dict[tuple[str, ...], tuple[str, ...]] = {
 IGNORED: dict[tuple[str, ...], frozenset[str]] = {
     ("evaluate",): frozenset({"drift_detector", "sync_interval", "speed", "qos", "prefix",
                               "duration"}),
+    # it watches a deployment: its prefix, broker and trust file, nothing it runs
+    ("dashboard",): frozenset({"gateways", "duration", "key"}),
 }
 
 #: Options the command line takes as one comma-separated string.

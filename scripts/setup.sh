@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything fleetlearn needs on this machine: a virtualenv with the package (and its
-# test tools) in .venv, and the mosquitto broker. Installs what is missing with apt-get when
+# test tools) in .venv, the mosquitto broker, and headless Chromium with its driver (the live
+# page's browser test). Installs what is missing with apt-get when
 # we are root; otherwise says in one line what to install. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,4 +56,10 @@ if ! command -v mosquitto_pub >/dev/null || ! command -v mosquitto_sub >/dev/nul
 fi
 command -v mosquitto_passwd >/dev/null \
     || die "mosquitto_passwd is missing: sudo apt-get install mosquitto"
+# 4. A real browser for the live page's test (tests/integration/test_dashboard.py): Debian's
+# chromium and its chromedriver, driven by selenium
+if ! command -v chromium >/dev/null || [ ! -x /usr/bin/chromedriver ]; then
+    apt_install chromium chromium-driver \
+        || die "chromium/chromedriver are missing: sudo apt-get install chromium chromium-driver"
+fi
 say "ready: $("$VENV/bin/fleetlearn" --version 2>/dev/null || echo fleetlearn), $(/usr/sbin/mosquitto -h 2>/dev/null | head -1 || mosquitto -h | head -1)"

@@ -58,7 +58,7 @@ OWNERS: dict[str, tuple[type, str]] = {
                                     "seed", "drift_at")},
     "send_buffer": (F, "send_buffer"),
     "gateways": (U, "gateways"), "drain_timeout": (U, "drain_timeout"), "site": (R, "site"),
-    "secure": (U, "secure"),
+    "secure": (U, "secure"), "dashboard": (U, "dashboard"),
     **{name: (R, name) for name in ("date_col", "time_format", "skip_rows")},
 }
 
@@ -155,6 +155,10 @@ def up(
     quiet: Annotated[bool, typer.Option(help="No live progress.")] = False,
     metrics_port: MetricsPortOpt = default(ExporterConfig, "port"),
     metrics_host: MetricsHostOpt = default(ExporterConfig, "host"),
+    dashboard: Annotated[int | None, typer.Option(
+        metavar="PORT", min=1, max=65535, help="Serve a live page of the run on "
+        "http://127.0.0.1:PORT/ (model, error curves, nodes, rates, dead letters; see "
+        "`fleetlearn dashboard`).")] = default(U, "dashboard"),
 ) -> None:
     """Run a whole local deployment: broker, aggregator, gateways, predictor and fleet."""
 
@@ -179,7 +183,7 @@ def up(
             optimizer=optimizer, lr=lr, replay=replay, config=ctx.obj,
             faults=faults, drift_at=drift_at, log_dir=log_dir, strategy=strategy,
             merge=merge, drift_policy=drift_policy, send_buffer=send_buffer,
-            drain_timeout=drain_timeout,
+            drain_timeout=drain_timeout, dashboard=dashboard,
             log_level=check_level(log_level or logs.level or "INFO"), log_format=logs.format,
         )
     except ValueError as exc:
@@ -191,6 +195,8 @@ def up(
     if not quiet:
         console.print(f"fleetlearn up: logs in {deployment.log_dir}; Ctrl-C to stop"
                       + (f"; metrics on {exporter.url}" if exporter else ""))
+        if dashboard is not None:
+            console.print(f"live page: http://127.0.0.1:{dashboard}/")
     try:
         result = deployment.run()
     except KeyboardInterrupt:  # a second Ctrl-C: everything was killed; say what is known

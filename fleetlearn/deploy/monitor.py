@@ -49,7 +49,8 @@ class Monitor:
             elif topic.startswith(t.node_status("")):
                 self.state.on_status(t.last_level(topic), payload)
             elif topic.startswith(t.deadletter("")):
-                self.state.on_deadletter(str(decode_json_object(payload).get("reason")))
+                letter = decode_json_object(payload)
+                self.state.on_deadletter(str(letter.get("reason")), letter)
         except SignatureRefused as exc:
             self.state.ignored[f"model_{exc.reason}"] += 1
         except DecodeError:

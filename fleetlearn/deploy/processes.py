@@ -70,14 +70,26 @@ def stop_children(children: list[Child], timeout: float = 10.0) -> None:
     stop_processes([c.process for c in children if c.process is not None], timeout)
 
 
-def kill_and_reap(procs: list[subprocess.Popen], timeout: float = 2.0) -> None:
-    """SIGKILL every process still running, then reap each (waiting ``timeout`` at most)."""
+def exit_problem(children: list[Child]) -> str | None:
+    """Which node exited (a replay that finished with code 0 aside), how, and its log's last
+    line; None while all run."""
+    for child in children:
+        code = child.process.poll() if child.process is not None else None
+        if code is not None and not (child.name == "replay" and code == 0):
+            tail = child.log_path.read_text(errors="replace").strip().splitlines()[-1:]
+            return (f"{child.name} exited with code {code}: "
+                    f"{tail[0] if tail else 'no output'} (log: {child.log_path})")
+    return None
+
+
+def kill_all(procs: list[subprocess.Popen]) -> None:
+    """SIGKILL each of ``procs`` still running, then reap them (2 s each at most)."""
     for proc in procs:
         if proc.poll() is None:
             proc.kill()
     for proc in procs:
         with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout)
+            proc.wait(2.0)
 
 
 def task_problem(children: list[Child], nodes: Mapping[str, Mapping[str, Any]]) -> str | None:

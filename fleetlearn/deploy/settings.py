@@ -58,6 +58,9 @@ class UpSettings:
     log_level: str = "INFO"  # of the nodes: their logs in log_dir are read by people
     log_format: str = "text"
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: The port of the live page on 127.0.0.1 (fleetlearn.dashboard; 0: any free one, for a
+    #: caller that reads ``LocalDeployment.dashboard.server.port``); None: no page.
+    dashboard: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("devices", "sites", "gateways", "batch", "sync_every", "send_buffer"):
@@ -72,6 +75,8 @@ class UpSettings:
         if self.secure and self.broker is not None:
             raise ValueError("--secure starts a secured broker of its own; for yours, give "
                              "--broker mqtts://HOST:PORT with --tls-ca, --username, --password")
+        if self.dashboard is not None and not 0 <= self.dashboard <= 65535:
+            raise ValueError("--dashboard must be a port, 1 to 65535")  # (0 from code only)
         if self.qos not in (0, 1):
             raise ValueError("--qos must be 0 or 1")
         if self.layout not in LAYOUTS:

@@ -23,7 +23,7 @@ topic, of another kind or with counters that are not counts are ignored, and cou
 from __future__ import annotations
 
 import itertools
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +36,9 @@ from fleetlearn.deploy.series import Series
 #: The counters :meth:`DeploymentState.readings` adds up: each must be a count (an int >= 0).
 COUNTS = ("published", "unacked_readings", "learned", "received", "gaps", "expected_gaps",
           "send_buffer_full", "behind")
+
+#: What the watcher keeps of a dead letter besides its reason and time.
+LETTER = ("node", "detail", "topic")
 
 
 def metrics_problem(metrics: dict[str, Any], topic_node: str | None,
@@ -95,6 +98,8 @@ class DeploymentState:
     known: dict[str, str] | None = None  # node id -> kind, of the nodes `up` started
     ignored: Counter[str] = field(default_factory=Counter)  # metrics messages, by reason
     series: Series = field(default_factory=Series)  # metrics over time, for the plots
+    #: The last dead letters as they came (node, reason, detail, topic, ts), newest last.
+    recent_deadletters: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=20))
 
     def on_metrics(self, metrics: dict[str, Any], topic_node: str | None = None,
                    at: float | None = None) -> None:
@@ -115,8 +120,15 @@ class DeploymentState:
     def on_status(self, node: str, payload: bytes) -> None:
         self.online[node] = payload == b"online"
 
-    def on_deadletter(self, reason: str) -> None:
+    def on_deadletter(self, reason: str, letter: dict[str, Any] | None = None) -> None:
+        """One dead letter; ``letter``, its decoded message, is kept among the last ones (its
+        text fields cut to 200 characters: it came off the wire)."""
         self.deadletters[reason] += 1
+        letter = letter or {}
+        kept = {k: str(letter[k])[:200] for k in LETTER if k in letter}
+        ts = letter.get("ts")
+        kept["ts"] = float(ts) if isinstance(ts, int | float) and not isinstance(ts, bool) else None
+        self.recent_deadletters.append(kept | {"reason": reason[:200]})
 
     def on_model(self, model: Model, at: float) -> None:
         if any(seen.version == model.version and seen.ts == model.ts

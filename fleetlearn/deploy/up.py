@@ -30,9 +30,9 @@ from broker.processes import die_with_parent
 from broker.topics import Topics
 from devices.truth import GroundTruth
 from fleetlearn.config import dump_config, load_config
-from fleetlearn.deploy import processes
+from fleetlearn.deploy import processes as procs
 from fleetlearn.deploy.monitor import Monitor
-from fleetlearn.deploy.processes import Child, connection, stop_children, task_problem
+from fleetlearn.deploy.processes import Child
 from fleetlearn.deploy.report import deployment_report
 from fleetlearn.deploy.secure import SecuredDeployment, login, secure_files, signing
 from fleetlearn.deploy.settings import UpSettings
@@ -78,6 +78,7 @@ class LocalDeployment:
         self.address: BrokerAddress | None = settings.broker
         self.children: list[Child] = []
         self.monitor: Monitor | None = None
+        self.dashboard: Any = None  # up --dashboard: its live page (fleetlearn.dashboard.live)
         self.interrupted = self.aborted = False
         self.fleet_started = self.fleet_stopped = 0.0
         self.node_config = settings.node_settings(
@@ -94,8 +95,8 @@ class LocalDeployment:
 
     def _spawn(self, name: str, *args: str) -> Child:
         s = self.settings
-        reach, env = connection(login(self.secured, self.address, name),
-                                {**os.environ, **s.extra_env})
+        reach, env = procs.connection(login(self.secured, self.address, name),
+                                      {**os.environ, **s.extra_env})
         argv = [sys.executable, "-m", "fleetlearn", "--log-level", s.log_level,
                 "--log-format", s.log_format, "--config", str(self.config_path), *args,
                 *signing(self.secured, name), *reach, "--prefix", s.prefix]
@@ -111,25 +112,17 @@ class LocalDeployment:
         self.children.append(child)
         return child
 
-    def _stop(self, children: list[Child], timeout: float = 10.0) -> None:
-        stop_children(children, timeout)
-
     def _check_alive(self) -> None:
         """Raise :class:`DeploymentError` naming the cause if the broker or a node is gone
         (:class:`~gateway.task_check.TaskUnfit` if a gateway found the task does not fit)."""
-        if (problem := task_problem(self.children, self.state.nodes)) is not None:
+        if (problem := procs.task_problem(self.children, self.state.nodes)) is not None:
             raise TaskUnfit(problem)
         broker = self.own_broker
         if broker is not None and broker.process is not None and not broker.running:
             raise DeploymentError(f"the broker exited with code {broker.process.returncode} "
                                   f"(log: {broker.log_path})")
-        for child in self.children:
-            code = child.process.poll() if child.process is not None else None
-            if code is not None and not (child.name == "replay" and code == 0):
-                tail = child.log_path.read_text(errors="replace").strip().splitlines()[-1:]
-                raise DeploymentError(
-                    f"{child.name} exited with code {child.process.returncode}: "
-                    f"{tail[0] if tail else 'no output'} (log: {child.log_path})")
+        if (gone := procs.exit_problem(self.children)) is not None:
+            raise DeploymentError(gone)
 
     # ------------------------------------------------------------------ phases
 
@@ -148,6 +141,9 @@ class LocalDeployment:
                                self.state, give_up_after=connect_timeout(),
                                keys=self.secured and Keyring(trust_file=self.secured.trust))
         self.monitor.connect()
+        if s.dashboard is not None:  # the live page; aiohttp is imported only then
+            from fleetlearn.dashboard.live import attach
+            self.dashboard = attach(self.monitor, self.state, s.dashboard, self.children)
         allowlist = str(self._write_allowlist(devices))
         # decided by up: ids, partitions, the allowlist, where the aggregator keeps its
         # checkpoints, how often nodes report (for the live view) and, for a replay, no clock
@@ -212,7 +208,7 @@ class LocalDeployment:
 
     def drain(self) -> None:
         """Stop the fleet, let every reading be accounted for, sync once more, merge."""
-        self._stop([c for c in self.children if c.name == self.source])
+        procs.stop_children([c for c in self.children if c.name == self.source])
         self.fleet_stopped = time.monotonic()
 
         def all_accounted() -> bool:
@@ -222,7 +218,7 @@ class LocalDeployment:
         timeout = self.settings.drain_timeout
         self._wait(all_accounted, min(SETTLE_INTERRUPTED, timeout) if self.interrupted
                    else timeout, draining=True)
-        self._stop([c for c in self.children if c.name.startswith("gw-")])
+        procs.stop_children([c for c in self.children if c.name.startswith("gw-")])
         gateways_gone = time.time()
 
         def merged() -> bool:
@@ -253,13 +249,17 @@ class LocalDeployment:
         return True
 
     def stop_all(self) -> None:
-        self._stop(self.children)
-        monitor, self.monitor = self.monitor, None
-        if monitor is not None:
-            if monitor.node.connected and not self.aborted:  # take in the final metrics
-                with contextlib.suppress(BrokerUnreachable):  # said already, if it is gone
-                    monitor.wait_for(lambda: False, timeout=0.3)
-            monitor.close()
+        try:  # the page closes even if a second Ctrl-C cuts this short
+            procs.stop_children(self.children)
+            monitor, self.monitor = self.monitor, None
+            if monitor is not None:
+                if monitor.node.connected and not self.aborted:  # take in the final metrics
+                    with contextlib.suppress(BrokerUnreachable):  # said already, if it is gone
+                        monitor.wait_for(lambda: False, timeout=0.3)
+                monitor.close()
+        finally:
+            if self.dashboard is not None:
+                self.dashboard.close()  # the last snapshot to the open pages, then stop
         if self.own_broker is not None:
             self.own_broker.stop()
 
@@ -289,10 +289,10 @@ class LocalDeployment:
     def abort(self) -> None:
         """Kill (SIGKILL) every process this deployment started, and reap them."""
         self.aborted = True
-        procs = [c.process for c in self.children if c.process is not None]
+        running = [c.process for c in self.children if c.process is not None]
         if self.own_broker is not None and self.own_broker.process is not None:
-            procs.append(self.own_broker.process)
-        processes.kill_and_reap(procs)
+            running.append(self.own_broker.process)
+        procs.kill_all(running)
         if self.own_broker is not None:
             self.own_broker.stop(timeout=0.1)
 

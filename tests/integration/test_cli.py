@@ -11,7 +11,7 @@ pytestmark = pytest.mark.timeout(60)
 
 SUBCOMMANDS = [["broker"], ["devices", "simulate"], ["devices", "replay"], ["gateway"],
                ["aggregator"], ["predict"], ["bench"], ["keys", "init"], ["evaluate"],
-               ["report"], ["up"]]
+               ["report"], ["up"], ["dashboard"]]
 
 
 def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -12,6 +12,7 @@ from fleetlearn.commands import (
     aggregator,
     broker,
     common,
+    dashboard,
     devices,
     evaluate,
     gateway,
@@ -40,6 +41,7 @@ HOMES = [
         # node settings: None unless given, so the file's or the node's own default holds
         "sync_every", "sync_interval", "features", "target", "kind", "optimizer", "lr",
         "strategy", "merge", "drift_policy"}),
+    (("dashboard",), dashboard.OWNERS, set()),
     (("evaluate",), evaluate.OWNERS, {"file", "time_col", "device_col", "columns", "features",
                                       "target", "json"}),
 ]
