@@ -39,6 +39,10 @@ COUNTS = ("published", "unacked_readings", "learned", "received", "gaps", "expec
 
 #: What the watcher keeps of a dead letter besides its reason and time.
 LETTER = ("node", "detail", "topic")
+#: Dead-letter reasons counted apart; any further one (off the wire: a publisher could make
+#: up one a message) under ``OTHER_REASONS``.
+MAX_REASONS = 64
+OTHER_REASONS = "other_reasons"
 
 
 def metrics_problem(metrics: dict[str, Any], topic_node: str | None,
@@ -122,7 +126,16 @@ class DeploymentState:
 
     def on_deadletter(self, reason: str, letter: dict[str, Any] | None = None) -> None:
         """One dead letter; ``letter``, its decoded message, is kept among the last ones (its
-        text fields cut to 200 characters: it came off the wire)."""
+        text fields cut to 200 characters: it came off the wire). At most :data:`MAX_REASONS`
+        reasons, each cut to 80 characters, are counted apart.
+
+        >>> s = DeploymentState(); _ = [s.on_deadletter(f"x{i}") for i in range(MAX_REASONS + 5)]
+        >>> len(s.deadletters), s.deadletters[OTHER_REASONS]
+        (65, 5)
+        """
+        reason = reason[:80]
+        if reason not in self.deadletters and len(self.deadletters) >= MAX_REASONS:
+            reason = OTHER_REASONS
         self.deadletters[reason] += 1
         letter = letter or {}
         kept = {k: str(letter[k])[:200] for k in LETTER if k in letter}
