@@ -23,7 +23,7 @@ DEFAULT_FILE = "fleetlearn.toml"
 #: Every setting, by section: what a file may say.
 SECTIONS: dict[str, tuple[str, ...]] = {
     "task": ("features", "target", "kind"),
-    "learner": ("optimizer", "lr", "l2", "clip", "drift_detector"),
+    "learner": ("optimizer", "lr", "l2", "clip", "class_weight", "threshold", "drift_detector"),
     "cleaning": ("max_age", "max_skew", "reorder_window", "max_seq_jump", "impute",
                  "impute_max_age", "outliers", "z", "smooth"),
     "gateway": ("check_after",),  # what only a gateway does
@@ -36,7 +36,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
                    "drift_cooldown", "rollback_factor", "rollback_min_samples", "state_dir",
                    "checkpoints", "keep", "learners", "max_rate", "max_seq_jump"),
     "fleet": ("devices", "sites", "rate", "batch", "layout", "qos", "seed", "faults",
-              "drift_at", "send_buffer"),
+              "drift_at", "send_buffer", "positives"),
     "replay": ("file", "time_col", "device_col", "date_col", "time_format", "skip_rows",
                "columns", "site", "speed", "qos"),
     "deployment": ("gateways", "prefix", "duration"),
@@ -110,6 +110,8 @@ def load_config(path: Path) -> dict[str, dict[str, Any]]:
 def _option_value(key: str, value: Any) -> Any:
     if key in LISTS and isinstance(value, list):
         return ",".join(str(v) for v in value)
+    if key == "class_weight" and isinstance(value, dict):  # {0 = 1.0, 1 = 19.0}
+        return ",".join(f"{k}:{v}" for k, v in value.items())
     return value
 
 
@@ -143,13 +145,17 @@ def _toml_value(value: Any) -> str:
         return orjson.dumps(value).decode()  # a JSON string is a TOML basic string
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):  # an inline table, as [learner] class_weight = {0 = 1, 1 = 9}
+        return "{" + ", ".join(f"{_toml_value(str(k))} = {_toml_value(v)}"
+                               for k, v in value.items()) + "}"
     raise ConfigError(f"cannot write {value!r} to a config file")
 
 
 def dump_config(config: dict[str, dict[str, Any]]) -> str:
     """A config as TOML text that :func:`parse_config` reads back the same.
 
-    >>> cfg = {"task": {"features": ["a", "b"], "target": "y"}, "aggregator": {"quorum": 1}}
+    >>> cfg = {"task": {"features": ["a", "b"], "target": "y"}, "aggregator": {"quorum": 1},
+    ...        "learner": {"class_weight": {"0": 1.0, "1": 19.0}}}
     >>> parse_config(dump_config(cfg)) == cfg
     True
     """

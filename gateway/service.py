@@ -37,6 +37,7 @@ from gateway.validation import Rejected
 from learners import sgd_kernel
 from learners.drift import DriftMonitor
 from learners.evaluation import Prequential
+from learners.imbalance import parse_class_weight, parse_threshold
 from learners.linear import LinearModel
 from learners.local import LocalLearner
 from learners.model_admission import SAME, ModelAdmission, Task
@@ -57,7 +58,8 @@ class Gateway(Service):
         self.config = config
         self.local = LocalLearner(LinearModel(config.spec.features, config.kind,
                                               make_optimizer(config.optimizer, config.lr),
-                                              config.l2, config.clip))
+                                              config.l2, config.clip,
+                                              parse_class_weight(config.class_weight)))
         binary = config.kind == "binary"  # the judge refuses a target not 0 or 1
         self.pipeline = ReadingPipeline(config.spec, replace(config.cleaning,
                                                              binary_target=binary))
@@ -66,7 +68,7 @@ class Gateway(Service):
         self.task_checked = False
         self.admission = ModelAdmission(config.model_bounds, Task(
             config.spec.features, config.spec.target, config.kind))
-        self.evaluation = Prequential(config.kind)
+        self.evaluation = Prequential(config.kind, parse_threshold(config.threshold))
         self.drift = DriftMonitor(config.drift_detector)
         self.drift_unsent = 0  # changes detected since the last update
         self.update_seq = time.time_ns() // 1000  # keeps going up across restarts

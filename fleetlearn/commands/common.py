@@ -72,6 +72,12 @@ OptimizerOpt = Annotated[str, typer.Option(help="'adagrad', 'rmsprop' or 'sgd'."
 LrOpt = Annotated[float | None, typer.Option(min=1e-9, help="Learning rate (default: the "
                                              "optimizer's: adagrad 0.3, rmsprop 0.01, "
                                              "sgd 0.01).")]
+ClassWeightOpt = Annotated[str, typer.Option(
+    "--class-weight", help="Binary tasks: each class's weight in the log-loss: 'none', "
+    "'balanced' (n / (2 n_class), from the running class counts) or '0:W0,1:W1'.")]
+ThresholdOpt = Annotated[str, typer.Option(
+    help="Binary tasks: the probability at or above which a prediction says 1, in the "
+    "accuracies; 'auto': tuned online for balanced accuracy.")]
 LayoutOpt = Annotated[Literal["columns", "rows"], typer.Option(
     help="How a message of more than one reading (--batch > 1) is written: 'columns' (one "
          "JSON object, each channel a list: every key once per message, smaller) or 'rows' "

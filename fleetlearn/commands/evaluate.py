@@ -19,9 +19,11 @@ from broker.topics import check_site
 from devices.replay import ReplayConfig
 from fleetlearn.commands import cleaning_options as clean
 from fleetlearn.commands.common import (
+    ClassWeightOpt,
     KindOpt,
     LrOpt,
     OptimizerOpt,
+    ThresholdOpt,
     UsageProblem,
     default,
     names,
@@ -38,7 +40,7 @@ R, C, P, S = ReplayConfig, CleaningConfig, ChannelPolicy, EvaluateSettings
 #: Where each option's default lives (option -> dataclass, field); tests hold them equal.
 OWNERS: dict[str, tuple[type, str]] = {
     **{name: (S, name) for name in ("kind", "optimizer", "lr", "l2", "clip", "sync_every",
-                                    "gateways")},
+                                    "gateways", "class_weight", "threshold")},
     **{name: (R, name) for name in ("date_col", "time_format", "skip_rows", "site")},
     "max_age": (C, "max_age"), "max_skew": (C, "max_skew"),
     "reorder_window": (C, "reorder_window"), "max_seq_jump": (C, "max_seq_jump"),
@@ -70,6 +72,8 @@ def evaluate(
                   ] = default(S, "l2"),
     clip: Annotated[float, typer.Option(min=1e-6, help="Clip of the standardised error.")
                     ] = default(S, "clip"),
+    class_weight: ClassWeightOpt = default(S, "class_weight"),
+    threshold: ThresholdOpt = default(S, "threshold"),
     gateways: Annotated[int, typer.Option(min=1, help="Gateways the devices are dealt out to, "
                                           "as `up --gateways`.")] = default(S, "gateways"),
     sync_every: Annotated[int, typer.Option(min=1, help="Samples of a gateway between its "
@@ -106,7 +110,8 @@ def evaluate(
         cleaning = cleaning_config(None, max_age, max_skew, reorder_window, max_seq_jump,
                                    impute, impute_max_age, outliers, z, smooth)
         settings = S(FeatureSpec(names(features, "--features"), target), kind=kind,
-                     optimizer=optimizer, lr=lr, l2=l2, clip=clip, sync_every=sync_every,
+                     optimizer=optimizer, lr=lr, l2=l2, clip=clip, class_weight=class_weight,
+                     threshold=threshold, sync_every=sync_every,
                      gateways=gateways, cleaning=cleaning)
         missing = [c for c in settings.spec.channels if c not in plan.channels]
         if missing:

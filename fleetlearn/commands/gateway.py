@@ -18,6 +18,7 @@ from fleetlearn.commands.common import (
     DEFAULT_PREFIX,
     MODEL_OWNERS,
     BrokerOpt,
+    ClassWeightOpt,
     GiveUpOpt,
     KindOpt,
     LrOpt,
@@ -26,6 +27,7 @@ from fleetlearn.commands.common import (
     OptimizerOpt,
     PasswordOpt,
     PrefixOpt,
+    ThresholdOpt,
     TlsCaOpt,
     TlsCertOpt,
     TlsKeyOpt,
@@ -56,6 +58,7 @@ OWNERS: dict[str, tuple[type, str]] = {
     "id": (G, "node_id"), "sync_every": (G, "sync_every"),
     "sync_interval": (G, "sync_interval"), "kind": (G, "kind"), "optimizer": (G, "optimizer"),
     "lr": (G, "lr"), "l2": (G, "l2"), "clip": (G, "clip"),
+    "class_weight": (G, "class_weight"), "threshold": (G, "threshold"),
     "drift_detector": (G, "drift_detector"), "metrics_interval": (G, "metrics_interval"),
     "quality_interval": (G, "quality_interval"), "max_age": (C, "max_age"),
     "max_skew": (C, "max_skew"), "reorder_window": (C, "reorder_window"),
@@ -102,6 +105,8 @@ def gateway(
                   ] = default(G, "l2"),
     clip: Annotated[float, typer.Option(min=1e-6, help="Clip of the standardised error.")
                     ] = default(G, "clip"),
+    class_weight: ClassWeightOpt = default(G, "class_weight"),
+    threshold: ThresholdOpt = default(G, "threshold"),
     allowlist: Annotated[Path | None, typer.Option(help="File of allowed device ids, one a "
                                                    "line (default: any device).")] = None,
     max_age: clean.MaxAgeOpt = default(C, "max_age"),
@@ -143,8 +148,8 @@ def gateway(
         config = GatewayConfig(
             node_id=id, partition=Partition.parse(partition),
             spec=FeatureSpec(names(features, "--features"), target), kind=kind,
-            optimizer=optimizer, lr=lr, l2=l2, clip=clip,
-            sync_every=sync_every, sync_interval=sync_interval,
+            optimizer=optimizer, lr=lr, l2=l2, clip=clip, class_weight=class_weight,
+            threshold=threshold, sync_every=sync_every, sync_interval=sync_interval,
             metrics_interval=metrics_interval, quality_interval=quality_interval,
             cleaning=cleaning, drift_detector=drift_detector,
             keyring=keyring(key, trust, id, "gateway"),

@@ -50,7 +50,7 @@ F, R, U = FleetConfig, ReplayConfig, UpSettings
 #: Where each option's default lives (option -> dataclass, field); tests hold them equal.
 OWNERS: dict[str, tuple[type, str]] = {
     **{name: (F, name) for name in ("devices", "sites", "rate", "batch", "layout", "qos",
-                                    "seed", "drift_at")},
+                                    "seed", "drift_at", "positives")},
     "send_buffer": (F, "send_buffer"),
     "gateways": (U, "gateways"), "drain_timeout": (U, "drain_timeout"), "site": (R, "site"),
     "secure": (U, "secure"),
@@ -113,6 +113,9 @@ def up(
     drift_at: Annotated[float | None, typer.Option(min=0.0, help="Seconds into the run when "
                                                    "the hidden truth changes.")
                         ] = default(F, "drift_at"),
+    positives: Annotated[float | None, typer.Option(
+        min=1e-6, max=1 - 1e-6, help="The fleet's share of positives in a 0/1 channel 'event' "
+        "(see `devices simulate --help`).")] = default(F, "positives"),
     strategy: Annotated[str | None, typer.Option(help="The aggregator's strategy (see "
                                                  "`aggregator --help`; default: sync).")] = None,
     merge: Annotated[str | None, typer.Option(help="The aggregator's merge rule (default: "
@@ -170,7 +173,7 @@ def up(
             sync_every=sync_every,
             sync_interval=sync_interval, features=features, target=target, kind=kind,
             optimizer=optimizer, lr=lr, replay=replay, config=ctx.obj,
-            faults=faults, drift_at=drift_at, log_dir=log_dir, strategy=strategy,
+            faults=faults, drift_at=drift_at, positives=positives, log_dir=log_dir, strategy=strategy,
             merge=merge, drift_policy=drift_policy, send_buffer=send_buffer,
             drain_timeout=drain_timeout,
             log_level=check_level(log_level or logs.level or "INFO"), log_format=logs.format,

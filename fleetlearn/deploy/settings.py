@@ -46,6 +46,7 @@ class UpSettings:
     config: Path | None = None  # the TOML file, handed on to every node
     faults: str = ""
     drift_at: float | None = None
+    positives: float | None = None  # the fleet's: a 0/1 'event' channel with that share of 1s
     strategy: str | None = None
     merge: str | None = None
     drift_policy: str | None = None
@@ -112,6 +113,7 @@ class UpSettings:
             "fleet": {"devices": self.devices, "sites": self.sites, "seed": self.seed,
                       "rate": self.rate, "batch": self.batch, "layout": self.layout,
                       "qos": self.qos, "faults": self.faults, "drift_at": self.drift_at,
+                      "positives": self.positives,
                       "send_buffer": self.send_buffer},
         }
         if self.replay is not None:
