@@ -22,7 +22,7 @@ DEFAULT_FILE = "fleetlearn.toml"
 
 #: Every setting, by section: what a file may say.
 SECTIONS: dict[str, tuple[str, ...]] = {
-    "task": ("features", "target", "kind"),
+    "task": ("features", "target", "kind", "timezone", "timezones"),
     "learner": ("optimizer", "lr", "l2", "clip", "class_weight", "threshold", "drift_detector"),
     "cleaning": ("max_age", "max_skew", "reorder_window", "max_seq_jump", "impute",
                  "impute_max_age", "outliers", "z", "smooth"),
@@ -62,6 +62,8 @@ COMMANDS: dict[tuple[str, ...], tuple[str, ...]] = {
 #: Keys of a section that mean nothing to a command (offline there is no wall clock, broker
 #: or drift reaction): it takes the rest of the section.
 IGNORED: dict[tuple[str, ...], frozenset[str]] = {
+    # the gateways' and predictor's: they reach them in the node config `up` writes
+    ("up",): frozenset({"timezone", "timezones"}),
     ("evaluate",): frozenset({"drift_detector", "sync_interval", "speed", "qos", "prefix",
                               "duration"}),
 }
@@ -112,6 +114,8 @@ def _option_value(key: str, value: Any) -> Any:
         return ",".join(str(v) for v in value)
     if key == "class_weight" and isinstance(value, dict):  # {0 = 1.0, 1 = 19.0}
         return ",".join(f"{k}:{v}" for k, v in value.items())
+    if key == "timezones" and isinstance(value, dict):  # [task.timezones] jfk = "..."
+        return ",".join(f"{k}={v}" for k, v in value.items())
     return value
 
 

@@ -30,6 +30,7 @@ from broker.topics import TopicError, Topics
 from broker.wire import DecodeError, encode_json
 from gateway import pipeline as gateway_pipeline
 from gateway.config import GatewayConfig
+from gateway.local_time import LocalTime
 from gateway.partition import ReadingTopics
 from gateway.pipeline import ReadingPipeline
 from gateway.task_check import carried, task_problem
@@ -69,6 +70,8 @@ class Gateway(Service):
         self.admission = ModelAdmission(config.model_bounds, Task(
             config.spec.features, config.spec.target, config.kind))
         self.evaluation = Prequential(config.kind, parse_threshold(config.threshold))
+        local = config.spec.local_time  # in every update, so that models carry it on
+        self._local_time = {} if local == LocalTime() else local.as_dict()
         self.drift = DriftMonitor(config.drift_detector)
         self.drift_unsent = 0  # changes detected since the last update
         self.update_seq = time.time_ns() // 1000  # keeps going up across restarts
@@ -206,7 +209,7 @@ class Gateway(Service):
         update = self.local.update(self.config.node_id, self.update_seq,
                                    self.config.spec.target, time.time(),
                                    {**self.evaluation.as_dict(), **self.evaluation.take_window()},
-                                   drift=self.drift_unsent)
+                                   drift=self.drift_unsent, local_time=self._local_time)
         self.drift_unsent = 0
         self.control.publish(self.topics.update(self.config.node_id),
                              self.keys.sign(encode_update(update), "update"), qos=1)

@@ -24,8 +24,11 @@ from fleetlearn.commands.common import (
     LrOpt,
     OptimizerOpt,
     ThresholdOpt,
+    TimezoneOpt,
+    TimezonesOpt,
     UsageProblem,
     default,
+    local_time,
     names,
     resolve_data_path,
 )
@@ -34,11 +37,13 @@ from fleetlearn.commands.gateway import cleaning_config
 from fleetlearn.evaluate.settings import EvaluateSettings
 from gateway.cleaning import ChannelPolicy, CleaningConfig
 from gateway.features import FeatureSpec
+from gateway.local_time import LocalTime
 
 R, C, P, S = ReplayConfig, CleaningConfig, ChannelPolicy, EvaluateSettings
 
 #: Where each option's default lives (option -> dataclass, field); tests hold them equal.
 OWNERS: dict[str, tuple[type, str]] = {
+    "timezone": (LocalTime, "default"),
     **{name: (S, name) for name in ("kind", "optimizer", "lr", "l2", "clip", "sync_every",
                                     "gateways", "class_weight", "threshold")},
     **{name: (R, name) for name in ("date_col", "time_format", "skip_rows", "site")},
@@ -65,6 +70,8 @@ def evaluate(
     features: Annotated[str | None, typer.Option(help="Comma-separated feature channels.")
                         ] = None,
     target: Annotated[str | None, typer.Option(help="Target channel.")] = None,
+    timezone: TimezoneOpt = default(LocalTime, "default"),
+    timezones: TimezonesOpt = None,
     kind: KindOpt = default(S, "kind"),
     optimizer: OptimizerOpt = default(S, "optimizer"),
     lr: LrOpt = default(S, "lr"),
@@ -109,7 +116,8 @@ def evaluate(
                              date_col=date_col, time_format=time_format, skip_rows=skip_rows)
         cleaning = cleaning_config(None, max_age, max_skew, reorder_window, max_seq_jump,
                                    impute, impute_max_age, outliers, z, smooth)
-        settings = S(FeatureSpec(names(features, "--features"), target), kind=kind,
+        settings = S(FeatureSpec(names(features, "--features"), target,
+                         local_time(timezone, timezones)), kind=kind,
                      optimizer=optimizer, lr=lr, l2=l2, clip=clip, class_weight=class_weight,
                      threshold=threshold, sync_every=sync_every,
                      gateways=gateways, cleaning=cleaning)

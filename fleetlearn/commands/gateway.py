@@ -28,6 +28,8 @@ from fleetlearn.commands.common import (
     PasswordOpt,
     PrefixOpt,
     ThresholdOpt,
+    TimezoneOpt,
+    TimezonesOpt,
     TlsCaOpt,
     TlsCertOpt,
     TlsKeyOpt,
@@ -36,6 +38,7 @@ from fleetlearn.commands.common import (
     VersionJumpOpt,
     address,
     default,
+    local_time,
     names,
     no_limit,
     read_allowlist,
@@ -46,6 +49,7 @@ from fleetlearn.commands.keys import SigningKeyOpt, TrustOpt, keyring
 from gateway.cleaning import ChannelPolicy, CleaningConfig
 from gateway.config import GatewayConfig
 from gateway.features import FeatureSpec
+from gateway.local_time import LocalTime
 from gateway.partition import Partition
 from gateway.task_check import TaskUnfit
 from learners.model_admission import ModelBounds
@@ -55,6 +59,7 @@ TASK = default(G, "spec")
 
 #: Where each option's default lives (option -> dataclass, field); tests hold them equal.
 OWNERS: dict[str, tuple[type, str]] = {
+    "timezone": (LocalTime, "default"),
     "id": (G, "node_id"), "sync_every": (G, "sync_every"),
     "sync_interval": (G, "sync_interval"), "kind": (G, "kind"), "optimizer": (G, "optimizer"),
     "lr": (G, "lr"), "l2": (G, "l2"), "clip": (G, "clip"),
@@ -89,6 +94,8 @@ def gateway(
     features: Annotated[str, typer.Option(help="Comma-separated feature channels.")
                         ] = ",".join(TASK.features),
     target: Annotated[str, typer.Option(help="Target channel.")] = TASK.target,
+    timezone: TimezoneOpt = default(LocalTime, "default"),
+    timezones: TimezonesOpt = None,
     kind: KindOpt = default(G, "kind"),
     check_after: Annotated[int, typer.Option(min=0, help="Readings after which it judges once "
                                              "whether the task fits the stream: a channel in "
@@ -147,7 +154,8 @@ def gateway(
                                    impute, impute_max_age, outliers, z, smooth)
         config = GatewayConfig(
             node_id=id, partition=Partition.parse(partition),
-            spec=FeatureSpec(names(features, "--features"), target), kind=kind,
+            spec=FeatureSpec(names(features, "--features"), target,
+                         local_time(timezone, timezones)), kind=kind,
             optimizer=optimizer, lr=lr, l2=l2, clip=clip, class_weight=class_weight,
             threshold=threshold, sync_every=sync_every, sync_interval=sync_interval,
             metrics_interval=metrics_interval, quality_interval=quality_interval,

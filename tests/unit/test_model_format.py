@@ -25,7 +25,9 @@ SCHEMA_FILE = Path(__file__).resolve().parents[2] / "docs" / "model.schema.json"
 PARAMS = LinearParams(("a", "hour_sin", "lag1_a", "site_s0"), np.array([1.5, -2.0, 0.5, 3.0]),
                       0.25)
 SCALER = Scaler(7, np.array([1.0, 0.0, 1.0, 0.5, 3.0]), np.array([0.5, 3.5, 0.4, 1.75, 2.0]))
-MODEL = Model(4, 1.7e9, 1000, ("gw-0", "gw-1"), "y", PARAMS, SCALER, notes={"drift": True})
+LOCAL = {"default": "America/New_York", "zones": {"s1": "+05:30"}}
+MODEL = Model(4, 1.7e9, 1000, ("gw-0", "gw-1"), "y", PARAMS, SCALER, notes={"drift": True},
+              local_time=LOCAL)
 UPDATE = Update("gw-0", 3, 7, 120, "y", PARAMS, 1.0, SCALER)
 VALIDATOR = jsonschema.Draft202012Validator(model_schema())
 
@@ -51,6 +53,15 @@ def test_the_schema_describes_exactly_the_members_the_codec_writes():
     assert written["format"] == FORMAT
 
 
+def test_local_time_travels_in_models_and_updates_and_is_absent_for_utc():
+    assert decode_model(encode_model(MODEL)).local_time == LOCAL
+    plain = Model(4, 1.7e9, 1000, (), "y", PARAMS, SCALER)
+    assert "local_time" not in orjson.loads(encode_model(plain))
+    assert decode_model(encode_model(plain)).local_time == {}
+    update = Update("gw-0", 3, 7, 120, "y", PARAMS, 1.0, SCALER, local_time=LOCAL)
+    assert decode_update(encode_update(update)).local_time == LOCAL
+
+
 def test_plain_and_signed_models_validate():
     signed = sign(encode_model(MODEL), PrivateKey.generate(), "model")
     for payload in (encode_model(MODEL), signed):
@@ -65,6 +76,8 @@ def test_plain_and_signed_models_validate():
     ({"intercept": None}, None),                # a required member missing
     ({"scaler": {"count": 1, "mean": [0.0], "m2": [-1.0]}}, "scaler"),
     ({"sig": "short"}, "sig"),                 # decoded as is; no verifier takes it
+    ({"local_time": {"default": 5}}, "local_time"),
+    ({"local_time": {"zones": {"s1": 2}}}, "local_time"),
 ])
 def test_the_schema_refuses_what_no_reader_accepts(change, path):
     errors = list(VALIDATOR.iter_errors(orjson.loads(with_members(encode_model(MODEL),
