@@ -45,6 +45,7 @@ from broker.field_checks import (
 )
 from broker.messages import KINDS, LinearParams, Model, Scaler, Update
 from broker.wire import MAX_PAYLOAD_BYTES, NUMPY, SchemaError, as_object, load_json
+from broker.zones import check_zone
 
 #: The wire format this module writes: MAJOR.MINOR. A new minor only adds members an older
 #: reader may ignore; anything else (a member removed, renamed or read differently) is a new
@@ -111,8 +112,8 @@ def _local_time_to(local_time: dict[str, Any]) -> dict[str, Any]:
 
 
 def _local_time_from(obj: dict[str, Any], what: str) -> dict[str, Any]:
-    """The optional ``local_time`` member: {"default": zone, "zones": {name: zone}}, names
-    and zones strings (whether a zone exists is the gateway's and the API's to judge)."""
+    """The optional ``local_time`` member: {"default": zone, "zones": {name: zone}}, every
+    zone one this system can read (:mod:`broker.zones`)."""
     if "local_time" not in obj:
         return {}
     local = as_object(obj["local_time"], f"{what} field 'local_time'")
@@ -122,6 +123,11 @@ def _local_time_from(obj: dict[str, Any], what: str) -> dict[str, Any]:
             or set(local) - {"default", "zones"}):
         raise SchemaError(f"{what} field 'local_time' must be {{'default': zone, 'zones': "
                           f"{{name: zone}}}}")
+    try:
+        for zone in (default, *zones.values()):
+            check_zone(zone)
+    except ValueError as exc:
+        raise SchemaError(f"{what} field 'local_time': {exc}") from None
     return {"default": default, "zones": dict(zones)}
 
 

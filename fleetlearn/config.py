@@ -37,7 +37,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
                    "checkpoints", "keep", "learners", "max_rate", "max_seq_jump"),
     "fleet": ("devices", "sites", "rate", "batch", "layout", "qos", "seed", "faults",
               "drift_at", "send_buffer", "positives"),
-    "replay": ("file", "time_col", "device_col", "date_col", "time_format", "skip_rows",
+    "replay": ("file", "time_col", "device_col", "date_col", "time_format", "skip_rows", "tz_col",
                "columns", "site", "speed", "qos"),
     "deployment": ("gateways", "prefix", "duration"),
     "signing": ("key", "trust"),  # --signing-key, --trust

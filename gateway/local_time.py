@@ -22,58 +22,24 @@ one ``np.searchsorted`` a zone a block; before 1970 or after 2100 the nearest of
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from broker.zones import check_zone, fixed_offset
+
 _DAY = 86_400
 _FIRST, _LAST = 0, int(datetime(2100, 1, 1, tzinfo=UTC).timestamp())
-_FIXED = re.compile(r"^(?:UTC|GMT)?([+-])(\d{1,2})(?::?(\d{2}))?$")
-
-
-def _fixed_offset(zone: str) -> float | None:
-    """Seconds east of UTC of a fixed-offset zone, or None when it is not one.
-
-    >>> _fixed_offset("UTC"), _fixed_offset("+05:30"), _fixed_offset("UTC-4"), _fixed_offset("X")
-    (0.0, 19800.0, -14400.0, None)
-    """
-    if zone in ("UTC", "GMT", "Z"):
-        return 0.0
-    m = _FIXED.match(zone)
-    if m is None:
-        return None
-    hours, minutes = int(m.group(2)), int(m.group(3) or 0)
-    if hours > 18 or minutes > 59:
-        return None
-    return (1.0 if m.group(1) == "+" else -1.0) * (hours * 3600 + minutes * 60)
-
-
-def check_zone(zone: str) -> str:
-    """The zone, if it is a fixed offset or a time zone this system knows; else ValueError.
-
-    >>> check_zone("Mars/Olympus")
-    Traceback (most recent call last):
-    ...
-    ValueError: unknown time zone 'Mars/Olympus' (an IANA name such as 'America/New_York', ...
-    """
-    if _fixed_offset(zone) is None:
-        try:
-            ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {zone!r} (an IANA name such as "
-                             f"'America/New_York', or an offset such as '+05:30')") from None
-    return zone
 
 
 @lru_cache(maxsize=128)
 def transitions(zone: str) -> tuple[np.ndarray, np.ndarray]:
     """(instants, offsets): the UTC seconds at which the zone's offset changes, and the offset
     in seconds before the first (``offsets[0]``) and from each on."""
-    fixed = _fixed_offset(zone)
+    fixed = fixed_offset(zone)
     if fixed is not None:
         return np.empty(0), np.array([fixed])
     tz = ZoneInfo(zone)
@@ -124,7 +90,7 @@ class LocalTime:
     @property
     def is_utc(self) -> bool:
         """Every zone is UTC: local time is the timestamp itself."""
-        return all(_fixed_offset(z) == 0.0 for z in (self.default, *self.zones.values()))
+        return all(fixed_offset(z) == 0.0 for z in (self.default, *self.zones.values()))
 
     def zone_of(self, site: str, device: str) -> str:
         return self.zones.get(device) or self.zones.get(site) or self.default

@@ -47,6 +47,9 @@ TimeFormatOpt = Annotated[str | None, typer.Option(
     "given).")]
 SkipRowsOpt = Annotated[int, typer.Option("--skip-rows", min=0, help="Lines before the header "
                                           "row (a logger's preamble).")]
+TzColOpt = Annotated[str | None, typer.Option(
+    "--tz-col", help="A column naming each row's time zone (IANA name or offset): times "
+    "without a zone are read in it, and it is the device's zone for hour_*/doy_*.")]
 
 #: Where each option's default lives (option -> dataclass, field); tests hold them equal.
 SIMULATE_OWNERS: dict[str, tuple[type, str]] = {
@@ -55,7 +58,7 @@ SIMULATE_OWNERS: dict[str, tuple[type, str]] = {
                                  "positives")}
 REPLAY_OWNERS: dict[str, tuple[type, str]] = {
     name: (R, name) for name in ("site", "speed", "qos", "batch", "layout", "metrics_interval",
-                                 "date_col", "time_format", "skip_rows")}
+                                 "date_col", "time_format", "skip_rows", "tz_col")}
 
 
 def simulate(
@@ -119,6 +122,7 @@ def replay(
                                           "or ISO 8601 (UTC unless it names a zone).")],
     device_col: Annotated[str, typer.Option("--device-col", help="Column of device ids.")],
     date_col: DateColOpt = default(R, "date_col"),
+    tz_col: TzColOpt = default(R, "tz_col"),
     time_format: TimeFormatOpt = default(R, "time_format"),
     skip_rows: SkipRowsOpt = default(R, "skip_rows"),
     columns: Annotated[str | None, typer.Option(help="Comma-separated channel columns "
@@ -150,7 +154,7 @@ def replay(
     try:
         config = ReplayConfig(
             path=file, time_col=time_col, device_col=device_col, site=check_site(site),
-            date_col=date_col, time_format=time_format, skip_rows=skip_rows,
+            date_col=date_col, time_format=time_format, skip_rows=skip_rows, tz_col=tz_col,
             columns=None if columns is None else names(columns, "--columns"), speed=speed,
             qos=qos, batch=batch, layout=layout, metrics_interval=metrics_interval,
         )

@@ -32,7 +32,7 @@ from fleetlearn.commands.common import (
     names,
     resolve_data_path,
 )
-from fleetlearn.commands.devices import DateColOpt, SkipRowsOpt, TimeFormatOpt
+from fleetlearn.commands.devices import DateColOpt, SkipRowsOpt, TimeFormatOpt, TzColOpt
 from fleetlearn.commands.gateway import cleaning_config
 from fleetlearn.evaluate.settings import EvaluateSettings
 from gateway.cleaning import ChannelPolicy, CleaningConfig
@@ -46,7 +46,8 @@ OWNERS: dict[str, tuple[type, str]] = {
     "timezone": (LocalTime, "default"),
     **{name: (S, name) for name in ("kind", "optimizer", "lr", "l2", "clip", "sync_every",
                                     "gateways", "class_weight", "threshold")},
-    **{name: (R, name) for name in ("date_col", "time_format", "skip_rows", "site")},
+    **{name: (R, name) for name in ("date_col", "time_format", "skip_rows", "site",
+                                    "tz_col")},
     "max_age": (C, "max_age"), "max_skew": (C, "max_skew"),
     "reorder_window": (C, "reorder_window"), "max_seq_jump": (C, "max_seq_jump"),
     "impute": (P, "impute"), "impute_max_age": (P, "max_age"), "outliers": (P, "outliers"),
@@ -62,6 +63,7 @@ def evaluate(
     device_col: Annotated[str | None, typer.Option("--device-col", help="Column of device "
                                                    "ids.")] = None,
     date_col: DateColOpt = default(R, "date_col"),
+    tz_col: TzColOpt = default(R, "tz_col"),
     time_format: TimeFormatOpt = default(R, "time_format"),
     skip_rows: SkipRowsOpt = default(R, "skip_rows"),
     columns: Annotated[str | None, typer.Option(help="Comma-separated channel columns "
@@ -113,11 +115,13 @@ def evaluate(
     try:
         plan = load_readings(path, time_col, device_col, site=check_site(site),
                              columns=None if columns is None else names(columns, "--columns"),
-                             date_col=date_col, time_format=time_format, skip_rows=skip_rows)
+                             date_col=date_col, time_format=time_format, skip_rows=skip_rows,
+                             tz_col=tz_col)
         cleaning = cleaning_config(None, max_age, max_skew, reorder_window, max_seq_jump,
                                    impute, impute_max_age, outliers, z, smooth)
-        settings = S(FeatureSpec(names(features, "--features"), target,
-                         local_time(timezone, timezones)), kind=kind,
+        zones = local_time(timezone, timezones)  # over the file's zone column
+        zones = LocalTime(zones.default, {**plan.zones, **zones.zones})
+        settings = S(FeatureSpec(names(features, "--features"), target, zones), kind=kind,
                      optimizer=optimizer, lr=lr, l2=l2, clip=clip, class_weight=class_weight,
                      threshold=threshold, sync_every=sync_every,
                      gateways=gateways, cleaning=cleaning)

@@ -38,7 +38,7 @@ from fleetlearn.commands.common import (
     resolve_data_path,
     topics,
 )
-from fleetlearn.commands.devices import DateColOpt, SkipRowsOpt, TimeFormatOpt
+from fleetlearn.commands.devices import DateColOpt, SkipRowsOpt, TimeFormatOpt, TzColOpt
 from fleetlearn.commands.logs import LOG_META, LogChoice, check_level
 from fleetlearn.deploy.display import ProgressView, summary_table
 from fleetlearn.deploy.settings import UpSettings
@@ -54,7 +54,7 @@ OWNERS: dict[str, tuple[type, str]] = {
     "send_buffer": (F, "send_buffer"),
     "gateways": (U, "gateways"), "drain_timeout": (U, "drain_timeout"), "site": (R, "site"),
     "secure": (U, "secure"),
-    **{name: (R, name) for name in ("date_col", "time_format", "skip_rows")},
+    **{name: (R, name) for name in ("date_col", "time_format", "skip_rows", "tz_col")},
 }
 
 
@@ -103,6 +103,7 @@ def up(
     date_col: DateColOpt = default(R, "date_col"),
     time_format: TimeFormatOpt = default(R, "time_format"),
     skip_rows: SkipRowsOpt = default(R, "skip_rows"),
+    tz_col: TzColOpt = default(R, "tz_col"),
     columns: Annotated[str | None, typer.Option(help="Replay: channel columns (default: "
                                                 "every numeric one).")] = None,
     site: Annotated[str, typer.Option(help="Replay: the devices' site.")] = default(R, "site"),
@@ -161,7 +162,7 @@ def up(
             replay = ReplayConfig(path=resolve_data_path(file), time_col=time_col,
                                   device_col=device_col, site=check_site(site), speed=speed,
                                   date_col=date_col, time_format=time_format,
-                                  skip_rows=skip_rows,
+                                  skip_rows=skip_rows, tz_col=tz_col,
                                   columns=None if columns is None else names(columns,
                                                                               "--columns"))
         settings = UpSettings(

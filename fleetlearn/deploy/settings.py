@@ -122,7 +122,11 @@ class UpSettings:
                                "device_col": r.device_col, "date_col": r.date_col,
                                "time_format": r.time_format, "skip_rows": r.skip_rows or None,
                                "columns": list(r.columns) if r.columns else None,
-                               "site": r.site, "speed": r.speed, "qos": self.qos}
+                               "site": r.site, "speed": r.speed, "qos": self.qos,
+                               "tz_col": r.tz_col}
+            if r.tz_col is not None:  # each device's zone, for the time features; the file's
+                task = sections.setdefault("task", {})  # own [task.timezones] win
+                task["timezones"] = {**r.plan().zones, **task.get("timezones", {})}
         for name, values in given.items():
             chosen = {k: v for k, v in values.items() if v is not None and v != ""}
             if chosen:

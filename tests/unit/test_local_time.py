@@ -148,3 +148,40 @@ def test_the_config_file_names_the_zones():
     assert options["gateway"]["timezones"] == "paris=Europe/Paris,d9=+05:30"
     assert options["predict"]["timezones"] == options["evaluate"]["timezones"]
     assert "timezone" not in options.get("up", {})
+
+
+ZONED_CSV = ("time,device,zone,a,y\n"
+             "2013-03-10 01:30,jfk,America/New_York,1,2\n"
+             "2013-03-10 03:30,jfk,America/New_York,1,2\n"
+             "2013-03-10 08:30,cdg,Europe/Paris,1,2\n"
+             "2013-03-10 08:30,bom,+05:30,1,2\n")
+
+
+def test_a_zone_column_reads_each_rows_time_in_its_zone(tmp_path):
+    from devices.replay_plan import load_readings
+
+    path = tmp_path / "zoned.csv"
+    path.write_text(ZONED_CSV)
+    plan = load_readings(str(path), "time", "device", tz_col="zone")
+    ts = {(r.device, r.seq): r.ts for r in plan.readings}
+    # 01:30 EST and 03:30 EDT: one hour apart across the change; 08:30 in Paris is 07:30 UTC
+    assert ts["jfk", 1] - ts["jfk", 0] == 3600.0
+    assert ts["cdg", 0] == SPRING + 1800.0 and ts["bom", 0] == SPRING - 3600.0 * 4
+    assert plan.zones == {"jfk": "America/New_York", "cdg": "Europe/Paris", "bom": "+05:30"}
+    assert plan.channels == ("a", "y")  # the zone column is no channel
+    path.write_text(ZONED_CSV.replace("+05:30", "Moon/Base"))
+    with pytest.raises(ValueError, match="line 5: unknown time zone 'Moon/Base'"):
+        load_readings(str(path), "time", "device", tz_col="zone")
+
+
+def test_up_hands_the_zone_columns_zones_to_the_gateways(tmp_path):
+    from devices.replay import ReplayConfig
+    from fleetlearn.deploy.settings import UpSettings
+
+    path = tmp_path / "zoned.csv"
+    path.write_text(ZONED_CSV)
+    replay = ReplayConfig(path=path, time_col="time", device_col="device", tz_col="zone")
+    task = UpSettings(replay=replay, features="a", target="y").node_settings(
+        {"task": {"timezones": {"bom": "Asia/Kolkata"}}})["task"]
+    assert task["timezones"] == {"jfk": "America/New_York", "cdg": "Europe/Paris",
+                                 "bom": "Asia/Kolkata"}  # the file's own entry wins

@@ -60,6 +60,9 @@ def test_local_time_travels_in_models_and_updates_and_is_absent_for_utc():
     assert decode_model(encode_model(plain)).local_time == {}
     update = Update("gw-0", 3, 7, 120, "y", PARAMS, 1.0, SCALER, local_time=LOCAL)
     assert decode_update(encode_update(update)).local_time == LOCAL
+    unknown = with_members(encode_model(MODEL), local_time={"default": "Mars/Olympus"})
+    with pytest.raises(ValueError, match="unknown time zone"):
+        decode_model(unknown)
 
 
 def test_plain_and_signed_models_validate():
