@@ -135,19 +135,24 @@ def doc_predict():
     return scope["predict"]
 
 
-@pytest.mark.parametrize("kind", ["regression", "binary"])
-def test_the_documented_prediction_is_the_gateway_features_times_the_weights(kind):
+@pytest.mark.parametrize(("kind", "local"), [
+    ("regression", {}), ("binary", {}),
+    ("regression", {"default": "America/New_York", "zones": {"s1": "+05:30", "d2": "UTC-4"}})])
+def test_the_documented_prediction_is_the_gateway_features_times_the_weights(kind, local):
     from gateway.features import FeatureBuilder, FeatureSpec
+    from gateway.local_time import LocalTime
     from gateway.validation import Rejected
     from learners.link import output
 
     features = ("a", "hour_sin", "hour_cos", "doy_sin", "doy_cos", "lag1_a", "lag1_y",
-                "site_s1")
+                "site_s1", "device_d1")
     rng = np.random.default_rng(3)
     params = LinearParams(features, rng.normal(size=len(features)), 0.3)
     model = orjson.loads(encode_model(Model(1, 0.0, 10, (), "y", params,
-                                            Scaler.empty(len(features) + 1), kind)))
-    build, predict = FeatureBuilder(FeatureSpec(features, "y")), doc_predict()
+                                            Scaler.empty(len(features) + 1), kind,
+                                            local_time=local)))
+    spec = FeatureSpec(features, "y", LocalTime(**local) if local else LocalTime())
+    build, predict = FeatureBuilder(spec), doc_predict()
     compared = 0
     for i, ts in enumerate(rng.uniform(0, 2.1e9, 40)):
         device, site = f"d{i % 3}", ("s0", "s1")[i % 2]
