@@ -31,6 +31,7 @@ reading by reading:
   ``target_not_binary`` before cleaning.
 
 >>> from gateway.features import CYCLIC, FeatureSpec
+from gateway.local_time import offsets
 >>> pipe = ReadingPipeline(FeatureSpec(("a",), "y"), CleaningConfig())
 >>> ok = b'{"device":"d1","seq":1,"ts":100.0,"values":{"a":1.0,"y":2.0}}'
 >>> [type(o).__name__ for o in pipe.admit("d1", ok, now=100.0)]
@@ -56,6 +57,7 @@ from gateway.device_state import DeviceTable
 from gateway.features import CYCLIC, FeatureSpec
 from gateway.judge_kernel import JudgeRows, gap_room, judge_rows
 from gateway.judge_policy import judge_plan
+from gateway.local_time import offsets
 from gateway.outcomes import (
     ADMITTED,
     BELOW,
@@ -208,10 +210,13 @@ class ReadingPipeline:
         if self.device_codes:
             rows.unit[:] = np.repeat([self.device_codes.get(d, -1) for d in devices],
                                      taken.counts)
-        if self._timed:
-            rows.local[:] = self.spec.local_time.offsets(
-                rows.ts, list(np.repeat(np.array(taken.site_names, dtype=object), taken.counts)),
-                list(np.repeat(np.array(devices, dtype=object), taken.counts)))
+        if self._timed:  # zones per message; offsets per zone, for all its readings at once
+            zone_of = self.spec.local_time.zone_of
+            zones = np.repeat(np.array([zone_of(s, d) for s, d in zip(
+                taken.site_names, devices, strict=True)], dtype=object), taken.counts)
+            for zone in set(zones.tolist()):
+                mine = zones == zone
+                rows.local[mine] = offsets(rows.ts[mine], zone)
 
     def _judge(self, rows: JudgeRows) -> None:
         """The kernel over the whole block, with the gaps it lists taken between calls."""
