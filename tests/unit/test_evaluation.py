@@ -197,3 +197,16 @@ def test_figures_are_plain_floats_for_the_wire():
 def test_lengths_must_match():
     with pytest.raises(ValueError):
         Prequential().update_many([1.0, 2.0], [1.0])
+
+
+def test_tuners_of_two_gateways_merge_into_the_tuner_of_both():
+    rng = np.random.default_rng(5)
+    y = (rng.random(400) < 0.1).astype(float)
+    p = 1.0 / (1.0 + np.exp(-(rng.normal(-2.0, 1.0, 400) + 2.0 * y)))
+    a, b, both = ThresholdTuner(), ThresholdTuner(), ThresholdTuner()
+    a.update(y[:150], p[:150])
+    b.update(y[150:], p[150:])
+    both.update(y, p)
+    a.merge(b)
+    assert a.at_or_above.tolist() == both.at_or_above.tolist()
+    assert a.threshold == both.threshold < 0.5  # 10 % positives: below 0.5
