@@ -9,6 +9,7 @@ from devices.replay_plan import load_readings
 from fleetlearn.evaluate.run import evaluate
 from fleetlearn.evaluate.settings import EvaluateSettings
 from gateway.cleaning import ChannelPolicy, CleaningConfig
+from learners.imbalance import ClassWeight, parse_class_weight
 from tests.imbalance_data import EVENT, RAIN, RAIN_COLUMNS, write_event_csv, write_rain_csv
 
 pytestmark = pytest.mark.timeout(120)
@@ -74,3 +75,16 @@ def test_class_weights_are_for_binary_tasks_only():
         EvaluateSettings(RAIN, class_weight="balanced")
     with pytest.raises(ValueError, match="threshold"):
         EvaluateSettings(RAIN, kind="binary", threshold="1.5")
+
+
+def test_the_config_file_gives_weights_as_a_table_or_a_word():
+    from fleetlearn.config import default_map, dump_config, parse_config
+
+    cfg = parse_config('[learner]\nclass_weight = {0 = 1.0, 1 = 19.0}\nthreshold = "auto"\n')
+    options = default_map(cfg)
+    assert options["gateway"] == {"class_weight": "0:1.0,1:19.0", "threshold": "auto"}
+    assert options["evaluate"] == options["gateway"]
+    assert parse_config(dump_config(cfg)) == cfg  # up writes it on for its gateways
+    assert parse_class_weight(options["gateway"]["class_weight"]) == ClassWeight(False, 1.0, 19.0)
+    words = default_map(parse_config('[learner]\nclass_weight = "balanced"\nthreshold = 0.3\n'))
+    assert words["gateway"] == {"class_weight": "balanced", "threshold": 0.3}
