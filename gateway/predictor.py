@@ -120,11 +120,7 @@ class Predictor(Service):
             self.refuse(payload, *refused)
             return
         if self.serving is None:  # the task is fixed from now on (the admission holds it)
-            try:
-                local = LocalTime(**model.local_time)
-            except (TypeError, ValueError) as exc:  # a zone this system does not know
-                self.refuse(payload, "model_local_time", str(exc))
-                return
+            local = LocalTime(**model.local_time)  # zones the decoder checked
             self.serving = Serving(FeatureSpec(model.params.features, model.target, local),
                                    cleaning(self.config, model.kind))
         self.model = model
