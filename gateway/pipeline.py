@@ -30,8 +30,7 @@ reading by reading:
 - **task**: in a binary task, a reading whose target is neither 0 nor 1 is refused as
   ``target_not_binary`` before cleaning.
 
->>> from gateway.features import CYCLIC, FeatureSpec
-from gateway.local_time import offsets
+>>> from gateway.features import FeatureSpec
 >>> pipe = ReadingPipeline(FeatureSpec(("a",), "y"), CleaningConfig())
 >>> ok = b'{"device":"d1","seq":1,"ts":100.0,"values":{"a":1.0,"y":2.0}}'
 >>> [type(o).__name__ for o in pipe.admit("d1", ok, now=100.0)]
