@@ -141,6 +141,9 @@ class Update:
     kind: str = "regression"
     metrics: dict[str, float] = field(default_factory=dict)
     drift: int = 0  # concept changes the learner detected since its previous update
+    #: the zones the time features are computed in: {"default": zone, "zones": {name: zone}};
+    #: empty: UTC (gateway.local_time)
+    local_time: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -156,3 +159,4 @@ class Model:
     scaler: Scaler
     kind: str = "regression"
     notes: dict[str, Any] = field(default_factory=dict)
+    local_time: dict[str, Any] = field(default_factory=dict)  # as Update's: empty is UTC

@@ -18,7 +18,7 @@ before the field wrote), and refuses a newer major (:class:`FormatError`, counte
 Traceback (most recent call last):
 ...
 broker.wire.ShapeError: model field 'weights' has 2 numbers, not 1
->>> decode_model(encode_model(model).replace(b'"format":"1.0"', b'"format":"2.0"'))
+>>> decode_model(encode_model(model).replace(b'"format":"1.1"', b'"format":"2.0"'))
 Traceback (most recent call last):
 ...
 broker.model_codec.FormatError: model format 2.0 is newer than this reader's 1.x: ...
@@ -45,11 +45,12 @@ from broker.field_checks import (
 )
 from broker.messages import KINDS, LinearParams, Model, Scaler, Update
 from broker.wire import MAX_PAYLOAD_BYTES, NUMPY, SchemaError, as_object, load_json
+from broker.zones import check_zone
 
 #: The wire format this module writes: MAJOR.MINOR. A new minor only adds members an older
 #: reader may ignore; anything else (a member removed, renamed or read differently) is a new
 #: major, which older readers refuse.
-FORMAT = "1.0"
+FORMAT = "1.1"  # 1.1: the optional local_time member
 _FORMAT = re.compile(r"(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})")
 
 
@@ -106,6 +107,30 @@ def _kind(obj: dict[str, Any], what: str) -> str:
     return kind
 
 
+def _local_time_to(local_time: dict[str, Any]) -> dict[str, Any]:
+    return {"local_time": local_time} if local_time else {}
+
+
+def _local_time_from(obj: dict[str, Any], what: str) -> dict[str, Any]:
+    """The optional ``local_time`` member: {"default": zone, "zones": {name: zone}}, every
+    zone one this system can read (:mod:`broker.zones`)."""
+    if "local_time" not in obj:
+        return {}
+    local = as_object(obj["local_time"], f"{what} field 'local_time'")
+    default, zones = local.get("default", "UTC"), local.get("zones", {})
+    if (not isinstance(default, str) or not isinstance(zones, dict)
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in zones.items())
+            or set(local) - {"default", "zones"}):
+        raise SchemaError(f"{what} field 'local_time' must be {{'default': zone, 'zones': "
+                          f"{{name: zone}}}}")
+    try:
+        for zone in (default, *zones.values()):
+            check_zone(zone)
+    except ValueError as exc:
+        raise SchemaError(f"{what} field 'local_time': {exc}") from None
+    return {"default": default, "zones": dict(zones)}
+
+
 def _params_from(obj: dict[str, Any], what: str) -> LinearParams:
     features = get_names(obj, "features", what)
     return LinearParams(
@@ -127,7 +152,8 @@ def encode_update(update: Update) -> bytes:
          "base_version": update.base_version, "n": update.n, "target": update.target,
          "kind": update.kind, "ts": update.ts,
          **_params_to(update.params), "scaler": _scaler_to(update.scaler),
-         "metrics": update.metrics, "drift": update.drift},
+         "metrics": update.metrics, "drift": update.drift,
+         **_local_time_to(update.local_time)},
         option=NUMPY,
     )
 
@@ -151,6 +177,7 @@ def decode_update(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> Update:
         metrics={k: float(v) for k, v in metrics.items()
                  if is_number(v) and math.isfinite(v)},
         drift=get_integer(obj, "drift", "update") if "drift" in obj else 0,
+        local_time=_local_time_from(obj, "update"),
     )
 
 
@@ -160,7 +187,7 @@ def encode_model(model: Model) -> bytes:
         {"format": FORMAT, "version": model.version, "ts": model.ts, "n": model.n,
          "contributors": list(model.contributors), "target": model.target,
          "kind": model.kind, **_params_to(model.params), "scaler": _scaler_to(model.scaler),
-         "notes": model.notes},
+         "notes": model.notes, **_local_time_to(model.local_time)},
         option=NUMPY,
     )
 
@@ -183,4 +210,5 @@ def decode_model(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> Model:
         scaler=_scaler_from(obj, "model", len(params.features) + 1),
         kind=_kind(obj, "model"),
         notes=as_object(obj.get("notes", {}), "model field 'notes'"),
+        local_time=_local_time_from(obj, "model"),
     )

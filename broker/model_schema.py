@@ -43,6 +43,16 @@ class ScalerMoments(msgspec.Struct, kw_only=True):
         description="Sum of squared deviations from the mean (variance = m2 / count).")]
 
 
+class LocalTimeZones(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The zones of the time features (hour_*, doy_*); absent: UTC everywhere."""
+
+    default: Annotated[str, msgspec.Meta(
+        description="The zone of every reading not named in zones: an IANA name "
+                    "(America/New_York) or a fixed offset (+05:30, UTC-4).")] = "UTC"
+    zones: Annotated[dict[str, str], msgspec.Meta(
+        description="Zones by site or device name; a device's wins over its site's.")] = {}
+
+
 class ModelMessage(msgspec.Struct, kw_only=True):
     """One synchronized model version, as the aggregator broadcasts it (retained, QoS 1)."""
 
@@ -74,6 +84,10 @@ class ModelMessage(msgspec.Struct, kw_only=True):
     notes: Annotated[dict[str, Any], msgspec.Meta(
         description="Free-form remarks of the aggregator (strategy, drift); not needed "
                     "to predict.")] = {}
+    local_time: Annotated[LocalTimeZones, msgspec.Meta(
+        description="The local time hour_* and doy_* are computed in (docs/model-format.md); "
+                    "absent: UTC. Since format 1.1.")] = msgspec.field(
+        default_factory=LocalTimeZones)
     kid: Annotated[str, msgspec.Meta(
         pattern="^[0-9a-f]{16}$", description="Signed models only: the signer's key id "
                                              "(broker/signing.py).")] = ""

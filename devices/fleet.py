@@ -54,6 +54,9 @@ class FleetConfig:
     #: Most QoS 1 messages sent and not yet acknowledged; past it, due readings are counted
     #: as ``send_buffer_full`` instead of queued without bound.
     send_buffer: int = 10_000
+    #: A share of positives: readings also carry a binary ``event`` channel
+    #: (:class:`devices.simulator.FleetSimulator`).
+    positives: float | None = None
 
 
 class Fleet(Service):
@@ -67,7 +70,8 @@ class Fleet(Service):
         check_layout(config.layout)
         self.config = config
         self.sim = FleetSimulator(config.devices, config.sites, config.seed,
-                                  boot=time.time_ns() // 1_000_000)  # a restarted fleet's is larger
+                                  boot=time.time_ns() // 1_000_000,
+                                  positives=config.positives)  # a restarted fleet's is larger
         self.injector = (FaultInjector(self.sim, config.faults, config.seed)
                          if config.faults is not None else None)
         self.drifted = False

@@ -36,6 +36,8 @@ class ReplayConfig:
     #: The times' strptime format (e.g. "%d/%m/%Y %H:%M"); None: epoch seconds or ISO 8601.
     time_format: str | None = None
     skip_rows: int = 0  # lines before the header row
+    #: A column naming each row's time zone (IANA or offset); None: times without one are UTC.
+    tz_col: str | None = None
     site: str = "s0"
     #: Speed-up over the recorded pace; None: as fast as the broker takes it.
     speed: float | None = None
@@ -51,7 +53,8 @@ class ReplayConfig:
         """The file's readings (:func:`~devices.replay_plan.load_readings`)."""
         return load_readings(self.path, self.time_col, self.device_col, columns=self.columns,
                              site=self.site, boot=boot, date_col=self.date_col,
-                             time_format=self.time_format, skip_rows=self.skip_rows)
+                             time_format=self.time_format, skip_rows=self.skip_rows,
+                             tz_col=self.tz_col)
 
 
 class Replay(Service):

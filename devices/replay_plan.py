@@ -30,6 +30,11 @@ a channel; the rest are left out and reported in :attr:`ReplayPlan.skipped`.
 >>> [(r.ts, r.values) for r in plan.readings]
 [(1388532600.0, {'t': 4.0})]
 
+>>> text = 'time,device,zone,t\\n2013-07-01 08:00,jfk,America/New_York,4.0\\n'
+>>> plan = load_readings(io.StringIO(text), "time", "device", tz_col="zone")
+>>> [r.ts for r in plan.readings], plan.zones   # 08:00 EDT is 12:00 UTC
+([1372680000.0], {'jfk': 'America/New_York'})
+
 The service that publishes a plan is :class:`devices.replay.Replay`.
 """
 
@@ -40,15 +45,13 @@ import math
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, tzinfo
 from typing import Any, TextIO
 
 from broker.messages import Reading
 from broker.topics import check_id, check_site
-
-#: Cell texts (compared lower-cased, after stripping blanks) that mean "no value".
-MISSING = frozenset({"", "na", "n/a", "nan", "null", "none"})
+from devices.replay_times import MISSING, row_time, row_zone
 
 Source = str | os.PathLike[str] | TextIO
 CsvReader = Any  # the csv module's reader type has no public name in 3.11
@@ -63,6 +66,8 @@ class ReplayPlan:
     channels: tuple[str, ...]
     #: Columns left out of the channels, each with the reason.
     skipped: dict[str, str]
+    #: With a zone column: each device's zone (its last row's), for the time features.
+    zones: dict[str, str] = field(default_factory=dict)
 
     @property
     def devices(self) -> tuple[str, ...]:
@@ -85,53 +90,6 @@ def parse_value(text: str) -> float | None:
         return None
     value = float(text)
     return value if math.isfinite(value) else None
-
-
-def parse_time(text: str, time_format: str | None = None) -> float:
-    """Epoch seconds, or ISO 8601, or (given) a :meth:`datetime.strptime` format, as float
-    epoch seconds; a time that names no zone is UTC.
-
-    >>> parse_time("1357020000"), parse_time("2013-01-01T06:00:00Z")
-    (1357020000.0, 1357020000.0)
-    >>> parse_time("2013-01-01 07:00:00+01:00"), parse_time("2013-01-01 06:00")
-    (1357020000.0, 1357020000.0)
-    >>> parse_time("01/01/2013 6AM", "%d/%m/%Y %I%p")
-    1357020000.0
-    >>> parse_time("2013-01-01", "%d/%m/%Y")
-    Traceback (most recent call last):
-    ...
-    ValueError: time '2013-01-01' does not match the format '%d/%m/%Y'
-    """
-    text = text.strip()
-    if time_format is not None:
-        try:
-            value = _utc(datetime.strptime(text, time_format))
-        except ValueError:
-            raise ValueError(f"time {text!r} does not match the format {time_format!r}"
-                             ) from None
-    else:
-        try:
-            value = float(text)
-        except ValueError:
-            value = _iso_time(text)
-    if not math.isfinite(value):
-        raise ValueError(f"time {text!r} is not finite")
-    return value
-
-
-def _iso_time(text: str) -> float:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"time {text!r} is neither epoch seconds nor ISO 8601 (give its "
-                         "format: --time-format)") from None
-    return _utc(moment)
-
-
-def _utc(moment: datetime) -> float:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
 
 
 @contextmanager
@@ -187,15 +145,6 @@ def _device(text: str, where: str) -> str:
         raise ValueError(f"{where}: {exc}") from None
 
 
-def _time(text: str, where: str, time_format: str | None) -> float:
-    if text.strip().lower() in MISSING:
-        raise ValueError(f"{where}: the time is missing")
-    try:
-        return parse_time(text, time_format)
-    except ValueError as exc:
-        raise ValueError(f"{where}: {exc}") from None
-
-
 def _channel_values(row: list[str], candidates: list[tuple[int, str]], bad: dict[int, str],
                     explicit: bool, where: str, line: int) -> list[float | None]:
     """A row's candidate cells; a non-number is an error in a chosen column, else drops it."""
@@ -220,11 +169,13 @@ Row = tuple[float, str, list[float | None]]  # time, device, candidate values
 def load_readings(source: Source, time_col: str, device_col: str, *,
                   columns: Sequence[str] | None = None, site: str = "s0",
                   boot: int = 0, date_col: str | None = None, time_format: str | None = None,
-                  skip_rows: int = 0) -> ReplayPlan:
+                  skip_rows: int = 0, tz_col: str | None = None) -> ReplayPlan:
     """Read a CSV (a path or an open text stream) into readings sorted by time, each device
     numbering its readings from 0 under boot id ``boot``. The time is ``time_col``'s cell, or
     ``date_col``'s and ``time_col``'s joined by a space, in ``time_format`` if one is given;
-    the first ``skip_rows`` lines come before the header.
+    the first ``skip_rows`` lines come before the header. With ``tz_col``, that column names
+    each row's zone (an IANA name or an offset): a time without a zone is read in it, and each
+    device's zone is in :attr:`ReplayPlan.zones`.
 
     Raises ValueError, naming the line, for a bad device id, time or row width; naming line
     and column for a non-numeric cell in ``columns``; listing the file's columns for an
@@ -235,10 +186,14 @@ def load_readings(source: Source, time_col: str, device_col: str, *,
         raise ValueError(f"the time and the device column are both {time_col!r}")
     if date_col in (time_col, device_col):
         raise ValueError(f"the date column {date_col!r} is the time or the device column")
+    if tz_col is not None and tz_col in (time_col, device_col, date_col):
+        raise ValueError(f"the zone column {tz_col!r} is the time, date or device column")
     if skip_rows < 0:
         raise ValueError("skip_rows must be >= 0")
     bad: dict[int, str] = {}  # candidate position -> why it is not a channel
     rows: list[Row] = []
+    zones: dict[str, str] = {}  # device -> its zone's name
+    known: dict[str, tzinfo] = {}
     with _rows(source) as (name, reader):
         for _ in range(skip_rows):
             next(reader, None)
@@ -246,7 +201,9 @@ def load_readings(source: Source, time_col: str, device_col: str, *,
         t = _index(header, time_col, "time column", name)
         d = _index(header, device_col, "device column", name)
         day = t if date_col is None else _index(header, date_col, "date column", name)
-        candidates = _candidates(header, {t, d, day}, columns, name)
+        z = None if tz_col is None else _index(header, tz_col, "zone column", name)
+        candidates = _candidates(header, {t, d, day} | ({z} if z is not None else set()),
+                                 columns, name)
         for row in reader:
             if not row:  # a blank line
                 continue
@@ -256,7 +213,11 @@ def load_readings(source: Source, time_col: str, device_col: str, *,
             values = _channel_values(row, candidates, bad, columns is not None, where,
                                      reader.line_num)
             when = row[t] if day == t else f"{row[day].strip()} {row[t].strip()}"
-            rows.append((_time(when, where, time_format), _device(row[d], where), values))
+            device, zone = _device(row[d], where), UTC
+            if z is not None:
+                zone = row_zone(row[z], where, known)
+                zones[device] = row[z].strip()
+            rows.append((row_time(when, where, time_format, zone), device, values))
     if not rows:
         raise ValueError(f"{name} has a header but no rows")
     if columns is None:  # a column without a single value carries nothing: leave it out too
@@ -266,7 +227,8 @@ def load_readings(source: Source, time_col: str, device_col: str, *,
     keep = [(k, column) for k, (_, column) in enumerate(candidates) if k not in bad]
     return ReplayPlan(site=site, readings=_sorted_readings(rows, keep, boot),
                       channels=tuple(c for _, c in keep),
-                      skipped={candidates[k][1]: why for k, why in sorted(bad.items())})
+                      skipped={candidates[k][1]: why for k, why in sorted(bad.items())},
+                      zones=zones)
 
 
 def _sorted_readings(rows: list[Row], keep: list[tuple[int, str]], boot: int) -> list[Reading]:

@@ -14,12 +14,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from broker.messages import Reading
-from devices.truth import CHANNELS, GroundTruth
+from devices.truth import CHANNELS, EVENT, GroundTruth, event_level
 
 #: How many readings one slow cycle of each channel takes (distinct, so channels decorrelate).
 PERIODS = {"temperature": 97.0, "humidity": 61.0, "pressure": 37.0}
@@ -33,7 +34,16 @@ class Device:
 
 class FleetSimulator:
     """N devices over S sites; device i lives on site ``i % S``. Every device starts at boot id
-    ``boot`` (a fleet that starts later should give a larger one: its start time in ms)."""
+    ``boot`` (a fleet that starts later should give a larger one: its start time in ms).
+    With ``positives`` (a share in (0, 1)), every reading also carries a binary channel
+    ``event``: 1 when its target is above the level that share of the fleet's readings exceed
+    (:func:`devices.truth.event_level`), an imbalanced binary task.
+
+    >>> sim = FleetSimulator(20, seed=3, positives=0.05)
+    >>> events = [sim.reading(i % 20, 0.0).values["event"] for i in range(20_000)]
+    >>> round(sum(events) / len(events), 2)
+    0.05
+    """
 
     def __init__(
         self,
@@ -42,6 +52,7 @@ class FleetSimulator:
         seed: int = 0,
         truth: GroundTruth | None = None,
         boot: int = 0,
+        positives: float | None = None,
     ) -> None:
         if n_devices < 1 or n_sites < 1:
             raise ValueError("a fleet needs at least one device and one site")
@@ -64,6 +75,12 @@ class FleetSimulator:
         self._boots = [boot] * n_devices
         self._generated = 0
         self._weights = self.truth.weight_vector(tuple(names))
+        self._event: float | None = None
+        if positives is not None:  # target sd within a device: swing (a sine), jitter, noise
+            spread = np.sqrt(self._swing ** 2 / 2 + self._jitter ** 2) * self._weights
+            sd = math.hypot(float(np.linalg.norm(spread)), self.truth.noise_sd)
+            means = self.truth.intercept + self._levels @ self._weights
+            self._event = event_level(means, sd, positives)
 
     def reading(self, index: int, ts: float) -> Reading:
         """The next reading of device ``index``, stamped ``ts``."""
@@ -79,6 +96,8 @@ class FleetSimulator:
         y += self.truth.noise_sd * float(rng.standard_normal())
         values = dict(zip(self._names, x.tolist(), strict=True))
         values[self.truth.target] = round(y, 4)
+        if self._event is not None:
+            values[EVENT] = float(y > self._event)
         return Reading(device=self.devices[index].device, seq=seq, ts=ts, values=values,
                        boot=self._boots[index])
 

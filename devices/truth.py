@@ -11,6 +11,7 @@ True
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +23,9 @@ CHANNELS: dict[str, tuple[float, float, float]] = {
     "pressure": (1013.0, 6.0, 8.0),
 }
 TARGET = "power"
+#: The binary channel of a fleet simulated with a share of positives: 1 when the (noisy)
+#: target is above the level that share of the fleet's readings exceed.
+EVENT = "event"
 
 
 @dataclass(frozen=True)
@@ -75,3 +79,21 @@ def weight_error(weights: np.ndarray, truth: GroundTruth, features: tuple[str, .
     """
     true = truth.weight_vector(features)
     return float(np.linalg.norm(np.asarray(weights) - true) / np.linalg.norm(true))
+
+
+def event_level(means: np.ndarray, sd: float, share: float) -> float:
+    """The level a target exceeds with probability ``share``, over devices whose targets are
+    normal with ``means`` and a common ``sd`` (a mixture, solved by bisection).
+
+    >>> round(event_level(np.array([0.0]), 1.0, 0.05), 3)   # the normal's 95th percentile
+    1.645
+    """
+    if not 0.0 < share < 1.0:
+        raise ValueError("the share of positives must be in (0, 1)")
+    erfc = np.vectorize(math.erfc)
+    lo, hi = float(means.min()) - 40.0 * sd, float(means.max()) + 40.0 * sd
+    for _ in range(100):
+        mid = (lo + hi) / 2.0
+        above = float(np.mean(erfc((mid - means) / (sd * math.sqrt(2.0))) / 2.0))
+        lo, hi = (mid, hi) if above > share else (lo, mid)
+    return (lo + hi) / 2.0

@@ -22,8 +22,8 @@ DEFAULT_FILE = "fleetlearn.toml"
 
 #: Every setting, by section: what a file may say.
 SECTIONS: dict[str, tuple[str, ...]] = {
-    "task": ("features", "target", "kind"),
-    "learner": ("optimizer", "lr", "l2", "clip", "drift_detector"),
+    "task": ("features", "target", "kind", "timezone", "timezones"),
+    "learner": ("optimizer", "lr", "l2", "clip", "class_weight", "threshold", "drift_detector"),
     "cleaning": ("max_age", "max_skew", "reorder_window", "max_seq_jump", "impute",
                  "impute_max_age", "outliers", "z", "smooth"),
     "gateway": ("check_after",),  # what only a gateway does
@@ -36,8 +36,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
                    "drift_cooldown", "rollback_factor", "rollback_min_samples", "state_dir",
                    "checkpoints", "keep", "learners", "max_rate", "max_seq_jump"),
     "fleet": ("devices", "sites", "rate", "batch", "layout", "qos", "seed", "faults",
-              "drift_at", "send_buffer"),
-    "replay": ("file", "time_col", "device_col", "date_col", "time_format", "skip_rows",
+              "drift_at", "send_buffer", "positives"),
+    "replay": ("file", "time_col", "device_col", "date_col", "time_format", "skip_rows", "tz_col",
                "columns", "site", "speed", "qos"),
     "deployment": ("gateways", "prefix", "duration"),
     "signing": ("key", "trust"),  # --signing-key, --trust
@@ -65,6 +65,8 @@ COMMANDS: dict[tuple[str, ...], tuple[str, ...]] = {
 #: Keys of a section that mean nothing to a command (offline there is no wall clock, broker
 #: or drift reaction): it takes the rest of the section.
 IGNORED: dict[tuple[str, ...], frozenset[str]] = {
+    # the gateways' and predictor's: they reach them in the node config `up` writes
+    ("up",): frozenset({"timezone", "timezones"}),
     ("evaluate",): frozenset({"drift_detector", "sync_interval", "speed", "qos", "prefix",
                               "duration"}),
     # it watches a deployment: its prefix, broker and trust file, nothing it runs
@@ -115,6 +117,10 @@ def load_config(path: Path) -> dict[str, dict[str, Any]]:
 def _option_value(key: str, value: Any) -> Any:
     if key in LISTS and isinstance(value, list):
         return ",".join(str(v) for v in value)
+    if key == "class_weight" and isinstance(value, dict):  # {0 = 1.0, 1 = 19.0}
+        return ",".join(f"{k}:{v}" for k, v in value.items())
+    if key == "timezones" and isinstance(value, dict):  # [task.timezones] jfk = "..."
+        return ",".join(f"{k}={v}" for k, v in value.items())
     return value
 
 
@@ -148,13 +154,17 @@ def _toml_value(value: Any) -> str:
         return orjson.dumps(value).decode()  # a JSON string is a TOML basic string
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):  # an inline table, as [learner] class_weight = {0 = 1, 1 = 9}
+        return "{" + ", ".join(f"{_toml_value(str(k))} = {_toml_value(v)}"
+                               for k, v in value.items()) + "}"
     raise ConfigError(f"cannot write {value!r} to a config file")
 
 
 def dump_config(config: dict[str, dict[str, Any]]) -> str:
     """A config as TOML text that :func:`parse_config` reads back the same.
 
-    >>> cfg = {"task": {"features": ["a", "b"], "target": "y"}, "aggregator": {"quorum": 1}}
+    >>> cfg = {"task": {"features": ["a", "b"], "target": "y"}, "aggregator": {"quorum": 1},
+    ...        "learner": {"class_weight": {"0": 1.0, "1": 19.0}}}
     >>> parse_config(dump_config(cfg)) == cfg
     True
     """

@@ -21,6 +21,7 @@ from gateway.cleaning import CleaningConfig
 from gateway.features import FeatureSpec
 from gateway.partition import Partition
 from learners.drift import check_detector
+from learners.imbalance import ClassWeight, parse_class_weight, parse_threshold
 from learners.model_admission import ModelBounds
 
 #: The task a gateway learns unless told: the simulated fleet's (``devices.truth``), so that
@@ -45,6 +46,10 @@ class GatewayConfig:
     lr: float | None = None
     l2: float = 0.0
     clip: float = 3.0
+    #: binary tasks: 'none', 'balanced' or '0:w0,1:w1'; and the decision threshold of the
+    #: prequential accuracies, a probability or 'auto' (:mod:`learners.imbalance`)
+    class_weight: str = "none"
+    threshold: str = "0.5"
     cleaning: CleaningConfig = field(default_factory=CleaningConfig)
     drift_detector: str = "adwin"
     #: signs every update; with a trust file, accepts only models an aggregator's key signed
@@ -63,10 +68,25 @@ class GatewayConfig:
         check_detector(self.drift_detector)
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
+        check_imbalance(self.kind, self.class_weight, self.threshold)
         if self.check_after < 0:
             raise ValueError("check after must be >= 0 readings")
         if self.sync_every < 1 or not self.sync_interval > 0:
             raise ValueError("sync every must be >= 1 and the sync interval > 0")
+
+
+def check_imbalance(kind: str, class_weight: str, threshold: str) -> None:
+    """Class weights and a threshold must parse, and weights mean something only to binary
+    tasks.
+
+    >>> check_imbalance("regression", "balanced", "0.5")
+    Traceback (most recent call last):
+    ...
+    ValueError: class weights are for binary tasks, not regression
+    """
+    if parse_class_weight(class_weight) != ClassWeight() and kind != "binary":
+        raise ValueError(f"class weights are for binary tasks, not {kind}")
+    parse_threshold(threshold)
 
 
 #: What a stale model's predictions become: said so, or not sent.

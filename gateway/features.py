@@ -2,10 +2,12 @@
 
 A feature is a channel name, or a derived one:
 
-- ``hour_sin`` / ``hour_cos``: the time of day of the reading's timestamp (UTC) on a circle;
+- ``hour_sin`` / ``hour_cos``: the time of day of the reading's timestamp on a circle, in the
+  local time of its site or device (:class:`FeatureSpec` ``local_time``; UTC by default);
 - ``doy_sin`` / ``doy_cos``: the day of the year, likewise;
 - ``lag1_<channel>``: the device's previous value of that channel (any channel, the target too);
-- ``site_<site>``: 1.0 when the reading comes from that site, else 0.0 (one-hot).
+- ``site_<site>``: 1.0 when the reading comes from that site, else 0.0 (one-hot);
+- ``device_<device>``: 1.0 when it comes from that device, else 0.0 (one-hot).
 
 >>> spec = FeatureSpec(features=("temperature", "hour_sin", "lag1_power"), target="power")
 >>> spec.channels
@@ -23,10 +25,11 @@ gateway.validation.Rejected: no_history: lag1_power needs an earlier reading of 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from gateway.local_time import LocalTime
 from gateway.validation import Rejected
 
 _DAY = 86_400.0
@@ -35,14 +38,17 @@ CYCLIC = {"hour_sin": (_DAY, math.sin), "hour_cos": (_DAY, math.cos),
           "doy_sin": (_YEAR, math.sin), "doy_cos": (_YEAR, math.cos)}
 LAG = "lag1_"
 SITE = "site_"
+DEVICE = "device_"
 
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """Which features (channels or derived) feed the model, and which channel is the target."""
+    """Which features (channels or derived) feed the model, and which channel is the target;
+    and the local time the time features are computed in."""
 
     features: tuple[str, ...]
     target: str
+    local_time: LocalTime = field(default_factory=LocalTime)
 
     def __post_init__(self) -> None:
         if not self.features:
@@ -52,7 +58,7 @@ class FeatureSpec:
         if len(set(self.features)) != len(self.features):
             raise ValueError("a feature is named twice")
         for f in self.features:
-            if f.startswith((LAG, SITE)) and f in (LAG, SITE):
+            if f.startswith((LAG, SITE, DEVICE)) and f in (LAG, SITE, DEVICE):
                 raise ValueError(f"derived feature {f!r} names nothing")
 
     @property
@@ -60,7 +66,7 @@ class FeatureSpec:
         """The raw channels a reading must bring (cleaned, imputed): features, lags, target."""
         names: list[str] = []
         for f in self.features:
-            if f in CYCLIC or f.startswith(SITE):
+            if f in CYCLIC or f.startswith((SITE, DEVICE)):
                 continue
             name = f[len(LAG):] if f.startswith(LAG) else f
             if name != self.target and name not in names:
@@ -76,18 +82,22 @@ class FeatureBuilder:
         self.lagged = tuple(f[len(LAG):] for f in spec.features if f.startswith(LAG))
         self._previous: dict[str, dict[str, float]] = {}
         self._plan = [self._getter(f) for f in spec.features]
+        self._timed = any(f in CYCLIC for f in spec.features)
 
     def _getter(self, feature: str):
         if feature in CYCLIC:
             period, fn = CYCLIC[feature]
-            return lambda values, ts, prev, site: fn(2 * math.pi * (ts % period) / period)
+            return lambda values, t, prev, site, device: fn(2 * math.pi * (t % period) / period)
         if feature.startswith(SITE):
             wanted = feature[len(SITE):]
-            return lambda values, ts, prev, site: 1.0 if site == wanted else 0.0
+            return lambda values, t, prev, site, device: 1.0 if site == wanted else 0.0
+        if feature.startswith(DEVICE):
+            wanted = feature[len(DEVICE):]
+            return lambda values, t, prev, site, device: 1.0 if device == wanted else 0.0
         if feature.startswith(LAG):
             channel = feature[len(LAG):]
-            return lambda values, ts, prev, site: prev[channel]
-        return lambda values, ts, prev, site: values[feature]
+            return lambda values, t, prev, site, device: prev[channel]
+        return lambda values, t, prev, site, device: values[feature]
 
     def __call__(self, values: dict[str, float], ts: float, device: str, site: str
                  ) -> tuple[np.ndarray, float]:
@@ -105,8 +115,11 @@ class FeatureBuilder:
                 missing = next(f for f in self.spec.features if f.startswith(LAG)
                                and (prev is None or f[len(LAG):] not in prev))
                 raise Rejected("no_history", f"{missing} needs an earlier reading of {device}")
+        t = ts  # local time: the timestamp plus its zone's offset then
+        if self._timed and not self.spec.local_time.is_utc:
+            t = ts + float(self.spec.local_time.offsets(np.array([ts]), [site], [device])[0])
         try:
-            x = np.fromiter((get(values, ts, prev, site) for get in self._plan), float,
+            x = np.fromiter((get(values, t, prev, site, device) for get in self._plan), float,
                             len(self._plan))
         except KeyError as exc:
             raise Rejected("missing_channel", str(exc.args[0])) from None

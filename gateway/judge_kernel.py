@@ -43,6 +43,7 @@ OUTLIERS_MEDIAN, OUTLIERS_CLIP, OUTLIERS_REJECT, OUTLIERS_NONE = 0, 1, 2, 3
 
 # features, as numbers
 FEATURE_CHANNEL, FEATURE_LAG, FEATURE_SIN, FEATURE_COS, FEATURE_SITE = 0, 1, 2, 3, 4
+FEATURE_DEVICE = 5
 
 #: Observations between two recomputations of a channel's median and MAD.
 REFRESH_EVERY = 8
@@ -59,6 +60,8 @@ class JudgeRows(NamedTuple):
     ts: np.ndarray  # float64
     now: np.ndarray  # float64: when the reading's message arrived
     site: np.ndarray  # int64: the site's index, or -1
+    unit: np.ndarray  # int64: the device's index among the device one-hot features, or -1
+    local: np.ndarray  # float64: seconds from the UTC timestamp to its local time
     vals: np.ndarray  # float64 (rows, channels), NaN where missing; the target last
     clean: np.ndarray  # out, float64 (rows, channels): the cleaned values
     X: np.ndarray  # out, float64 (rows, features)
@@ -110,7 +113,7 @@ class JudgePolicy(NamedTuple):
     min_history: np.ndarray  # values before outliers are judged
     smooth: np.ndarray  # the EMA's weight on the new value, NaN: no smoothing
     feature_kind: np.ndarray  # per feature: FEATURE_*
-    feature_index: np.ndarray  # its channel (or site) index
+    feature_index: np.ndarray  # its channel (or site, or device) index
     feature_period: np.ndarray  # a cyclic feature's period in seconds
     binary: bool = False  # the target must be 0 or 1 (else TARGET_NOT_BINARY)
 
@@ -273,9 +276,12 @@ def judge_rows(start, rows, policy, state, gaps):
                 X[i, f] = lag_prev[d, fidx[f]]
             elif kind == FEATURE_SITE:
                 X[i, f] = 1.0 if site[i] == fidx[f] else 0.0
+            elif kind == FEATURE_DEVICE:
+                X[i, f] = 1.0 if rows.unit[i] == fidx[f] else 0.0
             else:
                 period = fperiod[f]
-                angle = 2.0 * math.pi * (t % period) / period
+                local = t + rows.local[i]
+                angle = 2.0 * math.pi * (local % period) / period
                 X[i, f] = math.sin(angle) if kind == FEATURE_SIN else math.cos(angle)
         Y[i] = clean[C - 1]
         if has_lag:

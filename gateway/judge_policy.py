@@ -17,10 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from gateway.cleaning import IMPUTE, OUTLIERS, ChannelPolicy, CleaningConfig, target_policy
-from gateway.features import CYCLIC, LAG, SITE, FeatureSpec
+from gateway.features import CYCLIC, DEVICE, LAG, SITE, FeatureSpec
 from gateway.judge_kernel import (
     FEATURE_CHANNEL,
     FEATURE_COS,
+    FEATURE_DEVICE,
     FEATURE_LAG,
     FEATURE_SIN,
     FEATURE_SITE,
@@ -37,6 +38,7 @@ class JudgePlan:
     sites: dict[str, int]  # site name -> the index a site feature names
     lag_features: list[str]
     policy: JudgePolicy
+    devices: dict[str, int]  # device name -> the index a device feature names
 
 
 def channel_policies(spec: FeatureSpec, config: CleaningConfig) -> list[ChannelPolicy]:
@@ -54,6 +56,7 @@ def judge_plan(spec: FeatureSpec, config: CleaningConfig) -> JudgePlan:
     p = channel_policies(spec, config)
     kinds, index, period = [], [], []
     sites: dict[str, int] = {}
+    devices: dict[str, int] = {}
     for f in spec.features:
         if f in CYCLIC:
             kinds.append(FEATURE_SIN if f.endswith("_sin") else FEATURE_COS)
@@ -63,6 +66,9 @@ def judge_plan(spec: FeatureSpec, config: CleaningConfig) -> JudgePlan:
         if f.startswith(SITE):
             kinds.append(FEATURE_SITE)
             index.append(sites.setdefault(f[len(SITE):], len(sites)))
+        elif f.startswith(DEVICE):
+            kinds.append(FEATURE_DEVICE)
+            index.append(devices.setdefault(f[len(DEVICE):], len(devices)))
         elif f.startswith(LAG):
             kinds.append(FEATURE_LAG)
             index.append(channels.index(f[len(LAG):]))
@@ -84,4 +90,4 @@ def judge_plan(spec: FeatureSpec, config: CleaningConfig) -> JudgePlan:
         feature_kind=np.array(kinds, np.int64), feature_index=np.array(index, np.int64),
         feature_period=np.array(period, float), binary=bool(config.binary_target))
     return JudgePlan(tuple(channels), p, sites, [f for f in spec.features if f.startswith(LAG)],
-                     policy)
+                     policy, devices)

@@ -54,6 +54,8 @@ class Taken:
     ts: list[float]
     cols: list[list[Any]]  # per channel: the values, None where missing
     refused: dict[int, Rejected]  # readings refused while taking, by position
+    site_names: tuple[str, ...] = ()  # per message: its topic's site
+    message_rows: tuple[int, ...] = ()  # per message: its device's row (-1: refused before)
 
 
 class PendingBlock:
@@ -70,8 +72,8 @@ class PendingBlock:
         self._clear()
 
     def _clear(self) -> None:
-        # per message: (ref, payload, readings, device row or -1, now, site index or -1)
-        self._messages: list[tuple[Any, bytes, int, int, float, int]] = []
+        # per message: (ref, payload, readings, device row or -1, now, site index or -1, site)
+        self._messages: list[tuple[Any, bytes, int, int, float, int, str]] = []
         self._seq: list[int] = []
         self._boot: list[int] = []
         self._ts: list[float] = []
@@ -90,7 +92,7 @@ class PendingBlock:
             return self._take_carefully(topic_device, payload, now, site, ref)
         seqs, tss, cols, boots = columns
         n = len(seqs)
-        self._messages.append((ref, payload, n, row, now, self.sites.get(site, -1)))
+        self._messages.append((ref, payload, n, row, now, self.sites.get(site, -1), site))
         self.pending += n
         self._seq += seqs
         self._boot += boots
@@ -132,7 +134,8 @@ class PendingBlock:
             values = item.values
             for name, column in zip(self.channels, self._cols, strict=True):
                 column.append(values.get(name))
-        self._messages.append((ref, payload, len(items), row, now, self.sites.get(site, -1)))
+        self._messages.append((ref, payload, len(items), row, now, self.sites.get(site, -1),
+                               site))
         self.pending += len(items)
         return len(items)
 
@@ -143,13 +146,13 @@ class PendingBlock:
 
     def hand_over(self) -> Taken:
         """The readings taken, per reading and per message; the block starts again empty."""
-        refs, payloads, rows, devs, nows, sites = zip(*self._messages, strict=True)
+        refs, payloads, rows, devs, nows, sites, names = zip(*self._messages, strict=True)
         counts = np.asarray(rows, np.int64)
         taken = Taken(list(refs), list(payloads), counts,
                       np.repeat(np.asarray(devs, np.int64), counts),
                       np.repeat(np.asarray(nows, float), counts),
                       np.repeat(np.asarray(sites, np.int64), counts),
-                      self._seq, self._boot, self._ts, self._cols, self._refused)
+                      self._seq, self._boot, self._ts, self._cols, self._refused, names, devs)
         self.presence.add(self._cols, len(self._refused))
         self._clear()
         return taken

@@ -53,9 +53,10 @@ import numpy as np
 
 from gateway.cleaning import CleaningConfig
 from gateway.device_state import DeviceTable
-from gateway.features import FeatureSpec
+from gateway.features import CYCLIC, FeatureSpec
 from gateway.judge_kernel import JudgeRows, gap_room, judge_rows
 from gateway.judge_policy import judge_plan
+from gateway.local_time import offsets
 from gateway.outcomes import (
     ADMITTED,
     BELOW,
@@ -119,6 +120,8 @@ class ReadingPipeline:
         self.channels = plan.channels  # the target last
         self.policies = plan.policies
         self.sites = plan.sites
+        self.device_codes = plan.devices  # device -> its one-hot index
+        self._timed = any(f in CYCLIC for f in spec.features) and not spec.local_time.is_utc
         self.lag_features = plan.lag_features
         self._policy = plan.policy
         self.devices_table = DeviceTable(len(self.channels), max(p.window for p in self.policies),
@@ -153,7 +156,8 @@ class ReadingPipeline:
             code[list(refused)] = REFUSED
         rows = JudgeRows(code=code, arg=np.zeros(n, np.int64), dev=taken.dev,
                          seq=np.zeros(n, np.int64), boot=np.zeros(n, np.int64), ts=np.zeros(n),
-                         now=taken.now, site=taken.site, vals=np.zeros((n, channels)),
+                         now=taken.now, site=taken.site, unit=np.full(n, -1, np.int64),
+                         local=np.zeros(n), vals=np.zeros((n, channels)),
                          clean=np.empty((n, channels)), X=np.empty((n, len(self.spec.features))),
                          Y=np.empty(n))
         failure = None
@@ -161,6 +165,7 @@ class ReadingPipeline:
             rows.seq[:], rows.boot[:], rows.ts[:] = taken.seq, taken.boot, taken.ts
             for c, column in enumerate(taken.cols):
                 rows.vals[:, c] = np.asarray(column, float)  # None -> NaN: missing
+            self._place(rows, taken)
             self._judge(rows)
         except Exception as exc:  # a bug of ours: the block's readings are still accounted for
             code[code != REFUSED] = INTERNAL
@@ -194,6 +199,23 @@ class ReadingPipeline:
                     dict(zip(self.channels, rows.clean[i].tolist(), strict=True)))
                 for i in range(len(code))]
         return block
+
+    def _place(self, rows: JudgeRows, taken: Taken) -> None:
+        """Each reading's device one-hot index and offset to local time (per message)."""
+        if not self.device_codes and not self._timed:
+            return
+        names = self.devices_table.names
+        devices = [names[r] if r >= 0 else "" for r in taken.message_rows]
+        if self.device_codes:
+            rows.unit[:] = np.repeat([self.device_codes.get(d, -1) for d in devices],
+                                     taken.counts)
+        if self._timed:  # zones per message; offsets per zone, for all its readings at once
+            zone_of = self.spec.local_time.zone_of
+            zones = np.repeat(np.array([zone_of(s, d) for s, d in zip(
+                taken.site_names, devices, strict=True)], dtype=object), taken.counts)
+            for zone in set(zones.tolist()):
+                mine = zones == zone
+                rows.local[mine] = offsets(rows.ts[mine], zone)
 
     def _judge(self, rows: JudgeRows) -> None:
         """The kernel over the whole block, with the gaps it lists taken between calls."""

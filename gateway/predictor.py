@@ -40,6 +40,7 @@ from broker.topics import TopicError, Topics
 from broker.wire import DecodeError, encode_json
 from gateway.config import STALE_POLICIES, PredictorConfig
 from gateway.features import FeatureSpec
+from gateway.local_time import LocalTime
 from gateway.partition import ReadingTopics
 from gateway.pipeline import warm
 from gateway.serving import Served, Serving
@@ -122,7 +123,8 @@ class Predictor(Service):
             self.refuse(payload, *refused)
             return
         if self.serving is None:  # the task is fixed from now on (the admission holds it)
-            self.serving = Serving(FeatureSpec(model.params.features, model.target),
+            local = LocalTime(**model.local_time)  # zones the decoder checked
+            self.serving = Serving(FeatureSpec(model.params.features, model.target, local),
                                    cleaning(self.config, model.kind))
         self.model = model
         self.admission.adopted(model)

@@ -24,8 +24,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from gateway.outcomes import ADMITTED
 
 #: Samples a gateway keeps for the baselines by default: ~20 MB with ten features.
 LIMIT = 200_000
@@ -65,6 +68,13 @@ class SampleLog:
             self._chunks.append((X[:take].copy(), y[:take].copy(), predicted[:take].copy(),
                                  np.asarray(devices[:take], dtype=str), ts[:take].copy()))
             self.kept += take
+
+    def add_block(self, block: Any, predicted: np.ndarray, names: list[str]) -> None:
+        """Keep the admitted samples of a judged :class:`~gateway.pipeline.Block`; ``names``:
+        the device ids by row of the pipeline's device table."""
+        ok = block.rows.code == ADMITTED
+        self.add(block.X, block.y, predicted, [names[r] for r in block.rows.dev[ok].tolist()],
+                 block.rows.ts[ok])
 
     def save(self) -> None:
         """Write what was kept (an empty file when nothing was)."""

@@ -31,7 +31,7 @@ from broker.topics import TopicError, Topics
 from broker.wire import DecodeError, encode_json
 from gateway import pipeline as gateway_pipeline
 from gateway.config import GatewayConfig
-from gateway.outcomes import ADMITTED
+from gateway.local_time import LocalTime
 from gateway.partition import ReadingTopics
 from gateway.pipeline import ReadingPipeline
 from gateway.sample_log import SampleLog
@@ -40,6 +40,7 @@ from gateway.validation import Rejected
 from learners import sgd_kernel
 from learners.drift import DriftMonitor
 from learners.evaluation import Prequential
+from learners.imbalance import parse_class_weight, parse_threshold
 from learners.linear import LinearModel
 from learners.local import LocalLearner
 from learners.model_admission import SAME, ModelAdmission, Task
@@ -60,7 +61,8 @@ class Gateway(Service):
         self.config = config
         self.local = LocalLearner(LinearModel(config.spec.features, config.kind,
                                               make_optimizer(config.optimizer, config.lr),
-                                              config.l2, config.clip))
+                                              config.l2, config.clip,
+                                              parse_class_weight(config.class_weight)))
         binary = config.kind == "binary"  # the judge refuses a target not 0 or 1
         self.pipeline = ReadingPipeline(config.spec, replace(config.cleaning,
                                                              binary_target=binary))
@@ -69,7 +71,9 @@ class Gateway(Service):
         self.task_checked = False
         self.admission = ModelAdmission(config.model_bounds, Task(
             config.spec.features, config.spec.target, config.kind))
-        self.evaluation = Prequential(config.kind)
+        self.evaluation = Prequential(config.kind, parse_threshold(config.threshold))
+        local = config.spec.local_time  # in every update, so that models carry it on
+        self._local_time = {} if local == LocalTime() else local.as_dict()
         self.drift = DriftMonitor(config.drift_detector)
         self.drift_unsent = 0  # changes detected since the last update
         self.update_seq = time.time_ns() // 1000  # keeps going up across restarts
@@ -132,11 +136,7 @@ class Gateway(Service):
         if len(block.y):
             predictions = self.learn(block.X, block.y)
             if self.samples is not None:
-                rows = block.rows
-                ok = rows.code == ADMITTED
-                names = self.pipeline.devices_table.names
-                self.samples.add(block.X, block.y, predictions,
-                                 [names[r] for r in rows.dev[ok].tolist()], rows.ts[ok])
+                self.samples.add_block(block, predictions, self.pipeline.devices_table.names)
         if not self.task_checked:
             self.check_task(block.payloads)
 
@@ -229,7 +229,7 @@ class Gateway(Service):
         update = self.local.update(self.config.node_id, self.update_seq,
                                    self.config.spec.target, time.time(),
                                    {**self.evaluation.as_dict(), **self.evaluation.take_window()},
-                                   drift=self.drift_unsent)
+                                   drift=self.drift_unsent, local_time=self._local_time)
         self.drift_unsent = 0
         self.control.publish(self.topics.update(self.config.node_id),
                              self.keys.sign(encode_update(update), "update"), qos=1)

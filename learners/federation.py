@@ -100,6 +100,7 @@ class Federation:
         self.offline: set[str] = set()
         self.drift_quiet_until = 0  # no drift reaction before this version
         self.rollbacks = 0
+        self.local_time: dict[str, Any] = {}  # the task's, from its updates: models carry it
 
     @property
     def version(self) -> int:
@@ -125,6 +126,8 @@ class Federation:
         self.guard.observe(update.base_version, update.metrics.get("recent_loss", np.nan),
                            update.metrics.get("recent_n", 0.0), learner=update.learner)
         self.strategy.offer(verdict, now)
+        if update.local_time:  # the task's local time, which the models carry on
+            self.local_time = update.local_time
         return None
 
     def seq_ceiling(self, wall: float) -> int:
@@ -162,6 +165,7 @@ class Federation:
         if model.version <= self.version:
             return False
         self.model = model
+        self.local_time = model.local_time or self.local_time
         self.ledger.adopt(model)
         self.strategy.clear()
         self.velocity = None
@@ -204,7 +208,8 @@ class Federation:
         model = Model(version=self.version + 1, ts=ts,
                       n=(previous.n if previous else 0) + sum(c.n for c in used),
                       contributors=tuple(c.learner for c in used), target=target,
-                      params=as_params(features, vector), scaler=scaler, kind=kind, notes=notes)
+                      params=as_params(features, vector), scaler=scaler, kind=kind, notes=notes,
+                      local_time=self.local_time)
         self.ledger.record(model, used)
         self.model = model
         return model

@@ -6,7 +6,8 @@ standardised error is clipped, and L2 is optional. Parameters go in and out in t
 the named features (:class:`broker.messages.LinearParams`), so learners with different scalers
 average correctly and a subscriber predicts from the model message alone; the moments travel
 too (:class:`broker.messages.Scaler`) and merge exactly. ``kind="binary"`` is logistic
-regression (targets 0/1; predictions are probabilities).
+regression (targets 0/1; predictions are probabilities), with optional class weights
+(:mod:`learners.imbalance`).
 
 >>> rng = np.random.default_rng(0)
 >>> model = LinearModel(("a", "b"))
@@ -26,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from broker.messages import KINDS, LinearParams, Scaler
+from learners.imbalance import ClassWeight
 from learners.optim import AdaGrad, Optimizer
 from learners.sgd_kernel import (
     BINARY,
@@ -52,6 +54,7 @@ class LinearModel:
         optimizer: Optimizer | None = None,
         l2: float = 0.0,
         clip: float = 3.0,
+        class_weight: ClassWeight = ClassWeight(),
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
@@ -62,7 +65,9 @@ class LinearModel:
         self.optimizer = optimizer or AdaGrad()
         self.settings = SGDSettings(REGRESSION if kind == "regression" else BINARY,
                                     self.optimizer.code, float(self.optimizer.lr),
-                                    float(self.optimizer.beta), float(l2), float(clip))
+                                    float(self.optimizer.beta), float(l2), float(clip),
+                                    int(class_weight.balanced), float(class_weight.w0),
+                                    float(class_weight.w1))
         self.state = SGDState.zeros(len(self.features))
         # the same, as plain tuples for the per-reading kernel (its arrays change in place only)
         self._row_args = (tuple(self.settings), tuple(self.state))

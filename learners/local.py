@@ -35,6 +35,8 @@ True
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from broker.messages import LinearParams, Model, Scaler, Update
@@ -70,7 +72,8 @@ class LocalLearner:
         return predictions
 
     def update(self, learner_id: str, seq: int, target: str, ts: float,
-               metrics: dict[str, float] | None = None, drift: int = 0) -> Update:
+               metrics: dict[str, float] | None = None, drift: int = 0,
+               local_time: dict[str, Any] | None = None) -> Update:
         """The update to send now: everything learned on top of the base model."""
         params = self.learner.to_params()
         delta = self.learner.delta()
@@ -78,7 +81,8 @@ class LocalLearner:
         self.since_send = 0
         return Update(learner=learner_id, seq=seq, base_version=self.base_version,
                       n=self.since_base, target=target, params=params, ts=ts, scaler=delta,
-                      kind=self.learner.kind, metrics=metrics or {}, drift=drift)
+                      kind=self.learner.kind, metrics=metrics or {}, drift=drift,
+                      local_time=local_time or {})
 
     def adopt(self, model: Model, replace: bool = False) -> bool:
         """Take a newer model (any, with ``replace``: the caller judged it) and carry on from it

@@ -31,12 +31,21 @@ ADAGRAD = 1
 RMSPROP = 2
 
 _EPS = 1e-8
+#: Balanced class weights count this many samples of each class before the first: early
+#: weights stay near 1. Exact counts gave a rare first positive a weight of n / 2 (50 after a
+#: hundred 0s), and that one gradient held AdaGrad's steps small for good (rain at the NYC
+#: airports, 7 % positives: balanced accuracy 0.80 and ROC AUC 0.88, against 0.88 and 0.945
+#: with this prior; 10 and 30 gave 0.87, 0.88).
+BALANCE_PRIOR = 100.0
 
 
 class SGDSettings(NamedTuple):
     """How a model learns: ``kind`` REGRESSION or BINARY, ``optimizer`` SGD, ADAGRAD or
-    RMSPROP with its step ``lr`` (and ``beta`` for RMSProp), the L2 weight, and the clip of the
-    standardised error (regression)."""
+    RMSPROP with its step ``lr`` (and ``beta`` for RMSProp), the L2 weight, the clip of the
+    standardised error (regression), and (binary) the class weights: each sample's log-loss
+    gradient times ``w0`` or ``w1`` by its class, or with ``balanced`` set, times
+    n / (2 n_class) from the running class counts, :data:`BALANCE_PRIOR` each to start (the
+    target's running mean is the share of 1s: :mod:`learners.imbalance`)."""
 
     kind: int
     optimizer: int
@@ -44,6 +53,9 @@ class SGDSettings(NamedTuple):
     beta: float
     l2: float
     clip: float
+    balanced: int = 0
+    w0: float = 1.0
+    w1: float = 1.0
 
 
 class SGDState(NamedTuple):
@@ -122,6 +134,16 @@ def _welford(v, k, count, dcount, state):
 
 
 @njit(cache=True, inline="always")
+def _class_weight(y, share, count, settings):
+    """The sample's class weight: given, or balanced, n / (2 n_class) with n_class from the
+    running share of 1s, both counts starting at :data:`BALANCE_PRIOR` of each class."""
+    if not settings.balanced:
+        return settings.w1 if y != 0.0 else settings.w0
+    n_class = share * count if y != 0.0 else (1.0 - share) * count
+    return (count + 2.0 * BALANCE_PRIOR) / (2.0 * (n_class + BALANCE_PRIOR))
+
+
+@njit(cache=True, inline="always")
 def _learn(x, y, settings, state, grad):
     """Fold the sample into the statistics, then step on it in the updated scaling."""
     d = x.shape[0]
@@ -138,7 +160,7 @@ def _learn(x, y, settings, state, grad):
         err = s - (y - mean[d]) / _sd(m2[d], count)
         err = min(max(err, -settings.clip), settings.clip)
     else:
-        err = _sigmoid(s) - y
+        err = (_sigmoid(s) - y) * _class_weight(y, mean[d], count, settings)
     for j in range(d):
         grad[j] = err * (x[j] - mean[j]) / _sd(m2[j], count) + settings.l2 * theta[j]
     grad[d] = err

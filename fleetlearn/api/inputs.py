@@ -2,7 +2,9 @@
 
 A model names its features; each is a channel the caller passes in ``x`` or a derived one
 (:mod:`gateway.features`): ``hour_*``/``doy_*`` need ``ts``, ``lag1_<channel>`` needs
-``device`` (and an earlier call for it), ``site_<site>`` needs ``site``. A channel missing from
+``device`` (and an earlier call for it), ``site_<site>`` needs ``site``, ``device_<device>``
+needs ``device``; the time features are in the model's local time (its ``local_time``: the
+zone of the site or device given, else its default). A channel missing from
 ``x`` (absent, None or NaN) is filled as ``fill`` says, or named in :class:`MissingInput`.
 
 >>> need = Needs(("temp", "hour_sin", "lag1_temp", "site_jfk"), "humid")
@@ -18,7 +20,8 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 
-from gateway.features import CYCLIC, LAG, SITE, FeatureSpec
+from gateway.features import CYCLIC, DEVICE, LAG, SITE, FeatureSpec
+from gateway.local_time import LocalTime
 
 #: How a missing channel is filled: never (MissingInput), the device's last value given to
 #: this model (else the fleet's mean), or the fleet's mean (the model's moments).
@@ -65,13 +68,15 @@ def seconds(ts: float | datetime) -> float:
 class Needs:
     """The channels and the context (ts, device, site) a model's features need."""
 
-    def __init__(self, features: tuple[str, ...], target: str) -> None:
-        spec = FeatureSpec(features, target)
+    def __init__(self, features: tuple[str, ...], target: str,
+                 local_time: LocalTime | None = None) -> None:
+        spec = FeatureSpec(features, target, local_time or LocalTime())
         self.spec = spec
         self.channels = tuple(c for c in spec.channels if c != target)
         self.timed = next((f for f in features if f in CYCLIC), None)
         self.lagged = next((f for f in features if f.startswith(LAG)), None)
         self.sited = next((f for f in features if f.startswith(SITE)), None)
+        self.deviced = next((f for f in features if f.startswith(DEVICE)), None)
 
     def context(self, ts: object, device: object, site: object) -> list[str]:
         """What is missing of the context, one phrase each (empty: all there)."""
@@ -82,4 +87,6 @@ class Needs:
             out.append(f"device= (the device id, whose previous reading gives {self.lagged})")
         if self.sited and site is None:
             out.append(f"site= (the reading's site) for {self.sited}")
+        if self.deviced and device is None:
+            out.append(f"device= (the reading's device) for {self.deviced}")
         return out

@@ -25,12 +25,14 @@ import numpy as np
 from river import base
 
 from broker.messages import LinearParams
+from learners.imbalance import ClassWeight, parse_class_weight
 from learners.linear import LinearModel
 from learners.optim import Optimizer
 
 
 class _Linear:
     kind = "regression"
+    _class_weight = ClassWeight()
 
     def __init__(self, features: tuple[str, ...] | None = None,
                  optimizer: Optimizer | None = None, l2: float = 0.0, clip: float = 3.0) -> None:
@@ -42,7 +44,7 @@ class _Linear:
         if self._model is None:
             self.features = self.features or tuple(sorted(x))
             self._model = LinearModel(self.features, self.kind, self.optimizer, self.l2,
-                                      self.clip)
+                                      self.clip, self._class_weight)
         return self._model
 
     def _vector(self, model: LinearModel, x: dict) -> np.ndarray:
@@ -92,9 +94,22 @@ class Classifier(_Linear, base.Classifier):
     ...     model.learn_one({"t": i % 10}, i % 10 >= 5)
     >>> model.predict_one({"t": 9}), model.predict_one({"t": 0})
     (True, False)
+
+    ``class_weight``: ``"none"``, ``"balanced"`` or ``{0: w0, 1: w1}``, as a gateway's
+    (:mod:`learners.imbalance`).
+
+    >>> Classifier(class_weight="balanced")._class_weight.balanced
+    True
     """
 
     kind = "binary"
+
+    def __init__(self, features: tuple[str, ...] | None = None,
+                 optimizer: Optimizer | None = None, l2: float = 0.0, clip: float = 3.0,
+                 class_weight: str | dict = "none") -> None:
+        super().__init__(features, optimizer, l2, clip)
+        self.class_weight = class_weight
+        self._class_weight = parse_class_weight(class_weight)
 
     def learn_one(self, x: dict, y: bool) -> None:
         self._learn(x, 1.0 if y else 0.0)

@@ -3,7 +3,8 @@
 The message carries raw-unit weights, so a prediction is ``link(intercept + weights · x)``
 (:mod:`learners.link`: the sigmoid for a ``binary`` model). ``x`` is built as the gateway
 builds it (:class:`gateway.features.FeatureBuilder`, the same code): time features from
-``ts``, ``lag1_<channel>`` from the device's previous call, ``site_<site>`` one-hot.
+``ts`` in the model's local time (its ``local_time`` member), ``lag1_<channel>`` from the
+device's previous call, ``site_<site>`` and ``device_<device>`` one-hot.
 
 >>> import numpy as np
 >>> from broker.messages import LinearParams, Model as Message, Scaler
@@ -37,6 +38,7 @@ from broker.model_codec import decode_model
 from broker.wire import MAX_PAYLOAD_BYTES, DecodeError
 from fleetlearn.api.inputs import DEFAULT_FILL, FILLS, MissingInput, Needs, absent, seconds
 from gateway.features import LAG, FeatureBuilder
+from gateway.local_time import LocalTime
 from gateway.validation import Rejected
 from learners.link import output
 from learners.model_admission import ModelAdmission, ModelBounds
@@ -72,7 +74,8 @@ class Model:
         if fill not in FILLS:
             raise ValueError(f"fill must be one of {FILLS}, not {fill!r}")
         self.message, self.fill = message, fill
-        self.needs = Needs(message.params.features, message.target)
+        self.needs = Needs(message.params.features, message.target,
+                           LocalTime(**message.local_time) if message.local_time else None)
         self._build = FeatureBuilder(self.needs.spec)
         self._last: dict[str, dict[str, float]] = {}  # device -> channel -> last value given
         self._means = {}
@@ -92,8 +95,9 @@ class Model:
     def successor(self, message: Message) -> Model:
         """A newer version of the same task, keeping this one's per-device memory (lags and
         last values): a prediction after the swap sees the same history."""
-        if (message.params.features, message.target) != (self.features, self.target):
-            raise ValueError("a successor must have the same features and target")
+        if (message.params.features, message.target, message.local_time) != (
+                self.features, self.target, self.message.local_time):
+            raise ValueError("a successor must have the same features, target and local time")
         model = Model(message, self.fill)
         model._build, model._last = self._build, self._last
         return model

@@ -23,6 +23,7 @@ from broker.processes import die_with_parent, orphaned
 from broker.topics import TopicError, Topics, check_id
 from fleetlearn.commands.logs import set_node
 from fleetlearn.metrics.settings import ExporterConfig
+from gateway.local_time import LocalTime
 from learners.model_admission import ModelBounds
 
 UsageProblem = typer.BadParameter  # a bad option value: one line, exit code 2
@@ -82,6 +83,40 @@ OptimizerOpt = Annotated[str, typer.Option(help="'adagrad', 'rmsprop' or 'sgd'."
 LrOpt = Annotated[float | None, typer.Option(min=1e-9, help="Learning rate (default: the "
                                              "optimizer's: adagrad 0.3, rmsprop 0.01, "
                                              "sgd 0.01).")]
+ClassWeightOpt = Annotated[str, typer.Option(
+    "--class-weight", help="Binary tasks: each class's weight in the log-loss: 'none', "
+    "'balanced' (n / (2 n_class), from the running class counts) or '0:W0,1:W1'.")]
+ThresholdOpt = Annotated[str, typer.Option(
+    help="Binary tasks: the probability at or above which a prediction says 1, in the "
+    "accuracies; 'auto': tuned online for balanced accuracy.")]
+TimezoneOpt = Annotated[str, typer.Option(
+    help="The time zone of hour_*/doy_* features: an IANA name (America/New_York) or an offset "
+    "(+05:30); UTC by default.")]
+TimezonesOpt = Annotated[str | None, typer.Option(
+    help="Time zones by site or device, over --timezone: 'NAME=ZONE,NAME=ZONE' ([task.timezones] "
+    "in the config file; a device's wins over its site's).")]
+
+
+def local_time(timezone: str, timezones: str | None) -> LocalTime:
+    """The local time the options describe.
+
+    >>> local_time("UTC", "jfk=America/New_York, d7=+01:00").zones
+    {'jfk': 'America/New_York', 'd7': '+01:00'}
+    """
+    zones = {}
+    for part in (timezones or "").split(","):
+        if not part.strip():
+            continue
+        name, sep, zone = part.partition("=")
+        if not sep or not name.strip() or not zone.strip():
+            raise UsageProblem(f"--timezones takes NAME=ZONE pairs, not {part.strip()!r}")
+        zones[name.strip()] = zone.strip()
+    try:
+        return LocalTime(timezone, zones)
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from None
+
+
 LayoutOpt = Annotated[Literal["columns", "rows"], typer.Option(
     help="How a message of more than one reading (--batch > 1) is written: 'columns' (one "
          "JSON object, each channel a list: every key once per message, smaller) or 'rows' "

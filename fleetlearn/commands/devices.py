@@ -47,14 +47,18 @@ TimeFormatOpt = Annotated[str | None, typer.Option(
     "given).")]
 SkipRowsOpt = Annotated[int, typer.Option("--skip-rows", min=0, help="Lines before the header "
                                           "row (a logger's preamble).")]
+TzColOpt = Annotated[str | None, typer.Option(
+    "--tz-col", help="A column naming each row's time zone (IANA name or offset): times "
+    "without a zone are read in it, and it is the device's zone for hour_*/doy_*.")]
 
 #: Where each option's default lives (option -> dataclass, field); tests hold them equal.
 SIMULATE_OWNERS: dict[str, tuple[type, str]] = {
     name: (F, name) for name in ("devices", "sites", "seed", "rate", "batch", "layout", "qos",
-                                 "duration", "drift_at", "metrics_interval", "send_buffer")}
+                                 "duration", "drift_at", "metrics_interval", "send_buffer",
+                                 "positives")}
 REPLAY_OWNERS: dict[str, tuple[type, str]] = {
     name: (R, name) for name in ("site", "speed", "qos", "batch", "layout", "metrics_interval",
-                                 "date_col", "time_format", "skip_rows")}
+                                 "date_col", "time_format", "skip_rows", "tz_col")}
 
 
 def simulate(
@@ -81,6 +85,10 @@ def simulate(
     drift_at: Annotated[float | None, typer.Option(min=0.0, help="Seconds into the run when "
                                                    "the hidden truth changes.")
                         ] = default(F, "drift_at"),
+    positives: Annotated[float | None, typer.Option(
+        min=1e-6, max=1 - 1e-6, help="A share of positives: every reading also carries a 0/1 "
+        "channel 'event', 1 when its target is above the level that share of readings exceed "
+        "(an imbalanced binary task).")] = default(F, "positives"),
     metrics_interval: MetricsOpt = default(F, "metrics_interval"),
     send_buffer: Annotated[int, typer.Option(min=1, help="Most QoS 1 messages waiting for the "
                                              "broker's acknowledgement; readings due while "
@@ -99,7 +107,7 @@ def simulate(
                              layout=layout, qos=qos, duration=duration,
                              metrics_interval=metrics_interval,
                              faults=FaultRates.parse(faults) if faults else None,
-                             drift_at=drift_at, send_buffer=send_buffer)
+                             drift_at=drift_at, send_buffer=send_buffer, positives=positives)
         connection = address(broker, username, password, tls_ca, tls_cert, tls_key)
         fleet = Fleet(config, topics(prefix), connection)
     except ValueError as exc:
@@ -114,6 +122,7 @@ def replay(
                                           "or ISO 8601 (UTC unless it names a zone).")],
     device_col: Annotated[str, typer.Option("--device-col", help="Column of device ids.")],
     date_col: DateColOpt = default(R, "date_col"),
+    tz_col: TzColOpt = default(R, "tz_col"),
     time_format: TimeFormatOpt = default(R, "time_format"),
     skip_rows: SkipRowsOpt = default(R, "skip_rows"),
     columns: Annotated[str | None, typer.Option(help="Comma-separated channel columns "
@@ -145,7 +154,7 @@ def replay(
     try:
         config = ReplayConfig(
             path=file, time_col=time_col, device_col=device_col, site=check_site(site),
-            date_col=date_col, time_format=time_format, skip_rows=skip_rows,
+            date_col=date_col, time_format=time_format, skip_rows=skip_rows, tz_col=tz_col,
             columns=None if columns is None else names(columns, "--columns"), speed=speed,
             qos=qos, batch=batch, layout=layout, metrics_interval=metrics_interval,
         )

@@ -19,27 +19,35 @@ from broker.topics import check_site
 from devices.replay import ReplayConfig
 from fleetlearn.commands import cleaning_options as clean
 from fleetlearn.commands.common import (
+    ClassWeightOpt,
     KindOpt,
     LrOpt,
     OptimizerOpt,
+    ThresholdOpt,
+    TimezoneOpt,
+    TimezonesOpt,
     UsageProblem,
     default,
+    local_time,
     names,
     resolve_data_path,
 )
-from fleetlearn.commands.devices import DateColOpt, SkipRowsOpt, TimeFormatOpt
+from fleetlearn.commands.devices import DateColOpt, SkipRowsOpt, TimeFormatOpt, TzColOpt
 from fleetlearn.commands.gateway import cleaning_config
 from fleetlearn.evaluate.settings import EvaluateSettings
 from gateway.cleaning import ChannelPolicy, CleaningConfig
 from gateway.features import FeatureSpec
+from gateway.local_time import LocalTime
 
 R, C, P, S = ReplayConfig, CleaningConfig, ChannelPolicy, EvaluateSettings
 
 #: Where each option's default lives (option -> dataclass, field); tests hold them equal.
 OWNERS: dict[str, tuple[type, str]] = {
+    "timezone": (LocalTime, "default"),
     **{name: (S, name) for name in ("kind", "optimizer", "lr", "l2", "clip", "sync_every",
-                                    "gateways")},
-    **{name: (R, name) for name in ("date_col", "time_format", "skip_rows", "site")},
+                                    "gateways", "class_weight", "threshold")},
+    **{name: (R, name) for name in ("date_col", "time_format", "skip_rows", "site",
+                                    "tz_col")},
     "max_age": (C, "max_age"), "max_skew": (C, "max_skew"),
     "reorder_window": (C, "reorder_window"), "max_seq_jump": (C, "max_seq_jump"),
     "impute": (P, "impute"), "impute_max_age": (P, "max_age"), "outliers": (P, "outliers"),
@@ -55,6 +63,7 @@ def evaluate(
     device_col: Annotated[str | None, typer.Option("--device-col", help="Column of device "
                                                    "ids.")] = None,
     date_col: DateColOpt = default(R, "date_col"),
+    tz_col: TzColOpt = default(R, "tz_col"),
     time_format: TimeFormatOpt = default(R, "time_format"),
     skip_rows: SkipRowsOpt = default(R, "skip_rows"),
     columns: Annotated[str | None, typer.Option(help="Comma-separated channel columns "
@@ -63,6 +72,8 @@ def evaluate(
     features: Annotated[str | None, typer.Option(help="Comma-separated feature channels.")
                         ] = None,
     target: Annotated[str | None, typer.Option(help="Target channel.")] = None,
+    timezone: TimezoneOpt = default(LocalTime, "default"),
+    timezones: TimezonesOpt = None,
     kind: KindOpt = default(S, "kind"),
     optimizer: OptimizerOpt = default(S, "optimizer"),
     lr: LrOpt = default(S, "lr"),
@@ -70,6 +81,8 @@ def evaluate(
                   ] = default(S, "l2"),
     clip: Annotated[float, typer.Option(min=1e-6, help="Clip of the standardised error.")
                     ] = default(S, "clip"),
+    class_weight: ClassWeightOpt = default(S, "class_weight"),
+    threshold: ThresholdOpt = default(S, "threshold"),
     gateways: Annotated[int, typer.Option(min=1, help="Gateways the devices are dealt out to, "
                                           "as `up --gateways`.")] = default(S, "gateways"),
     sync_every: Annotated[int, typer.Option(min=1, help="Samples of a gateway between its "
@@ -102,11 +115,15 @@ def evaluate(
     try:
         plan = load_readings(path, time_col, device_col, site=check_site(site),
                              columns=None if columns is None else names(columns, "--columns"),
-                             date_col=date_col, time_format=time_format, skip_rows=skip_rows)
+                             date_col=date_col, time_format=time_format, skip_rows=skip_rows,
+                             tz_col=tz_col)
         cleaning = cleaning_config(None, max_age, max_skew, reorder_window, max_seq_jump,
                                    impute, impute_max_age, outliers, z, smooth)
-        settings = S(FeatureSpec(names(features, "--features"), target), kind=kind,
-                     optimizer=optimizer, lr=lr, l2=l2, clip=clip, sync_every=sync_every,
+        zones = local_time(timezone, timezones)  # over the file's zone column
+        zones = LocalTime(zones.default, {**plan.zones, **zones.zones})
+        settings = S(FeatureSpec(names(features, "--features"), target, zones), kind=kind,
+                     optimizer=optimizer, lr=lr, l2=l2, clip=clip, class_weight=class_weight,
+                     threshold=threshold, sync_every=sync_every,
                      gateways=gateways, cleaning=cleaning)
         missing = [c for c in settings.spec.channels if c not in plan.channels]
         if missing:

@@ -19,6 +19,7 @@ from fleetlearn.commands.common import (
     EXPORTER_OWNERS,
     MODEL_OWNERS,
     BrokerOpt,
+    ClassWeightOpt,
     GiveUpOpt,
     KindOpt,
     LrOpt,
@@ -29,6 +30,9 @@ from fleetlearn.commands.common import (
     OptimizerOpt,
     PasswordOpt,
     PrefixOpt,
+    ThresholdOpt,
+    TimezoneOpt,
+    TimezonesOpt,
     TlsCaOpt,
     TlsCertOpt,
     TlsKeyOpt,
@@ -37,6 +41,7 @@ from fleetlearn.commands.common import (
     VersionJumpOpt,
     address,
     default,
+    local_time,
     names,
     no_limit,
     read_allowlist,
@@ -48,6 +53,7 @@ from fleetlearn.metrics.settings import ExporterConfig
 from gateway.cleaning import ChannelPolicy, CleaningConfig
 from gateway.config import GatewayConfig
 from gateway.features import FeatureSpec
+from gateway.local_time import LocalTime
 from gateway.partition import Partition
 from gateway.task_check import TaskUnfit
 from learners.model_admission import ModelBounds
@@ -58,10 +64,12 @@ TASK = default(G, "spec")
 #: Where each option's default lives (option -> dataclass, field); tests hold them equal.
 OWNERS: dict[str, tuple[type, str]] = {
     **EXPORTER_OWNERS,
+    "timezone": (LocalTime, "default"),
     "id": (G, "node_id"), "samples_log": (G, "samples_log"),
     "sync_every": (G, "sync_every"),
     "sync_interval": (G, "sync_interval"), "kind": (G, "kind"), "optimizer": (G, "optimizer"),
     "lr": (G, "lr"), "l2": (G, "l2"), "clip": (G, "clip"),
+    "class_weight": (G, "class_weight"), "threshold": (G, "threshold"),
     "drift_detector": (G, "drift_detector"), "metrics_interval": (G, "metrics_interval"),
     "quality_interval": (G, "quality_interval"), "max_age": (C, "max_age"),
     "max_skew": (C, "max_skew"), "reorder_window": (C, "reorder_window"),
@@ -92,6 +100,8 @@ def gateway(
     features: Annotated[str, typer.Option(help="Comma-separated feature channels.")
                         ] = ",".join(TASK.features),
     target: Annotated[str, typer.Option(help="Target channel.")] = TASK.target,
+    timezone: TimezoneOpt = default(LocalTime, "default"),
+    timezones: TimezonesOpt = None,
     kind: KindOpt = default(G, "kind"),
     check_after: Annotated[int, typer.Option(min=0, help="Readings after which it judges once "
                                              "whether the task fits the stream: a channel in "
@@ -108,6 +118,8 @@ def gateway(
                   ] = default(G, "l2"),
     clip: Annotated[float, typer.Option(min=1e-6, help="Clip of the standardised error.")
                     ] = default(G, "clip"),
+    class_weight: ClassWeightOpt = default(G, "class_weight"),
+    threshold: ThresholdOpt = default(G, "threshold"),
     allowlist: Annotated[Path | None, typer.Option(help="File of allowed device ids, one a "
                                                    "line (default: any device).")] = None,
     max_age: clean.MaxAgeOpt = default(C, "max_age"),
@@ -155,9 +167,10 @@ def gateway(
                                    impute, impute_max_age, outliers, z, smooth)
         config = GatewayConfig(
             node_id=id, partition=Partition.parse(partition),
-            spec=FeatureSpec(names(features, "--features"), target), kind=kind,
-            optimizer=optimizer, lr=lr, l2=l2, clip=clip,
-            sync_every=sync_every, sync_interval=sync_interval,
+            spec=FeatureSpec(names(features, "--features"), target,
+                         local_time(timezone, timezones)), kind=kind,
+            optimizer=optimizer, lr=lr, l2=l2, clip=clip, class_weight=class_weight,
+            threshold=threshold, sync_every=sync_every, sync_interval=sync_interval,
             metrics_interval=metrics_interval, quality_interval=quality_interval,
             cleaning=cleaning, drift_detector=drift_detector,
             keyring=keyring(key, trust, id, "gateway"),

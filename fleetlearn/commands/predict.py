@@ -25,6 +25,8 @@ from fleetlearn.commands.common import (
     MetricsPortOpt,
     PasswordOpt,
     PrefixOpt,
+    TimezoneOpt,
+    TimezonesOpt,
     TlsCaOpt,
     TlsCertOpt,
     TlsKeyOpt,
@@ -33,6 +35,7 @@ from fleetlearn.commands.common import (
     VersionJumpOpt,
     address,
     default,
+    local_time,
     names,
     serve,
     topics,
@@ -43,6 +46,7 @@ from fleetlearn.metrics.settings import ExporterConfig
 from gateway.cleaning import ChannelPolicy, CleaningConfig
 from gateway.config import GatewayConfig, PredictorConfig
 from gateway.features import FeatureSpec
+from gateway.local_time import LocalTime
 from gateway.partition import Partition
 from learners.model_admission import ModelBounds
 
@@ -51,6 +55,7 @@ P, C, CP = PredictorConfig, CleaningConfig, ChannelPolicy
 #: Where each option's default lives (option -> dataclass, field); tests hold them equal.
 OWNERS: dict[str, tuple[type, str]] = {
     **EXPORTER_OWNERS,
+    "timezone": (LocalTime, "default"),
     "id": (P, "node_id"), "metrics_interval": (P, "metrics_interval"),
     "max_model_age": (P, "max_model_age"), "stale": (P, "stale"), "qos": (P, "qos"),
     "kind": (GatewayConfig, "kind"), "max_age": (C, "max_age"), "max_skew": (C, "max_skew"),
@@ -69,6 +74,8 @@ def predict(
     features: Annotated[str, typer.Option(help="Comma-separated features (the gateways').")
                         ] = ",".join(TASK.features),
     target: Annotated[str, typer.Option(help="Target channel.")] = TASK.target,
+    timezone: TimezoneOpt = default(LocalTime, "default"),
+    timezones: TimezonesOpt = None,
     kind: KindOpt = default(GatewayConfig, "kind"),
     allowlist: Annotated[Path | None, typer.Option(help="File of allowed device ids, one a "
                                                    "line (default: any device).")] = None,
@@ -112,7 +119,8 @@ def predict(
         config = PredictorConfig(
             node_id=check_id(id), metrics_interval=metrics_interval,
             partition=Partition.parse(partition), qos=qos,
-            spec=FeatureSpec(names(features, "--features"), target), kind=kind,
+            spec=FeatureSpec(names(features, "--features"), target,
+                         local_time(timezone, timezones)), kind=kind,
             cleaning=cleaning_config(allowlist, max_age, max_skew, reorder_window,
                                      max_seq_jump, impute, impute_max_age, outliers, z, smooth),
             max_model_age=max_model_age,

@@ -41,7 +41,7 @@ from fleetlearn.commands.common import (
     resolve_data_path,
     topics,
 )
-from fleetlearn.commands.devices import DateColOpt, SkipRowsOpt, TimeFormatOpt
+from fleetlearn.commands.devices import DateColOpt, SkipRowsOpt, TimeFormatOpt, TzColOpt
 from fleetlearn.commands.logs import LOG_META, LogChoice, check_level
 from fleetlearn.deploy.display import ProgressView, summary_table
 from fleetlearn.deploy.settings import UpSettings
@@ -55,11 +55,11 @@ F, R, U = FleetConfig, ReplayConfig, UpSettings
 OWNERS: dict[str, tuple[type, str]] = {
     **EXPORTER_OWNERS,
     **{name: (F, name) for name in ("devices", "sites", "rate", "batch", "layout", "qos",
-                                    "seed", "drift_at")},
+                                    "seed", "drift_at", "positives")},
     "send_buffer": (F, "send_buffer"),
     "gateways": (U, "gateways"), "drain_timeout": (U, "drain_timeout"), "site": (R, "site"),
     "secure": (U, "secure"), "dashboard": (U, "dashboard"),
-    **{name: (R, name) for name in ("date_col", "time_format", "skip_rows")},
+    **{name: (R, name) for name in ("date_col", "time_format", "skip_rows", "tz_col")},
 }
 
 
@@ -108,6 +108,7 @@ def up(
     date_col: DateColOpt = default(R, "date_col"),
     time_format: TimeFormatOpt = default(R, "time_format"),
     skip_rows: SkipRowsOpt = default(R, "skip_rows"),
+    tz_col: TzColOpt = default(R, "tz_col"),
     columns: Annotated[str | None, typer.Option(help="Replay: channel columns (default: "
                                                 "every numeric one).")] = None,
     site: Annotated[str, typer.Option(help="Replay: the devices' site.")] = default(R, "site"),
@@ -118,6 +119,9 @@ def up(
     drift_at: Annotated[float | None, typer.Option(min=0.0, help="Seconds into the run when "
                                                    "the hidden truth changes.")
                         ] = default(F, "drift_at"),
+    positives: Annotated[float | None, typer.Option(
+        min=1e-6, max=1 - 1e-6, help="The fleet's share of positives in a 0/1 channel 'event' "
+        "(see `devices simulate --help`).")] = default(F, "positives"),
     strategy: Annotated[str | None, typer.Option(help="The aggregator's strategy (see "
                                                  "`aggregator --help`; default: sync).")] = None,
     merge: Annotated[str | None, typer.Option(help="The aggregator's merge rule (default: "
@@ -169,7 +173,7 @@ def up(
             replay = ReplayConfig(path=resolve_data_path(file), time_col=time_col,
                                   device_col=device_col, site=check_site(site), speed=speed,
                                   date_col=date_col, time_format=time_format,
-                                  skip_rows=skip_rows,
+                                  skip_rows=skip_rows, tz_col=tz_col,
                                   columns=None if columns is None else names(columns,
                                                                               "--columns"))
         settings = UpSettings(
@@ -181,7 +185,8 @@ def up(
             sync_every=sync_every,
             sync_interval=sync_interval, features=features, target=target, kind=kind,
             optimizer=optimizer, lr=lr, replay=replay, config=ctx.obj,
-            faults=faults, drift_at=drift_at, log_dir=log_dir, strategy=strategy,
+            faults=faults, drift_at=drift_at, positives=positives, log_dir=log_dir,
+            strategy=strategy,
             merge=merge, drift_policy=drift_policy, send_buffer=send_buffer,
             drain_timeout=drain_timeout, dashboard=dashboard,
             log_level=check_level(log_level or logs.level or "INFO"), log_format=logs.format,

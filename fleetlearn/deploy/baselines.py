@@ -38,6 +38,7 @@ from fleetlearn.evaluate.strategies import central, local, persistence
 from fleetlearn.evaluate.table import figures
 from gateway.features import FeatureSpec
 from gateway.sample_log import Samples, load
+from learners.imbalance import parse_threshold
 
 #: What each strategy means, one sentence each (the summary and docs say it).
 MEANING = {
@@ -62,14 +63,16 @@ def baselines(samples_dir: Path, node_config: dict[str, dict[str, Any]]
     task, learner = node_config.get("task", {}), node_config.get("learner", {})
     settings = EvaluateSettings(
         FeatureSpec(kept[0].features, "y"), kind=task.get("kind", "regression"),
-        **{k: learner[k] for k in ("optimizer", "lr", "l2", "clip") if k in learner})
+        **{k: learner[k] for k in ("optimizer", "lr", "l2", "clip", "class_weight", "threshold")
+           if k in learner})
     make = settings.model
     k = len(kept)
     predictions = {"persistence": persistence(y, _device_codes(kept)),
                    "local": local(X, y, gateway, k, make),
                    "central": _central_by_clock(kept, X, y, make),
                    "federated": np.concatenate([s.predicted for s in kept])}
-    table = figures(settings.kind, predictions, y, gateway, k, np.ones(len(y), bool))
+    table = figures(settings.kind, predictions, y, gateway, k, np.ones(len(y), bool),
+                    parse_threshold(settings.threshold))
     names = [f.stem for f in files]
     return {"samples": len(y), "dropped": sum(s.dropped for s in kept), "kind": settings.kind,
             "strategies": {s: _named(t, names) for s, t in table.items()},

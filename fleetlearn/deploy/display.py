@@ -179,17 +179,24 @@ def truth_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def federated_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
-    """The federated prequential metrics: R² (regression), accuracy and log-loss (binary).
+    """The federated prequential metrics: R² (regression), accuracy and log-loss (binary;
+    balanced accuracy and ROC AUC too where the gateways report them).
 
     >>> federated_rows({"federated": {"n": 9, "accuracy": 0.875, "log_loss": 0.31}})
     [('federated prequential accuracy', '0.8750'), ('federated prequential log-loss', '0.3100')]
+    >>> federated_rows({"federated": {"accuracy": 0.9, "balanced_accuracy": 0.8, "log_loss": 0.3,
+    ...                               "roc_auc": 0.95}})[1]
+    ('federated prequential balanced accuracy', '0.8000')
     >>> federated_rows({"federated": {}})
     [('federated prequential R²', '-')]
     """
     fed = report["federated"]
     if _binary([fed]):
-        return [("federated prequential accuracy", _fmt(fed.get("accuracy"), 4)),
-                ("federated prequential log-loss", _fmt(fed.get("log_loss"), 4))]
+        return [(f"federated prequential {label}", _fmt(fed.get(key), 4))
+                for key, label in (("accuracy", "accuracy"),
+                                   ("balanced_accuracy", "balanced accuracy"),
+                                   ("log_loss", "log-loss"), ("roc_auc", "ROC AUC"))
+                if key in fed or key in ("accuracy", "log_loss")]
     return [("federated prequential R²", _fmt(fed.get("r2"), 4))]
 
 
@@ -264,7 +271,8 @@ def summary_table(report: dict[str, Any]) -> Table:
         rows.append((f"  rejected: {reason}", f"{n:,}"))
     binary = _binary([*report["prequential"].values(), report["federated"]])
     for name, pq in report["prequential"].items():
-        rows.append((f"{name} prequential accuracy / log-loss", f"{_fmt(pq.get('accuracy'), 4)}"
+        rows.append((f"{name} prequential accuracy / balanced / log-loss",
+                     f"{_fmt(pq.get('accuracy'), 4)} / {_fmt(pq.get('balanced_accuracy'), 4)}"
                      f" / {_fmt(pq.get('log_loss'), 4)}") if binary else
                     (f"{name} prequential MAE / R²",
                      f"{_fmt(pq.get('mae'))} / {_fmt(pq.get('r2'), 4)}"))

@@ -46,6 +46,7 @@ class UpSettings:
     config: Path | None = None  # the TOML file, handed on to every node
     faults: str = ""
     drift_at: float | None = None
+    positives: float | None = None  # the fleet's: a 0/1 'event' channel with that share of 1s
     strategy: str | None = None
     merge: str | None = None
     drift_policy: str | None = None
@@ -120,6 +121,7 @@ class UpSettings:
             "fleet": {"devices": self.devices, "sites": self.sites, "seed": self.seed,
                       "rate": self.rate, "batch": self.batch, "layout": self.layout,
                       "qos": self.qos, "faults": self.faults, "drift_at": self.drift_at,
+                      "positives": self.positives,
                       "send_buffer": self.send_buffer},
         }
         if self.replay is not None:
@@ -128,7 +130,11 @@ class UpSettings:
                                "device_col": r.device_col, "date_col": r.date_col,
                                "time_format": r.time_format, "skip_rows": r.skip_rows or None,
                                "columns": list(r.columns) if r.columns else None,
-                               "site": r.site, "speed": r.speed, "qos": self.qos}
+                               "site": r.site, "speed": r.speed, "qos": self.qos,
+                               "tz_col": r.tz_col}
+            if r.tz_col is not None:  # each device's zone, for the time features; the file's
+                task = sections.setdefault("task", {})  # own [task.timezones] win
+                task["timezones"] = {**r.plan().zones, **task.get("timezones", {})}
         for name, values in given.items():
             chosen = {k: v for k, v in values.items() if v is not None and v != ""}
             if chosen:

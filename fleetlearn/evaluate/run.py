@@ -30,6 +30,7 @@ from fleetlearn.evaluate.settings import EvaluateSettings
 from fleetlearn.evaluate.strategies import central, federated, local, persistence
 from fleetlearn.evaluate.table import figures
 from gateway.partition import Partition
+from learners.imbalance import parse_threshold
 
 
 def assign(plan: ReplayPlan, gateways: int) -> tuple[list[list[str]], dict[str, int]]:
@@ -58,7 +59,8 @@ def evaluate(plan: ReplayPlan, settings: EvaluateSettings) -> dict[str, Any]:
     predictions = {"persistence": persistence(y, samples.device),
                    "local": local(X, y, gateway, k, make),
                    "central": central(X, y, make), "federated": fed}
-    table = figures(settings.kind, predictions, y, gateway, k, samples.scored)
+    table = figures(settings.kind, predictions, y, gateway, k, samples.scored,
+                    parse_threshold(settings.threshold))
     return {"task": {"features": list(settings.spec.features), "target": settings.spec.target},
             "kind": settings.kind, "readings": len(plan.readings), "samples": len(samples),
             "scored": int(samples.scored.sum()), "rejected": dict(samples.rejected),

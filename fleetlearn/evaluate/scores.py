@@ -1,7 +1,8 @@
 """Prequential figures of a set of predictions: river's definitions, computed at once.
 
 Regression: MAE, RMSE and R² = 1 - SSE / Σ(y - ȳ)² (river's ``R2``). Binary (targets 0/1,
-predictions probabilities): accuracy (p >= 0.5 says 1), balanced accuracy (the mean recall of
+predictions probabilities): accuracy (p >= the threshold, 0.5 unless given, says 1; a threshold
+may be given per sample, as an online tuner chose it), balanced accuracy (the mean recall of
 the classes present, river's ``BalancedAccuracy``), log-loss (probabilities clipped to
 [1e-15, 1 - 1e-15], as river) and ROC AUC, exact (the Mann-Whitney statistic, ties counted
 half; river's ``ROCAUC`` approximates it on a grid of thresholds).
@@ -27,13 +28,14 @@ FIGURES = {"regression": ("mae", "rmse", "r2"),
            "binary": ("accuracy", "balanced_accuracy", "log_loss", "roc_auc")}
 
 
-def score(kind: str, y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+def score(kind: str, y: np.ndarray, p: np.ndarray,
+          threshold: float | np.ndarray = 0.5) -> dict[str, float]:
     """The figures of predictions ``p`` of targets ``y`` (0.0 each, with no samples)."""
     n = len(y)
     if not n:
         return {"n": 0, **dict.fromkeys(FIGURES[kind], 0.0)}
     if kind == "binary":
-        return {"n": n, **_binary(y != 0, p)}
+        return {"n": n, **_binary(y != 0, p, threshold)}
     e = y - p
     sst = float(((y - y.mean()) ** 2).sum())
     r2 = 1.0 - float(e @ e) / sst if n > 1 and sst else 0.0
@@ -41,8 +43,9 @@ def score(kind: str, y: np.ndarray, p: np.ndarray) -> dict[str, float]:
             "r2": r2}
 
 
-def _binary(true: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    said = p >= 0.5
+def _binary(true: np.ndarray, p: np.ndarray, threshold: float | np.ndarray
+            ) -> dict[str, float]:
+    said = p >= threshold
     recalls = [float(np.mean(said[true == c] == c)) for c in (False, True) if (true == c).any()]
     q = np.clip(p, _P_MIN, _P_MAX)
     loss = -float(np.mean(np.log(np.where(true, q, 1.0 - q))))

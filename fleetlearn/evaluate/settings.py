@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from fleetlearn.deploy.settings import UpSettings
 from gateway.cleaning import CleaningConfig
-from gateway.config import GatewayConfig
+from gateway.config import GatewayConfig, check_imbalance
 from gateway.features import FeatureSpec
 
 if TYPE_CHECKING:
@@ -31,6 +31,8 @@ class EvaluateSettings:
     lr: float | None = G.lr
     l2: float = G.l2
     clip: float = G.clip
+    class_weight: str = G.class_weight
+    threshold: str = G.threshold
     sync_every: int = G.sync_every
     gateways: int = UpSettings.gateways
     cleaning: CleaningConfig = field(default_factory=CleaningConfig)
@@ -38,11 +40,14 @@ class EvaluateSettings:
     def __post_init__(self) -> None:
         if self.gateways < 1 or self.sync_every < 1:
             raise ValueError("need gateways >= 1 and sync every >= 1")
+        check_imbalance(self.kind, self.class_weight, self.threshold)
 
     def model(self) -> LinearModel:
         """A blank learner as a gateway makes one."""
+        from learners.imbalance import parse_class_weight
         from learners.linear import LinearModel
         from learners.optim import make_optimizer
 
         return LinearModel(self.spec.features, self.kind,
-                           make_optimizer(self.optimizer, self.lr), self.l2, self.clip)
+                           make_optimizer(self.optimizer, self.lr), self.l2, self.clip,
+                           parse_class_weight(self.class_weight))

@@ -16,25 +16,35 @@ import numpy as np
 from rich.table import Table
 
 from fleetlearn.evaluate.scores import FIGURES, score
+from learners.imbalance import online_thresholds
 
 LABELS = {"mae": "MAE", "rmse": "RMSE", "r2": "R²", "accuracy": "accuracy",
           "balanced_accuracy": "bal. acc.", "log_loss": "log-loss", "roc_auc": "ROC AUC"}
 
 
 def figures(kind: str, predictions: dict[str, np.ndarray], y: np.ndarray, gateway: np.ndarray,
-            gateways: int, scored: np.ndarray) -> dict[str, dict[str, Any]]:
+            gateways: int, scored: np.ndarray, threshold: float | None = 0.5
+            ) -> dict[str, dict[str, Any]]:
     """Per strategy: ``gateways`` (each gateway's figures), ``mean`` (weighted by samples)
-    and ``pooled`` (over every scored sample at once)."""
+    and ``pooled`` (over every scored sample at once). Binary: ``threshold`` None tunes each
+    gateway's online on its own scored predictions (:func:`learners.imbalance.online_thresholds`),
+    as a gateway does."""
     out: dict[str, dict[str, Any]] = {}
     for name, p in predictions.items():
         ok = scored & ~np.isnan(p)
-        per = {f"gw-{g}": score(kind, y[ok & (gateway == g)], p[ok & (gateway == g)])
-               for g in range(gateways)}
+        t = np.full(len(y), 0.5 if threshold is None else threshold)
+        if threshold is None and kind == "binary":
+            for g in range(gateways):
+                mine = ok & (gateway == g)
+                t[mine] = online_thresholds(y[mine], p[mine])
+        per = {f"gw-{g}": score(kind, y[ok & (gateway == g)], p[ok & (gateway == g)],
+                                t[ok & (gateway == g)]) for g in range(gateways)}
         n = sum(s["n"] for s in per.values())
         mean: dict[str, float] = {"n": n}
         for key in FIGURES[kind]:
             mean[key] = (sum(s[key] * s["n"] for s in per.values()) / n) if n else 0.0
-        out[name] = {"gateways": per, "mean": mean, "pooled": score(kind, y[ok], p[ok])}
+        out[name] = {"gateways": per, "mean": mean,
+                     "pooled": score(kind, y[ok], p[ok], t[ok])}
     return out
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from broker.keyring import Keyring, write_private
 from broker.messages import Reading
-from broker.model_codec import decode_model
+from broker.model_codec import FORMAT, decode_model
 from broker.reading_codec import encode_readings
 from broker.signing import PrivateKey
 from broker.topics import Topics
@@ -71,7 +71,7 @@ def test_every_model_the_aggregator_broadcasts_fits_the_schema(address, prefix, 
     models = [decode_model(p) for p in payloads]
     assert [m.version for m in models] == list(range(1, len(models) + 1))
     assert all(m.params.features == SPEC.features for m in models)
-    assert all(orjson.loads(p)["format"] == "1.0" for p in payloads)
+    assert all(orjson.loads(p)["format"] == FORMAT for p in payloads)
     assert all(("sig" in orjson.loads(p)) is signed for p in payloads)
     watcher.close()
 

@@ -27,6 +27,7 @@ import numpy as np
 from broker.messages import LinearParams, Scaler
 
 EPS = 1e-8
+BALANCE_PRIOR = 100.0  # samples of each class counted before the first (balanced weights)
 
 
 # ----------------------------------------------------------------------- optimizer steps
@@ -97,14 +98,17 @@ class ReferenceLearner:
     m2: np.ndarray
     dmean: np.ndarray  # moments since the last adopted model
     dm2: np.ndarray
+    #: binary: "none", "balanced", or (w0, w1), the weight of each class's log-loss
+    class_weight: str | tuple[float, float] = "none"
 
     @classmethod
     def blank(cls, d: int, kind: str = "regression", optimizer: str = "adagrad",
               lr: float = 0.3, beta: float = 0.0, l2: float = 0.0,
-              clip: float = 3.0) -> ReferenceLearner:
+              clip: float = 3.0,
+              class_weight: str | tuple[float, float] = "none") -> ReferenceLearner:
         z = np.zeros(d + 1)
         return cls(kind, optimizer, lr, beta, l2, clip, z.copy(), z.copy(), 0, 0, z.copy(),
-                   z.copy(), z.copy(), z.copy())
+                   z.copy(), z.copy(), z.copy(), class_weight)
 
     def score(self, x: np.ndarray) -> float:
         """The standardised linear score of x."""
@@ -129,13 +133,31 @@ class ReferenceLearner:
         self.dmean = self.dmean + delta / self.dcount
         self.dm2 = self.dm2 + delta * (v - self.dmean)
 
+    def weight(self, y: float) -> float:
+        """A sample's class weight (after it is folded in): given, or balanced, n / (2 n_c)
+        with n_c counted from the running mean of the 0/1 target, and both counts starting at
+        ``BALANCE_PRIOR`` samples of each class.
+
+        >>> learner = ReferenceLearner.blank(1, "binary", class_weight="balanced")
+        >>> for y in [0.0] * 300 + [1.0] * 100: learner.fold(np.array([0.0, y]))
+        >>> round(learner.weight(1.0), 4), round(learner.weight(0.0), 4)  # 600/400, 600/800
+        (1.5, 0.75)
+        """
+        if self.class_weight == "none":
+            return 1.0
+        if self.class_weight != "balanced":
+            return float(self.class_weight[int(y != 0)])
+        ones = self.mean[-1] * self.count
+        n_class = ones if y != 0 else self.count - ones
+        return float((self.count + 2 * BALANCE_PRIOR) / (2 * (n_class + BALANCE_PRIOR)))
+
     def learn(self, x: np.ndarray, y: float) -> None:
         """Fold the sample into the moments, then step on it in the updated scaling."""
         self.fold(np.append(x, y))
         sd = std(self.m2, self.count)
         s = self.score(x)
         if self.kind == "binary":
-            err = sigmoid(s) - y
+            err = (sigmoid(s) - y) * self.weight(y)
         else:
             err = float(np.clip(s - (y - self.mean[-1]) / sd[-1], -self.clip, self.clip))
         z = (x - self.mean[:-1]) / sd[:-1]

@@ -28,9 +28,11 @@ ROOT = typer.main.get_command(app)
 HOMES = [
     (("broker",), broker.OWNERS, {"data_dir", "secure", "secure_dir", "device", "host",
                                   "client_certs"}),
-    (("gateway",), gateway.OWNERS, {"partition", "features", "target", "allowlist"}),
+    (("gateway",), gateway.OWNERS, {"partition", "features", "target", "allowlist",
+                                    "timezones"}),
     (("aggregator",), aggregator.OWNERS, {"state_dir", "checkpoints", "strategy"}),
-    (("predict",), predict.OWNERS, {"partition", "features", "target", "allowlist"}),
+    (("predict",), predict.OWNERS, {"partition", "features", "target", "allowlist",
+                                    "timezones"}),
     (("devices", "simulate"), devices.SIMULATE_OWNERS, {"faults"}),
     (("devices", "replay"), devices.REPLAY_OWNERS, {"file", "time_col", "device_col",
                                                     "columns"}),
@@ -43,7 +45,7 @@ HOMES = [
         "strategy", "merge", "drift_policy"}),
     (("dashboard",), dashboard.OWNERS, set()),
     (("evaluate",), evaluate.OWNERS, {"file", "time_col", "device_col", "columns", "features",
-                                      "target", "json"}),
+                                      "target", "json", "timezones"}),
 ]
 
 

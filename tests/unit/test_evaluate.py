@@ -158,3 +158,32 @@ def test_a_file_whose_readings_are_all_refused_says_why(tmp_path, capsys):
                             "--gateways", "1"],
                            capsys)
     assert code == 2 and "0 admitted" in err and "target_not_binary 50" in err
+
+
+@pytest.mark.timeout(120)
+def test_a_zone_column_puts_each_devices_hours_in_its_local_time(tmp_path, capsys):
+    # the target is "working hours" by each device's own clock, 14 hours apart: hour features
+    # in UTC cannot tell it for both devices at once, in local time they can
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    lines = ["time,device,zone,y"]
+    for i in range(4000):
+        device, zone = [("ny", "America/New_York"), ("tokyo", "Asia/Tokyo")][i % 2]
+        moment = datetime.fromtimestamp(1_357_000_000 + 3600 * (i // 2), UTC)
+        local = moment.astimezone(ZoneInfo(zone))
+        lines.append(f"{moment.isoformat()},{device},{zone},{int(9 <= local.hour < 17)}")
+    csv = tmp_path / "z.csv"
+    csv.write_text("\n".join(lines) + "\n")
+    auc = {}
+    for zoned in (False, True):
+        report = tmp_path / f"z{zoned}.json"
+        code, _, err = run_cli(["evaluate", str(csv), "--time-col", "time", "--device-col",
+                                "device", "--columns", "y", "--features", "hour_sin,hour_cos",
+                                "--target", "y", "--kind", "binary", "--gateways", "1",
+                                "--class-weight", "balanced", "--json", str(report),
+                                *(["--tz-col", "zone"] if zoned else [])], capsys)
+        assert code == 0, err
+        auc[zoned] = orjson.loads(report.read_bytes())["strategies"]["central"]["pooled"]
+    assert auc[True]["roc_auc"] > 0.95 and auc[True]["balanced_accuracy"] > 0.85
+    assert auc[False]["roc_auc"] < 0.8

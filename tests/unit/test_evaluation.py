@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from river import metrics
 
 from learners.evaluation import Prequential
+from learners.imbalance import GRID, ThresholdTuner
 
 REL = 1e-9
 
@@ -27,12 +28,19 @@ def river_regression(ys, ps) -> dict:
     return {"n": len(ys), "mae": mae.get(), "rmse": rmse.get(), "r2": r2.get()}
 
 
-def river_binary(ys, ps) -> dict:
-    accuracy, log_loss = metrics.Accuracy(), metrics.LogLoss()
-    for y, p in zip(ys, ps, strict=True):
-        accuracy.update(bool(y), p >= 0.5)
+def river_binary(ys, ps, thresholds=None) -> dict:
+    """River's metrics, each prediction said True at its threshold (0.5 unless given)."""
+    accuracy, balanced, log_loss = metrics.Accuracy(), metrics.BalancedAccuracy(), metrics.LogLoss()
+    roc = metrics.ROCAUC(n_thresholds=101)
+    thresholds = [0.5] * len(ys) if thresholds is None else thresholds
+    for y, p, t in zip(ys, ps, thresholds, strict=True):
+        accuracy.update(bool(y), p >= t)
+        balanced.update(bool(y), p >= t)
         log_loss.update(bool(y), p)
-    return {"n": len(ys), "accuracy": accuracy.get(), "log_loss": log_loss.get()}
+        roc.update(bool(y), p)
+    return {"n": len(ys), "accuracy": accuracy.get(), "balanced_accuracy": balanced.get(),
+            "log_loss": log_loss.get(), "roc_auc": roc.get(),
+            "threshold": thresholds[-1] if thresholds else 0.5}
 
 
 def river_window(kind, ys, ps) -> dict:
@@ -81,7 +89,10 @@ def check(kind: str, ys, ps, blocks, as_arrays: bool) -> None:
     for a, b, take in blocks:
         y, p = ys[a:b], ps[a:b]
         ev.update_many(np.array(y, float) if as_arrays else y, np.array(p) if as_arrays else p)
-        assert_same(ev.as_dict(), reference(ys[:b], ps[:b]))
+        theirs = reference(ys[:b], ps[:b])
+        if kind == "binary" and not b:
+            theirs["roc_auc"] = 0.0  # river: -0.0
+        assert_same(ev.as_dict(), theirs)
         if take:
             assert_same(ev.take_window(), river_window(kind, ys[window_start:b],
                                                        ps[window_start:b]))
@@ -110,6 +121,42 @@ def test_regression_equals_river_fed_one_by_one(case):
 @given(blocked("binary"))
 def test_binary_equals_river_fed_one_by_one(case):
     check("binary", *case)
+
+
+@settings(max_examples=100, deadline=None)
+@given(blocked("binary"))
+def test_a_tuned_threshold_scores_each_block_with_the_blocks_before(case):
+    # river fed each prediction said at the threshold tuned on the blocks before its own
+    ys, ps, blocks, _ = case
+    ev, tuner, thresholds = Prequential("binary", threshold=None), ThresholdTuner(), []
+    for a, b, _ in blocks:
+        thresholds += [tuner.threshold] * (b - a)
+        ev.update_many(np.array(ys[a:b], float), np.array(ps[a:b]))
+        tuner.update(np.array(ys[a:b], float), np.array(ps[a:b]))
+    theirs = river_binary(ys, ps, thresholds)
+    theirs["threshold"] = tuner.threshold
+    if not ys:
+        theirs["roc_auc"] = 0.0
+    assert_same(ev.as_dict(), theirs)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.floats(0.01, 0.5))
+def test_the_tuner_picks_the_best_balanced_accuracy_of_its_grid(seed, share):
+    rng = np.random.default_rng(seed)
+    y = (rng.random(300) < share).astype(float)
+    p = 1.0 / (1.0 + np.exp(-(rng.normal(-2.0, 1.0, 300) + 1.5 * y)))
+    tuner = ThresholdTuner()
+    tuner.update(y[:100], p[:100])
+    tuner.update(y[100:], p[100:])  # two blocks add up
+    assume(0 < y.sum() < len(y))
+
+    def balanced(t):
+        return (np.mean(p[y == 1] >= t) + np.mean(p[y == 0] < t)) / 2
+
+    best = max(balanced(t) for t in GRID)
+    assert math.isclose(balanced(tuner.threshold), best, abs_tol=1e-12)
+    assert balanced(tuner.threshold) >= balanced(0.5)
 
 
 @pytest.mark.parametrize("kind", ["regression", "binary"])
@@ -150,3 +197,16 @@ def test_figures_are_plain_floats_for_the_wire():
 def test_lengths_must_match():
     with pytest.raises(ValueError):
         Prequential().update_many([1.0, 2.0], [1.0])
+
+
+def test_tuners_of_two_gateways_merge_into_the_tuner_of_both():
+    rng = np.random.default_rng(5)
+    y = (rng.random(400) < 0.1).astype(float)
+    p = 1.0 / (1.0 + np.exp(-(rng.normal(-2.0, 1.0, 400) + 2.0 * y)))
+    a, b, both = ThresholdTuner(), ThresholdTuner(), ThresholdTuner()
+    a.update(y[:150], p[:150])
+    b.update(y[150:], p[150:])
+    both.update(y, p)
+    a.merge(b)
+    assert a.at_or_above.tolist() == both.at_or_above.tolist()
+    assert a.threshold == both.threshold < 0.5  # 10 % positives: below 0.5

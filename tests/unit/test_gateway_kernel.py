@@ -20,11 +20,15 @@ from broker.messages import Reading
 from broker.reading_codec import encode_reading, encode_reading_columns, encode_readings
 from gateway.cleaning import ChannelPolicy
 from gateway.features import FeatureSpec
+from gateway.local_time import LocalTime
 from gateway.pipeline import Admitted, CleaningConfig, ReadingPipeline
 from gateway.validation import Rejected
 from tests.reference.pipeline import ReadingPipeline as ReferencePipeline
 
 SPEC = FeatureSpec(("a", "b", "lag1_y", "hour_sin", "doy_cos", "site_s1"), "y")
+#: local time by zone, site and device, and a device one-hot
+LOCAL_SPEC = FeatureSpec(("a", "hour_sin", "hour_cos", "doy_sin", "site_s1", "device_d1"), "y",
+                         LocalTime("America/New_York", {"s1": "+05:30", "d2": "Europe/Paris"}))
 NOW = 1_700_000_000.0
 
 
@@ -134,10 +138,10 @@ def same_outcome(mine, theirs):
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(config=configs(), seed=st.integers(0, 2**32 - 1), fault=st.sampled_from([0.0, 0.05, 0.2]),
-       block=st.integers(1, 12))
-def test_the_kernel_judges_as_the_reference(config, seed, fault, block):
+       block=st.integers(1, 12), spec=st.sampled_from([SPEC, LOCAL_SPEC]))
+def test_the_kernel_judges_as_the_reference(config, seed, fault, block, spec):
     rng = np.random.default_rng(seed)
-    mine, ref = ReadingPipeline(SPEC, config), ReferencePipeline(SPEC, config)
+    mine, ref = ReadingPipeline(spec, config), ReferencePipeline(spec, config)
     messages = stream(rng, 200, fault)
     expected, got = [], []
     for start in range(0, len(messages), block):  # the kernel sees blocks of messages

@@ -25,7 +25,9 @@ SCHEMA_FILE = Path(__file__).resolve().parents[2] / "docs" / "model.schema.json"
 PARAMS = LinearParams(("a", "hour_sin", "lag1_a", "site_s0"), np.array([1.5, -2.0, 0.5, 3.0]),
                       0.25)
 SCALER = Scaler(7, np.array([1.0, 0.0, 1.0, 0.5, 3.0]), np.array([0.5, 3.5, 0.4, 1.75, 2.0]))
-MODEL = Model(4, 1.7e9, 1000, ("gw-0", "gw-1"), "y", PARAMS, SCALER, notes={"drift": True})
+LOCAL = {"default": "America/New_York", "zones": {"s1": "+05:30"}}
+MODEL = Model(4, 1.7e9, 1000, ("gw-0", "gw-1"), "y", PARAMS, SCALER, notes={"drift": True},
+              local_time=LOCAL)
 UPDATE = Update("gw-0", 3, 7, 120, "y", PARAMS, 1.0, SCALER)
 VALIDATOR = jsonschema.Draft202012Validator(model_schema())
 
@@ -51,6 +53,18 @@ def test_the_schema_describes_exactly_the_members_the_codec_writes():
     assert written["format"] == FORMAT
 
 
+def test_local_time_travels_in_models_and_updates_and_is_absent_for_utc():
+    assert decode_model(encode_model(MODEL)).local_time == LOCAL
+    plain = Model(4, 1.7e9, 1000, (), "y", PARAMS, SCALER)
+    assert "local_time" not in orjson.loads(encode_model(plain))
+    assert decode_model(encode_model(plain)).local_time == {}
+    update = Update("gw-0", 3, 7, 120, "y", PARAMS, 1.0, SCALER, local_time=LOCAL)
+    assert decode_update(encode_update(update)).local_time == LOCAL
+    unknown = with_members(encode_model(MODEL), local_time={"default": "Mars/Olympus"})
+    with pytest.raises(ValueError, match="unknown time zone"):
+        decode_model(unknown)
+
+
 def test_plain_and_signed_models_validate():
     signed = sign(encode_model(MODEL), PrivateKey.generate(), "model")
     for payload in (encode_model(MODEL), signed):
@@ -65,6 +79,8 @@ def test_plain_and_signed_models_validate():
     ({"intercept": None}, None),                # a required member missing
     ({"scaler": {"count": 1, "mean": [0.0], "m2": [-1.0]}}, "scaler"),
     ({"sig": "short"}, "sig"),                 # decoded as is; no verifier takes it
+    ({"local_time": {"default": 5}}, "local_time"),
+    ({"local_time": {"zones": {"s1": 2}}}, "local_time"),
 ])
 def test_the_schema_refuses_what_no_reader_accepts(change, path):
     errors = list(VALIDATOR.iter_errors(orjson.loads(with_members(encode_model(MODEL),
@@ -119,19 +135,24 @@ def doc_predict():
     return scope["predict"]
 
 
-@pytest.mark.parametrize("kind", ["regression", "binary"])
-def test_the_documented_prediction_is_the_gateway_features_times_the_weights(kind):
+@pytest.mark.parametrize(("kind", "local"), [
+    ("regression", {}), ("binary", {}),
+    ("regression", {"default": "America/New_York", "zones": {"s1": "+05:30", "d2": "UTC-4"}})])
+def test_the_documented_prediction_is_the_gateway_features_times_the_weights(kind, local):
     from gateway.features import FeatureBuilder, FeatureSpec
+    from gateway.local_time import LocalTime
     from gateway.validation import Rejected
     from learners.link import output
 
     features = ("a", "hour_sin", "hour_cos", "doy_sin", "doy_cos", "lag1_a", "lag1_y",
-                "site_s1")
+                "site_s1", "device_d1")
     rng = np.random.default_rng(3)
     params = LinearParams(features, rng.normal(size=len(features)), 0.3)
     model = orjson.loads(encode_model(Model(1, 0.0, 10, (), "y", params,
-                                            Scaler.empty(len(features) + 1), kind)))
-    build, predict = FeatureBuilder(FeatureSpec(features, "y")), doc_predict()
+                                            Scaler.empty(len(features) + 1), kind,
+                                            local_time=local)))
+    spec = FeatureSpec(features, "y", LocalTime(**local) if local else LocalTime())
+    build, predict = FeatureBuilder(spec), doc_predict()
     compared = 0
     for i, ts in enumerate(rng.uniform(0, 2.1e9, 40)):
         device, site = f"d{i % 3}", ("s0", "s1")[i % 2]

@@ -5,7 +5,8 @@
 the optimizer on the clipped standardised error (or the log loss) plus L2. Random models (kinds,
 optimizers, steps, L2, clipping) from random states learn random blocks (features of very
 different units, constant columns, binary targets); every prediction and every state array
-must agree, for the block kernel, the one-row kernel and prediction alone.
+must agree, for the block kernel, the one-row kernel and prediction alone; binary models with
+no class weights, given ones and balanced ones.
 """
 
 import numpy as np
@@ -41,6 +42,7 @@ def cases(draw):
     beta = draw(st.sampled_from([0.5, 0.9, 0.99])) if optimizer == "rmsprop" else 0.0
     l2 = draw(st.sampled_from([0.0, 0.01, 0.5]))
     clip = draw(st.sampled_from([0.1, 1.0, 3.0, 100.0]))
+    class_weight = draw(st.sampled_from(["none", "balanced", (0.3, 4.0)]))
     count = draw(st.sampled_from([0, 1, 2, 30]))  # a fresh model, too young to scale, or not
     dcount = draw(st.integers(0, count))
     n = draw(st.integers(1, 40))
@@ -57,9 +59,12 @@ def cases(draw):
         memory=rng.uniform(0, 5, d + 1) if optimizer != "sgd" else np.zeros(d + 1),
         count=count, dcount=dcount, mean=rng.normal(0, 20, d + 1) if count else np.zeros(d + 1),
         m2=rng.uniform(0, 1e3, d + 1) * (count > 1), dmean=rng.normal(0, 20, d + 1) * (dcount > 0),
-        dm2=rng.uniform(0, 1e3, d + 1) * (dcount > 1))
+        dm2=rng.uniform(0, 1e3, d + 1) * (dcount > 1), class_weight=class_weight)
+    if kind == "binary" and count:
+        ref.mean[-1] = rng.uniform(0, 1)  # a share of 1s, as the balanced weights read it
+    w0, w1 = class_weight if isinstance(class_weight, tuple) else (1.0, 1.0)
     compiled = SGDSettings(REGRESSION if kind == "regression" else BINARY, CODES[optimizer], lr,
-                           beta, l2, clip)
+                           beta, l2, clip, int(class_weight == "balanced"), w0, w1)
     return ref, compiled, state_of(ref), X, Y
 
 
@@ -108,6 +113,18 @@ def test_prediction_alone_is_the_references_and_changes_nothing(case):
     predict_rows(X, out, compiled, state)
     np.testing.assert_allclose(out, [ref.predict(x) for x in X], **TOLERANCE)
     assert all(np.array_equal(a, b) for a, b in zip(state, before, strict=True))
+
+
+def test_balanced_weights_move_a_rare_positive_further():
+    # the weighted branch must change the step: a rare 1 after 300 0s moves the intercept more
+    X, Y = np.zeros((301, 1)), np.array([0.0] * 300 + [1.0])
+    moved = {}
+    for balanced in (0, 1):
+        state = SGDState.zeros(1)
+        predict_then_learn_rows(X, Y, np.empty(301),
+                                SGDSettings(BINARY, SGD, 0.1, 0.0, 0.0, 3.0, balanced), state)
+        moved[balanced] = state.theta[-1]
+    assert moved[1] > moved[0] + 0.1
 
 
 def test_the_reference_is_not_trivially_equal():

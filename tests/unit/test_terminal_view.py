@@ -34,7 +34,8 @@ def running(published: int, version: int, metrics: dict) -> DeploymentState:
 
 
 REGRESSION = {"n": 900, "mae": 0.21, "rmse": 0.3, "r2": 0.987}
-BINARY = {"n": 900, "accuracy": 0.912, "log_loss": 0.231}
+BINARY = {"n": 900, "accuracy": 0.912, "balanced_accuracy": 0.804, "log_loss": 0.231,
+          "roc_auc": 0.951}
 
 
 @pytest.mark.parametrize("width", [80, 140])
@@ -81,7 +82,10 @@ def test_a_binary_summary_shows_its_metrics_instead_of_dashes():
     text = "\n".join(summary(running(5_000, 7, BINARY), truth=False, federated=BINARY))
     assert "federated prequential accuracy" in text and "0.9120" in text
     assert "federated prequential log-loss" in text and "0.2310" in text
-    assert "gw-0 prequential accuracy / log-loss" in text and "0.9120 / 0.2310" in text
+    assert "federated prequential balanced accuracy" in text and "0.8040" in text
+    assert "federated prequential ROC AUC" in text and "0.9510" in text
+    assert "gw-0 prequential accuracy / balanced / log-loss" in text
+    assert "0.9120 / 0.8040 / 0.2310" in text
     assert "R²" not in text and "MAE" not in text
 
 
