@@ -180,7 +180,9 @@ class Federation:
         used = merged.used
         notes: dict[str, Any] = {"strategy": self.strategy.name,
                                  "merge": self.strategy.merge_rule.rule,
-                                 "staleness": {c.learner: c.staleness for c in used}}
+                                 "staleness": {c.learner: c.staleness for c in used},
+                                 # the update of each merged (learners.inclusion)
+                                 "seqs": {c.learner: c.seq for c in used}}
         if merged.clipped:
             notes["clipped"] = merged.clipped
         if previous is None:  # nothing yet to mix into or step from (Strategy.first says why)

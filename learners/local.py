@@ -38,6 +38,7 @@ from __future__ import annotations
 import numpy as np
 
 from broker.messages import LinearParams, Model, Scaler, Update
+from learners.inclusion import MAX_SENDS, contained
 from learners.linear import LinearModel
 
 
@@ -59,8 +60,11 @@ class LocalLearner:
         self.base_version = 0
         self.since_base = 0  # samples the next update reports (its n)
         self.since_send = 0
+        self.learner_id: str | None = None  # as its updates name it
         self._anchor: LinearParams | None = None  # params at the last send or adoption
         self._delta_at_send: Scaler | None = None  # the delta moments when we last sent
+        self._adopted: LinearParams | None = None  # the params of the model last adopted
+        self._sends: dict[int, tuple[LinearParams, Scaler]] = {}  # since then, by seq
 
     def learn(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
         """Predict then learn a block of rows; the predictions made before learning each."""
@@ -74,7 +78,11 @@ class LocalLearner:
         """The update to send now: everything learned on top of the base model."""
         params = self.learner.to_params()
         delta = self.learner.delta()
+        self.learner_id = learner_id
         self._anchor, self._delta_at_send = params, delta
+        self._sends[seq] = (params, delta)
+        if len(self._sends) > MAX_SENDS:
+            del self._sends[next(iter(self._sends))]
         self.since_send = 0
         return Update(learner=learner_id, seq=seq, base_version=self.base_version,
                       n=self.since_base, target=target, params=params, ts=ts, scaler=delta,
@@ -87,6 +95,9 @@ class LocalLearner:
             return False
         learner = self.learner
         current, delta = learner.to_params(), learner.delta()
+        self._anchor, self._delta_at_send = contained(
+            model, self.learner_id, self.base_version, self._sends, self._adopted,
+            (self._anchor, self._delta_at_send))
         unsent = delta if self._delta_at_send is None else delta - self._delta_at_send
         params = model.params
         policy = drift_policy(model)
@@ -102,6 +113,8 @@ class LocalLearner:
         learner.load_params(params, model.scaler + unsent, unsent)
         learner.even_steps()  # the fleet's scaling: its features vary more than ours did
         self._anchor, self._delta_at_send = model.params, None
+        self._adopted = model.params
+        self._sends.clear()
         self.base_version = model.version
         self.since_base = unsent.count
         self.since_send = unsent.count
