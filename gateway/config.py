@@ -39,9 +39,9 @@ class GatewayConfig:
     quality_interval: float = 10.0
     kind: str = "regression"
     #: 'adagrad', 'rmsprop' or 'sgd' (:func:`learners.optim.make_optimizer`); ``lr`` None: the
-    #: optimizer's own default step.
+    #: optimizer's own default step; "auto": chosen online (:mod:`learners.steps`).
     optimizer: str = "adagrad"
-    lr: float | None = None
+    lr: float | str | None = None
     l2: float = 0.0
     clip: float = 3.0
     cleaning: CleaningConfig = field(default_factory=CleaningConfig)

@@ -41,6 +41,7 @@ from learners.linear import LinearModel
 from learners.local import LocalLearner
 from learners.model_admission import SAME, ModelAdmission, Task
 from learners.optim import make_optimizer
+from learners.steps import AUTO, auto_search
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +56,7 @@ class Gateway(Service):
 
     def __init__(self, config: GatewayConfig, topics: Topics, broker: BrokerAddress) -> None:
         self.config = config
-        self.local = LocalLearner(LinearModel(config.spec.features, config.kind,
-                                              make_optimizer(config.optimizer, config.lr),
-                                              config.l2, config.clip))
+        self.local = learner_of(config)
         binary = config.kind == "binary"  # the judge refuses a target not 0 or 1
         self.pipeline = ReadingPipeline(config.spec, replace(config.cleaning,
                                                              binary_target=binary))
@@ -237,6 +236,8 @@ class Gateway(Service):
             "foreign": self.foreign, "devices": self.pipeline.devices,
             "model_version": self.local.base_version, "updates_sent": self.updates_sent,
             "models_adopted": self.models_adopted, "drifts": self.drift.detections,
+            "lr": self.local.learner.lr, "lr_auto": self.local.steps is not None,
+            "step_refused": self.local.step_refused,
             "prequential": self.evaluation.as_dict(), "task_problem": self.task_problem,
         }
 
@@ -265,3 +266,15 @@ class Gateway(Service):
         self.sync_if_due()
         self.publish_quality()
         self.publish_metrics()
+
+
+def learner_of(config: GatewayConfig) -> LocalLearner:
+    """The gateway's learner; with ``lr = "auto"``, shadows of steps around the default."""
+    def model(lr: float | None) -> LinearModel:
+        return LinearModel(config.spec.features, config.kind,
+                           make_optimizer(config.optimizer, lr), config.l2, config.clip)
+
+    if config.lr != AUTO:
+        return LocalLearner(model(config.lr))
+    main = model(None)
+    return LocalLearner(main, auto_search(main.lr, model))

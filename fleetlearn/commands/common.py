@@ -69,9 +69,19 @@ MetricsOpt = Annotated[float, typer.Option("--metrics-interval", min=0.05,
                                            help="Seconds between metrics messages.")]
 KindOpt = Annotated[str, typer.Option(help="'regression', or 'binary' (logistic; targets 0/1).")]
 OptimizerOpt = Annotated[str, typer.Option(help="'adagrad', 'rmsprop' or 'sgd'.")]
-LrOpt = Annotated[float | None, typer.Option(min=1e-9, help="Learning rate (default: the "
-                                             "optimizer's: adagrad 0.3, rmsprop 0.01, "
-                                             "sgd 0.01).")]
+def _lr(value: str | None) -> float | str | None:
+    from learners.steps import parse_lr  # light: numpy only
+
+    try:
+        return parse_lr(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+LrOpt = Annotated[str | None, typer.Option(
+    callback=_lr, help="Learning rate, or 'auto': chosen online among shadow learners of "
+    "steps around the default, by the fleet's prequential loss (default: the optimizer's: "
+    "adagrad 0.3, rmsprop 0.01, sgd 0.01).")]
 LayoutOpt = Annotated[Literal["columns", "rows"], typer.Option(
     help="How a message of more than one reading (--batch > 1) is written: 'columns' (one "
          "JSON object, each channel a list: every key once per message, smaller) or 'rows' "
