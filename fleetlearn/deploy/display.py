@@ -185,12 +185,17 @@ def federated_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
     [('federated prequential accuracy', '0.8750'), ('federated prequential log-loss', '0.3100')]
     >>> federated_rows({"federated": {}})
     [('federated prequential R²', '-')]
+    >>> federated_rows({"federated": {"r2": 0.97}, "lr": {"gw-0": 0.3, "gw-1": 0.3}})
+    [('federated prequential R²', '0.9700'), ('learning rate (auto)', '0.3')]
     """
     fed = report["federated"]
+    # lr = "auto": the step each gateway learns with at the end (the fleet's choice)
+    steps = sorted({f"{v:.3g}" for v in (report.get("lr") or {}).values() if v is not None})
+    chosen = [("learning rate (auto)", ", ".join(steps))] if steps else []
     if _binary([fed]):
         return [("federated prequential accuracy", _fmt(fed.get("accuracy"), 4)),
-                ("federated prequential log-loss", _fmt(fed.get("log_loss"), 4))]
-    return [("federated prequential R²", _fmt(fed.get("r2"), 4))]
+                ("federated prequential log-loss", _fmt(fed.get("log_loss"), 4)), *chosen]
+    return [("federated prequential R²", _fmt(fed.get("r2"), 4)), *chosen]
 
 
 def summary_table(report: dict[str, Any]) -> Table:
