@@ -158,3 +158,18 @@ def test_a_file_whose_readings_are_all_refused_says_why(tmp_path, capsys):
                             "--gateways", "1"],
                            capsys)
     assert code == 2 and "0 admitted" in err and "target_not_binary 50" in err
+
+
+@pytest.mark.timeout(120)
+def test_lr_auto_says_the_step_the_fleet_chose_and_a_bad_lr_is_a_usage_error(tmp_path, capsys):
+    report, config = tmp_path / "auto.json", tmp_path / "auto.toml"
+    config.write_text(WEATHER.read_text() + '\n[learner]\nlr = "auto"\n')  # as a file says it
+    code, out, err = run_cli(["--config", str(config), "evaluate", "--json", str(report)],
+                             capsys)
+    assert code == 0, err
+    assert "learning rate chosen online: 0.3 " in out  # AdaGrad's default: best here too
+    result = orjson.loads(report.read_bytes())
+    assert result["lr"] == "auto" and set(result["federated_lr"].values()) == {0.3}
+    assert result["strategies"]["federated"]["pooled"]["r2"] > 0.965
+    code, _, err = run_cli(["--config", str(WEATHER), "evaluate", "--lr", "fast"], capsys)
+    assert code == 2 and "'auto'" in err
