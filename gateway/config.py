@@ -21,6 +21,7 @@ from gateway.features import FeatureSpec
 from gateway.partition import Partition
 from learners.drift import check_detector
 from learners.model_admission import ModelBounds
+from learners.steps import parse_lr
 
 #: The task a gateway learns unless told: the simulated fleet's (``devices.truth``), so that
 #: ``fleetlearn gateway`` and ``fleetlearn devices simulate`` work together with no options.
@@ -63,6 +64,7 @@ class GatewayConfig:
             raise ValueError("check after must be >= 0 readings")
         if self.sync_every < 1 or not self.sync_interval > 0:
             raise ValueError("sync every must be >= 1 and the sync interval > 0")
+        parse_lr(self.lr)  # a number > 0, "auto" or None
 
 
 #: What a stale model's predictions become: said so, or not sent.
