@@ -23,6 +23,7 @@ from gateway.partition import Partition
 from learners.drift import check_detector
 from learners.imbalance import ClassWeight, parse_class_weight, parse_threshold
 from learners.model_admission import ModelBounds
+from learners.steps import parse_lr
 
 #: The task a gateway learns unless told: the simulated fleet's (``devices.truth``), so that
 #: ``fleetlearn gateway`` and ``fleetlearn devices simulate`` work together with no options.
@@ -41,9 +42,9 @@ class GatewayConfig:
     quality_interval: float = 10.0
     kind: str = "regression"
     #: 'adagrad', 'rmsprop' or 'sgd' (:func:`learners.optim.make_optimizer`); ``lr`` None: the
-    #: optimizer's own default step.
+    #: optimizer's own default step; "auto": chosen online (:mod:`learners.steps`).
     optimizer: str = "adagrad"
-    lr: float | None = None
+    lr: float | str | None = None
     l2: float = 0.0
     clip: float = 3.0
     #: binary tasks: 'none', 'balanced' or '0:w0,1:w1'; and the decision threshold of the
@@ -73,6 +74,7 @@ class GatewayConfig:
             raise ValueError("check after must be >= 0 readings")
         if self.sync_every < 1 or not self.sync_interval > 0:
             raise ValueError("sync every must be >= 1 and the sync interval > 0")
+        parse_lr(self.lr)  # a number > 0, "auto" or None
 
 
 def check_imbalance(kind: str, class_weight: str, threshold: str) -> None:

@@ -31,6 +31,7 @@ from broker.topics import TopicError, Topics
 from broker.wire import DecodeError, encode_json
 from gateway import pipeline as gateway_pipeline
 from gateway.config import GatewayConfig
+from gateway.learner_setup import learner_of
 from gateway.local_time import LocalTime
 from gateway.partition import ReadingTopics
 from gateway.pipeline import ReadingPipeline
@@ -40,11 +41,8 @@ from gateway.validation import Rejected
 from learners import sgd_kernel
 from learners.drift import DriftMonitor
 from learners.evaluation import Prequential
-from learners.imbalance import parse_class_weight, parse_threshold
-from learners.linear import LinearModel
-from learners.local import LocalLearner
+from learners.imbalance import parse_threshold
 from learners.model_admission import SAME, ModelAdmission, Task
-from learners.optim import make_optimizer
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +57,7 @@ class Gateway(Service):
 
     def __init__(self, config: GatewayConfig, topics: Topics, broker: BrokerAddress) -> None:
         self.config = config
-        self.local = LocalLearner(LinearModel(config.spec.features, config.kind,
-                                              make_optimizer(config.optimizer, config.lr),
-                                              config.l2, config.clip,
-                                              parse_class_weight(config.class_weight)))
+        self.local = learner_of(config)
         binary = config.kind == "binary"  # the judge refuses a target not 0 or 1
         self.pipeline = ReadingPipeline(config.spec, replace(config.cleaning,
                                                              binary_target=binary))
@@ -264,6 +259,8 @@ class Gateway(Service):
             "foreign": self.foreign, "devices": self.pipeline.devices,
             "model_version": self.local.base_version, "updates_sent": self.updates_sent,
             "models_adopted": self.models_adopted, "drifts": self.drift.detections,
+            "lr": self.local.learner.lr, "lr_auto": self.local.steps is not None,
+            "step_refused": self.local.step_refused,
             "prequential": self.evaluation.as_dict(), "task_problem": self.task_problem,
             "sync_latency": self.sync_latency.as_dict(), "model_ts": self.model_ts,
         }
@@ -295,3 +292,4 @@ class Gateway(Service):
         self.publish_metrics()
         if self.samples is not None:
             self.samples.save()
+

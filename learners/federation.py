@@ -37,6 +37,7 @@ from learners.aggregate import as_params
 from learners.drift import check_policy
 from learners.guard import RollbackGuard
 from learners.ledger import DEFAULT_MAX_SAMPLES, DEFAULT_MAX_SEQ_JUMP, Refusal, UpdateLedger
+from learners.steps import choose, losses_of
 from learners.strategies import Strategy, SyncRounds
 
 CHECKPOINT_FORMAT = 1
@@ -101,6 +102,9 @@ class Federation:
         self.drift_quiet_until = 0  # no drift reaction before this version
         self.rollbacks = 0
         self.local_time: dict[str, Any] = {}  # the task's, from its updates: models carry it
+        #: each learner's latest shadow losses (learners.steps); not checkpointed: the
+        #: next updates bring them again, as running sums
+        self.step_reports: dict[str, dict[str, float]] = {}
 
     @property
     def version(self) -> int:
@@ -128,6 +132,8 @@ class Federation:
         self.strategy.offer(verdict, now)
         if update.local_time:  # the task's local time, which the models carry on
             self.local_time = update.local_time
+        if losses_of(update.metrics) is not None:  # lr = "auto": its shadows' losses
+            self.step_reports[update.learner] = update.metrics
         return None
 
     def seq_ceiling(self, wall: float) -> int:
@@ -184,9 +190,13 @@ class Federation:
         used = merged.used
         notes: dict[str, Any] = {"strategy": self.strategy.name,
                                  "merge": self.strategy.merge_rule.rule,
-                                 "staleness": {c.learner: c.staleness for c in used}}
+                                 "staleness": {c.learner: c.staleness for c in used},
+                                 # the update of each merged (learners.inclusion)
+                                 "seqs": {c.learner: c.seq for c in used}}
         if merged.clipped:
             notes["clipped"] = merged.clipped
+        if (step := choose(self.step_reports)) is not None:
+            notes["step"] = {"index": step[0], "loss": step[1]}
         if previous is None:  # nothing yet to mix into or step from (Strategy.first says why)
             vector = self.strategy.first(used, kind)
         else:

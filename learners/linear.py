@@ -103,6 +103,21 @@ class LinearModel:
     def predict_one(self, x: np.ndarray) -> float:
         return float(self.predict_many(x.reshape(1, -1))[0])
 
+    @property
+    def lr(self) -> float:
+        return self.settings.lr
+
+    def set_lr(self, lr: float) -> None:
+        """Take another step size from now on (the optimizer's memory stays).
+
+        >>> model = LinearModel(("a",)); model.set_lr(0.1); model.lr
+        0.1
+        """
+        if not lr > 0:
+            raise ValueError("the learning rate must be > 0")
+        self.settings = self.settings._replace(lr=float(lr))
+        self._row_args = (tuple(self.settings), tuple(self.state))
+
     def forget_steps(self) -> None:
         """Forget the optimizer's accumulated gradients: steps are as large as at the start."""
         self.state.memory[:] = 0.0

@@ -40,7 +40,9 @@ from typing import Any
 import numpy as np
 
 from broker.messages import LinearParams, Model, Scaler, Update
+from learners.inclusion import MAX_SENDS, contained
 from learners.linear import LinearModel
+from learners.steps import StepSearch, announced
 
 
 def drift_policy(model: Model) -> str | None:
@@ -56,17 +58,27 @@ def drift_policy(model: Model) -> str | None:
 class LocalLearner:
     """An online model plus the bookkeeping of the rounds it takes part in."""
 
-    def __init__(self, learner: LinearModel) -> None:
+    def __init__(self, learner: LinearModel, steps: StepSearch | None = None) -> None:
         self.learner = learner
+        self.steps = steps  # lr = "auto": shadow learners (learners.steps)
+        self.fleet_step = False  # a model announced the fleet's step
+        self.step_refused = 0  # announced steps not in our grid
         self.base_version = 0
         self.since_base = 0  # samples the next update reports (its n)
         self.since_send = 0
+        self.learner_id: str | None = None  # as its updates name it
         self._anchor: LinearParams | None = None  # params at the last send or adoption
         self._delta_at_send: Scaler | None = None  # the delta moments when we last sent
+        self._adopted: LinearParams | None = None  # the params of the model last adopted
+        self._sends: dict[int, tuple[LinearParams, Scaler]] = {}  # since then, by seq
 
     def learn(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
         """Predict then learn a block of rows; the predictions made before learning each."""
         predictions = self.learner.predict_then_learn(X, Y)
+        if self.steps is not None:
+            self.steps.learn(X, Y)
+            if not self.fleet_step:  # until the fleet chooses, our own shadows' best
+                self.learner.set_lr(self.steps.best())
         self.since_base += len(Y)
         self.since_send += len(Y)
         return predictions
@@ -77,12 +89,16 @@ class LocalLearner:
         """The update to send now: everything learned on top of the base model."""
         params = self.learner.to_params()
         delta = self.learner.delta()
+        self.learner_id = learner_id
         self._anchor, self._delta_at_send = params, delta
+        self._sends[seq] = (params, delta)
+        if len(self._sends) > MAX_SENDS:
+            del self._sends[next(iter(self._sends))]
         self.since_send = 0
         return Update(learner=learner_id, seq=seq, base_version=self.base_version,
                       n=self.since_base, target=target, params=params, ts=ts, scaler=delta,
-                      kind=self.learner.kind, metrics=metrics or {}, drift=drift,
-                      local_time=local_time or {})
+                      kind=self.learner.kind, drift=drift, local_time=local_time or {},
+                      metrics={**(metrics or {}), **(self.steps.report() if self.steps else {})})
 
     def adopt(self, model: Model, replace: bool = False) -> bool:
         """Take a newer model (any, with ``replace``: the caller judged it) and carry on from it
@@ -91,6 +107,9 @@ class LocalLearner:
             return False
         learner = self.learner
         current, delta = learner.to_params(), learner.delta()
+        self._anchor, self._delta_at_send = contained(
+            model, self.learner_id, self.base_version, self._sends, self._adopted,
+            (self._anchor, self._delta_at_send))
         unsent = delta if self._delta_at_send is None else delta - self._delta_at_send
         params = model.params
         policy = drift_policy(model)
@@ -105,8 +124,22 @@ class LocalLearner:
         # old scaling); it takes the model as it is (its samples still count in the moments)
         learner.load_params(params, model.scaler + unsent, unsent)
         learner.even_steps()  # the fleet's scaling: its features vary more than ours did
+        self._take_step(model)
         self._anchor, self._delta_at_send = model.params, None
+        self._adopted = model.params
+        self._sends.clear()
         self.base_version = model.version
         self.since_base = unsent.count
         self.since_send = unsent.count
         return True
+
+    def _take_step(self, model: Model) -> None:
+        """The step the fleet chose, if the model announces one (``lr = "auto"``)."""
+        index = announced(model.notes)
+        if self.steps is None or index is None:
+            return
+        if 0 <= index < len(self.steps.steps):
+            self.learner.set_lr(self.steps.steps[index])
+            self.fleet_step = True
+        else:
+            self.step_refused += 1

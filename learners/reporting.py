@@ -56,5 +56,6 @@ def aggregator_counters(fed: Any, accepted: int, refused: Mapping[str, int], che
         "rollbacks": fed.rollbacks, "checkpoint_version": checkpointed,
         "checkpoint_errors": checkpoint_errors,
         "samples": fed.model.n if fed.model else 0,
+        "step": fed.model.notes.get("step") if fed.model else None,  # lr = "auto"
         "federated": federated_metrics(learner_metrics),
     }

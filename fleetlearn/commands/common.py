@@ -80,9 +80,21 @@ EXPORTER_OWNERS: dict[str, tuple[type, str]] = {
     "metrics_port": (ExporterConfig, "port"), "metrics_host": (ExporterConfig, "host")}
 KindOpt = Annotated[str, typer.Option(help="'regression', or 'binary' (logistic; targets 0/1).")]
 OptimizerOpt = Annotated[str, typer.Option(help="'adagrad', 'rmsprop' or 'sgd'.")]
-LrOpt = Annotated[float | None, typer.Option(min=1e-9, help="Learning rate (default: the "
-                                             "optimizer's: adagrad 0.3, rmsprop 0.01, "
-                                             "sgd 0.01).")]
+def _lr(value: str | None) -> float | str | None:
+    from learners.steps import parse_lr  # light: numpy only
+
+    try:
+        return parse_lr(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+LrOpt = Annotated[str | None, typer.Option(
+    callback=_lr, help="Learning rate, or 'auto': chosen online among shadow learners of "
+    "steps around the default, by the fleet's prequential loss (default: the optimizer's: "
+    "adagrad 0.3, rmsprop 0.01, sgd 0.01).")]
+
+
 ClassWeightOpt = Annotated[str, typer.Option(
     "--class-weight", help="Binary tasks: each class's weight in the log-loss: 'none', "
     "'balanced' (n / (2 n_class), from the running class counts) or '0:W0,1:W1'.")]

@@ -137,5 +137,8 @@ def evaluate(
                          f"prequential"))
     console.print(f"{result['models']} federated models; {result['seconds']:.1f} s after "
                   f"reading the file")
+    if result["lr"] == "auto":
+        steps = sorted({f"{v:.3g}" for v in result["federated_lr"].values()})
+        console.print(f"learning rate chosen online: {', '.join(steps)} (federated, at the end)")
     if json is not None:
         json.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))

@@ -65,7 +65,7 @@ def baselines(samples_dir: Path, node_config: dict[str, dict[str, Any]]
         FeatureSpec(kept[0].features, "y"), kind=task.get("kind", "regression"),
         **{k: learner[k] for k in ("optimizer", "lr", "l2", "clip", "class_weight", "threshold")
            if k in learner})
-    make = settings.model
+    make = settings.learner
     k = len(kept)
     predictions = {"persistence": persistence(y, _device_codes(kept)),
                    "local": local(X, y, gateway, k, make),

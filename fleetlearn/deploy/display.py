@@ -189,15 +189,20 @@ def federated_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
     ('federated prequential balanced accuracy', '0.8000')
     >>> federated_rows({"federated": {}})
     [('federated prequential R²', '-')]
+    >>> federated_rows({"federated": {"r2": 0.97}, "lr": {"gw-0": 0.3, "gw-1": 0.3}})
+    [('federated prequential R²', '0.9700'), ('learning rate (auto)', '0.3')]
     """
     fed = report["federated"]
+    # lr = "auto": the step each gateway learns with at the end (the fleet's choice)
+    steps = sorted({f"{v:.3g}" for v in (report.get("lr") or {}).values() if v is not None})
+    chosen = [("learning rate (auto)", ", ".join(steps))] if steps else []
     if _binary([fed]):
         return [(f"federated prequential {label}", _fmt(fed.get(key), 4))
                 for key, label in (("accuracy", "accuracy"),
                                    ("balanced_accuracy", "balanced accuracy"),
                                    ("log_loss", "log-loss"), ("roc_auc", "ROC AUC"))
-                if key in fed or key in ("accuracy", "log_loss")]
-    return [("federated prequential R²", _fmt(fed.get("r2"), 4))]
+                if key in fed or key in ("accuracy", "log_loss")] + chosen
+    return [("federated prequential R²", _fmt(fed.get("r2"), 4)), *chosen]
 
 
 def baseline_rows(report: dict[str, Any]) -> list[tuple[str, str]]:

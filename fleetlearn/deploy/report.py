@@ -63,6 +63,11 @@ def deployment_report(deployment: Any) -> dict[str, Any]:
             "target": d.truth.target},
         "source": "replay" if s.replay else "simulated fleet",
         "prequential": {n: m.get("prequential", {}) for n, m in st.of_kind("gateway").items()},
+        # lr = "auto": each gateway's step at the end (the fleet's choice); else None
+        "lr": {n: m.get("lr") for n, m in st.of_kind("gateway").items() if m.get("lr_auto")}
+        or None,
+        # the last model's announcement of the fleet's step (learners.steps), if any
+        "step": st.last_model.notes.get("step") if st.last_model is not None else None,
         "federated": st.nodes.get("aggregator", {}).get("federated", {}),
         # the fleet's model against persistence, each gateway alone and one central learner,
         # on the samples the gateways learned (fleetlearn.deploy.baselines)

@@ -41,7 +41,7 @@ class UpSettings:
     target: str | None = None
     kind: str | None = None
     optimizer: str | None = None
-    lr: float | None = None
+    lr: float | str | None = None  # "auto": chosen online
     replay: ReplayConfig | None = None  # a CSV source instead of the simulated fleet
     config: Path | None = None  # the TOML file, handed on to every node
     faults: str = ""

@@ -53,8 +53,8 @@ def evaluate(plan: ReplayPlan, settings: EvaluateSettings) -> dict[str, Any]:
                          f"too few to evaluate (refused: {reasons or 'none'})")
     k = settings.gateways
     gateway = np.array([owner[samples.devices[d]] for d in samples.device.tolist()], np.int64)
-    X, y, make = samples.X, samples.y, settings.model
-    fed, models, refused = federated(X, y, gateway, k, make, settings.sync_every,
+    X, y, make = samples.X, samples.y, settings.learner
+    fed, models, refused, steps = federated(X, y, gateway, k, make, settings.sync_every,
                                      settings.spec.target)
     predictions = {"persistence": persistence(y, samples.device),
                    "local": local(X, y, gateway, k, make),
@@ -66,6 +66,7 @@ def evaluate(plan: ReplayPlan, settings: EvaluateSettings) -> dict[str, Any]:
             "scored": int(samples.scored.sum()), "rejected": dict(samples.rejected),
             "gateways": {f"gw-{g}": m for g, m in enumerate(members)},
             "sync_every": settings.sync_every, "models": models,
+            "lr": settings.lr, "federated_lr": steps,
             "updates_refused": dict(refused),
             "seconds": round(time.perf_counter() - started, 3), "strategies": table}
 

@@ -19,6 +19,7 @@ from gateway.features import FeatureSpec
 
 if TYPE_CHECKING:
     from learners.linear import LinearModel
+    from learners.local import LocalLearner
 
 G = GatewayConfig
 
@@ -28,7 +29,7 @@ class EvaluateSettings:
     spec: FeatureSpec
     kind: str = G.kind
     optimizer: str = G.optimizer
-    lr: float | None = G.lr
+    lr: float | str | None = G.lr  # "auto": chosen online (learners.steps)
     l2: float = G.l2
     clip: float = G.clip
     class_weight: str = G.class_weight
@@ -42,12 +43,22 @@ class EvaluateSettings:
             raise ValueError("need gateways >= 1 and sync every >= 1")
         check_imbalance(self.kind, self.class_weight, self.threshold)
 
-    def model(self) -> LinearModel:
-        """A blank learner as a gateway makes one."""
+    def model(self, lr: float | None = None) -> LinearModel:
+        """A blank model as a gateway makes one (``lr``: this step, not the settings')."""
         from learners.imbalance import parse_class_weight
         from learners.linear import LinearModel
         from learners.optim import make_optimizer
 
+        step = lr if lr is not None else (None if self.lr == "auto" else self.lr)
         return LinearModel(self.spec.features, self.kind,
-                           make_optimizer(self.optimizer, self.lr), self.l2, self.clip,
+                           make_optimizer(self.optimizer, step), self.l2, self.clip,
                            parse_class_weight(self.class_weight))
+
+    def learner(self) -> LocalLearner:
+        """A blank learner as a gateway makes one: with shadows when ``lr`` is "auto"."""
+        from learners.local import LocalLearner
+        from learners.steps import auto_search
+
+        model = self.model()
+        return LocalLearner(model, auto_search(model.lr, self.model) if self.lr == "auto"
+                            else None)

@@ -28,13 +28,22 @@ import numpy as np
 
 from broker.messages import Model
 from learners.federation import Federation, FederationConfig
-from learners.linear import LinearModel
 from learners.local import LocalLearner
 
 #: The strategies in the table's order.
 NAMES = ("persistence", "local", "central", "federated")
 
-MakeModel = Callable[[], LinearModel]
+#: A blank learner as a gateway makes one (:meth:`~fleetlearn.evaluate.settings.
+#: EvaluateSettings.learner`); a learner with shadows (``lr = "auto"``) may change its step
+#: between blocks, so local and central learn in blocks of this many samples too.
+MakeLearner = Callable[[], LocalLearner]
+BLOCK = 200
+
+
+def _learn(learner: LocalLearner, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    out = np.concatenate([learner.learn(X[i:i + BLOCK], y[i:i + BLOCK])
+                          for i in range(0, len(y), BLOCK)]) if len(y) else np.empty(0)
+    return _first_nan(out, np.arange(len(y)))
 
 
 def persistence(y: np.ndarray, device: np.ndarray) -> np.ndarray:
@@ -52,18 +61,18 @@ def _first_nan(predictions: np.ndarray, where: np.ndarray) -> np.ndarray:
     return predictions
 
 
-def central(X: np.ndarray, y: np.ndarray, make: MakeModel) -> np.ndarray:
+def central(X: np.ndarray, y: np.ndarray, make: MakeLearner) -> np.ndarray:
     """One learner over every sample."""
-    return _first_nan(make().predict_then_learn(X, y), np.arange(len(y)))
+    return _learn(make(), X, y)
 
 
 def local(X: np.ndarray, y: np.ndarray, gateway: np.ndarray, gateways: int,
-          make: MakeModel) -> np.ndarray:
+          make: MakeLearner) -> np.ndarray:
     """Each gateway's own learner over its own samples."""
     out = np.full(len(y), np.nan)
     for g in range(gateways):
         mine = np.flatnonzero(gateway == g)
-        out[mine] = _first_nan(make().predict_then_learn(X[mine], y[mine]), np.arange(1))
+        out[mine] = _learn(make(), X[mine], y[mine])
     return out
 
 
@@ -76,17 +85,17 @@ class _Gateway:
 
 
 def federated(X: np.ndarray, y: np.ndarray, gateway: np.ndarray, gateways: int,
-              make: MakeModel, sync_every: int, target: str,
+              make: MakeLearner, sync_every: int, target: str,
               config: FederationConfig | None = None
-              ) -> tuple[np.ndarray, int, Counter[str]]:
-    """The federated predictions, how many models the federation made, and the updates it
-    refused, by reason.
+              ) -> tuple[np.ndarray, int, Counter[str], dict[str, float]]:
+    """The federated predictions, how many models the federation made, the updates it
+    refused, by reason, and each gateway's step at the end (``lr = "auto"`` changes it).
 
     Between two syncs the gateways do not interact, so each learns its samples up to the
     next update as one block (as a gateway learns a block)."""
     ids = [f"gw-{g}" for g in range(gateways)]
     fed = Federation(config or FederationConfig(quorum=gateways, learners=tuple(ids)))
-    gws = [_Gateway(LocalLearner(make()), np.flatnonzero(gateway == g)) for g in range(gateways)]
+    gws = [_Gateway(make(), np.flatnonzero(gateway == g)) for g in range(gateways)]
     out = np.full(len(y), np.nan)
     models = 0
     refused: Counter[str] = Counter()
@@ -112,7 +121,8 @@ def federated(X: np.ndarray, y: np.ndarray, gateway: np.ndarray, gateways: int,
         for gw in gws:
             learn_until(gw, at + 1)
         if at >= len(y):
-            return out, models, refused
+            steps = {i: g.learner.learner.lr for i, g in zip(ids, gws, strict=True)}
+            return out, models, refused, steps
         gw = gws[first]
         gw.seq += 1
         update = gw.learner.update(ids[first], gw.seq, target, 0.0)

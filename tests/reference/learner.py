@@ -162,6 +162,8 @@ class ReferenceLearner:
             err = float(np.clip(s - (y - self.mean[-1]) / sd[-1], -self.clip, self.clip))
         z = (x - self.mean[:-1]) / sd[:-1]
         grad = np.append(err * z + self.l2 * self.theta[:-1], err)
+        # a feature's step memory is at least the intercept's (which every sample feeds)
+        self.memory[:-1] = np.maximum(self.memory[:-1], self.memory[-1])
         STEPS[self.optimizer](self.theta, grad, self.memory, self.lr, self.beta)
 
     def predict_then_learn(self, X: np.ndarray, Y: np.ndarray) -> list[float]:

@@ -27,15 +27,16 @@ def readings(rng: np.random.Generator, n: int, rain: dict[int, float] | None = N
     return X, 60.0 + 15.0 * X[:, 0] + 40.0 * X[:, 1] + rng.normal(0.0, 3.0, n)
 
 
-def test_progress_kept_past_a_refused_update_is_no_weight_on_a_feature_that_never_varied():
+def test_a_refused_update_keeps_its_samples_through_the_adoption():
     """The learner sends, learns the first rain, sends again (refused: the round had closed),
-    learns dry readings, then adopts the model of its first update. The refused update took
-    the rain's moments with it, so the adopted moments say rain never varied; the progress
-    since the last send is still added, and with it a weight on rain (its raw value drifts as
-    rain's sd shrinks with every dry reading). Held as a standardised weight under the stand-in
-    sd of 1, that weight was multiplied by 1 / (the tiny sd of one wet reading among hundreds
-    of dry ones) at the next rain: measured over seeds 0-3, errors of 21,896-99,370 on the
-    second wet reading (3-377 with the fix, as a learner that saw the rain first itself)."""
+    learns dry readings, then adopts the model of its first update. Adoption used to assume the
+    model held the *last* update sent: the refused update's 100 samples, and the rain's
+    moments with them, were lost; the adopted moments said rain never varied, and a weight
+    armed under that scaling was multiplied by 1 / (the tiny sd of one wet reading among
+    hundreds of dry ones) at the next rain (errors of 21,896-99,370 over seeds 0-3). The model
+    now says which update of each learner it merged (``notes["seqs"]``), so the learner keeps
+    everything after it: the moments of all 350 readings, and its next update brings the 200
+    the model lacks to the fleet."""
     rng = np.random.default_rng(0)
     fed = Federation(FederationConfig(quorum=1))  # sync rounds: an update must be on the newest
     local = LocalLearner(LinearModel(FEATURES))
@@ -43,17 +44,23 @@ def test_progress_kept_past_a_refused_update_is_no_weight_on_a_feature_that_neve
     local.learn(*readings(rng, 150))
     assert fed.offer(local.update("gw-0", 1, "y", 0.0), "gw-0", now=0.0) is None
     model = fed.step(now=0.0, ts=0.0)  # v1: 150 dry readings
+    assert model.notes["seqs"] == {"gw-0": 1}
     local.learn(*readings(rng, 100, rain={50: 0.02}))  # learned before v1 arrived
     refusal = fed.offer(local.update("gw-0", 2, "y", 0.0), "gw-0", now=0.0)
     assert refusal is not None and refusal.reason == "stale"
     local.learn(*readings(rng, 100))
     assert local.adopt(model)
-    assert model.scaler.m2[1] == 0.0  # rain never varied in the moments now held
-    assert local.learner.state.theta[1] == 0.0  # as for a learner that only saw them
+    held = local.learner.scaler()
+    assert held.count == 350 and held.m2[1] > 0.0  # the rain is still in its moments
+    assert local.since_base == 200
 
+    assert fed.offer(local.update("gw-0", 3, "y", 0.0), "gw-0", now=0.0) is None
+    v2 = fed.step(now=0.0, ts=0.0)
+    assert v2.scaler.count == 350 and v2.scaler.m2[1] > 0.0  # before: 250, and 0.0
     X, y = readings(rng, 30, rain={0: 0.05, 10: 0.3, 20: 0.1})
+    assert local.adopt(v2)
     errors = np.abs(local.learn(X, y) - y)
-    assert errors.max() < 1_000.0  # without the fix: 24,377 at the second wet reading
+    assert errors.max() < 1_000.0  # a learner that saw the rain itself: 3-377 (seeds 0-3)
 
 
 def test_a_feature_constant_here_but_not_in_the_fleet_does_not_run_away():

@@ -187,3 +187,17 @@ def test_a_zone_column_puts_each_devices_hours_in_its_local_time(tmp_path, capsy
         auc[zoned] = orjson.loads(report.read_bytes())["strategies"]["central"]["pooled"]
     assert auc[True]["roc_auc"] > 0.95 and auc[True]["balanced_accuracy"] > 0.85
     assert auc[False]["roc_auc"] < 0.8
+
+
+def test_lr_auto_says_the_step_the_fleet_chose_and_a_bad_lr_is_a_usage_error(tmp_path, capsys):
+    report, config = tmp_path / "auto.json", tmp_path / "auto.toml"
+    config.write_text(WEATHER.read_text() + '\n[learner]\nlr = "auto"\n')  # as a file says it
+    code, out, err = run_cli(["--config", str(config), "evaluate", "--json", str(report)],
+                             capsys)
+    assert code == 0, err
+    assert "learning rate chosen online: 0.3 " in out  # AdaGrad's default: best here too
+    result = orjson.loads(report.read_bytes())
+    assert result["lr"] == "auto" and set(result["federated_lr"].values()) == {0.3}
+    assert result["strategies"]["federated"]["pooled"]["r2"] > 0.965
+    code, _, err = run_cli(["--config", str(WEATHER), "evaluate", "--lr", "fast"], capsys)
+    assert code == 2 and "'auto'" in err

@@ -1,0 +1,30 @@
+"""A gateway's learner, as its config describes it: the model, its optimizer and class
+weights, and with ``lr = "auto"`` the shadow learners of steps around the default.
+
+>>> from gateway.features import FeatureSpec
+>>> learner = learner_of(GatewayConfig(spec=FeatureSpec(("a",), "y"), lr="auto"))
+>>> learner.steps is not None, learner_of(GatewayConfig(spec=FeatureSpec(("a",), "y"))).steps
+(True, None)
+"""
+
+from __future__ import annotations
+
+from gateway.config import GatewayConfig
+from learners.imbalance import parse_class_weight
+from learners.linear import LinearModel
+from learners.local import LocalLearner
+from learners.optim import make_optimizer
+from learners.steps import AUTO, auto_search
+
+
+def learner_of(config: GatewayConfig) -> LocalLearner:
+    """The gateway's learner; with ``lr = "auto"``, shadows of steps around the default."""
+    def model(lr: float | None) -> LinearModel:
+        return LinearModel(config.spec.features, config.kind,
+                           make_optimizer(config.optimizer, lr), config.l2, config.clip,
+                           parse_class_weight(config.class_weight))
+
+    if config.lr != AUTO:
+        return LocalLearner(model(config.lr))
+    main = model(None)
+    return LocalLearner(main, auto_search(main.lr, model))
