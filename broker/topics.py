@@ -94,6 +94,19 @@ class Topics:
     def model(self) -> str:
         return f"{self.prefix}/learn/model"
 
+    def personal(self, gateway: str, site: str, device: str | None = None) -> str:
+        """A gateway's personal part of a site (or of one device), retained.
+
+        >>> Topics("p").personal("gw-0", "s1"), Topics("p").personal("gw-0", "s1", "d2")
+        ('p/learn/personal/gw-0/s1', 'p/learn/personal/gw-0/s1/d2')
+        """
+        tail = f"/{device}" if device is not None else ""
+        return f"{self.prefix}/learn/personal/{gateway}/{site}{tail}"
+
+    @property
+    def personal_filter(self) -> str:
+        return f"{self.prefix}/learn/personal/#"
+
     def node_status(self, node: str) -> str:
         return f"{self.prefix}/learn/status/{node}"
 

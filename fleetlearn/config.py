@@ -23,7 +23,7 @@ DEFAULT_FILE = "fleetlearn.toml"
 #: Every setting, by section: what a file may say.
 SECTIONS: dict[str, tuple[str, ...]] = {
     "task": ("features", "target", "kind"),
-    "learner": ("optimizer", "lr", "l2", "clip", "drift_detector"),
+    "learner": ("optimizer", "lr", "l2", "clip", "drift_detector", "personalize"),
     "cleaning": ("max_age", "max_skew", "reorder_window", "max_seq_jump", "impute",
                  "impute_max_age", "outliers", "z", "smooth"),
     "gateway": ("check_after",),  # what only a gateway does
@@ -36,7 +36,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
                    "drift_cooldown", "rollback_factor", "rollback_min_samples", "state_dir",
                    "checkpoints", "keep", "learners", "max_rate", "max_seq_jump"),
     "fleet": ("devices", "sites", "rate", "batch", "layout", "qos", "seed", "faults",
-              "drift_at", "send_buffer"),
+              "drift_at", "send_buffer", "heterogeneity"),
     "replay": ("file", "time_col", "device_col", "date_col", "time_format", "skip_rows",
                "columns", "site", "speed", "qos"),
     "deployment": ("gateways", "prefix", "duration"),

@@ -21,6 +21,7 @@ from gateway.features import FeatureSpec
 from gateway.partition import Partition
 from learners.drift import check_detector
 from learners.model_admission import ModelBounds
+from learners.personal import check_mode
 
 #: The task a gateway learns unless told: the simulated fleet's (``devices.truth``), so that
 #: ``fleetlearn gateway`` and ``fleetlearn devices simulate`` work together with no options.
@@ -54,9 +55,13 @@ class GatewayConfig:
     #: Readings after which it judges once whether the task fits the stream
     #: (:mod:`gateway.task_check`); one that does not stops it (exit code 4). 0: never.
     check_after: int = 200
+    #: Personal parts beside the global model (:mod:`learners.personal`): 'none', 'site' or
+    #: 'device' (binary tasks: none).
+    personalize: str = "site"
 
     def __post_init__(self) -> None:
         check_detector(self.drift_detector)
+        check_mode(self.personalize)
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
         if self.check_after < 0:

@@ -24,13 +24,16 @@ from broker.address import BrokerAddress
 from broker.client import Node
 from broker.keyring import Keyring, SignatureRefused
 from broker.model_codec import decode_model, encode_update
+from broker.personal_codec import encode_personal
 from broker.reading_codec import decode_reading_items
 from broker.service import Service
 from broker.topics import TopicError, Topics
 from broker.wire import DecodeError, encode_json
 from gateway import pipeline as gateway_pipeline
 from gateway.config import GatewayConfig
+from gateway.outcomes import ADMITTED
 from gateway.partition import ReadingTopics
+from gateway.personalising import Personalising
 from gateway.pipeline import ReadingPipeline
 from gateway.task_check import carried, task_problem
 from gateway.validation import Rejected
@@ -41,6 +44,7 @@ from learners.linear import LinearModel
 from learners.local import LocalLearner
 from learners.model_admission import SAME, ModelAdmission, Task
 from learners.optim import make_optimizer
+from learners.personal import effective_mode
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +59,12 @@ class Gateway(Service):
 
     def __init__(self, config: GatewayConfig, topics: Topics, broker: BrokerAddress) -> None:
         self.config = config
-        self.local = LocalLearner(LinearModel(config.spec.features, config.kind,
-                                              make_optimizer(config.optimizer, config.lr),
-                                              config.l2, config.clip))
+        def make() -> LinearModel:
+            return LinearModel(config.spec.features, config.kind,
+                               make_optimizer(config.optimizer, config.lr), config.l2,
+                               config.clip)
+
+        self.local = LocalLearner(make())
         binary = config.kind == "binary"  # the judge refuses a target not 0 or 1
         self.pipeline = ReadingPipeline(config.spec, replace(config.cleaning,
                                                              binary_target=binary))
@@ -77,6 +84,9 @@ class Gateway(Service):
         self.models_adopted = 0
         self.started = time.time()
         self.owners = ReadingTopics(topics, config.partition)  # (site, device, ours?) a topic
+        mode = effective_mode(config.personalize, config.kind)  # learners.personal
+        self.personal = (Personalising(mode, make, self.owners, self.update_seq)
+                         if mode != "none" else None)
         super().__init__(config.node_id, topics, broker,
                          metrics_interval=config.metrics_interval,
                          subscriptions=[(f, 1) for f in config.partition.subscriptions(topics)],
@@ -120,7 +130,9 @@ class Gateway(Service):
         for index, why in block.rejected:
             self.dead_letter(block.refs[index], block.payloads[index], why.reason, why.detail)
         if len(block.y):
-            self.learn(block.X, block.y)
+            keys = None if self.personal is None else self.personal.keys(
+                block.refs, block.ends, np.flatnonzero(block.rows.code == ADMITTED))
+            self.learn(block.X, block.y, keys)
         if not self.task_checked:
             self.check_task(block.payloads)
 
@@ -143,10 +155,13 @@ class Gateway(Service):
         self.publish_metrics(qos=1)
         self.stop()
 
-    def learn(self, X: np.ndarray, ys: np.ndarray) -> None:
-        """Predict, then learn, each sample in order; sync when enough were learned."""
+    def learn(self, X: np.ndarray, ys: np.ndarray, keys: list | None = None) -> None:
+        """Predict, then learn, each sample in order (with ``keys``, each sample's personal
+        part too: its prediction is the one judged); sync when enough were learned."""
         skip = 1 if self.local.learner.n_learned == 0 else 0  # a blank learner can't guess
         predictions = self.local.learn(X, ys)
+        if keys is not None and self.personal is not None:
+            predictions = self.personal.learn(keys, X, ys, predictions)
         self.evaluation.update_many(ys[skip:], predictions[skip:])
         drifts = self.drift.update_many(np.abs(ys[skip:] - predictions[skip:]))
         if drifts:
@@ -209,6 +224,11 @@ class Gateway(Service):
         self.control.publish(self.topics.update(self.config.node_id),
                              self.keys.sign(encode_update(update), "update"), qos=1)
         self.updates_sent += 1
+        if self.personal is not None:
+            for part in self.personal.changed(self.config.node_id, update.target, update.ts):
+                self.control.publish(self.topics.personal(part.gateway, part.site, part.device),
+                                     self.keys.sign(encode_personal(part), "personal"), qos=1,
+                                     retain=True)
         log.debug("%s: update sent: %d samples on model v%d", self.node_id, update.n,
                   update.base_version, extra={"node": self.node_id, "version":
                                               update.base_version, "samples": update.n})
@@ -238,6 +258,7 @@ class Gateway(Service):
             "model_version": self.local.base_version, "updates_sent": self.updates_sent,
             "models_adopted": self.models_adopted, "drifts": self.drift.detections,
             "prequential": self.evaluation.as_dict(), "task_problem": self.task_problem,
+            "personalize": self.personal.mode if self.personal else "none",
         }
 
     def publish_quality(self) -> None:

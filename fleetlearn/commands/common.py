@@ -72,6 +72,10 @@ OptimizerOpt = Annotated[str, typer.Option(help="'adagrad', 'rmsprop' or 'sgd'."
 LrOpt = Annotated[float | None, typer.Option(min=1e-9, help="Learning rate (default: the "
                                              "optimizer's: adagrad 0.3, rmsprop 0.01, "
                                              "sgd 0.01).")]
+PersonalizeOpt = Annotated[str, typer.Option(
+    "--personalize", help="Personal parts beside the global model: 'site' (one per site of "
+    "a gateway), 'device' (one per device) or 'none'; each mixes its own model with the "
+    "global one by the weight that predicted its readings best (binary tasks: none).")]
 LayoutOpt = Annotated[Literal["columns", "rows"], typer.Option(
     help="How a message of more than one reading (--batch > 1) is written: 'columns' (one "
          "JSON object, each channel a list: every key once per message, smaller) or 'rows' "

@@ -51,7 +51,8 @@ SkipRowsOpt = Annotated[int, typer.Option("--skip-rows", min=0, help="Lines befo
 #: Where each option's default lives (option -> dataclass, field); tests hold them equal.
 SIMULATE_OWNERS: dict[str, tuple[type, str]] = {
     name: (F, name) for name in ("devices", "sites", "seed", "rate", "batch", "layout", "qos",
-                                 "duration", "drift_at", "metrics_interval", "send_buffer")}
+                                 "duration", "drift_at", "metrics_interval", "send_buffer",
+                                 "heterogeneity")}
 REPLAY_OWNERS: dict[str, tuple[type, str]] = {
     name: (R, name) for name in ("site", "speed", "qos", "batch", "layout", "metrics_interval",
                                  "date_col", "time_format", "skip_rows")}
@@ -81,6 +82,10 @@ def simulate(
     drift_at: Annotated[float | None, typer.Option(min=0.0, help="Seconds into the run when "
                                                    "the hidden truth changes.")
                         ] = default(F, "drift_at"),
+    heterogeneity: Annotated[float, typer.Option(min=0.0, help="Each site's own ground truth "
+                                                 "differs from the fleet's by this relative "
+                                                 "size (0.2: its weights 20 % off).")
+                             ] = default(F, "heterogeneity"),
     metrics_interval: MetricsOpt = default(F, "metrics_interval"),
     send_buffer: Annotated[int, typer.Option(min=1, help="Most QoS 1 messages waiting for the "
                                              "broker's acknowledgement; readings due while "
@@ -99,7 +104,8 @@ def simulate(
                              layout=layout, qos=qos, duration=duration,
                              metrics_interval=metrics_interval,
                              faults=FaultRates.parse(faults) if faults else None,
-                             drift_at=drift_at, send_buffer=send_buffer)
+                             drift_at=drift_at, send_buffer=send_buffer,
+                             heterogeneity=heterogeneity)
         connection = address(broker, username, password, tls_ca, tls_cert, tls_key)
         fleet = Fleet(config, topics(prefix), connection)
     except ValueError as exc:

@@ -32,6 +32,7 @@ class EvaluateSettings:
     l2: float = G.l2
     clip: float = G.clip
     sync_every: int = G.sync_every
+    personalize: str = G.personalize
     gateways: int = UpSettings.gateways
     cleaning: CleaningConfig = field(default_factory=CleaningConfig)
 
