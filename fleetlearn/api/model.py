@@ -40,6 +40,7 @@ from gateway.features import LAG, FeatureBuilder
 from gateway.validation import Rejected
 from learners.link import output
 from learners.model_admission import ModelAdmission, ModelBounds
+from learners.personal_book import PersonalBook
 
 
 class ModelRefused(ValueError):
@@ -72,6 +73,9 @@ class Model:
         if fill not in FILLS:
             raise ValueError(f"fill must be one of {FILLS}, not {fill!r}")
         self.message, self.fill = message, fill
+        #: Personal parts (:mod:`learners.personal_book`; :func:`~fleetlearn.api.follow.follow`
+        #: keeps them): with one for the ``site``/``device`` asked, the prediction is its mix.
+        self.personal: PersonalBook | None = None
         self.needs = Needs(message.params.features, message.target)
         self._build = FeatureBuilder(self.needs.spec)
         self._last: dict[str, dict[str, float]] = {}  # device -> channel -> last value given
@@ -95,7 +99,7 @@ class Model:
         if (message.params.features, message.target) != (self.features, self.target):
             raise ValueError("a successor must have the same features and target")
         model = Model(message, self.fill)
-        model._build, model._last = self._build, self._last
+        model._build, model._last, model.personal = self._build, self._last, self.personal
         return model
 
     version = property(lambda self: self.message.version)
@@ -150,6 +154,8 @@ class Model:
             raise MissingInput([], [f"{', '.join(nan)}: the device's previous reading did not "
                                     f"have {', '.join(f[len(LAG):] for f in nan)}"])
         params = self.message.params
+        if self.personal is not None:
+            params = self.personal.params(params, site, device)
         return output(self.kind, float(vector @ params.weights + params.intercept))
 
     def _filled(self, channel: str, last: dict[str, float]) -> float | None:
