@@ -37,7 +37,7 @@ from gateway.personalising import Personalising
 from gateway.pipeline import ReadingPipeline
 from gateway.task_check import carried, task_problem
 from gateway.validation import Rejected
-from learners import sgd_kernel
+from learners import personal_kernel, sgd_kernel
 from learners.drift import DriftMonitor
 from learners.evaluation import Prequential
 from learners.linear import LinearModel
@@ -272,6 +272,8 @@ class Gateway(Service):
 
     def connect(self) -> None:
         sgd_kernel.warm()  # before we listen: the first readings must not wait for it
+        if self.personal is not None:
+            personal_kernel.warm()
         gateway_pipeline.warm()
         # What start-up made (numpy, numba, river: hundreds of thousands of objects) will live
         # as long as the process: out of the cyclic GC's sight, so its full collections walk

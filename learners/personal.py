@@ -119,31 +119,28 @@ def combine(global_params: LinearParams, part: LinearParams | None = None,
                         (1.0 - a) * global_params.intercept + a * part.intercept)
 
 
-def mix(g: np.ndarray, own: np.ndarray, y: np.ndarray, sums: list[float]) -> np.ndarray:
-    """Prequential mixed predictions ``g + alpha (own - g)``, each ``alpha`` from the forgotten sums
-    ``[Σ d e, Σ d²]`` (``d = own - g``, ``e = y - g``) of the rows before; ``sums`` moves on.
+def mix(g: np.ndarray, own: np.ndarray, y: np.ndarray, sums: np.ndarray) -> np.ndarray:
+    """Prequential mixed predictions ``g + alpha (own - g)``, each ``alpha`` from the
+    forgotten sums ``[Σ d e, Σ d²]`` (``d = own - g``, ``e = y - g``) of the rows before,
+    clamped to [0, 1]; ``sums`` moves on (compiled: :mod:`learners.personal_kernel`).
 
-    >>> sums = [0.0, 0.0]
+    >>> sums = np.zeros(2)
     >>> mix(np.zeros(3), np.ones(3), np.ones(3), sums).round(3).tolist()   # own is right
     [0.0, 0.5, 0.666]
     >>> round(alpha(sums), 3)
     0.748
     """
+    from learners.personal_kernel import mix_rows  # compiled: not for the light importers
+
     out = np.empty(len(y))
-    sxy, sxx = sums
-    for i, (gi, di, ei) in enumerate(zip(g.tolist(), (own - g).tolist(), (y - g).tolist(),
-                                         strict=True)):
-        a = sxy / (sxx + PRIOR)
-        out[i] = gi + (0.0 if a < 0.0 else 1.0 if a > 1.0 else a) * di
-        sxy = DECAY * sxy + di * ei
-        sxx = DECAY * sxx + di * di
-    sums[:] = sxy, sxx
+    mix_rows(np.ascontiguousarray(g, float), np.ascontiguousarray(own, float),
+             np.ascontiguousarray(y, float), sums, out, DECAY, PRIOR)
     return out
 
 
-def alpha(sums: list[float]) -> float:
+def alpha(sums: np.ndarray) -> float:
     """The mixing weight the sums give now, in [0, 1]."""
-    return min(max(sums[0] / (sums[1] + PRIOR), 0.0), 1.0)
+    return min(max(float(sums[0]) / (float(sums[1]) + PRIOR), 0.0), 1.0)
 
 
 def bounded(part: LinearParams, features: tuple[str, ...], max_magnitude: float
@@ -175,7 +172,8 @@ class PersonalParts:
     def __init__(self, make: MakeModel) -> None:
         self.make = make
         self.models: dict[Key, LinearModel] = {}
-        self.sums: dict[Key, list[float]] = {}
+        self.sums: dict[Key, np.ndarray] = {}  # per key: [Σ d e, Σ d²]
+        self._index: dict[Key, int] = {}
         self._changed: set[Key] = set()
 
     def learn(self, keys: Sequence[Key], X: np.ndarray, y: np.ndarray, base: np.ndarray
@@ -183,15 +181,19 @@ class PersonalParts:
         """The personalised predictions of rows in order (``base``: the global model's, each
         made before it learned the row); then each key's part learns its rows."""
         out = np.array(base, dtype=float)
-        rows: dict[Key, list[int]] = {}
-        for i, k in enumerate(keys):
-            rows.setdefault(k, []).append(i)
-        for k, mine in rows.items():
+        if not len(keys):
+            return out
+        index = self._index
+        codes = np.fromiter((index.setdefault(k, len(index)) for k in keys), np.int64,
+                            len(keys))
+        order = np.argsort(codes, kind="stable")  # by key, each in arrival order
+        bounds = np.flatnonzero(np.diff(codes[order])) + 1
+        for idx in np.split(order, bounds):
+            k = keys[int(idx[0])]
             model = self.models.get(k)
             if model is None:
                 model = self.models[k] = self.make()
-                self.sums[k] = [0.0, 0.0]
-            idx = np.asarray(mine)
+                self.sums[k] = np.zeros(2)
             blank = model.n_learned == 0
             own = model.predict_then_learn(X[idx], y[idx])
             if blank:

@@ -77,6 +77,9 @@ def sites_within_5_percent_of_their_own_truth(learned):
         assert weight_error(model.params.weights, own_truth, FEATURES) > 0.2
         assert all(d.startswith(part.site + "-") for d in part.devices)
     assert report["readings"]["unaccounted"] == 0
+    # the gateways' prequential figures are the personalised predictions'
+    r2 = {gw: p["r2"] for gw, p in report["prequential"].items()}
+    assert all(v > 0.95 for v in r2.values()), r2
 
 
 def predictor_and_api_serve_the_personalised_prediction(learned, address, prefix):
