@@ -5,6 +5,7 @@ serve the personalised prediction ``(1 - alpha) global + alpha own``.
 Decoding is as strict as a model's (:mod:`broker.model_codec`): typed errors, ids checked,
 vectors as long as the features named, ``alpha`` in [0, 1], the listed devices ids.
 
+>>> import numpy as np
 >>> part = PersonalPart("gw-0", "s0", None, ("s0-d1",), 7, 1.0, 50, "y", 0.75,
 ...                     LinearParams(("a",), np.array([2.0]), 0.5))
 >>> back = decode_personal(encode_personal(part))

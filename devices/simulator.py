@@ -37,6 +37,7 @@ class FleetSimulator:
     ``heterogeneity`` H > 0 each site has its own truth: the fleet's plus an offset of relative
     size H (:meth:`~devices.truth.GroundTruth.for_site`); :attr:`truth` stays the fleet's.
 
+    >>> from devices.truth import weight_error
     >>> sim = FleetSimulator(4, 2, seed=1, heterogeneity=0.3)
     >>> [round(weight_error(t.weight_vector(t.features), sim.truth, t.features), 3)
     ...  for t in sim.site_truths]
