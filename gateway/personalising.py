@@ -67,7 +67,7 @@ class Personalising:
                 continue
             site, device = key
             self.seq += 1
-            out.append(PersonalPart(gateway, site, device, tuple(sorted(self.devices[key])),
+            out.append(PersonalPart(gateway, site, device, tuple(sorted(self.devices.get(key, ()))),
                                     self.seq, now, self.parts.samples(key), target, alpha,
                                     params))
         return out

@@ -74,6 +74,7 @@ class Gateway(Service):
         self.admission = ModelAdmission(config.model_bounds, Task(
             config.spec.features, config.spec.target, config.kind))
         self.evaluation = Prequential(config.kind)
+        self.global_loss = Prequential(config.kind)  # the global model's, for the updates
         self.drift = DriftMonitor(config.drift_detector)
         self.drift_unsent = 0  # changes detected since the last update
         self.update_seq = time.time_ns() // 1000  # keeps going up across restarts
@@ -161,6 +162,8 @@ class Gateway(Service):
         skip = 1 if self.local.learner.n_learned == 0 else 0  # a blank learner can't guess
         predictions = self.local.learn(X, ys)
         if keys is not None and self.personal is not None:
+            # the rollback guard judges global versions: updates report the global model's loss
+            self.global_loss.update_many(ys[skip:], predictions[skip:])
             predictions = self.personal.learn(keys, X, ys, predictions)
         self.evaluation.update_many(ys[skip:], predictions[skip:])
         drifts = self.drift.update_many(np.abs(ys[skip:] - predictions[skip:]))
@@ -218,7 +221,7 @@ class Gateway(Service):
         self.update_seq += 1
         update = self.local.update(self.config.node_id, self.update_seq,
                                    self.config.spec.target, time.time(),
-                                   {**self.evaluation.as_dict(), **self.evaluation.take_window()},
+                                   {**self.evaluation.as_dict(), **self.loss_window()},
                                    drift=self.drift_unsent)
         self.drift_unsent = 0
         self.control.publish(self.topics.update(self.config.node_id),
@@ -232,6 +235,12 @@ class Gateway(Service):
         log.debug("%s: update sent: %d samples on model v%d", self.node_id, update.n,
                   update.base_version, extra={"node": self.node_id, "version":
                                               update.base_version, "samples": update.n})
+
+    def loss_window(self) -> dict[str, float]:
+        """The recent loss an update reports: the global model's (with personal parts, the
+        gateway's own figures are the personalised predictions')."""
+        mine = self.evaluation.take_window()
+        return self.global_loss.take_window() if self.personal is not None else mine
 
     def reject(self, topic: str, payload: bytes, why: Rejected) -> None:
         """Count and dead-letter something that is not a reading the pipeline accounted for;

@@ -2,12 +2,15 @@
 admission (broker/personal_codec.py, learners/personal_book.py: signed, bounded, replays),
 the gateway's personalised prequential metrics, and the simulator's heterogeneous truths."""
 
+import time
+
 import numpy as np
 import pytest
 
 from broker.keyring import Keyring, write_trust
 from broker.messages import LinearParams
 from broker.personal_codec import PersonalPart, decode_personal, encode_personal
+from broker.reading_codec import encode_reading
 from broker.signing import PrivateKey, TrustedKey, sign
 from broker.topics import Topics
 from broker.wire import DecodeError
@@ -152,3 +155,33 @@ def test_on_the_weather_each_station_personalised_is_within_0_001_of_its_best_ba
         best = max(table["local"]["gateways"][gw]["r2"], table["federated"]["gateways"][gw]["r2"])
         assert mine["r2"] >= best - 0.001, (gw, mine["r2"], best)
     assert table["personalised"]["mean"]["r2"] >= table["federated"]["mean"]["r2"]
+
+
+def test_a_gateway_judges_its_readings_by_the_personalised_prediction_and_reports_the_global_loss():
+    """The gateway's prequential figures are the personalised predictions'; its updates' loss
+    window (what the rollback guard judges global versions by) stays the global model's."""
+    from broker.address import BrokerAddress
+    from broker.model_codec import decode_update
+    from gateway.config import GatewayConfig
+    from gateway.features import FeatureSpec
+    from gateway.service import Gateway
+
+    sim = FleetSimulator(8, 2, seed=4, heterogeneity=0.3)
+    topics = Topics("p")
+    config = GatewayConfig("gw-0", FeatureSpec(FEATURES, "power"), sync_every=10**9)
+    gateway = Gateway(config, topics, BrokerAddress(port=1))  # never connected
+    sent: list[tuple[str, bytes]] = []
+    gateway.control.publish = lambda topic, payload, **kw: sent.append((topic, payload))
+    now = time.time()
+    for i in range(6_000):
+        device = sim.devices[i % 8]
+        reading = sim.reading(i % 8, now)
+        gateway.handle(topics.reading(device.site, device.device), encode_reading(reading))
+        if i % 500 == 499:
+            gateway.learn_pending()
+    gateway.publish_update()
+    update = decode_update(next(p for t, p in sent if "/update/" in t))
+    parts = [decode_personal(p) for t, p in sent if "/personal/" in t]
+    assert sorted(p.site for p in parts) == ["s0", "s1"]
+    personalised_mae = gateway.evaluation.as_dict()["mae"]
+    assert update.metrics["recent_loss"] > 10 * personalised_mae  # the global model's, far off
