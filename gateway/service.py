@@ -160,13 +160,13 @@ class Gateway(Service):
         """Predict, then learn, each sample in order (with ``keys``, each sample's personal
         part too: its prediction is the one judged); sync when enough were learned."""
         skip = 1 if self.local.learner.n_learned == 0 else 0  # a blank learner can't guess
-        predictions = self.local.learn(X, ys)
+        predictions = global_predictions = self.local.learn(X, ys)
         if keys is not None and self.personal is not None:
-            # the rollback guard judges global versions: updates report the global model's loss
+            # the rollback guard and the drift monitor judge the global model: its own errors
             self.global_loss.update_many(ys[skip:], predictions[skip:])
             predictions = self.personal.learn(keys, X, ys, predictions)
         self.evaluation.update_many(ys[skip:], predictions[skip:])
-        drifts = self.drift.update_many(np.abs(ys[skip:] - predictions[skip:]))
+        drifts = self.drift.update_many(np.abs(ys[skip:] - global_predictions[skip:]))
         if drifts:
             log.info("%s: drift detected in the prediction error (model v%d); the next update "
                      "says so", self.node_id, self.local.base_version,
