@@ -74,8 +74,8 @@ class Predictor(Service):
         readings = [(f, config.qos) for f in config.partition.subscriptions(topics)]
         super().__init__(config.node_id, topics, broker,
                          metrics_interval=config.metrics_interval,
-                         subscriptions=[(topics.model, 1), (topics.personal_filter, 1),
-                                        *readings],
+                         subscriptions=[(topics.model, 1),
+                                        *((f, 1) for f in topics.personal_filters), *readings],
                          on_drained=self.serve_pending, kept_session=True,
                          max_inflight=0)  # QoS 1 predictions: ``unacked`` says how many wait
         self.keys = config.keyring or Keyring()
@@ -84,7 +84,6 @@ class Predictor(Service):
         self.personal = PersonalBook(
             lambda: self.model and (self.model.params.features, self.model.target), self.keys,
             config.model_bounds.max_magnitude, config.max_payload)
-        self._personal_prefix = topics.personal_filter[:-1]
 
     def handle(self, topic: str, payload: bytes) -> None:
         self._turn_messages += 1
@@ -92,7 +91,7 @@ class Predictor(Service):
             self.serve_pending()  # what came before the model is predicted by the one before
             self.on_model(payload)
             return
-        if topic.startswith(self._personal_prefix):
+        if self.topics.is_personal(topic):
             self.serve_pending()  # as for a model: what came before, by the part before
             refused = self.personal.offer(topic, payload)
             if refused is not None:

@@ -1,6 +1,6 @@
 """The personal parts a predictor or the API has received: checked, and which serves whom.
 
-Each message from ``{p}/learn/personal/#`` (:mod:`broker.personal_codec`) is verified as a
+Each message from ``{p}/learn/personal/...`` (:mod:`broker.personal_codec`) is verified as a
 model is (with a trust file: signed by a gateway's key, and by the gateway it names), decoded
 strictly, and judged by the same bounds as a model (:func:`learners.personal.bounded`: the
 task's features and target, finite numbers within ``max_magnitude``); an older ``seq`` on the

@@ -6,7 +6,7 @@ trust file: signed by an aggregator), decoded and judged as a predictor judges i
 (:mod:`learners.model_admission`); one refused is counted by reason, logged and dead-lettered
 on ``{prefix}/deadletter/{node}``, and the current model stays. A newer model takes over the
 per-device memory (lags, last values) of the one it replaces. The personal parts the gateways
-publish (``{prefix}/learn/personal/#``, :mod:`learners.personal_book`: verified and judged as
+publish (``{prefix}/learn/personal/...``, :mod:`learners.personal_book`: verified and judged as
 models are) make ``predict_one(..., site=, device=)`` the personalised prediction where one
 serves that device. Leaving the ``with`` block stops the thread and disconnects.
 
@@ -71,7 +71,8 @@ class Follower:
             lambda: self.model and (self.model.features, self.model.target), self.keys,
             (bounds or ModelBounds()).max_magnitude)
         self.node = Node(self.node_id, self.address, subscriptions=[
-            (self.topics.model, 1), (self.topics.personal_filter, 1)], handler=self._handle)
+            (self.topics.model, 1), *((f, 1) for f in self.topics.personal_filters)],
+                         handler=self._handle)
         self._thread: threading.Thread | None = None
 
     def start(self, timeout: float | None = None) -> Follower:

@@ -47,7 +47,7 @@ def learned(mosquitto, address, prefix, tmp_path):
         capture_output=True, text=True, timeout=150)
     assert done.returncode == 0, done.stderr
     topics = Topics(prefix)
-    recorder = Recorder(address, topics.model, topics.personal_filter)
+    recorder = Recorder(address, topics.model, *topics.personal_filters)
     recorder.wait(lambda: recorder.on("/learn/model") and len(recorder.on("/personal/")) >= 2,
                   what="the retained model and a part per site")
     model = decode_model(recorder.on("/learn/model")[-1])
