@@ -89,14 +89,18 @@ def user_rules(t: Topics, user: str, role: str) -> list[tuple[str, str]]:
     if role == "device":
         return []  # the patterns say it all
     if role == "monitor":
-        return [("read", model), ("read", t.metrics_filter), ("read", t.node_status_filter),
+        return [("read", model), *(("read", f) for f in t.personal_filters),
+                ("read", t.metrics_filter),
+                ("read", t.node_status_filter),
                 ("read", t.deadletter_filter)]
     own = {
         "fleet": [("write", readings), ("write", t.device_status("+", "+"))],
-        "gateway": [("read", readings), ("read", model), ("write", t.update(user))],
+        "gateway": [("read", readings), ("read", model), ("write", t.update(user)),
+                    ("write", t.personal(user, "+")), ("write", t.personal(user, "+", "+"))],
         "aggregator": [("readwrite", model), ("read", t.updates_filter),
                        ("read", t.node_status_filter)],
-        "predictor": [("read", readings), ("read", model), ("write", t.predictions_filter)],
+        "predictor": [("read", readings), ("read", model), ("write", t.predictions_filter),
+                      *(("read", f) for f in t.personal_filters)],
     }
     if role not in own:
         raise ValueError(f"unknown role {role!r}: one of {', '.join(ROLES)}")

@@ -33,6 +33,23 @@ class LatencyHistogram:
     def __init__(self) -> None:
         self._counts = np.zeros(len(BOUNDS) + 1, dtype=np.int64)  # the last: beyond every bound
         self._sum = 0.0
+        self._since: float | None = None
+
+    def start(self, now: float) -> None:
+        """A span begins at ``now``, unless one is open (its first start counts).
+
+        >>> h = LatencyHistogram(); h.start(1.0); h.start(2.0); h.stop(4.5); h.stop(9.0)
+        >>> h.as_dict()["count"], h.as_dict()["sum"]
+        (1, 3.5)
+        """
+        if self._since is None:
+            self._since = now
+
+    def stop(self, now: float) -> None:
+        """The open span (if any) ends at ``now``: observed."""
+        if self._since is not None:
+            self.observe(now - self._since)
+            self._since = None
 
     def observe(self, seconds: float) -> None:
         self.observe_many((seconds,))

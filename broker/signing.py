@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 #: What a signature is for: its purpose is signed with the body.
-PURPOSES = ("model", "update")
+PURPOSES = ("model", "update", "personal")
 #: Why a message is refused by its signature (counted under these names).
 REASONS = ("unsigned", "bad_signature", "unknown_key", "revoked_key", "wrong_signer")
 

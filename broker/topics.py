@@ -94,6 +94,30 @@ class Topics:
     def model(self) -> str:
         return f"{self.prefix}/learn/model"
 
+    def personal(self, gateway: str, site: str, device: str | None = None) -> str:
+        """A gateway's personal part of a site (or of one device), retained.
+
+        >>> Topics("p").personal("gw-0", "s1"), Topics("p").personal("gw-0", "s1", "d2")
+        ('p/learn/personal/gw-0/s1', 'p/learn/personal/gw-0/s1/d2')
+        """
+        tail = f"/{device}" if device is not None else ""
+        return f"{self.prefix}/learn/personal/{gateway}/{site}{tail}"
+
+    @property
+    def personal_filters(self) -> tuple[str, str]:
+        """Every personal part: the sites' and the devices' (no ``#``: the ACL names none).
+
+        >>> Topics("p").personal_filters
+        ('p/learn/personal/+/+', 'p/learn/personal/+/+/+')
+        """
+        return (f"{self.prefix}/learn/personal/+/+", f"{self.prefix}/learn/personal/+/+/+")
+
+    def is_personal(self, topic: str) -> bool:
+        """>>> Topics("p").is_personal("p/learn/personal/gw-0/s1"), Topics("p").is_personal("p/x")
+        (True, False)
+        """
+        return topic.startswith(f"{self.prefix}/learn/personal/")
+
     def node_status(self, node: str) -> str:
         return f"{self.prefix}/learn/status/{node}"
 

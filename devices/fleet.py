@@ -51,6 +51,8 @@ class FleetConfig:
     metrics_interval: float = 1.0
     faults: FaultRates | None = None
     drift_at: float | None = None
+    #: Each site's truth differs from the fleet's by this relative size (0: one truth).
+    heterogeneity: float = 0.0
     #: Most QoS 1 messages sent and not yet acknowledged; past it, due readings are counted
     #: as ``send_buffer_full`` instead of queued without bound.
     send_buffer: int = 10_000
@@ -70,8 +72,9 @@ class Fleet(Service):
         check_layout(config.layout)
         self.config = config
         self.sim = FleetSimulator(config.devices, config.sites, config.seed,
-                                  boot=time.time_ns() // 1_000_000,
-                                  positives=config.positives)  # a restarted fleet's is larger
+                                  boot=time.time_ns() // 1_000_000,  # a restart's is larger
+                                  positives=config.positives,
+                                  heterogeneity=config.heterogeneity)
         self.injector = (FaultInjector(self.sim, config.faults, config.seed)
                          if config.faults is not None else None)
         self.drifted = False
@@ -173,6 +176,9 @@ class Fleet(Service):
             "truth": {"weights": truth.weights, "intercept": truth.intercept,
                       "target": truth.target, "noise_sd": truth.noise_sd},
         }
+        if self.config.heterogeneity:
+            metrics["site_truths"] = {f"s{i}": {"weights": t.weights, "intercept": t.intercept}
+                                      for i, t in enumerate(self.sim.site_truths)}
         if self.injector is not None:
             metrics.update({
                 "expected": dict(self.injector.expected),

@@ -34,7 +34,9 @@ class Device:
 
 class FleetSimulator:
     """N devices over S sites; device i lives on site ``i % S``. Every device starts at boot id
-    ``boot`` (a fleet that starts later should give a larger one: its start time in ms).
+    ``boot`` (a fleet that starts later should give a larger one: its start time in ms). With
+    ``heterogeneity`` H > 0 each site has its own truth: the fleet's plus an offset of relative
+    size H (:meth:`~devices.truth.GroundTruth.for_site`); :attr:`truth` stays the fleet's.
     With ``positives`` (a share in (0, 1)), every reading also carries a binary channel
     ``event``: 1 when its target is above the level that share of the fleet's readings exceed
     (:func:`devices.truth.event_level`), an imbalanced binary task.
@@ -43,6 +45,12 @@ class FleetSimulator:
     >>> events = [sim.reading(i % 20, 0.0).values["event"] for i in range(20_000)]
     >>> round(sum(events) / len(events), 2)
     0.05
+
+    >>> from devices.truth import weight_error
+    >>> sim = FleetSimulator(4, 2, seed=1, heterogeneity=0.3)
+    >>> [round(weight_error(t.weight_vector(t.features), sim.truth, t.features), 3)
+    ...  for t in sim.site_truths]
+    [0.3, 0.3]
     """
 
     def __init__(
@@ -52,11 +60,15 @@ class FleetSimulator:
         seed: int = 0,
         truth: GroundTruth | None = None,
         boot: int = 0,
+        heterogeneity: float = 0.0,
         positives: float | None = None,
     ) -> None:
         if n_devices < 1 or n_sites < 1:
             raise ValueError("a fleet needs at least one device and one site")
+        if not heterogeneity >= 0:
+            raise ValueError("heterogeneity must be >= 0")
         self.truth = truth or GroundTruth.from_seed(seed)
+        self.heterogeneity, self.seed, self.n_sites = heterogeneity, seed, n_sites
         self.devices = [
             Device(site=f"s{i % n_sites}", device=f"s{i % n_sites}-d{i:04d}")
             for i in range(n_devices)
@@ -74,13 +86,21 @@ class FleetSimulator:
         self._seq = [0] * n_devices
         self._boots = [boot] * n_devices
         self._generated = 0
-        self._weights = self.truth.weight_vector(tuple(names))
+        self._set_truth(self.truth)
         self._event: float | None = None
         if positives is not None:  # target sd within a device: swing (a sine), jitter, noise
-            spread = np.sqrt(self._swing ** 2 / 2 + self._jitter ** 2) * self._weights
+            weights = self.truth.weight_vector(tuple(names))  # the fleet's
+            spread = np.sqrt(self._swing ** 2 / 2 + self._jitter ** 2) * weights
             sd = math.hypot(float(np.linalg.norm(spread)), self.truth.noise_sd)
-            means = self.truth.intercept + self._levels @ self._weights
+            means = self.truth.intercept + self._levels @ weights
             self._event = event_level(means, sd, positives)
+
+    def _set_truth(self, truth: GroundTruth) -> None:
+        self.truth = truth
+        self.site_truths = [truth.for_site(s, self.heterogeneity, self.seed)
+                            for s in range(self.n_sites)]
+        self._weights = np.array([t.weight_vector(tuple(self._names)) for t in self.site_truths])
+        self._intercepts = [t.intercept for t in self.site_truths]
 
     def reading(self, index: int, ts: float) -> Reading:
         """The next reading of device ``index``, stamped ``ts``."""
@@ -92,7 +112,8 @@ class FleetSimulator:
              + self._swing * np.sin(self._omega * seq + self._phases[index])
              + self._jitter * rng.standard_normal(len(self._names)))
         x = np.round(x, 3)
-        y = self.truth.intercept + float(x @ self._weights)
+        site = index % self.n_sites
+        y = self._intercepts[site] + float(x @ self._weights[site])
         y += self.truth.noise_sd * float(rng.standard_normal())
         values = dict(zip(self._names, x.tolist(), strict=True))
         values[self.truth.target] = round(y, 4)
@@ -121,8 +142,7 @@ class FleetSimulator:
         """Concept drift: from now on the target follows ``truth``."""
         if truth.features != self.truth.features:
             raise ValueError("a drifted truth must name the same channels")
-        self.truth = truth
-        self._weights = truth.weight_vector(tuple(self._names))
+        self._set_truth(truth)
 
     @property
     def published(self) -> int:

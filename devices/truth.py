@@ -58,6 +58,28 @@ class GroundTruth:
         other = GroundTruth.from_seed(seed + 0x5EED, self.noise_sd)
         return GroundTruth(other.weights, other.intercept, self.noise_sd, self.target)
 
+    def for_site(self, site: int, heterogeneity: float, seed: int = 0) -> GroundTruth:
+        """Site ``site``'s own truth: these weights plus an offset of relative size
+        ``heterogeneity`` (its L2 norm is that fraction of the weights'), and the intercept
+        moved by as much, in a random direction drawn from (seed, site). 0: this truth.
+
+        >>> t = GroundTruth({"a": 3.0, "b": 4.0}, 1.0, 0.1)
+        >>> s = t.for_site(1, 0.2)
+        >>> round(weight_error(s.weight_vector(("a", "b")), t, ("a", "b")), 6)
+        0.2
+        >>> t.for_site(1, 0) == t
+        True
+        """
+        if not heterogeneity:
+            return self
+        rng = np.random.default_rng([seed, site, 0x517E])
+        w = np.array(list(self.weights.values()))
+        step = rng.normal(0.0, 1.0, len(w))
+        step *= heterogeneity * np.linalg.norm(w) / np.linalg.norm(step)
+        moved = float(heterogeneity * 4.0 * rng.choice([-1.0, 1.0]))  # a channel moves y by ~4
+        return GroundTruth(dict(zip(self.weights, (w + step).tolist(), strict=True)),
+                           self.intercept + moved, self.noise_sd, self.target)
+
     @property
     def features(self) -> tuple[str, ...]:
         return tuple(self.weights)

@@ -23,7 +23,8 @@ DEFAULT_FILE = "fleetlearn.toml"
 #: Every setting, by section: what a file may say.
 SECTIONS: dict[str, tuple[str, ...]] = {
     "task": ("features", "target", "kind", "timezone", "timezones"),
-    "learner": ("optimizer", "lr", "l2", "clip", "class_weight", "threshold", "drift_detector"),
+    "learner": ("optimizer", "lr", "l2", "clip", "class_weight", "threshold", "drift_detector",
+                "personalize"),
     "cleaning": ("max_age", "max_skew", "reorder_window", "max_seq_jump", "impute",
                  "impute_max_age", "outliers", "z", "smooth"),
     "gateway": ("check_after",),  # what only a gateway does
@@ -36,7 +37,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
                    "drift_cooldown", "rollback_factor", "rollback_min_samples", "state_dir",
                    "checkpoints", "keep", "learners", "max_rate", "max_seq_jump"),
     "fleet": ("devices", "sites", "rate", "batch", "layout", "qos", "seed", "faults",
-              "drift_at", "send_buffer", "positives"),
+              "drift_at", "send_buffer", "positives", "heterogeneity"),
     "replay": ("file", "time_col", "device_col", "date_col", "time_format", "skip_rows", "tz_col",
                "columns", "site", "speed", "qos"),
     "deployment": ("gateways", "prefix", "duration"),

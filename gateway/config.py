@@ -23,6 +23,7 @@ from gateway.partition import Partition
 from learners.drift import check_detector
 from learners.imbalance import ClassWeight, parse_class_weight, parse_threshold
 from learners.model_admission import ModelBounds
+from learners.personal import check_mode
 from learners.steps import parse_lr
 
 #: The task a gateway learns unless told: the simulated fleet's (``devices.truth``), so that
@@ -64,9 +65,13 @@ class GatewayConfig:
     #: Where to write the samples it learned at its stop (:mod:`gateway.sample_log`): for the
     #: baselines of `up --report`. None: kept nowhere.
     samples_log: Path | None = None
+    #: Personal parts beside the global model (:mod:`learners.personal`): 'none', 'site' or
+    #: 'device' (binary tasks: none).
+    personalize: str = "site"
 
     def __post_init__(self) -> None:
         check_detector(self.drift_detector)
+        check_mode(self.personalize)
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
         check_imbalance(self.kind, self.class_weight, self.threshold)

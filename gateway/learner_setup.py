@@ -9,6 +9,8 @@ weights, and with ``lr = "auto"`` the shadow learners of steps around the defaul
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from gateway.config import GatewayConfig
 from learners.imbalance import parse_class_weight
 from learners.linear import LinearModel
@@ -17,14 +19,21 @@ from learners.optim import make_optimizer
 from learners.steps import AUTO, auto_search
 
 
+def model_of(config: GatewayConfig, lr: float | None) -> LinearModel:
+    """A blank model as the config says, learning with step ``lr`` (None: the optimizer's)."""
+    return LinearModel(config.spec.features, config.kind, make_optimizer(config.optimizer, lr),
+                       config.l2, config.clip, parse_class_weight(config.class_weight))
+
+
+def model_maker(config: GatewayConfig) -> Callable[[], LinearModel]:
+    """Makes blank models with the config's step (``auto``: the optimizer's default)."""
+    lr = None if config.lr == AUTO else config.lr
+    return lambda: model_of(config, lr)
+
+
 def learner_of(config: GatewayConfig) -> LocalLearner:
     """The gateway's learner; with ``lr = "auto"``, shadows of steps around the default."""
-    def model(lr: float | None) -> LinearModel:
-        return LinearModel(config.spec.features, config.kind,
-                           make_optimizer(config.optimizer, lr), config.l2, config.clip,
-                           parse_class_weight(config.class_weight))
-
     if config.lr != AUTO:
-        return LocalLearner(model(config.lr))
-    main = model(None)
-    return LocalLearner(main, auto_search(main.lr, model))
+        return LocalLearner(model_of(config, config.lr))
+    main = model_of(config, None)
+    return LocalLearner(main, auto_search(main.lr, lambda lr: model_of(config, lr)))

@@ -45,6 +45,7 @@ from gateway.partition import ReadingTopics
 from gateway.pipeline import warm
 from gateway.serving import Served, Serving
 from learners.model_admission import SAME, ModelAdmission, Task
+from learners.personal_book import PersonalBook
 
 __all__ = ["STALE_POLICIES", "Predictor", "PredictorConfig"]
 
@@ -77,17 +78,28 @@ class Predictor(Service):
         readings = [(f, config.qos) for f in config.partition.subscriptions(topics)]
         super().__init__(config.node_id, topics, broker,
                          metrics_interval=config.metrics_interval,
-                         subscriptions=[(topics.model, 1), *readings],
+                         subscriptions=[(topics.model, 1),
+                                        *((f, 1) for f in topics.personal_filters), *readings],
                          on_drained=self.serve_pending, kept_session=True,
                          max_inflight=0)  # QoS 1 predictions: ``unacked`` says how many wait
         self.keys = config.keyring or Keyring()
         self.node.every(config.keys_interval, self.keys.refresh)
+        # personal parts (learners.personal): judged as models, against the adopted task
+        self.personal = PersonalBook(
+            lambda: self.model and (self.model.params.features, self.model.target), self.keys,
+            config.model_bounds.max_magnitude, config.max_payload)
 
     def handle(self, topic: str, payload: bytes) -> None:
         self._turn_messages += 1
         if topic == self.topics.model:
             self.serve_pending()  # what came before the model is predicted by the one before
             self.on_model(payload)
+            return
+        if self.topics.is_personal(topic):
+            self.serve_pending()  # as for a model: what came before, by the part before
+            refused = self.personal.offer(topic, payload)
+            if refused is not None:
+                self.refuse(payload, *refused, topic=topic)
             return
         try:
             site, device, owned = self.owners.of(topic)
@@ -131,13 +143,14 @@ class Predictor(Service):
         log.info("%s: model v%d adopted", self.node_id, model.version,
                  extra={"node": self.node_id, "version": model.version})
 
-    def refuse(self, payload: bytes, reason: str, detail: str) -> None:
-        """Count and dead-letter a model not taken (a WARNING the first time for each reason)."""
+    def refuse(self, payload: bytes, reason: str, detail: str, topic: str | None = None) -> None:
+        """Count and dead-letter a model (or a personal part) not taken (a WARNING the first
+        time for each reason)."""
         log.log(logging.DEBUG if reason in self.refused else logging.WARNING,
                 "%s: model refused: %s (%s)", self.node_id, reason, detail,
                 extra={"node": self.node_id, "reason": reason})
         self.refused[reason] += 1
-        self.dead_letter(self.topics.model, payload, reason, detail)
+        self.dead_letter(topic or self.topics.model, payload, reason, detail)
 
     def is_stale(self, now: float) -> bool:
         limit = self.config.max_model_age
@@ -153,7 +166,9 @@ class Predictor(Service):
         if self.serving is None or not self.serving.pending:
             return
         before = self.serving.pipeline.accounting.admitted
-        served = self.serving.flush(self.model)
+        model = self.model
+        served = self.serving.flush(model, None if model is None or not self.personal.taken
+                                    else lambda ref: self.personal.params(model.params, *ref))
         if self.model is None:
             self.skipped["no_model_yet"] += self.serving.pipeline.accounting.admitted - before
             return
@@ -205,6 +220,7 @@ class Predictor(Service):
             "not_predicted": dict(books.rejected) if books else {},
             "skipped": dict(self.skipped), "foreign": self.foreign,
             "stale_predictions": self.stale_predictions, "models_refused": dict(self.refused),
+            "personal_parts": len(self.personal.by_topic),
             "model_version": self.model.version if self.model else 0,
             "model_ts": self.model.ts if self.model else None,
             "prediction_latency": self.latency.as_dict(),

@@ -25,24 +25,26 @@ from broker.client import Node
 from broker.keyring import Keyring, SignatureRefused
 from broker.latency import LatencyHistogram
 from broker.model_codec import decode_model, encode_update
-from broker.reading_codec import decode_reading_items
 from broker.service import Service
 from broker.topics import TopicError, Topics
 from broker.wire import DecodeError, encode_json
 from gateway import pipeline as gateway_pipeline
 from gateway.config import GatewayConfig
-from gateway.learner_setup import learner_of
+from gateway.learner_setup import learner_of, model_maker
 from gateway.local_time import LocalTime
+from gateway.outcomes import ADMITTED
 from gateway.partition import ReadingTopics
+from gateway.personalising import Personalising
 from gateway.pipeline import ReadingPipeline
 from gateway.sample_log import SampleLog
-from gateway.task_check import carried, task_problem
+from gateway.task_check import carried, channels_of, task_problem
 from gateway.validation import Rejected
-from learners import sgd_kernel
+from learners import personal_kernel, sgd_kernel
 from learners.drift import DriftMonitor
 from learners.evaluation import Prequential
 from learners.imbalance import parse_threshold
 from learners.model_admission import SAME, ModelAdmission, Task
+from learners.personal import effective_mode
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,7 @@ class Gateway(Service):
         self.evaluation = Prequential(config.kind, parse_threshold(config.threshold))
         local = config.spec.local_time  # in every update, so that models carry it on
         self._local_time = {} if local == LocalTime() else local.as_dict()
+        self.global_loss = Prequential(config.kind)  # the global model's, for the updates
         self.drift = DriftMonitor(config.drift_detector)
         self.drift_unsent = 0  # changes detected since the last update
         self.update_seq = time.time_ns() // 1000  # keeps going up across restarts
@@ -80,21 +83,20 @@ class Gateway(Service):
         self.model_ts: float | None = None  # the adopted model's own time (its age: now - it)
         #: From the first update sent since the last adoption to adopting a model naming us
         self.sync_latency = LatencyHistogram()
-        self._unadopted_since: float | None = None
         self.started = time.time()
         self.owners = ReadingTopics(topics, config.partition)  # (site, device, ours?) a topic
         #: What it learned, kept for `up`'s baselines (:mod:`gateway.sample_log`), or None.
-        self.samples = None if config.samples_log is None else SampleLog(
-            config.samples_log, config.spec.features)
+        self.samples = config.samples_log and SampleLog(config.samples_log, config.spec.features)
+        mode = effective_mode(config.personalize, config.kind)  # learners.personal
+        self.personal = (Personalising(mode, model_maker(config), self.owners, self.update_seq)
+                         if mode != "none" else None)
         super().__init__(config.node_id, topics, broker,
                          metrics_interval=config.metrics_interval,
                          subscriptions=[(f, 1) for f in config.partition.subscriptions(topics)],
                          tasks=[(config.sync_interval, self.sync_if_due)],
                          on_drained=self.learn_pending, kept_session=True)
-        # Models and updates on a connection of their own: the broker queues messages per
-        # connection in order, so on the readings' connection a model would wait behind every
-        # reading still queued (measured on the weather replay: 8 model versions in 6 s, and
-        # 103 updates refused as stale, when the gateways ran behind).
+        # Models and updates on a connection of their own: on the readings' one a model waits
+        # behind every reading queued (weather replay: 103 updates refused as stale, before).
         self.control = Node(
             f"{config.node_id}-control", broker,
             subscriptions=[(topics.model, 1)],
@@ -129,9 +131,11 @@ class Gateway(Service):
         for index, why in block.rejected:
             self.dead_letter(block.refs[index], block.payloads[index], why.reason, why.detail)
         if len(block.y):
-            predictions = self.learn(block.X, block.y)
+            keys = None if self.personal is None else self.personal.keys(
+                block.refs, block.ends, np.flatnonzero(block.rows.code == ADMITTED))
+            predicted = self.learn(block.X, block.y, keys)
             if self.samples is not None:
-                self.samples.add_block(block, predictions, self.pipeline.devices_table.names)
+                self.samples.add_block(block, *predicted, self.pipeline.devices_table.names)
         if not self.task_checked:
             self.check_task(block.payloads)
 
@@ -148,19 +152,26 @@ class Gateway(Service):
                                pipe.accounting.admitted)
         if problem is None:
             return
-        self.task_problem = f"{problem}; the readings carry: {carried(self._channels(payloads))}"
+        seen = carried(channels_of(payloads, self.config.cleaning.max_payload))
+        self.task_problem = f"{problem}; the readings carry: {seen}"
         log.error("%s: %s; stopping", self.node_id, self.task_problem,
                   extra={"node": self.node_id, "reason": "task_problem"})
         self.publish_metrics(qos=1)
         self.stop()
 
-    def learn(self, X: np.ndarray, ys: np.ndarray) -> np.ndarray:
-        """Predict, then learn, each sample in order; sync when enough were learned. The
-        predictions made (NaN for a blank learner's first)."""
+    def learn(self, X: np.ndarray, ys: np.ndarray, keys: list | None = None
+              ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Predict, then learn, each sample in order (with ``keys``, each sample's personal
+        part too: its prediction is the one judged); sync when enough were learned. The
+        global model's predictions, and the personalised (or None)."""
         skip = 1 if self.local.learner.n_learned == 0 else 0  # a blank learner can't guess
-        predictions = self.local.learn(X, ys)
+        predictions = global_predictions = self.local.learn(X, ys)
+        if keys is not None and self.personal is not None:
+            # the rollback guard and the drift monitor judge the global model: its own errors
+            self.global_loss.update_many(ys[skip:], predictions[skip:])
+            predictions = self.personal.learn(keys, X, ys, predictions)
         self.evaluation.update_many(ys[skip:], predictions[skip:])
-        drifts = self.drift.update_many(np.abs(ys[skip:] - predictions[skip:]))
+        drifts = self.drift.update_many(np.abs(ys[skip:] - global_predictions[skip:]))
         if drifts:
             log.info("%s: drift detected in the prediction error (model v%d); the next update "
                      "says so", self.node_id, self.local.base_version,
@@ -169,21 +180,7 @@ class Gateway(Service):
         self.learned += len(ys)
         if self.local.since_send >= self.config.sync_every:
             self.publish_update()
-        if skip:
-            predictions = predictions.copy()
-            predictions[0] = np.nan
-        return predictions
-
-    def _channels(self, payloads: list[bytes]) -> list[dict]:
-        """The channels of the readings in (the last few of) ``payloads``."""
-        out = []
-        for payload in payloads[-16:]:
-            try:
-                items = decode_reading_items(payload, self.config.cleaning.max_payload)
-            except DecodeError:
-                continue
-            out += [item.values for item in items if not isinstance(item, DecodeError)]
-        return out
+        return global_predictions, None if predictions is global_predictions else predictions
 
     def adopt(self, payload: bytes) -> None:
         try:  # with a trust file: signed by an aggregator's key, and newer than ours
@@ -206,9 +203,8 @@ class Gateway(Service):
         self.admission.adopted(model)
         self.models_adopted += 1
         self.model_ts = model.ts
-        if self._unadopted_since is not None and self.config.node_id in model.contributors:
-            self.sync_latency.observe(time.time() - self._unadopted_since)
-            self._unadopted_since = None
+        if self.config.node_id in model.contributors:
+            self.sync_latency.stop(time.time())
         log.info("%s: model v%d adopted (%d samples, from %s)", self.node_id, model.version,
                  model.n, ", ".join(model.contributors) or "a checkpoint",
                  extra={"node": self.node_id, "version": model.version})
@@ -221,16 +217,22 @@ class Gateway(Service):
 
     def publish_update(self) -> None:
         self.update_seq += 1
+        # the recent loss the rollback guard judges: the global model's (not the personalised)
+        window = self.evaluation.take_window()
+        window = self.global_loss.take_window() if self.personal is not None else window
         update = self.local.update(self.config.node_id, self.update_seq,
                                    self.config.spec.target, time.time(),
-                                   {**self.evaluation.as_dict(), **self.evaluation.take_window()},
+                                   {**self.evaluation.as_dict(), **window},
                                    drift=self.drift_unsent, local_time=self._local_time)
         self.drift_unsent = 0
         self.control.publish(self.topics.update(self.config.node_id),
                              self.keys.sign(encode_update(update), "update"), qos=1)
         self.updates_sent += 1
-        if self._unadopted_since is None:
-            self._unadopted_since = time.time()
+        self.sync_latency.start(time.time())
+        for topic, part in self.personal.messages(
+                self.topics, self.keys, self.config.node_id, update.target, update.ts
+        ) if self.personal else []:  # gateway.personalising: changed parts, signed
+            self.control.publish(topic, part, qos=1, retain=True)
         log.debug("%s: update sent: %d samples on model v%d", self.node_id, update.n,
                   update.base_version, extra={"node": self.node_id, "version":
                                               update.base_version, "samples": update.n})
@@ -263,6 +265,7 @@ class Gateway(Service):
             "step_refused": self.local.step_refused,
             "prequential": self.evaluation.as_dict(), "task_problem": self.task_problem,
             "sync_latency": self.sync_latency.as_dict(), "model_ts": self.model_ts,
+            "personalize": self.personal.mode if self.personal else "none",
         }
 
     def publish_quality(self) -> None:
@@ -276,6 +279,8 @@ class Gateway(Service):
 
     def connect(self) -> None:
         sgd_kernel.warm()  # before we listen: the first readings must not wait for it
+        if self.personal is not None:
+            personal_kernel.warm()
         gateway_pipeline.warm()
         # What start-up made (numpy, numba, river: hundreds of thousands of objects) will live
         # as long as the process: out of the cyclic GC's sight, so its full collections walk

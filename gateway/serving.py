@@ -26,12 +26,13 @@ history its lag features need) is not predicted either: its features are not the
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from broker.messages import Model
+from broker.messages import LinearParams, Model
 from gateway.cleaning import CleaningConfig
 from gateway.features import FeatureSpec
 from gateway.outcomes import ADMITTED
@@ -84,9 +85,11 @@ class Serving:
     def pending(self) -> int:
         return self.pipeline.pending
 
-    def flush(self, model: Model | None) -> list[Served]:
+    def flush(self, model: Model | None,
+              personal: Callable[[Any], LinearParams] | None = None) -> list[Served]:
         """Judge every reading taken since the last flush; predict the admitted ones with
-        ``model`` (None: judge only, the state moves on as the gateway's does)."""
+        ``model`` (None: judge only, the state moves on as the gateway's does), or with the
+        parameters ``personal(ref)`` gives a message's readings (a personal part's mix)."""
         block = self.pipeline.flush()
         rows = block.rows
         if rows is None or model is None:
@@ -105,6 +108,11 @@ class Serving:
         out = []
         for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
             m = int(message[a])
+            if personal is not None:
+                mine = personal(block.refs[m])
+                if mine is not p:
+                    values[a:b] = outputs(model.kind, X[a:b] @ mine.weights
+                                          + mine.intercept).tolist()
             out.append(Served(block.refs[m], is_batch(block.payloads[m]), seq[a:b], ts[a:b],
                               values[a:b], y[a:b], X[a:b]))
         return out

@@ -30,6 +30,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from broker.reading_codec import decode_reading_items
+from broker.wire import DecodeError
+
 #: What :func:`task_problem`'s line starts with (``up`` finds it in a gateway's log by it).
 PREFIX = "task does not fit the stream"
 #: The exit code of a gateway (and of ``up``) that stopped because the task does not fit.
@@ -85,3 +88,20 @@ def carried(names: Iterable[Iterable[str]]) -> str:
     'a, b, c'
     """
     return ", ".join(sorted({name for keys in names for name in keys})) or "none"
+
+
+def channels_of(payloads: list[bytes], max_payload: int) -> list[dict]:
+    """The channels of the readings in (the last few of) ``payloads``: what they carry.
+
+    >>> carried(channels_of([b'{"device":"d","seq":0,"ts":0.0,"values":{"b":1.0,"a":2.0}}',
+    ...                      b'not json'], 1000))
+    'a, b'
+    """
+    out = []
+    for payload in payloads[-16:]:
+        try:
+            items = decode_reading_items(payload, max_payload)
+        except DecodeError:
+            continue
+        out += [item.values for item in items if not isinstance(item, DecodeError)]
+    return out

@@ -5,8 +5,10 @@ background thread, subscribed to ``{prefix}/learn/model``. Each model is verifie
 trust file: signed by an aggregator), decoded and judged as a predictor judges it
 (:mod:`learners.model_admission`); one refused is counted by reason, logged and dead-lettered
 on ``{prefix}/deadletter/{node}``, and the current model stays. A newer model takes over the
-per-device memory (lags, last values) of the one it replaces. Leaving the ``with`` block stops
-the thread and disconnects.
+per-device memory (lags, last values) of the one it replaces. The personal parts the gateways
+publish (``{prefix}/learn/personal/...``, :mod:`learners.personal_book`: verified and judged as
+models are) make ``predict_one(..., site=, device=)`` the personalised prediction where one
+serves that device. Leaving the ``with`` block stops the thread and disconnects.
 
 Nothing is connected until :meth:`Follower.start` (``follow`` starts it):
 
@@ -39,6 +41,7 @@ from broker.wire import encode_json, excerpt
 from fleetlearn.api.inputs import DEFAULT_FILL
 from fleetlearn.api.model import Model, ModelRefused, open_message
 from learners.model_admission import SAME, ModelAdmission, ModelBounds
+from learners.personal_book import PersonalBook
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +67,11 @@ class Follower:
         self.taken = 0  # models adopted
         self.model: Model | None = None
         self._changed = threading.Condition()
-        self.node = Node(self.node_id, self.address, subscriptions=[(self.topics.model, 1)],
+        self.personal = PersonalBook(
+            lambda: self.model and (self.model.features, self.model.target), self.keys,
+            (bounds or ModelBounds()).max_magnitude)
+        self.node = Node(self.node_id, self.address, subscriptions=[
+            (self.topics.model, 1), *((f, 1) for f in self.topics.personal_filters)],
                          handler=self._handle)
         self._thread: threading.Thread | None = None
 
@@ -108,6 +115,11 @@ class Follower:
         return model.predict_one(x, ts=ts, device=device, site=site)
 
     def _handle(self, topic: str, payload: bytes) -> None:
+        if topic != self.topics.model:  # a personal part
+            refused = self.personal.offer(topic, payload)
+            if refused is not None:
+                self._refuse(payload, *refused, topic=topic)
+            return
         try:
             message = open_message(payload, self.keys)
         except ModelRefused as exc:
@@ -121,19 +133,21 @@ class Follower:
             return
         current = self.model
         model = Model(message, self.fill) if current is None else current.successor(message)
+        model.personal = self.personal
         self.admission.adopted(message)
         self.taken += 1
         with self._changed:
             self.model = model
             self._changed.notify_all()
 
-    def _refuse(self, payload: bytes, reason: str, detail: str) -> None:
+    def _refuse(self, payload: bytes, reason: str, detail: str, topic: str | None = None
+                ) -> None:
         log.log(logging.DEBUG if reason in self.refused else logging.WARNING,
                 "%s: model refused: %s (%s)", self.node_id, reason, detail)
         self.refused[reason] += 1
         self.node.publish(self.topics.deadletter(self.node_id), encode_json({
             "node": self.node_id, "reason": reason, "detail": detail,
-            "topic": self.topics.model, "excerpt": excerpt(payload), "ts": time.time()}))
+            "topic": topic or self.topics.model, "excerpt": excerpt(payload), "ts": time.time()}))
 
 
 @contextmanager

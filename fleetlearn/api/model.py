@@ -42,6 +42,7 @@ from gateway.local_time import LocalTime
 from gateway.validation import Rejected
 from learners.link import output
 from learners.model_admission import ModelAdmission, ModelBounds
+from learners.personal_book import PersonalBook
 
 
 class ModelRefused(ValueError):
@@ -74,6 +75,9 @@ class Model:
         if fill not in FILLS:
             raise ValueError(f"fill must be one of {FILLS}, not {fill!r}")
         self.message, self.fill = message, fill
+        #: Personal parts (:mod:`learners.personal_book`; :func:`~fleetlearn.api.follow.follow`
+        #: keeps them): with one for the ``site``/``device`` asked, the prediction is its mix.
+        self.personal: PersonalBook | None = None
         self.needs = Needs(message.params.features, message.target,
                            LocalTime(**message.local_time) if message.local_time else None)
         self._build = FeatureBuilder(self.needs.spec)
@@ -99,7 +103,7 @@ class Model:
                 self.features, self.target, self.message.local_time):
             raise ValueError("a successor must have the same features, target and local time")
         model = Model(message, self.fill)
-        model._build, model._last = self._build, self._last
+        model._build, model._last, model.personal = self._build, self._last, self.personal
         return model
 
     version = property(lambda self: self.message.version)
@@ -154,6 +158,8 @@ class Model:
             raise MissingInput([], [f"{', '.join(nan)}: the device's previous reading did not "
                                     f"have {', '.join(f[len(LAG):] for f in nan)}"])
         params = self.message.params
+        if self.personal is not None:
+            params = self.personal.params(params, site, device)
         return output(self.kind, float(vector @ params.weights + params.intercept))
 
     def _filled(self, channel: str, last: dict[str, float]) -> float | None:

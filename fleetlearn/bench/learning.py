@@ -1,6 +1,7 @@
 """The ``learning`` scenario: the learning core per reading (features + scaling + predict +
 learn) and its prequential R² on the real weather stream, against River's StandardScaler |
-LinearRegression (and persistence) on the same cleaned stream."""
+LinearRegression (and persistence) on the same cleaned stream; and the personalised learner's
+cost per reading against the global one (:mod:`fleetlearn.bench.personal`)."""
 
 from __future__ import annotations
 
@@ -100,4 +101,7 @@ def bench_learning(n: int = 0, repeats: int = 3, **_: Any) -> list[dict[str, Any
                  "r2_fleetlearn_central": round(_r2(ys[1:], ours[1:]), 4),
                  "r2_river": round(_r2(ys[1:], theirs[1:]), 4),
                  "r2_persistence": round(_r2(ys[1:], persistence[1:]), 4)})
+    from fleetlearn.bench.personal import bench_personal
+
+    rows.append(bench_personal(samples, spec, repeats))  # its cost against the global's
     return rows

@@ -55,7 +55,7 @@ TzColOpt = Annotated[str | None, typer.Option(
 SIMULATE_OWNERS: dict[str, tuple[type, str]] = {
     name: (F, name) for name in ("devices", "sites", "seed", "rate", "batch", "layout", "qos",
                                  "duration", "drift_at", "metrics_interval", "send_buffer",
-                                 "positives")}
+                                 "positives", "heterogeneity")}
 REPLAY_OWNERS: dict[str, tuple[type, str]] = {
     name: (R, name) for name in ("site", "speed", "qos", "batch", "layout", "metrics_interval",
                                  "date_col", "time_format", "skip_rows", "tz_col")}
@@ -89,6 +89,10 @@ def simulate(
         min=1e-6, max=1 - 1e-6, help="A share of positives: every reading also carries a 0/1 "
         "channel 'event', 1 when its target is above the level that share of readings exceed "
         "(an imbalanced binary task).")] = default(F, "positives"),
+    heterogeneity: Annotated[float, typer.Option(min=0.0, help="Each site's own ground truth "
+                                                 "differs from the fleet's by this relative "
+                                                 "size (0.2: its weights 20 % off).")
+                             ] = default(F, "heterogeneity"),
     metrics_interval: MetricsOpt = default(F, "metrics_interval"),
     send_buffer: Annotated[int, typer.Option(min=1, help="Most QoS 1 messages waiting for the "
                                              "broker's acknowledgement; readings due while "
@@ -107,7 +111,8 @@ def simulate(
                              layout=layout, qos=qos, duration=duration,
                              metrics_interval=metrics_interval,
                              faults=FaultRates.parse(faults) if faults else None,
-                             drift_at=drift_at, send_buffer=send_buffer, positives=positives)
+                             drift_at=drift_at, send_buffer=send_buffer, positives=positives,
+                             heterogeneity=heterogeneity)
         connection = address(broker, username, password, tls_ca, tls_cert, tls_key)
         fleet = Fleet(config, topics(prefix), connection)
     except ValueError as exc:

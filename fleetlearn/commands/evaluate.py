@@ -23,6 +23,7 @@ from fleetlearn.commands.common import (
     KindOpt,
     LrOpt,
     OptimizerOpt,
+    PersonalizeOpt,
     ThresholdOpt,
     TimezoneOpt,
     TimezonesOpt,
@@ -45,7 +46,7 @@ R, C, P, S = ReplayConfig, CleaningConfig, ChannelPolicy, EvaluateSettings
 OWNERS: dict[str, tuple[type, str]] = {
     "timezone": (LocalTime, "default"),
     **{name: (S, name) for name in ("kind", "optimizer", "lr", "l2", "clip", "sync_every",
-                                    "gateways", "class_weight", "threshold")},
+                                    "gateways", "class_weight", "threshold", "personalize")},
     **{name: (R, name) for name in ("date_col", "time_format", "skip_rows", "site",
                                     "tz_col")},
     "max_age": (C, "max_age"), "max_skew": (C, "max_skew"),
@@ -87,6 +88,7 @@ def evaluate(
                                           "as `up --gateways`.")] = default(S, "gateways"),
     sync_every: Annotated[int, typer.Option(min=1, help="Samples of a gateway between its "
                                             "updates (federated).")] = default(S, "sync_every"),
+    personalize: PersonalizeOpt = default(S, "personalize"),
     max_age: clean.MaxAgeOpt = default(C, "max_age"),
     max_skew: clean.MaxSkewOpt = default(C, "max_skew"),
     reorder_window: clean.ReorderWindowOpt = default(C, "reorder_window"),
@@ -99,7 +101,7 @@ def evaluate(
     json: Annotated[Path | None, typer.Option("--json", help="Also write the figures to this "
                                               "file (JSON).")] = None,
 ) -> None:
-    """Every strategy (persistence, each gateway alone, central, federated) on a CSV,
+    """Every strategy (persistence, each gateway alone, central, federated, personalised) on a CSV,
     prequential, without a broker: how to decide before deploying."""
     from devices.replay_plan import load_readings
     from fleetlearn.evaluate.run import evaluate as run
@@ -124,7 +126,7 @@ def evaluate(
         settings = S(FeatureSpec(names(features, "--features"), target, zones), kind=kind,
                      optimizer=optimizer, lr=lr, l2=l2, clip=clip, class_weight=class_weight,
                      threshold=threshold, sync_every=sync_every,
-                     gateways=gateways, cleaning=cleaning)
+                     gateways=gateways, cleaning=cleaning, personalize=personalize)
         missing = [c for c in settings.spec.channels if c not in plan.channels]
         if missing:
             raise ValueError(f"the file carries no {', '.join(missing)}")

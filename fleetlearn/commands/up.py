@@ -55,7 +55,7 @@ F, R, U = FleetConfig, ReplayConfig, UpSettings
 OWNERS: dict[str, tuple[type, str]] = {
     **EXPORTER_OWNERS,
     **{name: (F, name) for name in ("devices", "sites", "rate", "batch", "layout", "qos",
-                                    "seed", "drift_at", "positives")},
+                                    "seed", "drift_at", "positives", "heterogeneity")},
     "send_buffer": (F, "send_buffer"),
     "gateways": (U, "gateways"), "drain_timeout": (U, "drain_timeout"), "site": (R, "site"),
     "secure": (U, "secure"), "dashboard": (U, "dashboard"),
@@ -101,6 +101,11 @@ def up(
     optimizer: Annotated[str | None, typer.Option(help="The gateways' optimizer: 'adagrad', "
                                                   "'rmsprop' or 'sgd'.")] = None,
     lr: LrOpt = None,
+    personalize: Annotated[str | None, typer.Option(
+        help="The gateways' personal parts: 'site', 'device' or 'none'.")] = None,
+    heterogeneity: Annotated[float, typer.Option(
+        min=0.0, help="Each simulated site's own truth differs from the fleet's by this "
+        "relative size.")] = default(F, "heterogeneity"),
     file: Annotated[Path | None, typer.Option("--replay", help="Replay this CSV file instead "
                                               "of simulating a fleet.")] = None,
     time_col: Annotated[str, typer.Option(help="Replay: the time column.")] = "time",
@@ -184,7 +189,8 @@ def up(
                 default_secure_dir(topics(prefix).prefix) if secure else None),
             sync_every=sync_every,
             sync_interval=sync_interval, features=features, target=target, kind=kind,
-            optimizer=optimizer, lr=lr, replay=replay, config=ctx.obj,
+            optimizer=optimizer, lr=lr, personalize=personalize,
+            heterogeneity=heterogeneity, replay=replay, config=ctx.obj,
             faults=faults, drift_at=drift_at, positives=positives, log_dir=log_dir,
             strategy=strategy,
             merge=merge, drift_policy=drift_policy, send_buffer=send_buffer,

@@ -6,7 +6,8 @@ learning it (:mod:`gateway.sample_log`). From those, with the gateways' own lear
 - ``persistence``: a device's previous target predicts its next;
 - ``local``: each gateway learning alone, on its samples in its order;
 - ``central``: one learner over every sample, in the order of the readings' clocks;
-- ``federated``: what the gateways predicted (the fleet's model as each held it then).
+- ``federated``: what the global model predicted (the fleet's model as each gateway held it);
+- ``personalised``: with personal parts, what the gateways predicted with them.
 
 Each strategy scored per gateway, as their sample-weighted mean, and pooled over every sample
 (:func:`fleetlearn.evaluate.table.figures`, the table of ``fleetlearn evaluate``).
@@ -46,6 +47,7 @@ MEANING = {
     "local": "each gateway learning alone from its own devices",
     "central": "one learner over every reading, in the order of their clocks",
     "federated": "the fleet's model, as each gateway held it when the reading came",
+    "personalised": "the fleet's model mixed with each site's (or device's) own part",
 }
 
 
@@ -71,6 +73,9 @@ def baselines(samples_dir: Path, node_config: dict[str, dict[str, Any]]
                    "local": local(X, y, gateway, k, make),
                    "central": _central_by_clock(kept, X, y, make),
                    "federated": np.concatenate([s.predicted for s in kept])}
+    personal = np.concatenate([s.personal for s in kept])
+    if not np.isnan(personal).all():
+        predictions["personalised"] = personal
     table = figures(settings.kind, predictions, y, gateway, k, np.ones(len(y), bool),
                     parse_threshold(settings.threshold))
     names = [f.stem for f in files]

@@ -76,7 +76,8 @@ def deployment_report(deployment: Any) -> dict[str, Any]:
         # taken in, answered in how many messages, not predicted (by the gateways' reasons),
         # and turns that found more waiting than one turn reads (it fell behind)
         "predictor": {k: st.nodes.get("predictor", {}).get(k) for k in (
-            "received", "prediction_messages", "not_predicted", "skipped", "full_turns")},
+            "received", "prediction_messages", "not_predicted", "skipped", "full_turns",
+            "models_refused", "personal_parts")},
         "deadletters": dict(st.deadletters),
         "ignored_metrics": dict(st.ignored),
         "processes": [c.record() for c in d.children],

@@ -42,6 +42,8 @@ class UpSettings:
     kind: str | None = None
     optimizer: str | None = None
     lr: float | str | None = None  # "auto": chosen online
+    personalize: str | None = None
+    heterogeneity: float = 0.0
     replay: ReplayConfig | None = None  # a CSV source instead of the simulated fleet
     config: Path | None = None  # the TOML file, handed on to every node
     faults: str = ""
@@ -114,14 +116,15 @@ class UpSettings:
         given = {
             "task": {"features": self.features and self.features.split(","),
                      "target": self.target, "kind": self.kind},
-            "learner": {"optimizer": self.optimizer, "lr": self.lr},
+            "learner": {"optimizer": self.optimizer, "lr": self.lr,
+                        "personalize": self.personalize},
             "sync": {"sync_every": self.sync_every, "sync_interval": self.sync_interval},
             "aggregator": {"strategy": self.strategy, "merge": self.merge,
                            "drift_policy": self.drift_policy},
             "fleet": {"devices": self.devices, "sites": self.sites, "seed": self.seed,
                       "rate": self.rate, "batch": self.batch, "layout": self.layout,
                       "qos": self.qos, "faults": self.faults, "drift_at": self.drift_at,
-                      "positives": self.positives,
+                      "positives": self.positives, "heterogeneity": self.heterogeneity,
                       "send_buffer": self.send_buffer},
         }
         if self.replay is not None:

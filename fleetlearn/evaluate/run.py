@@ -11,7 +11,8 @@ order of their first reading (:meth:`fleetlearn.deploy.settings.UpSettings.parti
 >>> plan = ReplayPlan("s0", readings, ("a", "y"), {})
 >>> result = evaluate(plan, EvaluateSettings(FeatureSpec(("a",), "y"), gateways=2))
 >>> sorted(result["strategies"]), result["samples"], result["gateways"]
-(['central', 'federated', 'local', 'persistence'], 400, {'gw-0': ['d0'], 'gw-1': ['d1']})
+(['central', 'federated', 'local', 'persistence', 'personalised'], 400, {'gw-0': ['d0'], \
+'gw-1': ['d1']})
 >>> result["strategies"]["central"]["pooled"]["r2"] > 0.99
 True
 """
@@ -27,10 +28,17 @@ from devices.replay_plan import ReplayPlan
 from fleetlearn.deploy.settings import UpSettings
 from fleetlearn.evaluate.samples import clean_samples
 from fleetlearn.evaluate.settings import EvaluateSettings
-from fleetlearn.evaluate.strategies import central, federated, local, persistence
+from fleetlearn.evaluate.strategies import (
+    central,
+    federated,
+    local,
+    persistence,
+    personalised,
+)
 from fleetlearn.evaluate.table import figures
 from gateway.partition import Partition
 from learners.imbalance import parse_threshold
+from learners.personal import effective_mode
 
 
 def assign(plan: ReplayPlan, gateways: int) -> tuple[list[list[str]], dict[str, int]]:
@@ -59,10 +67,15 @@ def evaluate(plan: ReplayPlan, settings: EvaluateSettings) -> dict[str, Any]:
     predictions = {"persistence": persistence(y, samples.device),
                    "local": local(X, y, gateway, k, make),
                    "central": central(X, y, make), "federated": fed}
+    mode = effective_mode(settings.personalize, settings.kind)
+    if mode != "none":
+        predictions["personalised"] = personalised(X, y, gateway, k, settings.model, fed, mode,
+                                                   plan.site, samples.device, samples.devices)
     table = figures(settings.kind, predictions, y, gateway, k, samples.scored,
                     parse_threshold(settings.threshold))
     return {"task": {"features": list(settings.spec.features), "target": settings.spec.target},
-            "kind": settings.kind, "readings": len(plan.readings), "samples": len(samples),
+            "kind": settings.kind, "personalize": mode, "readings": len(plan.readings),
+            "samples": len(samples),
             "scored": int(samples.scored.sum()), "rejected": dict(samples.rejected),
             "gateways": {f"gw-{g}": m for g, m in enumerate(members)},
             "sync_every": settings.sync_every, "models": models,

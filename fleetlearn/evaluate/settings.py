@@ -35,6 +35,7 @@ class EvaluateSettings:
     class_weight: str = G.class_weight
     threshold: str = G.threshold
     sync_every: int = G.sync_every
+    personalize: str = G.personalize
     gateways: int = UpSettings.gateways
     cleaning: CleaningConfig = field(default_factory=CleaningConfig)
 

@@ -8,6 +8,8 @@
   closes (an update from every gateway) every gateway adopts the merged model
   (:meth:`~learners.local.LocalLearner.adopt`), as gateways do. No wall clock: an update goes
   only after ``sync_every`` samples, and a round never times out.
+- ``personalised``: the federated predictions plus each gateway's personal parts (per site or
+  per device, :mod:`learners.personal`) learned on their residuals, as a gateway does.
 
 Each returns one prediction per sample (NaN where none was made: a blank learner's first).
 
@@ -28,15 +30,18 @@ import numpy as np
 
 from broker.messages import Model
 from learners.federation import Federation, FederationConfig
+from learners.linear import LinearModel
 from learners.local import LocalLearner
+from learners.personal import PersonalParts, key_of
 
 #: The strategies in the table's order.
-NAMES = ("persistence", "local", "central", "federated")
+NAMES = ("persistence", "local", "central", "federated", "personalised")
 
 #: A blank learner as a gateway makes one (:meth:`~fleetlearn.evaluate.settings.
 #: EvaluateSettings.learner`); a learner with shadows (``lr = "auto"``) may change its step
 #: between blocks, so local and central learn in blocks of this many samples too.
 MakeLearner = Callable[[], LocalLearner]
+MakeModel = Callable[[], LinearModel]
 BLOCK = 200
 
 
@@ -135,3 +140,19 @@ def federated(X: np.ndarray, y: np.ndarray, gateway: np.ndarray, gateways: int,
                 models += 1
                 for other in gws:
                     other.learner.adopt(model, replace=True)
+
+
+def personalised(X: np.ndarray, y: np.ndarray, gateway: np.ndarray, gateways: int,
+                 make: MakeModel, base: np.ndarray, mode: str, site: str,
+                 devices: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
+    """The federated predictions ``base`` corrected by each gateway's personal parts (keyed
+    by ``mode``: per site, or per device ``names[devices[i]]``); NaN where ``base`` is."""
+    keys = [key_of(mode, site, names[d]) for d in devices.tolist()]
+    out = np.full(len(y), np.nan)
+    for g in range(gateways):
+        mine = np.flatnonzero(gateway == g)
+        parts = PersonalParts(make)
+        out[mine] = parts.learn([keys[i] for i in mine], X[mine], y[mine],
+                                np.nan_to_num(base[mine]))
+    out[np.isnan(base)] = np.nan
+    return out

@@ -47,6 +47,9 @@ def test_up_secure_learns_as_the_plain_one_and_says_it_is_secured(tmp_path):
     assert report["secure_files"]["trust"] == str(secure / "keys" / "trust.toml")
     assert report["broker"].startswith("mqtts://127.0.0.1:")
     assert "secured" in done.stdout
+    # the gateways' personal parts (#15.1), signed with their keys, reach the predictor
+    assert report["predictor"]["personal_parts"] >= 1
+    assert not report["predictor"]["models_refused"], report["predictor"]["models_refused"]
     # every node logged in to the broker as itself, and spoke TLS
     broker_log = (logs / "broker" / "mosquitto.log").read_text()
     for user in NODES:

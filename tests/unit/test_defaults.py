@@ -42,7 +42,7 @@ HOMES = [
         "report", "log_dir", "log_level", "quiet", "secure_dir",
         # node settings: None unless given, so the file's or the node's own default holds
         "sync_every", "sync_interval", "features", "target", "kind", "optimizer", "lr",
-        "strategy", "merge", "drift_policy"}),
+        "strategy", "merge", "drift_policy", "personalize"}),
     (("dashboard",), dashboard.OWNERS, set()),
     (("evaluate",), evaluate.OWNERS, {"file", "time_col", "device_col", "columns", "features",
                                       "target", "json", "timezones"}),
