@@ -13,6 +13,9 @@ Roles (a user name is the node's id, so ``%u`` in a pattern is the node itself):
 - ``aggregator``: the only writer of the model; reads updates and every node's status.
 - ``predictor``: reads readings and the model, writes predictions.
 - ``monitor``: only reads (model, metrics, statuses, dead letters).
+- ``bridge``: a site broker's bridge to the core (user ``bridge-SITE``, ``broker/bridge.py``):
+  writes what a site sends up (updates, node statuses, metrics, dead letters and its own
+  site's readings) and reads the model it brings down.
 
 Mosquitto applies ``pattern`` lines to every user, so only the device's own topics are
 patterns; a node's own topics are ``topic`` lines under its ``user``: a pattern
@@ -37,9 +40,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from broker.topics import Topics, check_id
+from broker.topics import Topics, check_id, check_site
 
-ROLES = ("device", "fleet", "gateway", "aggregator", "predictor", "monitor")
+ROLES = ("device", "fleet", "gateway", "aggregator", "predictor", "monitor", "bridge")
 #: The node users of a deployment besides its gateways (``gw-N``), with their roles.
 NODE_USERS = {"aggregator": "aggregator", "predictor": "predictor", "fleet": "fleet",
               "replay": "fleet", "monitor": "monitor"}
@@ -51,8 +54,10 @@ def gateway_ids(count: int) -> list[str]:
     return [f"gw-{i}" for i in range(count)]
 
 
-def roster(gateways: int, devices: Iterable[str] = ()) -> dict[str, str]:
-    """User name -> role for a deployment of ``gateways`` gateways and these devices.
+def roster(gateways: int, devices: Iterable[str] = (), sites: Iterable[str] = ()
+           ) -> dict[str, str]:
+    """User name -> role for a deployment of ``gateways`` gateways and these devices; with
+    ``sites``, a bridge user per site (``bridge-SITE``).
 
     >>> roster(2, ["s0-d0000"])["gw-1"], roster(0, ["s0-d0000"])["s0-d0000"]
     ('gateway', 'device')
@@ -61,7 +66,8 @@ def roster(gateways: int, devices: Iterable[str] = ()) -> dict[str, str]:
     ...
     ValueError: device id 'gw-0' is a node's user name
     """
-    users = {**NODE_USERS, **{g: "gateway" for g in gateway_ids(gateways)}}
+    users = {**NODE_USERS, **{g: "gateway" for g in gateway_ids(gateways)},
+             **{f"bridge-{check_site(s)}": "bridge" for s in sites}}
     for device in devices:
         check_id(device, "device id")
         if device in users:
@@ -91,6 +97,10 @@ def user_rules(t: Topics, user: str, role: str) -> list[tuple[str, str]]:
     if role == "monitor":
         return [("read", model), ("read", t.metrics_filter), ("read", t.node_status_filter),
                 ("read", t.deadletter_filter)]
+    if role == "bridge":  # no node of its own: it speaks for the nodes of its site
+        return [("write", t.updates_filter), ("write", t.node_status_filter),
+                ("write", t.metrics_filter), ("write", t.deadletter_filter), ("read", model),
+                ("write", t.readings_filter(check_site(user.removeprefix("bridge-"))))]
     own = {
         "fleet": [("write", readings), ("write", t.device_status("+", "+"))],
         "gateway": [("read", readings), ("read", model), ("write", t.update(user))],

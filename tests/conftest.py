@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from broker.address import BrokerAddress
+from broker.bridge import BridgeSpec, bridge_lines
 from broker.mosquitto import MosquittoBroker
 from broker.secure import generate
 from broker.topics import Topics
@@ -82,3 +83,30 @@ def secure_mosquitto(tmp_path, prefix) -> Iterator[MosquittoBroker]:
                      devices=("s0-d0001", "s0-d0002"))
     broker = MosquittoBroker(data_dir=tmp_path / "broker", secure=files).start()
     yield from owned(broker)
+
+
+@pytest.fixture
+def core_broker(tmp_path) -> Iterator[MosquittoBroker]:
+    """The core broker of a bridged test: a mosquitto of this test's own on loopback."""
+    broker = MosquittoBroker(data_dir=tmp_path / "core").start()
+    yield from owned(broker)
+
+
+@pytest.fixture
+def site_brokers(tmp_path, prefix) -> Iterator[Callable[..., MosquittoBroker]]:
+    """Start site brokers bridged to a core (``make(core_port, site, **BridgeSpec fields)``);
+    every one started is stopped, and its process checked gone, when the test ends."""
+    started: list[MosquittoBroker] = []
+
+    def make(core_port: int, site: str = "s0", core_host: str = "127.0.0.1",
+             **spec: object) -> MosquittoBroker:
+        lines = bridge_lines(Topics(prefix), BridgeSpec(site, core_host, core_port, **spec))
+        broker = MosquittoBroker(data_dir=tmp_path / f"site-{site}", bridge=lines)
+        started.append(broker)
+        return broker.start()
+
+    yield make
+    pids = [b.process.pid for b in started if b.process is not None]
+    for broker in started:
+        broker.stop()
+    assert not any(process_alive(pid) for pid in pids)
