@@ -22,7 +22,7 @@ try_private true
 cleansession false
 local_cleansession false
 start_type automatic
-restart_timeout 1 10
+restart_timeout 1 5
 keepalive_interval 5
 notifications true
 notifications_local_only true
@@ -85,7 +85,7 @@ class BridgeSpec:
     #: Seconds between pings on an idle link: a dead link is noticed after about 1.5 times it.
     keepalive: int = 5
     #: Reconnect backoff (base, cap), seconds.
-    restart: tuple[int, int] = (1, 10)
+    restart: tuple[int, int] = (1, 5)
     #: TLS: the CA that signed the core's certificate (no TLS without it).
     tls_ca: Path | None = None
     username: str | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from broker.mosquitto import MosquittoBroker
 from broker.secure import generate
 from broker.topics import Topics
 from fleetlearn.bench.tls import TlsMosquitto
+from tests.netsim import DelayProxy, SiteNamespace, netns_unavailable
 
 #: The one user of :func:`tls_broker`, and its password.
 TLS_USER, TLS_PASSWORD = "fleet", "s3cret-pw"
@@ -110,3 +112,56 @@ def site_brokers(tmp_path, prefix) -> Iterator[Callable[..., MosquittoBroker]]:
     for broker in started:
         broker.stop()
     assert not any(process_alive(pid) for pid in pids)
+
+
+@pytest.fixture
+def site_netns() -> Iterator[SiteNamespace]:
+    """A network namespace for one site, joined to this host by a slow (tbf) site-core veth
+    link and a management link (tests/netsim.py); removed, links and all, when the test ends.
+    Skips where that cannot be done (not root, no iproute2)."""
+    why = netns_unavailable()
+    if why:
+        pytest.skip(why)
+    ns = SiteNamespace().create()
+    try:
+        yield ns
+    finally:
+        ns.remove()
+        assert not ns.exists(), f"namespace {ns.name} or its links outlived the test"
+
+
+@dataclass
+class RemoteSite:
+    """A site broker in its namespace, bridged to the core through a delay proxy."""
+
+    ns: SiteNamespace
+    broker: MosquittoBroker
+    proxy: DelayProxy
+    address: BrokerAddress  # where the test (and the site's nodes) reach the site broker
+
+
+#: The site broker's port inside its namespace (a namespace has every port to itself).
+SITE_PORT = 18830
+
+
+@pytest.fixture
+def remote_site(site_netns, core_broker, tmp_path, prefix) -> Iterator[RemoteSite]:
+    """Site s0's broker in ``site_netns``, bridged over the slow link and a delay proxy
+    (50 ms ± 20 ms each way, a 1 s stall every 7 s) to ``core_broker``; the bridge notices a
+    dead link in about 7.5 s (keepalive 5 s) and retries every 1-3 s."""
+    proxy = DelayProxy((site_netns.core_side, 0), ("127.0.0.1", core_broker.port),
+                       latency=0.05, jitter=0.02, stall_every=7.0, stall=1.0)
+    try:
+        spec = BridgeSpec("s0", site_netns.core_side, proxy.port, restart=(1, 3))
+        broker = MosquittoBroker(SITE_PORT, tmp_path / "site-s0", bind="0.0.0.0",
+                                 bridge=bridge_lines(Topics(prefix), spec),
+                                 netns=site_netns.name).start()
+        try:
+            yield RemoteSite(site_netns, broker, proxy,
+                             BrokerAddress(site_netns.site_mgmt, SITE_PORT))
+        finally:
+            pid = broker.process.pid
+            broker.stop()
+            assert not process_alive(pid)
+    finally:
+        proxy.close()
