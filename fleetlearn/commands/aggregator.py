@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from broker.address import BrokerAddress
+from broker.bridge import site_aggregator_id
 from broker.topics import check_id
 from fleetlearn.commands.common import (
     DEFAULT_BROKER,
@@ -34,6 +35,7 @@ from fleetlearn.commands.keys import SigningKeyOpt, TrustOpt, keyring
 from learners.aggregator import Aggregator, AggregatorConfig
 from learners.federation import FederationConfig
 from learners.registry import build_strategy
+from learners.site_aggregator import SiteAggregator
 from learners.staleness import Staleness
 from learners.strategies import FedAsync, FedBuff, MergeRule, Strategy
 
@@ -140,6 +142,10 @@ def aggregator(
                            ] = True,
     keep: Annotated[int, typer.Option(min=1, help="Checkpoints kept.")] = default(A, "keep"),
     id: Annotated[str, typer.Option("--id", help="Node id.")] = default(A, "node_id"),
+    site: Annotated[str | None, typer.Option(
+        help="Be site S's aggregator (node id site-S) on the site's broker: merge its "
+        "gateways' updates, send one site update up its bridge (--hierarchical) and adopt the "
+        "core's model as the next site model.")] = None,
     broker: BrokerOpt = DEFAULT_BROKER,
     prefix: PrefixOpt = DEFAULT_PREFIX,
     metrics_interval: MetricsOpt = default(A, "metrics_interval"),
@@ -154,6 +160,8 @@ def aggregator(
 ) -> None:
     """Merge learner updates (FedAvg, async or robust) and broadcast versioned models."""
     deployment = topics(prefix)
+    if site is not None:
+        id = site_aggregator_id(site)
     broker_address = address(broker, username, password, tls_ca, tls_cert, tls_key)
     try:
         chosen = build_strategy(strategy, {
@@ -175,4 +183,5 @@ def aggregator(
             keyring=keyring(key, trust, id, "aggregator"))
     except ValueError as exc:
         raise UsageProblem(str(exc)) from None
-    serve(Aggregator(config, deployment, broker_address), give_up_after)
+    serve(Aggregator(config, deployment, broker_address) if site is None
+          else SiteAggregator(config, deployment, broker_address, site), give_up_after)

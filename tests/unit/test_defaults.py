@@ -28,7 +28,7 @@ HOMES = [
     (("broker",), broker.OWNERS, {"data_dir", "secure", "secure_dir", "device", "host",
                                   "client_certs", "site", "bridge_to"}),
     (("gateway",), gateway.OWNERS, {"partition", "features", "target", "allowlist"}),
-    (("aggregator",), aggregator.OWNERS, {"state_dir", "checkpoints", "strategy"}),
+    (("aggregator",), aggregator.OWNERS, {"state_dir", "checkpoints", "strategy", "site"}),
     (("predict",), predict.OWNERS, {"partition", "features", "target", "allowlist"}),
     (("devices", "simulate"), devices.SIMULATE_OWNERS, {"faults"}),
     (("devices", "replay"), devices.REPLAY_OWNERS, {"file", "time_col", "device_col",
