@@ -115,19 +115,25 @@ def site_brokers(tmp_path, prefix) -> Iterator[Callable[..., MosquittoBroker]]:
 
 
 @pytest.fixture
-def site_netns() -> Iterator[SiteNamespace]:
-    """A network namespace for one site, joined to this host by a slow (tbf) site-core veth
-    link and a management link (tests/netsim.py); removed, links and all, when the test ends.
-    Skips where that cannot be done (not root, no iproute2)."""
+def netns_factory() -> Iterator[Callable[[], SiteNamespace]]:
+    """Make network namespaces for sites, each joined to this host by a slow (tbf) site-core
+    veth link and a management link (tests/netsim.py); every one is removed, links and all,
+    when the test ends. Skips where that cannot be done (not root, no iproute2)."""
     why = netns_unavailable()
     if why:
         pytest.skip(why)
-    ns = SiteNamespace().create()
+    made: list[SiteNamespace] = []
+
+    def make() -> SiteNamespace:
+        made.append(SiteNamespace())
+        return made[-1].create()
+
     try:
-        yield ns
+        yield make
     finally:
-        ns.remove()
-        assert not ns.exists(), f"namespace {ns.name} or its links outlived the test"
+        for ns in made:
+            ns.remove()
+        assert not any(ns.exists() for ns in made), "a namespace or link outlived the test"
 
 
 @dataclass
@@ -145,23 +151,37 @@ SITE_PORT = 18830
 
 
 @pytest.fixture
-def remote_site(site_netns, core_broker, tmp_path, prefix) -> Iterator[RemoteSite]:
-    """Site s0's broker in ``site_netns``, bridged over the slow link and a delay proxy
-    (50 ms ± 20 ms each way, a 1 s stall every 7 s) to ``core_broker``; the bridge notices a
-    dead link in about 7.5 s (keepalive 5 s) and retries every 1-3 s."""
-    proxy = DelayProxy((site_netns.core_side, 0), ("127.0.0.1", core_broker.port),
-                       latency=0.05, jitter=0.02, stall_every=7.0, stall=1.0)
+def remote_sites(netns_factory, core_broker, tmp_path, prefix
+                 ) -> Iterator[Callable[..., RemoteSite]]:
+    """Start site brokers, each in a namespace of its own, bridged over its slow link and a
+    delay proxy (50 ms +- 20 ms each way, a 1 s stall every 7 s) to ``core_broker``
+    (``make(site, **BridgeSpec fields)``); a bridge notices a dead link in about 7.5 s
+    (keepalive 5 s) and retries every 1-3 s. All stopped (processes checked gone) at the end."""
+    made: list[RemoteSite] = []
+
+    def make(site: str = "s0", **spec: object) -> RemoteSite:
+        ns = netns_factory()
+        proxy = DelayProxy((ns.core_side, 0), ("127.0.0.1", core_broker.port),
+                           latency=0.05, jitter=0.02, stall_every=7.0, stall=1.0)
+        lines = bridge_lines(Topics(prefix), BridgeSpec(site, ns.core_side, proxy.port,
+                                                        restart=(1, 3), **spec))
+        broker = MosquittoBroker(SITE_PORT, tmp_path / f"site-{site}", bind="0.0.0.0",
+                                 bridge=lines, netns=ns.name)
+        made.append(RemoteSite(ns, broker, proxy, BrokerAddress(ns.site_mgmt, SITE_PORT)))
+        broker.start()
+        return made[-1]
+
     try:
-        spec = BridgeSpec("s0", site_netns.core_side, proxy.port, restart=(1, 3))
-        broker = MosquittoBroker(SITE_PORT, tmp_path / "site-s0", bind="0.0.0.0",
-                                 bridge=bridge_lines(Topics(prefix), spec),
-                                 netns=site_netns.name).start()
-        try:
-            yield RemoteSite(site_netns, broker, proxy,
-                             BrokerAddress(site_netns.site_mgmt, SITE_PORT))
-        finally:
-            pid = broker.process.pid
-            broker.stop()
-            assert not process_alive(pid)
+        yield make
     finally:
-        proxy.close()
+        pids = [r.broker.process.pid for r in made if r.broker.process is not None]
+        for remote in reversed(made):
+            remote.broker.stop()
+            remote.proxy.close()
+        assert not any(process_alive(pid) for pid in pids)
+
+
+@pytest.fixture
+def remote_site(remote_sites) -> RemoteSite:
+    """Site s0's broker in a namespace of its own, bridged (flat) over a slow, delayed link."""
+    return remote_sites("s0")

@@ -164,6 +164,7 @@ class DelayProxy:
             try:
                 down, _ = self.server.accept()
                 up = socket.create_connection(self.target, timeout=5)
+                up.settimeout(None)  # a quiet link is no reason to drop it
             except OSError:
                 continue
             self._sockets += [down, up]

@@ -35,7 +35,7 @@ from fleetlearn.commands.keys import SigningKeyOpt, TrustOpt, keyring
 from learners.aggregator import Aggregator, AggregatorConfig
 from learners.federation import FederationConfig
 from learners.registry import build_strategy
-from learners.site_aggregator import SiteAggregator
+from learners.site_aggregator import SiteAggregator, SiteConfig
 from learners.staleness import Staleness
 from learners.strategies import FedAsync, FedBuff, MergeRule, Strategy
 
@@ -46,6 +46,7 @@ DEFAULT_STRATEGY = default(F, "strategy").name
 #: Where each option's default lives (option -> dataclass, field); tests hold them equal.
 OWNERS: dict[str, tuple[type, str]] = {
     "id": (A, "node_id"), "keep": (A, "keep"), "metrics_interval": (A, "metrics_interval"),
+    "up_interval": (SiteConfig, "up_interval"),
     "quorum": (F, "quorum"), "round_timeout": (Strategy, "round_timeout"),
     "max_staleness": (FedAsync, "max_staleness"), "alpha": (FedAsync, "alpha"),
     "buffer": (FedBuff, "buffer"), "server_lr": (FedBuff, "server_lr"),
@@ -146,6 +147,10 @@ def aggregator(
         help="Be site S's aggregator (node id site-S) on the site's broker: merge its "
         "gateways' updates, send one site update up its bridge (--hierarchical) and adopt the "
         "core's model as the next site model.")] = None,
+    up_interval: Annotated[float, typer.Option(
+        min=0.0, help="With --site: seconds between two site updates up the bridge, at most "
+        "(each holds everything since the site's global model; 0: after every merge).")
+                           ] = default(SiteConfig, "up_interval"),
     broker: BrokerOpt = DEFAULT_BROKER,
     prefix: PrefixOpt = DEFAULT_PREFIX,
     metrics_interval: MetricsOpt = default(A, "metrics_interval"),
@@ -181,7 +186,8 @@ def aggregator(
             state_dir=(state_dir or default_state_dir(deployment.prefix, id, broker_address))
             if checkpoints else None, metrics_interval=metrics_interval,
             keyring=keyring(key, trust, id, "aggregator"))
+        site_config = None if site is None else SiteConfig(site, up_interval)
     except ValueError as exc:
         raise UsageProblem(str(exc)) from None
-    serve(Aggregator(config, deployment, broker_address) if site is None
-          else SiteAggregator(config, deployment, broker_address, site), give_up_after)
+    serve(Aggregator(config, deployment, broker_address) if site_config is None
+          else SiteAggregator(config, deployment, broker_address, site_config), give_up_after)
