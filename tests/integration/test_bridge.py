@@ -179,3 +179,33 @@ def test_broker_command_runs_a_bridged_site_broker(tmp_path, core_broker, prefix
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+
+
+def test_a_site_broker_killed_and_restarted_gets_what_the_core_queued(core_broker,
+                                                                      site_brokers, prefix):
+    """kill -9 of the site broker: the model published at the core meanwhile reaches the
+    restarted site broker (same port and data dir) and is retained there; updates go up
+    again."""
+    t = Topics(prefix)
+    site = site_brokers(core_broker.port)
+    at_site = connected(site.port, t)
+    core = Recorder(BrokerAddress(port=core_broker.port), t.updates_filter)
+    try:
+        at_site.close()
+        site.process.kill()
+        assert site.process.wait(10) == -9
+        for v in (1, 2, 3):
+            core.publish(t.model, f"model v{v}".encode(), retain=True)
+        assert core.node.flush(5)
+        site.process = None
+        site.start()
+        at_site = Recorder(BrokerAddress(port=site.port), t.model, t.bridge_state("s0"))
+        at_site.wait(lambda: at_site.on(t.bridge_state("s0"))[-1:] == [b"1"], 15,
+                     "the bridge back")
+        at_site.wait(lambda: at_site.on(t.model)[-1:] == [b"model v3"], 15,
+                     "the newest model at the site")
+        at_site.publish(t.update("gw-0"), b"update after the restart")
+        core.wait(lambda: core.on(t.update("gw-0")), 15, "the update at the core")
+    finally:
+        core.close()
+        at_site.close()
