@@ -104,6 +104,9 @@ def broker(
     forward_readings: Annotated[bool, typer.Option(
         "--forward-readings", help="With --bridge-to: the site's readings go up too (they "
         "stay at the site unless told).")] = default(BridgeSpec, "forward_readings"),
+    bridged_site: Annotated[list[str] | None, typer.Option(
+        help="With --secure, at the core: a bridge login (bridge-S) for site S (repeat the "
+        "option).")] = None,
     hierarchical: Annotated[bool, typer.Option(
         "--hierarchical", help="With --bridge-to: only the site aggregator's update goes up; "
         "the core's model arrives as PREFIX/learn/global/model.")
@@ -120,7 +123,7 @@ def broker(
         try:
             files = generate(where, topics(prefix), gateways=gateways, devices=tuple(ids),
                              hosts=tuple(host or ()), client_certs=client_certs,
-                             sites=(site,) if site else ())
+                             sites=(*([site] if site else []), *(bridged_site or [])))
         except SecureSetupError as exc:
             raise BrokerError(str(exc)) from None
     bridge = []

@@ -26,7 +26,8 @@ ROOT = typer.main.get_command(app)
 #: (command path, where its options' defaults live, options that are the command's alone)
 HOMES = [
     (("broker",), broker.OWNERS, {"data_dir", "secure", "secure_dir", "device", "host",
-                                  "client_certs", "site", "bridge_to"}),
+                                  "client_certs", "site", "bridge_to",
+                                  "bridged_site"}),
     (("gateway",), gateway.OWNERS, {"partition", "features", "target", "allowlist"}),
     (("aggregator",), aggregator.OWNERS, {"state_dir", "checkpoints", "strategy", "site"}),
     (("predict",), predict.OWNERS, {"partition", "features", "target", "allowlist"}),
