@@ -58,3 +58,14 @@ def test_the_bridge_role_writes_what_goes_up_and_reads_only_the_model():
     assert not permits(acl, user, "write", T.reading("s1", "s1-d1"))
     assert not permits(acl, user, "read", T.readings_filter())
     assert not permits(acl, user, "read", T.updates_filter)
+
+
+def test_a_site_aggregator_reads_the_global_model_and_writes_only_its_own_update():
+    acl = parse_acl(render_acl(T, roster(1, sites=["s0", "s1"])))
+    user = "site-s0"
+    assert permits(acl, user, "read", T.global_model) and permits(acl, user, "read", T.model)
+    assert permits(acl, user, "write", T.model)  # the site model, at its site broker
+    assert permits(acl, user, "write", T.update("site-s0"))
+    assert not permits(acl, user, "write", T.update("site-s1"))
+    assert permits(acl, user, "write", T.node_status("site-s0"))
+    assert not permits(acl, "gw-0", "read", T.global_model)
