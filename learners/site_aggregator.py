@@ -42,6 +42,7 @@ from broker.topics import Topics
 from broker.wire import DecodeError
 from learners.aggregator import Aggregator, AggregatorConfig
 from learners.ledger import Contribution
+from learners.reporting import federated_metrics
 
 log = logging.getLogger(__name__)
 
@@ -197,8 +198,11 @@ class SiteAggregator(Aggregator):
         if not self.unsent or self.since_global is None:
             return
         self.up_seq += 1
+        # the site's prequential metrics (sample-weighted over its gateways) for the core's
         update = dataclasses.replace(self.since_global, seq=self.up_seq, ts=time.time(),
-                                     drift=self.unsent_drift)
+                                     drift=self.unsent_drift, metrics={
+                                         **self.since_global.metrics,
+                                         **federated_metrics(self.learner_metrics)})
         self.node.publish(self.topics.update(self.node_id),
                           self.keys.sign(encode_update(update), "update"), qos=1)
         self.unsent, self.unsent_drift = False, 0

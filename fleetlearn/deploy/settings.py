@@ -58,6 +58,9 @@ class UpSettings:
     log_level: str = "INFO"  # of the nodes: their logs in log_dir are read by people
     log_format: str = "text"
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: "flat": one broker; "bridged": a core broker and a bridged broker per site
+    #: (fleetlearn.deploy.bridged)
+    topology: str = "flat"
 
     def __post_init__(self) -> None:
         for name in ("devices", "sites", "gateways", "batch", "sync_every", "send_buffer"):
@@ -76,6 +79,14 @@ class UpSettings:
             raise ValueError("--qos must be 0 or 1")
         if self.layout not in LAYOUTS:
             raise ValueError(f"--layout must be one of {', '.join(LAYOUTS)}")
+        if self.topology not in ("flat", "bridged"):
+            raise ValueError("--topology must be flat or bridged")
+        if self.topology == "bridged" and (self.broker or self.secure or self.replay):
+            raise ValueError("--topology bridged starts its own brokers, plain, for the "
+                             "simulated fleet: not with --broker, --secure or a replay")
+        if self.topology == "bridged" and self.gateways < self.sites:
+            raise ValueError("--topology bridged needs a gateway per site at least "
+                             "(--gateways >= --sites)")
         if self.replay is not None and not (self.features and self.target):
             raise ValueError("a replay needs the task: --features and --target (or [task])")
         if self.faults:
