@@ -198,7 +198,7 @@ class SiteAggregator(Aggregator):
         if not self.unsent or self.since_global is None:
             return
         self.up_seq += 1
-        # the site's prequential metrics (sample-weighted over its gateways) for the core's
+        # with the site's prequential metrics (its gateways', sample-weighted) for the core's view
         update = dataclasses.replace(self.since_global, seq=self.up_seq, ts=time.time(),
                                      drift=self.unsent_drift, metrics={
                                          **self.since_global.metrics,
