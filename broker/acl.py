@@ -13,6 +13,11 @@ Roles (a user name is the node's id, so ``%u`` in a pattern is the node itself):
 - ``aggregator``: the only writer of the model; reads updates and every node's status.
 - ``predictor``: reads readings and the model, writes predictions.
 - ``monitor``: only reads (model, metrics, statuses, dead letters).
+- ``site_aggregator``: a site's aggregator (user ``site-SITE``): the aggregator's rights on its
+  site broker, and it reads the global model and writes its own site update.
+- ``bridge``: a site broker's bridge to the core (user ``bridge-SITE``, ``broker/bridge.py``):
+  writes what a site sends up (updates, node statuses, metrics, dead letters and its own
+  site's readings) and reads the model it brings down.
 
 Mosquitto applies ``pattern`` lines to every user, so only the device's own topics are
 patterns; a node's own topics are ``topic`` lines under its ``user``: a pattern
@@ -37,9 +42,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from broker.topics import Topics, check_id
+from broker.topics import Topics, check_id, check_site
 
-ROLES = ("device", "fleet", "gateway", "aggregator", "predictor", "monitor")
+ROLES = ("device", "fleet", "gateway", "aggregator", "predictor", "monitor", "bridge",
+         "site_aggregator")
 #: The node users of a deployment besides its gateways (``gw-N``), with their roles.
 NODE_USERS = {"aggregator": "aggregator", "predictor": "predictor", "fleet": "fleet",
               "replay": "fleet", "monitor": "monitor"}
@@ -51,8 +57,10 @@ def gateway_ids(count: int) -> list[str]:
     return [f"gw-{i}" for i in range(count)]
 
 
-def roster(gateways: int, devices: Iterable[str] = ()) -> dict[str, str]:
-    """User name -> role for a deployment of ``gateways`` gateways and these devices.
+def roster(gateways: int, devices: Iterable[str] = (), sites: Iterable[str] = ()
+           ) -> dict[str, str]:
+    """User name -> role for a deployment of ``gateways`` gateways and these devices; with
+    ``sites``, a bridge user and a site aggregator per site (``bridge-S``, ``site-S``).
 
     >>> roster(2, ["s0-d0000"])["gw-1"], roster(0, ["s0-d0000"])["s0-d0000"]
     ('gateway', 'device')
@@ -61,7 +69,9 @@ def roster(gateways: int, devices: Iterable[str] = ()) -> dict[str, str]:
     ...
     ValueError: device id 'gw-0' is a node's user name
     """
-    users = {**NODE_USERS, **{g: "gateway" for g in gateway_ids(gateways)}}
+    users = {**NODE_USERS, **{g: "gateway" for g in gateway_ids(gateways)},
+             **{f"bridge-{check_site(s)}": "bridge" for s in sites},
+             **{f"site-{s}": "site_aggregator" for s in sites}}
     for device in devices:
         check_id(device, "device id")
         if device in users:
@@ -93,12 +103,19 @@ def user_rules(t: Topics, user: str, role: str) -> list[tuple[str, str]]:
                 ("read", t.metrics_filter),
                 ("read", t.node_status_filter),
                 ("read", t.deadletter_filter)]
+    if role == "bridge":  # no node of its own: it speaks for the nodes of its site
+        return [("write", t.updates_filter), ("write", t.node_status_filter),
+                ("write", t.metrics_filter), ("write", t.deadletter_filter), ("read", model),
+                ("write", t.readings_filter(check_site(user.removeprefix("bridge-"))))]
     own = {
         "fleet": [("write", readings), ("write", t.device_status("+", "+"))],
         "gateway": [("read", readings), ("read", model), ("write", t.update(user)),
                     ("write", t.personal(user, "+")), ("write", t.personal(user, "+", "+"))],
         "aggregator": [("readwrite", model), ("read", t.updates_filter),
                        ("read", t.node_status_filter)],
+        "site_aggregator": [("readwrite", model), ("read", t.updates_filter),
+                            ("read", t.node_status_filter), ("read", t.global_model),
+                            ("write", t.update(user))],
         "predictor": [("read", readings), ("read", model), ("write", t.predictions_filter),
                       *(("read", f) for f in t.personal_filters)],
     }

@@ -38,8 +38,10 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
+from broker.pki import write_private
 from broker.processes import die_with_parent, stop_process
 from broker.secure import SecureDir
 
@@ -65,9 +67,11 @@ def render_config(
     max_queued_messages: int = MAX_QUEUED_MESSAGES,
     secure: SecureDir | None = None,
     require_certificate: bool = False,
+    bridge: Sequence[str] = (),
 ) -> str:
     """The mosquitto.conf for one deployment; with ``secure``, its one listener speaks TLS
-    only and every client logs in (:meth:`broker.secure.SecureDir.broker_lines`)."""
+    only and every client logs in (:meth:`broker.secure.SecureDir.broker_lines`); ``bridge``:
+    a bridge section (:func:`broker.bridge.bridge_lines`), last, as Mosquitto wants it."""
     user = run_as or getpass.getuser()
     access = (["allow_anonymous true"] if secure is None
               else secure.broker_lines(require_certificate))
@@ -99,6 +103,7 @@ def render_config(
         f"max_inflight_messages {MAX_INFLIGHT_MESSAGES}",
         "# Send small packets at once: Nagle would hold a model behind the previous packet's ACK.",
         "set_tcp_nodelay true",
+        *bridge,
         "",
     ])
 
@@ -146,7 +151,8 @@ def listening_inodes(port: int, tables: tuple[str, ...] = ("/proc/net/tcp", "/pr
 def holds_listener(pid: int, port: int, host: str = "127.0.0.1") -> bool:
     """True when process ``pid`` itself listens on ``port`` (not merely someone else); where
     ``/proc`` cannot tell, when the port accepts a connection."""
-    inodes = listening_inodes(port)
+    # the process's own view of the sockets: in another network namespace it is not ours
+    inodes = listening_inodes(port, (f"/proc/{pid}/net/tcp", f"/proc/{pid}/net/tcp6"))
     if inodes is None:
         return port_accepts(host, port)
     try:
@@ -173,8 +179,13 @@ class MosquittoBroker:
 
     def __init__(self, port: int | None = None, data_dir: Path | None = None,
                  bind: str = "127.0.0.1", secure: SecureDir | None = None,
-                 require_certificate: bool = False) -> None:
-        """``secure``: a TLS listener with passwords and the ACL of these files."""
+                 require_certificate: bool = False, bridge: Sequence[str] = (),
+                 netns: str | None = None) -> None:
+        """``secure``: a TLS listener with passwords and the ACL of these files; ``bridge``:
+        the config lines of a bridge (:func:`broker.bridge.bridge_lines`); ``netns``: run in
+        that network namespace (``ip netns exec``; give ``port``, as ours says nothing of its
+        free ports)."""
+        self.bridge, self.netns = list(bridge), netns
         self.bind = bind
         self.secure, self.require_certificate = secure, require_certificate
         self.port = port
@@ -194,13 +205,16 @@ class MosquittoBroker:
         for _ in range(attempts):
             port = self.port or free_port(self.bind)
             conf = self.data_dir / "mosquitto.conf"
-            conf.write_text(render_config(port, self.data_dir, bind=self.bind, secure=self.secure,
-                                          require_certificate=self.require_certificate))
+            # a bridge's config may hold its password: the owner's only
+            write_private(conf, render_config(
+                port, self.data_dir, bind=self.bind, secure=self.secure,
+                require_certificate=self.require_certificate, bridge=self.bridge).encode())
+            inside = ["ip", "netns", "exec", self.netns] if self.netns else []
             # A session of its own: a Ctrl-C at the terminal is for whoever started it, which
             # stops it in turn; and it dies with its parent (the parent-death signal).
             self.process = subprocess.Popen(
-                [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                start_new_session=True, preexec_fn=die_with_parent,
+                [*inside, binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE, start_new_session=True, preexec_fn=die_with_parent,
             )
             if self._wait_ready(port, timeout):
                 self.port = port

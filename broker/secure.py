@@ -92,8 +92,10 @@ def find_mosquitto_passwd() -> str:
 
 
 def generate(path: Path, topics: Topics, *, gateways: int, devices: tuple[str, ...] = (),
-             hosts: tuple[str, ...] = (), client_certs: bool = False) -> SecureDir:
-    """Make (or complete) the secured broker's files under ``path`` for these users."""
+             hosts: tuple[str, ...] = (), client_certs: bool = False,
+             sites: tuple[str, ...] = ()) -> SecureDir:
+    """Make (or complete) the secured broker's files under ``path`` for these users (and a
+    bridge user per site in ``sites``)."""
     d = SecureDir(Path(path))
     if not d.path.exists():  # an existing directory keeps its mode: it may be shared
         d.path.mkdir(mode=0o700, parents=True)
@@ -101,7 +103,7 @@ def generate(path: Path, topics: Topics, *, gateways: int, devices: tuple[str, .
     if not (d.server_cert.exists() and d.server_key.exists()
             and pki.covers(pki.load(d.server_key, d.server_cert).cert, hosts)):
         pki.save(pki.issue(ca, "fleetlearn broker", hosts=hosts), d.server_key, d.server_cert)
-    users = _credentials(d, roster(gateways, devices))
+    users = _credentials(d, roster(gateways, devices, sites))
     if client_certs:
         (d.path / "clients").mkdir(mode=0o700, exist_ok=True)
         for user in users:

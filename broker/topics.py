@@ -118,6 +118,15 @@ class Topics:
         """
         return topic.startswith(f"{self.prefix}/learn/personal/")
 
+    @property
+    def global_model(self) -> str:
+        """The core's model as a hierarchical site's broker holds it (``broker/bridge.py``)."""
+        return f"{self.prefix}/learn/global/model"
+
+    def bridge_state(self, site: str) -> str:
+        """A site broker's own word on its bridge to the core: retained ``1`` (up) or ``0``."""
+        return f"{self.prefix}/learn/bridge/{site}"
+
     def node_status(self, node: str) -> str:
         return f"{self.prefix}/learn/status/{node}"
 

@@ -59,6 +59,8 @@ class FleetConfig:
     #: A share of positives: readings also carry a binary ``event`` channel
     #: (:class:`devices.simulator.FleetSimulator`).
     positives: float | None = None
+    #: Only this site's devices (of ``devices`` over ``sites``): one fleet per site broker.
+    site: str | None = None
 
 
 class Fleet(Service):
@@ -77,6 +79,12 @@ class Fleet(Service):
                                   heterogeneity=config.heterogeneity)
         self.injector = (FaultInjector(self.sim, config.faults, config.seed)
                          if config.faults is not None else None)
+        #: the simulator's indices of the devices this fleet publishes for
+        self.indices = [i for i, d in enumerate(self.sim.devices)
+                        if config.site is None or d.site == config.site]
+        if not self.indices:
+            raise ValueError(f"no simulated device is on site {config.site!r} (sites: s0 .. "
+                             f"s{config.sites - 1})")
         self.drifted = False
         self.drifted_at: float | None = None  # wall clock
         self.published = 0  # acknowledged (QoS 1) or sent (QoS 0)
@@ -103,7 +111,7 @@ class Fleet(Service):
             self.drifted, self.drifted_at = True, time.time()
         self.due = int((now - self._t0) * self.config.rate)
         due = self.due - self.generated - self.send_buffer_full
-        batch, devices = self.config.batch, len(self.sim.devices)
+        batch, devices = self.config.batch, len(self.indices)
         until = now + TICK
         while due >= batch:
             if self.config.qos and self.node.unacked >= self.config.send_buffer:
@@ -129,8 +137,8 @@ class Fleet(Service):
         return max(0, self.due - self.generated - self.send_buffer_full) // batch * batch
 
     def publish_next(self, ts: float) -> None:
-        index = self._next
-        self._next = (index + 1) % len(self.sim.devices)
+        index = self.indices[self._next]
+        self._next = (self._next + 1) % len(self.indices)
         if self.injector is not None:
             self.publish_outgoing(self.injector.next(index, ts))
             return
@@ -158,7 +166,7 @@ class Fleet(Service):
         self.published += readings
 
     def announce(self, status: bytes) -> None:
-        for d in self.sim.devices:
+        for d in (self.sim.devices[i] for i in self.indices):
             self.node.publish(self.topics.device_status(d.site, d.device), status, 1, True)
 
     def counters(self) -> dict:
@@ -170,7 +178,7 @@ class Fleet(Service):
             "sent": self.sent, "unacked_readings": self.sent - self.published,
             "send_buffer_full": self.send_buffer_full, "send_buffer": self.config.send_buffer,
             "behind": self.behind,
-            "rate": self.published / elapsed, "devices": len(self.sim.devices),
+            "rate": self.published / elapsed, "devices": len(self.indices),
             "unacked": self.node.unacked, "drifted": self.drifted,
             "drifted_at": self.drifted_at,
             "truth": {"weights": truth.weights, "intercept": truth.intercept,

@@ -54,6 +54,12 @@ if ! command -v mosquitto_pub >/dev/null || ! command -v mosquitto_sub >/dev/nul
     apt_install mosquitto-clients \
         || die "mosquitto_pub/mosquitto_sub are missing: sudo apt-get install mosquitto-clients"
 fi
+# ip and tc (iproute2): the multi-site tests put each site broker in a network namespace
+# joined by a veth pair whose bandwidth tc limits; without them those tests skip
+has_tool() { command -v "$1" >/dev/null || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
+if ! has_tool ip || ! has_tool tc; then
+    apt_install iproute2 || say "iproute2 is missing (ip, tc): the multi-site tests will skip"
+fi
 command -v mosquitto_passwd >/dev/null \
     || die "mosquitto_passwd is missing: sudo apt-get install mosquitto"
 # 4. A real browser for the live page's test (tests/integration/test_dashboard.py): Debian's

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from broker.address import BrokerAddress
+from broker.bridge import BridgeSpec, bridge_lines
 from broker.mosquitto import MosquittoBroker
 from broker.secure import generate
 from broker.topics import Topics
 from fleetlearn.bench.tls import TlsMosquitto
+from tests.netsim import DelayProxy, SiteNamespace, netns_unavailable
 
 #: The one user of :func:`tls_broker`, and its password.
 TLS_USER, TLS_PASSWORD = "fleet", "s3cret-pw"
@@ -82,3 +85,103 @@ def secure_mosquitto(tmp_path, prefix) -> Iterator[MosquittoBroker]:
                      devices=("s0-d0001", "s0-d0002"))
     broker = MosquittoBroker(data_dir=tmp_path / "broker", secure=files).start()
     yield from owned(broker)
+
+
+@pytest.fixture
+def core_broker(tmp_path) -> Iterator[MosquittoBroker]:
+    """The core broker of a bridged test: a mosquitto of this test's own on loopback."""
+    broker = MosquittoBroker(data_dir=tmp_path / "core").start()
+    yield from owned(broker)
+
+
+@pytest.fixture
+def site_brokers(tmp_path, prefix) -> Iterator[Callable[..., MosquittoBroker]]:
+    """Start site brokers bridged to a core (``make(core_port, site, **BridgeSpec fields)``);
+    every one started is stopped, and its process checked gone, when the test ends."""
+    started: list[MosquittoBroker] = []
+
+    def make(core_port: int, site: str = "s0", core_host: str = "127.0.0.1",
+             **spec: object) -> MosquittoBroker:
+        lines = bridge_lines(Topics(prefix), BridgeSpec(site, core_host, core_port, **spec))
+        broker = MosquittoBroker(data_dir=tmp_path / f"site-{site}", bridge=lines)
+        started.append(broker)
+        return broker.start()
+
+    yield make
+    pids = [b.process.pid for b in started if b.process is not None]
+    for broker in started:
+        broker.stop()
+    assert not any(process_alive(pid) for pid in pids)
+
+
+@pytest.fixture
+def netns_factory() -> Iterator[Callable[[], SiteNamespace]]:
+    """Make network namespaces for sites, each joined to this host by a slow (tbf) site-core
+    veth link and a management link (tests/netsim.py); every one is removed, links and all,
+    when the test ends. Skips where that cannot be done (not root, no iproute2)."""
+    why = netns_unavailable()
+    if why:
+        pytest.skip(why)
+    made: list[SiteNamespace] = []
+
+    def make() -> SiteNamespace:
+        made.append(SiteNamespace())
+        return made[-1].create()
+
+    try:
+        yield make
+    finally:
+        for ns in made:
+            ns.remove()
+        assert not any(ns.exists() for ns in made), "a namespace or link outlived the test"
+
+
+@dataclass
+class RemoteSite:
+    """A site broker in its namespace, bridged to the core through a delay proxy."""
+
+    ns: SiteNamespace
+    broker: MosquittoBroker
+    proxy: DelayProxy
+    address: BrokerAddress  # where the test (and the site's nodes) reach the site broker
+
+
+#: The site broker's port inside its namespace (a namespace has every port to itself).
+SITE_PORT = 18830
+
+
+@pytest.fixture
+def remote_sites(netns_factory, core_broker, tmp_path, prefix
+                 ) -> Iterator[Callable[..., RemoteSite]]:
+    """Start site brokers, each in a namespace of its own, bridged over its slow link and a
+    delay proxy (50 ms +- 20 ms each way, a 1 s stall every 7 s) to ``core_broker``
+    (``make(site, **BridgeSpec fields)``); a bridge notices a dead link in about 7.5 s
+    (keepalive 5 s) and retries every 1-3 s. All stopped (processes checked gone) at the end."""
+    made: list[RemoteSite] = []
+
+    def make(site: str = "s0", **spec: object) -> RemoteSite:
+        ns = netns_factory()
+        proxy = DelayProxy((ns.core_side, 0), ("127.0.0.1", core_broker.port),
+                           latency=0.05, jitter=0.02, stall_every=7.0, stall=1.0)
+        lines = bridge_lines(Topics(prefix), BridgeSpec(site, ns.core_side, proxy.port,
+                                                        restart=(1, 3), **spec))
+        broker = MosquittoBroker(SITE_PORT, tmp_path / f"site-{site}", bind="0.0.0.0",
+                                 bridge=lines, netns=ns.name)
+        made.append(RemoteSite(ns, broker, proxy, BrokerAddress(ns.site_mgmt, SITE_PORT)))
+        broker.start()
+        return made[-1]
+
+    try:
+        yield make
+    finally:
+        pids = [r.broker.process.pid for r in made if r.broker.process is not None]
+        for remote in reversed(made):
+            remote.broker.stop()
+            remote.proxy.close()
+        assert not any(process_alive(pid) for pid in pids)
+
+
+@pytest.fixture
+def remote_site(remote_sites) -> RemoteSite:
+    """Site s0's broker in a namespace of its own, bridged (flat) over a slow, delayed link."""
+    return remote_sites("s0")

@@ -12,6 +12,7 @@ from typing import Any
 
 from broker.address import BrokerAddress
 from broker.client import Node
+from broker.client_factory import Session
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, poll: Callable[[], None],
@@ -27,10 +28,13 @@ def wait_until(condition: Callable[[], bool], timeout: float, poll: Callable[[],
 class Recorder:
     """Subscribes to some filters and keeps every (topic, payload) it receives."""
 
-    def __init__(self, address: BrokerAddress, *filters: str) -> None:
+    def __init__(self, address: BrokerAddress, *filters: str, kept_id: str | None = None,
+                 ) -> None:
+        """``kept_id``: a kept session under this client id (the broker queues for it)."""
         self.messages: list[tuple[str, bytes]] = []
         self.node = Node("test-recorder", address, subscriptions=[(f, 1) for f in filters],
-                         handler=lambda t, p: self.messages.append((t, p)))
+                         handler=lambda t, p: self.messages.append((t, p)),
+                         session=Session(kept_id) if kept_id else None)
         self.node.connect(timeout=5)
 
     def poll(self) -> None:

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from broker.address import BrokerAddress
+from broker.bridge import site_aggregator_id
 from broker.topics import check_id
 from fleetlearn.commands.common import (
     DEFAULT_BROKER,
@@ -38,6 +39,7 @@ from fleetlearn.metrics.settings import ExporterConfig
 from learners.aggregator import Aggregator, AggregatorConfig
 from learners.federation import FederationConfig
 from learners.registry import build_strategy
+from learners.site_aggregator import SiteAggregator, SiteConfig
 from learners.staleness import Staleness
 from learners.strategies import FedAsync, FedBuff, MergeRule, Strategy
 
@@ -49,6 +51,7 @@ DEFAULT_STRATEGY = default(F, "strategy").name
 OWNERS: dict[str, tuple[type, str]] = {
     **EXPORTER_OWNERS,
     "id": (A, "node_id"), "keep": (A, "keep"), "metrics_interval": (A, "metrics_interval"),
+    "up_interval": (SiteConfig, "up_interval"),
     "quorum": (F, "quorum"), "round_timeout": (Strategy, "round_timeout"),
     "max_staleness": (FedAsync, "max_staleness"), "alpha": (FedAsync, "alpha"),
     "buffer": (FedBuff, "buffer"), "server_lr": (FedBuff, "server_lr"),
@@ -145,6 +148,14 @@ def aggregator(
                            ] = True,
     keep: Annotated[int, typer.Option(min=1, help="Checkpoints kept.")] = default(A, "keep"),
     id: Annotated[str, typer.Option("--id", help="Node id.")] = default(A, "node_id"),
+    site: Annotated[str | None, typer.Option(
+        help="Be site S's aggregator (node id site-S) on the site's broker: merge its "
+        "gateways' updates, send one site update up its bridge (--hierarchical) and adopt the "
+        "core's model as the next site model.")] = None,
+    up_interval: Annotated[float, typer.Option(
+        min=0.0, help="With --site: seconds between two site updates up the bridge, at most "
+        "(each holds everything since the site's global model; 0: after every merge).")
+                           ] = default(SiteConfig, "up_interval"),
     broker: BrokerOpt = DEFAULT_BROKER,
     prefix: PrefixOpt = DEFAULT_PREFIX,
     metrics_interval: MetricsOpt = default(A, "metrics_interval"),
@@ -161,6 +172,8 @@ def aggregator(
 ) -> None:
     """Merge learner updates (FedAvg, async or robust) and broadcast versioned models."""
     deployment = topics(prefix)
+    if site is not None:
+        id = site_aggregator_id(site)
     broker_address = address(broker, username, password, tls_ca, tls_cert, tls_key)
     try:
         chosen = build_strategy(strategy, {
@@ -180,7 +193,9 @@ def aggregator(
             state_dir=(state_dir or default_state_dir(deployment.prefix, id, broker_address))
             if checkpoints else None, metrics_interval=metrics_interval,
             keyring=keyring(key, trust, id, "aggregator"))
+        site_config = None if site is None else SiteConfig(site, up_interval)
     except ValueError as exc:
         raise UsageProblem(str(exc)) from None
-    serve(Aggregator(config, deployment, broker_address), give_up_after,
+    serve(Aggregator(config, deployment, broker_address) if site_config is None
+          else SiteAggregator(config, deployment, broker_address, site_config), give_up_after,
           ExporterConfig(metrics_port, metrics_host))

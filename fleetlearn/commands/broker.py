@@ -13,6 +13,7 @@ import typer
 
 from broker.acl import NODE_USERS, gateway_ids
 from broker.address import BrokerAddress
+from broker.bridge import BridgeSpec, bridge_lines, site_bridge
 from broker.mosquitto import BrokerError, MosquittoBroker
 from broker.secure import SecureDir, SecureSetupError, generate
 from devices.fleet import FleetConfig
@@ -22,7 +23,10 @@ from fleetlearn.deploy.settings import UpSettings
 
 #: Where each option's default lives (tests/unit/test_defaults.py).
 OWNERS = {"port": (BrokerAddress, "port"), "gateways": (UpSettings, "gateways"),
-          "devices": (FleetConfig, "devices"), "sites": (FleetConfig, "sites")}
+          "devices": (FleetConfig, "devices"), "sites": (FleetConfig, "sites"),
+          "bind": (BrokerAddress, "host"),
+          "forward_readings": (BridgeSpec, "forward_readings"),
+          "hierarchical": (BridgeSpec, "hierarchical")}
 
 
 def _raise_interrupt(*_: object) -> None:
@@ -87,26 +91,59 @@ def broker(
         "--client-certs", help="With --secure: mutual TLS; a client certificate per user "
         "(SECURE_DIR/clients/NAME.crt and .key), and the broker refuses clients without "
         "one.")] = False,
+    bind: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every one; a core "
+                                      "that site brokers reach must listen where they reach "
+                                      "it).")] = default(BrokerAddress, "host"),
+    site: Annotated[str | None, typer.Option(
+        help="This broker is the broker of site S (with --bridge-to).")] = None,
+    bridge_to: Annotated[str | None, typer.Option(
+        help="HOST:PORT of the core broker: a bridge sends up the site's updates, node "
+        "statuses, metrics and dead letters and brings down the model (QoS 1, a persistent "
+        "session: what is owed queues while the link is down). With --secure: TLS with the "
+        "deployment's CA, logged in as bridge-S.")] = None,
+    forward_readings: Annotated[bool, typer.Option(
+        "--forward-readings", help="With --bridge-to: the site's readings go up too (they "
+        "stay at the site unless told).")] = default(BridgeSpec, "forward_readings"),
+    bridged_site: Annotated[list[str] | None, typer.Option(
+        help="With --secure, at the core: a bridge login (bridge-S) for site S (repeat the "
+        "option).")] = None,
+    hierarchical: Annotated[bool, typer.Option(
+        "--hierarchical", help="With --bridge-to: only the site aggregator's update goes up; "
+        "the core's model arrives as PREFIX/learn/global/model.")
+                        ] = default(BridgeSpec, "hierarchical"),
 ) -> None:
     """Run a Mosquitto broker for fleetlearn on 127.0.0.1 until Ctrl-C."""
     files = None
+    if (site is None) != (bridge_to is None):
+        raise typer.BadParameter("--site and --bridge-to go together")
     if secure:
         simulated = FleetSimulator(devices, sites).devices if devices else []
         ids = [d.device for d in simulated] + list(device or [])
         where = secure_dir or default_secure_dir(prefix)
         try:
             files = generate(where, topics(prefix), gateways=gateways, devices=tuple(ids),
-                             hosts=tuple(host or ()), client_certs=client_certs)
+                             hosts=tuple(host or ()), client_certs=client_certs,
+                             sites=(*([site] if site else []), *(bridged_site or [])))
         except SecureSetupError as exc:
             raise BrokerError(str(exc)) from None
-    mosquitto = MosquittoBroker(port=port or None, data_dir=data_dir, secure=files,
-                                require_certificate=client_certs)
+    bridge = []
+    if site is not None and bridge_to is not None:
+        try:
+            spec = site_bridge(site, bridge_to, forward_readings=forward_readings,
+                               hierarchical=hierarchical, secure=files)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        bridge = bridge_lines(topics(prefix), spec)
+    mosquitto = MosquittoBroker(port=port or None, data_dir=data_dir, secure=files, bind=bind,
+                                require_certificate=client_certs, bridge=bridge)
     # SIGTERM unwinds like Ctrl-C, so the broker we started is stopped with us.
     signal.signal(signal.SIGTERM, _raise_interrupt)
     # a SIGTERM may come as soon as the line is out: the print is inside the suppression too
     with mosquitto, contextlib.suppress(KeyboardInterrupt):
-        print(f"mosquitto listening on 127.0.0.1:{mosquitto.port} (data: {mosquitto.data_dir})",
+        print(f"mosquitto listening on {bind}:{mosquitto.port} (data: {mosquitto.data_dir})",
               flush=True)
+        if bridge:
+            print(f"bridged to {bridge_to} as site {site}", flush=True)
         if files is not None:
             users = [*NODE_USERS, *gateway_ids(gateways)]
             print(f"{how_to_connect(files, mosquitto.port, client_certs)}\n"

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from broker.topics import check_site
+from broker.topics import check_id, check_site
 from devices.faults import FaultRates
 from devices.fleet import Fleet, FleetConfig
 from devices.replay import Replay, ReplayConfig
@@ -55,7 +55,7 @@ TzColOpt = Annotated[str | None, typer.Option(
 SIMULATE_OWNERS: dict[str, tuple[type, str]] = {
     name: (F, name) for name in ("devices", "sites", "seed", "rate", "batch", "layout", "qos",
                                  "duration", "drift_at", "metrics_interval", "send_buffer",
-                                 "positives", "heterogeneity")}
+                                 "positives", "heterogeneity", "site")} | {"id": (F, "node_id")}
 REPLAY_OWNERS: dict[str, tuple[type, str]] = {
     name: (R, name) for name in ("site", "speed", "qos", "batch", "layout", "metrics_interval",
                                  "date_col", "time_format", "skip_rows", "tz_col")}
@@ -98,6 +98,10 @@ def simulate(
                                              "broker's acknowledgement; readings due while "
                                              "it is full are counted as send_buffer_full, "
                                              "not sent.")] = default(F, "send_buffer"),
+    site: Annotated[str | None, typer.Option(
+        help="Only site S's devices (of --devices over --sites): one fleet per site "
+        "broker.")] = default(F, "site"),
+    id: Annotated[str, typer.Option("--id", help="Node id.")] = default(F, "node_id"),
     username: UserOpt = None,
     password: PasswordOpt = None,
     tls_ca: TlsCaOpt = None,
@@ -112,7 +116,9 @@ def simulate(
                              metrics_interval=metrics_interval,
                              faults=FaultRates.parse(faults) if faults else None,
                              drift_at=drift_at, send_buffer=send_buffer, positives=positives,
-                             heterogeneity=heterogeneity)
+                             heterogeneity=heterogeneity,
+                             site=None if site is None else check_site(site),
+                             node_id=check_id(id))
         connection = address(broker, username, password, tls_ca, tls_cert, tls_key)
         fleet = Fleet(config, topics(prefix), connection)
     except ValueError as exc:

@@ -43,6 +43,7 @@ from fleetlearn.commands.common import (
 )
 from fleetlearn.commands.devices import DateColOpt, SkipRowsOpt, TimeFormatOpt, TzColOpt
 from fleetlearn.commands.logs import LOG_META, LogChoice, check_level
+from fleetlearn.deploy.bridged import BridgedDeployment
 from fleetlearn.deploy.display import ProgressView, summary_table
 from fleetlearn.deploy.settings import UpSettings
 from fleetlearn.deploy.up import LocalDeployment, ReadingsUnaccounted
@@ -58,7 +59,7 @@ OWNERS: dict[str, tuple[type, str]] = {
                                     "seed", "drift_at", "positives", "heterogeneity")},
     "send_buffer": (F, "send_buffer"),
     "gateways": (U, "gateways"), "drain_timeout": (U, "drain_timeout"), "site": (R, "site"),
-    "secure": (U, "secure"), "dashboard": (U, "dashboard"),
+    "secure": (U, "secure"), "dashboard": (U, "dashboard"), "topology": (U, "topology"),
     **{name: (R, name) for name in ("date_col", "time_format", "skip_rows", "tz_col")},
 }
 
@@ -168,6 +169,10 @@ def up(
         metavar="PORT", min=1, max=65535, help="Serve a live page of the run on "
         "http://127.0.0.1:PORT/ (model, error curves, nodes, rates, dead letters; see "
         "`fleetlearn dashboard`).")] = default(U, "dashboard"),
+    topology: Annotated[str, typer.Option(
+        help="flat: one broker; bridged: a core broker and a broker per site bridged to it, "
+        "each site's nodes on its own broker and a site aggregator per site "
+        "(docs/deployment.md).")] = default(U, "topology"),
 ) -> None:
     """Run a whole local deployment: broker, aggregator, gateways, predictor and fleet."""
 
@@ -194,14 +199,15 @@ def up(
             faults=faults, drift_at=drift_at, positives=positives, log_dir=log_dir,
             strategy=strategy,
             merge=merge, drift_policy=drift_policy, send_buffer=send_buffer,
-            drain_timeout=drain_timeout, dashboard=dashboard,
+            drain_timeout=drain_timeout, dashboard=dashboard, topology=topology,
             log_level=check_level(log_level or logs.level or "INFO"), log_format=logs.format,
         )
     except ValueError as exc:
         raise UsageProblem(str(exc)) from None
     console = Console(stderr=False)
     view = ProgressView(console, quiet=quiet)
-    deployment = LocalDeployment(settings, progress=view, on_drain=view.draining)
+    kind = BridgedDeployment if settings.topology == "bridged" else LocalDeployment
+    deployment = kind(settings, progress=view, on_drain=view.draining)
     exporter = _exporter(deployment, ExporterConfig(metrics_port, metrics_host))
     if not quiet:
         console.print(f"fleetlearn up: logs in {deployment.log_dir}; Ctrl-C to stop"

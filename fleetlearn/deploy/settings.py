@@ -64,6 +64,9 @@ class UpSettings:
     #: The port of the live page on 127.0.0.1 (fleetlearn.dashboard; 0: any free one, for a
     #: caller that reads ``LocalDeployment.dashboard.server.port``); None: no page.
     dashboard: int | None = None
+    #: "flat": one broker; "bridged": a core broker and a bridged broker per site
+    #: (fleetlearn.deploy.bridged)
+    topology: str = "flat"
 
     def __post_init__(self) -> None:
         for name in ("devices", "sites", "gateways", "batch", "sync_every", "send_buffer"):
@@ -84,6 +87,14 @@ class UpSettings:
             raise ValueError("--qos must be 0 or 1")
         if self.layout not in LAYOUTS:
             raise ValueError(f"--layout must be one of {', '.join(LAYOUTS)}")
+        if self.topology not in ("flat", "bridged"):
+            raise ValueError("--topology must be flat or bridged")
+        if self.topology == "bridged" and (self.broker or self.secure or self.replay):
+            raise ValueError("--topology bridged starts its own brokers, plain, for the "
+                             "simulated fleet: not with --broker, --secure or a replay")
+        if self.topology == "bridged" and self.gateways < self.sites:
+            raise ValueError("--topology bridged needs a gateway per site at least "
+                             "(--gateways >= --sites)")
         if self.replay is not None and not (self.features and self.target):
             raise ValueError("a replay needs the task: --features and --target (or [task])")
         if self.faults:

@@ -27,10 +27,11 @@ ROOT = typer.main.get_command(app)
 #: (command path, where its options' defaults live, options that are the command's alone)
 HOMES = [
     (("broker",), broker.OWNERS, {"data_dir", "secure", "secure_dir", "device", "host",
-                                  "client_certs"}),
+                                  "client_certs", "site", "bridge_to",
+                                  "bridged_site"}),
     (("gateway",), gateway.OWNERS, {"partition", "features", "target", "allowlist",
                                     "timezones"}),
-    (("aggregator",), aggregator.OWNERS, {"state_dir", "checkpoints", "strategy"}),
+    (("aggregator",), aggregator.OWNERS, {"state_dir", "checkpoints", "strategy", "site"}),
     (("predict",), predict.OWNERS, {"partition", "features", "target", "allowlist",
                                     "timezones"}),
     (("devices", "simulate"), devices.SIMULATE_OWNERS, {"faults"}),
