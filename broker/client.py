@@ -21,8 +21,9 @@ import paho.mqtt.client as mqtt
 
 from broker.address import BrokerAddress, BrokerRefused, BrokerUnreachable
 from broker.backoff import Backoff, connect_timeout
-from broker.client_factory import Session, broker_limits, make_client, on_tls_alert
+from broker.client_factory import Session, broker_limits, make_client, on_tls_alert, open_socket
 from broker.inbox import ErrorHandler, Handler, Inbox
+from broker.node_status import OFFLINE, status
 from broker.timers import Timers
 
 __all__ = ["BURST", "ErrorHandler", "Handler", "Node"]
@@ -54,6 +55,7 @@ class Node:
         self.subscriptions = list(subscriptions or [])
         self.handler, self.on_error = handler, on_error
         self.status_topic, self.on_drained = status_topic, on_drained
+        self._detail: tuple[str, ...] = ()  # what the status says beyond ``online``
         if session is not None:
             session.check(self.subscriptions)
         self._client = make_client(node_id, broker, will_topic=status_topic, session=session)
@@ -94,7 +96,7 @@ class Node:
         log.info("%s: %sconnected to %s; subscribing to %s", self.node_id, "re" * (
             self.connections > 1), self.broker, [t for t, _ in self.subscriptions])
         if self.status_topic is not None:
-            self.publish(self.status_topic, b"online", qos=1, retain=True)
+            self.publish(self.status_topic, status(True, self._detail), qos=1, retain=True)
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         self._unsubacked.discard(mid)
@@ -131,33 +133,34 @@ class Node:
 
     unacked = property(lambda self: len(self._unacked), doc="QoS 1 messages not yet acked.")
 
+    def say(self, *detail: str) -> None:
+        """What the retained status says after ``online`` (:mod:`broker.node_status`, e.g.
+        ``behind``; none: plain ``online``), published when it changes and on each connect."""
+        if detail != self._detail:
+            self._detail = detail
+            if self._connected and self.status_topic is not None:
+                self.publish(self.status_topic, status(True, detail), qos=1, retain=True)
+
     @property
     def delivered(self) -> bool:
         """Everything sent is out: no QoS 1 message unacknowledged, no byte waiting to be
         written to the socket (for QoS 0, written is as far as delivery goes)."""
         return not self._unacked and not self._client.want_write()
 
-    @property
-    def connected(self) -> bool:
-        """The client holds a connection the broker accepted."""
-        return self._client.is_connected()
+    connected = property(lambda self: self._client.is_connected(),
+                         doc="The client holds a connection the broker accepted.")
 
     def socket(self) -> Socket | None:
         """The connection's socket (to wait on with ``select``), or None when not connected."""
-        sock = self._client.socket()
-        return sock if isinstance(sock, Socket) else None
+        return sock if isinstance(sock := self._client.socket(), Socket) else None
 
     def every(self, seconds: float, fn: Callable[[], None]) -> None:
-        """Call ``fn`` from the node's loop every ``seconds``."""
-        self._timers.every(seconds, fn)
+        self._timers.every(seconds, fn)  # ``fn`` from the node's loop every ``seconds``
 
     def stop(self) -> None:
-        """Ask the loop to finish (safe from signal handlers and other threads)."""
-        self._stop.set()
+        self._stop.set()  # the loop finishes (safe from signal handlers and other threads)
 
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
+    stopping = property(lambda self: self._stop.is_set(), doc="stop() was called.")
 
     # --------------------------------------------------------- the loop
 
@@ -168,16 +171,7 @@ class Node:
         deadline = time.monotonic() + (connect_timeout() if timeout is None else timeout)
         on_tls_alert(self._client, lambda text: setattr(self, "_refused",
                                                          self.broker.tls_failed(text)))
-        while True:
-            try:
-                self._client.connect(self.broker.host, self.broker.port, keepalive=30)
-                break
-            except ssl.SSLError as exc:  # an OSError that waiting does not mend
-                raise self.broker.tls_failed(exc) from None
-            except OSError as exc:
-                if time.monotonic() > deadline:
-                    raise self.broker.unreachable(exc) from None
-                time.sleep(0.2)
+        open_socket(self._client, self.broker, deadline)
         while not self._connected or self._unsubacked:
             self._client.loop(timeout=0.1)
             if self._refused is not None:
@@ -236,7 +230,7 @@ class Node:
 
     def close(self, flush_timeout: float = 5.0) -> None:
         if self.status_topic is not None and self._connected:
-            self.publish(self.status_topic, b"offline", qos=1, retain=True)
+            self.publish(self.status_topic, OFFLINE, qos=1, retain=True)
         self.flush(flush_timeout)
         self._client.disconnect()
         self._client.loop(timeout=0.05)

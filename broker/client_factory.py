@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import socket
 import ssl
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -120,6 +121,22 @@ def make_client(
     client.max_queued_messages_set(0)
     client.on_socket_open = _no_delay
     return client
+
+
+def open_socket(client: mqtt.Client, broker: BrokerAddress, deadline: float) -> None:
+    """Open ``client``'s connection to ``broker`` (CONNECT sent), trying again until the
+    ``deadline`` (``time.monotonic()``): :class:`~broker.address.BrokerUnreachable`; a TLS
+    failure at once (:meth:`~broker.address.BrokerAddress.tls_failed`)."""
+    while True:
+        try:
+            client.connect(broker.host, broker.port, keepalive=30)
+            return
+        except ssl.SSLError as exc:  # an OSError that waiting does not mend
+            raise broker.tls_failed(exc) from None
+        except OSError as exc:
+            if time.monotonic() > deadline:
+                raise broker.unreachable(exc) from None
+            time.sleep(0.2)
 
 
 def tls_context(broker: BrokerAddress) -> ssl.SSLContext:
