@@ -10,7 +10,6 @@ the loop. Nothing else touches the paho object: what a tool needs is a method (:
 from __future__ import annotations
 
 import logging
-import ssl
 import threading
 import time
 from collections import deque
@@ -21,7 +20,7 @@ import paho.mqtt.client as mqtt
 
 from broker.address import BrokerAddress, BrokerRefused, BrokerUnreachable
 from broker.backoff import Backoff, connect_timeout
-from broker.client_factory import Session, broker_limits, make_client, on_tls_alert, open_socket
+from broker.client_factory import Session, Wire, broker_limits, make_client, on_tls_alert
 from broker.inbox import ErrorHandler, Handler, Inbox
 from broker.node_status import OFFLINE, status
 from broker.timers import Timers
@@ -59,6 +58,7 @@ class Node:
         if session is not None:
             session.check(self.subscriptions)
         self._client = make_client(node_id, broker, will_topic=status_topic, session=session)
+        self._wire = Wire(self._client)  # the turn's packets in one write, no paho loop()
         self.log = log.getChild(node_id)  # a caller may quieten one node (``up``'s monitor)
         self._inbox = Inbox(node_id, self.log)
         self._waiting = self._inbox.waiting  # paho's callbacks append (topic, payload, mid)
@@ -126,12 +126,15 @@ class Node:
         """Queue a message; QoS 1 ones count as unacked until the broker confirms them, and
         then ``on_ack`` runs (from the node's loop)."""
         info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        if not self._wire.holding:  # outside a turn: out now, as paho would
+            self._wire.write()
         if qos and info.rc in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
             self._unacked.add(info.mid)
             if on_ack is not None:
                 self._on_ack[info.mid] = on_ack
 
     unacked = property(lambda self: len(self._unacked), doc="QoS 1 messages not yet acked.")
+    writes = property(lambda self: self._wire.sends, doc="Socket writes (a turn's: one).")
 
     def say(self, *detail: str) -> None:
         """What the retained status says after ``online`` (:mod:`broker.node_status`, e.g.
@@ -145,7 +148,7 @@ class Node:
     def delivered(self) -> bool:
         """Everything sent is out: no QoS 1 message unacknowledged, no byte waiting to be
         written to the socket (for QoS 0, written is as far as delivery goes)."""
-        return not self._unacked and not self._client.want_write()
+        return not self._unacked and not self._client.want_write() and not self._wire.held
 
     connected = property(lambda self: self._client.is_connected(),
                          doc="The client holds a connection the broker accepted.")
@@ -171,9 +174,9 @@ class Node:
         deadline = time.monotonic() + (connect_timeout() if timeout is None else timeout)
         on_tls_alert(self._client, lambda text: setattr(self, "_refused",
                                                          self.broker.tls_failed(text)))
-        open_socket(self._client, self.broker, deadline)
+        self._wire.open(self.broker, deadline)
         while not self._connected or self._unsubacked:
-            self._client.loop(timeout=0.1)
+            self._wire.loop(0.1)
             if self._refused is not None:
                 raise self._refused
             if time.monotonic() > deadline:
@@ -183,24 +186,29 @@ class Node:
     def pump(self, timeout: float = 0.0) -> bool:
         """Network I/O only (no handler, timer or reconnect) within ``timeout`` seconds, for a
         tight publishing loop (a service's loop calls :meth:`poll`); True while connected."""
-        return self._client.loop(timeout=timeout) == mqtt.MQTT_ERR_SUCCESS
+        return self._wire.loop(timeout) == mqtt.MQTT_ERR_SUCCESS
 
     def poll(self, timeout: float = 0.01) -> None:
         """One turn: network I/O (or an attempt to get a lost broker back), then handle every
         message that came in, then due timers."""
         if self._refused is not None:  # CONNACK said no after a reconnect
             raise self._refused
-        if self._lost:
-            self._reconnect(timeout)
-        elif self._client.loop(timeout=timeout) != mqtt.MQTT_ERR_SUCCESS:
-            self._connected, self._lost = False, True
-            self.backoff.lost(time.monotonic())
-        else:
-            self._read_burst()
-        self._run_acked()
-        self._drain()
-        for task in self._timers.due(time.monotonic()):
-            self._guarded(task, "a periodic task")
+        self._wire.holding = True  # what the turn sends goes out at its end, in one write
+        try:
+            if self._lost:
+                self._reconnect(timeout)
+            elif self._wire.loop(timeout) != mqtt.MQTT_ERR_SUCCESS:
+                self._connected, self._lost = False, True
+                self.backoff.lost(time.monotonic())
+            else:
+                self._read_burst()
+            self._run_acked()
+            self._drain()
+            for task in self._timers.due(time.monotonic()):
+                self._guarded(task, "a periodic task")
+        finally:
+            self._wire.holding = False
+            self._wire.write()
 
     def _read_burst(self) -> None:
         """Read on while messages keep arriving, up to :data:`BURST` (paho's ``loop()`` reads
@@ -233,14 +241,14 @@ class Node:
             self.publish(self.status_topic, OFFLINE, qos=1, retain=True)
         self.flush(flush_timeout)
         self._client.disconnect()
-        self._client.loop(timeout=0.05)
+        self._wire.loop(0.05)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Run the network until every QoS 1 message is acknowledged (or the timeout), then
         the work that waited for those acknowledgements (``on_ack``)."""
         deadline = time.monotonic() + timeout
         while self._unacked and self._connected and time.monotonic() < deadline:
-            self._client.loop(timeout=0.05)
+            self._wire.loop(0.05)
         self._run_acked()
         return not self._unacked
 
@@ -280,14 +288,9 @@ class Node:
         if not self.backoff.due(now):
             self._stop.wait(min(timeout, self.backoff.next_try - now))
             return
-        try:
-            if self._client.reconnect() == mqtt.MQTT_ERR_SUCCESS:
-                self._lost = False  # CONNACK to come: ``on_connect`` stops the give-up clock
-                return
-        except ssl.SSLError as exc:
-            raise self.broker.tls_failed(exc) from None
-        except OSError:
-            pass
+        if self._wire.reopen(self.broker):
+            self._lost = False  # CONNACK to come: ``on_connect`` stops the give-up clock
+            return
         self.backoff.lost(time.monotonic())  # said once a loss; each retry for debugging
         self.log.log(logging.WARNING if self.backoff.failures == 1 else logging.DEBUG,
                      "%s: broker unreachable, retrying (next in %.1fs)", self.node_id,

@@ -3,7 +3,7 @@ Nagle.
 
 With :mod:`broker.client` (which drives it), the only module that touches paho.
 
->>> from broker.address import BrokerAddress, BrokerRefused
+>>> from broker.address import BrokerAddress, BrokerRefused, tls_context
 >>> client = make_client("gw-0", BrokerAddress(), will_topic="p/learn/status/gw-0")
 >>> client.will_topic, client.will_payload, client.max_inflight_messages
 ('p/learn/status/gw-0', b'offline', 100)
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import select
 import socket
 import ssl
 import time
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 
-from broker.address import BrokerAddress, BrokerRefused
+from broker.address import BrokerAddress, tls_context
 
 
 @dataclass(frozen=True)
@@ -123,49 +124,6 @@ def make_client(
     return client
 
 
-def open_socket(client: mqtt.Client, broker: BrokerAddress, deadline: float) -> None:
-    """Open ``client``'s connection to ``broker`` (CONNECT sent), trying again until the
-    ``deadline`` (``time.monotonic()``): :class:`~broker.address.BrokerUnreachable`; a TLS
-    failure at once (:meth:`~broker.address.BrokerAddress.tls_failed`)."""
-    while True:
-        try:
-            client.connect(broker.host, broker.port, keepalive=30)
-            return
-        except ssl.SSLError as exc:  # an OSError that waiting does not mend
-            raise broker.tls_failed(exc) from None
-        except OSError as exc:
-            if time.monotonic() > deadline:
-                raise broker.unreachable(exc) from None
-            time.sleep(0.2)
-
-
-def tls_context(broker: BrokerAddress) -> ssl.SSLContext:
-    """TLS 1.2 or later, the broker's certificate verified against ``broker.ca`` (None: the
-    system's CAs) and its host name; the client's certificate and key for mutual TLS. A file
-    that cannot be read is a :class:`~broker.address.BrokerRefused` naming it.
-
-    >>> ctx = tls_context(BrokerAddress(tls=True))
-    >>> ctx.minimum_version >= ssl.TLSVersion.TLSv1_2, ctx.check_hostname
-    (True, True)
-    >>> tls_context(BrokerAddress(tls=True, ca="/nonexistent/ca.pem"))
-    Traceback (most recent call last):
-    broker.address.BrokerRefused: cannot use the TLS CA file /nonexistent/ca.pem (--tls-ca): ...
-    """
-    which = "the TLS CA file", broker.ca, "--tls-ca"
-    try:
-        ctx = ssl.create_default_context(cafile=broker.ca)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        if broker.cert is not None or broker.key is not None:
-            which = ("the TLS client certificate/key", broker.cert or broker.key,
-                     "--tls-cert/--tls-key")
-            ctx.load_cert_chain(broker.cert or broker.key, broker.key)  # type: ignore[arg-type]
-    except (OSError, ssl.SSLError) as exc:
-        what, path, option = which
-        raise BrokerRefused(f"cannot use {what} {path} ({option}): "
-                            f"{getattr(exc, 'strerror', None) or exc}") from None
-    return ctx
-
-
 def on_tls_alert(client: mqtt.Client, then: Callable[[str], None] | None) -> None:
     """Hand ``then`` what paho says of a TLS error on a read (an alert the broker sends after
     the handshake, e.g. TLS 1.3's "certificate required" for a client without one, or the
@@ -211,3 +169,116 @@ def _no_delay(client: mqtt.Client, userdata: object, sock: object) -> None:
     with it off on both (docs/benchmarks.md)."""
     with contextlib.suppress(AttributeError, OSError):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[attr-defined]
+
+
+#: The packets :class:`Wire` holds for the turn's one write: PUBLISH (3) and PUBACK (4).
+_HELD = frozenset((3, 4))
+
+
+class Wire:
+    """``client``'s socket I/O without paho's ``loop()``, which writes each packet with a
+    ``send()`` of its own and a byte to a wake-up socket pair (for a loop thread we do not
+    have): two syscalls a message, and a TCP segment the broker handles alone. Here PUBLISH
+    and PUBACK packets are held and written together at :meth:`write` (a node's turn's end);
+    :meth:`loop` uses paho's external-loop calls (``loop_read``/``_write``/``_misc``). Other
+    packets (CONNECT, SUBSCRIBE, PINGREQ, DISCONNECT) go out at once, after what is held.
+
+    >>> wire = Wire(make_client("n", BrokerAddress()))
+    >>> wire.held, wire.write(), wire.sends
+    (0, <MQTTErrorCode.MQTT_ERR_NO_CONN: 4>, 0)
+    """
+
+    def __init__(self, client: mqtt.Client) -> None:
+        self.client = client
+        self._held = bytearray()
+        self._sock: object = None  # the socket the held bytes are for
+        self.sends = 0  # socket writes made
+        self.holding = False  # True: a node's turn; its packets wait for :meth:`write`
+        client.on_socket_register_write = lambda *_: None  # queue; :meth:`write` writes
+        client._sock_send = self._hold  # paho's one write a packet lands here
+
+    @property
+    def held(self) -> int:
+        """Bytes held, not yet written to the socket."""
+        return len(self._held)
+
+    def _hold(self, data: bytes | bytearray) -> int:
+        sock = self.client.socket()
+        if sock is None:
+            raise ConnectionError("not connected")
+        if sock is not self._sock:  # a new connection: nothing of the old one goes on it
+            self._sock = sock
+            self._held.clear()
+        self._held += data
+        if data and data[0] >> 4 not in _HELD:
+            self._send()
+        return len(data)
+
+    def _send(self) -> None:
+        """The held bytes to the socket, as far as it takes them now (the rest waits)."""
+        while self._held:
+            with memoryview(self._held) as view:
+                try:
+                    n = mqtt.Client._sock_send(self.client, view)  # paho's own (TLS too)
+                except BlockingIOError:
+                    return
+                except OSError:  # the connection is gone: paho's next read finds it out
+                    self._held.clear()
+                    with contextlib.suppress(OSError):
+                        self._sock.shutdown(socket.SHUT_RDWR)  # type: ignore[attr-defined]
+                    return
+            self.sends += 1
+            del self._held[:n]
+
+    def open(self, broker: BrokerAddress, deadline: float) -> None:
+        """Open the connection to ``broker`` (CONNECT queued), trying again until the
+        ``deadline`` (``time.monotonic()``): :class:`~broker.address.BrokerUnreachable`; a TLS
+        failure at once (:meth:`~broker.address.BrokerAddress.tls_failed`)."""
+        while True:
+            try:
+                self.client.connect(broker.host, broker.port, keepalive=30)
+                return
+            except ssl.SSLError as exc:  # an OSError that waiting does not mend
+                raise broker.tls_failed(exc) from None
+            except OSError as exc:
+                if time.monotonic() > deadline:
+                    raise broker.unreachable(exc) from None
+                time.sleep(0.2)
+
+    def reopen(self, broker: BrokerAddress) -> bool:
+        """Try the lost connection again (CONNECT queued): True if the socket opened."""
+        try:
+            return self.client.reconnect() == mqtt.MQTT_ERR_SUCCESS
+        except ssl.SSLError as exc:
+            raise broker.tls_failed(exc) from None
+        except OSError:
+            return False
+
+    def write(self) -> mqtt.MQTTErrorCode:
+        """Every packet paho has queued, and what was held, to the socket."""
+        rc = self.client.loop_write()
+        if rc == mqtt.MQTT_ERR_SUCCESS and self._sock is self.client.socket():
+            self._send()
+        return rc
+
+    def loop(self, timeout: float) -> mqtt.MQTTErrorCode:
+        """paho's ``loop()``: write, wait up to ``timeout`` for the socket, read a packet,
+        write, keepalive."""
+        sock = self.client.socket()
+        if sock is None:
+            return mqtt.MQTT_ERR_NO_CONN
+        rc = self.write()
+        if rc != mqtt.MQTT_ERR_SUCCESS:
+            return rc
+        pending = sock.pending() if isinstance(sock, ssl.SSLSocket) else 0
+        try:
+            readable, _, _ = select.select([sock], [sock] if self._held else [], [],
+                                           0.0 if pending else timeout)
+        except (TypeError, ValueError):  # the socket is closed
+            return mqtt.MQTT_ERR_CONN_LOST
+        if readable or pending:
+            rc = self.client.loop_read()
+            if rc != mqtt.MQTT_ERR_SUCCESS or self.client.socket() is None:
+                return rc
+        rc = self.write()
+        return rc if rc != mqtt.MQTT_ERR_SUCCESS else self.client.loop_misc()

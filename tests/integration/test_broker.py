@@ -95,3 +95,26 @@ def test_a_kept_session_acknowledges_a_message_only_once_it_was_handled(address,
     assert again == [b"3", b"4", b"end"]
     node.close()
     sender.close()
+
+
+@pytest.mark.timeout(60)
+def test_what_a_turn_publishes_goes_out_in_one_write_in_order(address, prefix):
+    """A handler that answers one message with 200 (QoS 0 and 1 alternating): the turn's
+    packets and acknowledgements reach the socket together, not a send each, all in order."""
+    watcher = Recorder(address, f"{prefix}/out")
+
+    def answer(topic: str, payload: bytes) -> None:
+        for k in range(200):
+            node.publish(f"{prefix}/out", b"%d" % k, qos=k % 2)
+
+    node = Node("n-turn", address, subscriptions=[(f"{prefix}/in", 1)], handler=answer)
+    node.connect(timeout=5)
+    watcher.publish(f"{prefix}/in", b"go")
+    before = node.writes
+    wait_until(lambda: node.writes > before, 10, lambda: node.poll(0.02), "the turn's write")
+    assert node.writes - before <= 3  # one, or a few if the socket took it in parts
+    assert node.flush(10)
+    watcher.wait(lambda: len(watcher.on("/out")) == 200, what="all 200")
+    assert watcher.on("/out") == [b"%d" % k for k in range(200)]
+    node.close()
+    watcher.close()
