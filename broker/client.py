@@ -125,6 +125,8 @@ class Node:
                 on_ack: Callable[[], None] | None = None) -> None:
         """Queue a message; QoS 1 ones count as unacked until the broker confirms them, and
         then ``on_ack`` runs (from the node's loop)."""
+        if not qos and self._wire.publish_now(topic, payload, retain):
+            return
         info = self._client.publish(topic, payload, qos=qos, retain=retain)
         if not self._wire.holding:  # outside a turn: out now, as paho would
             self._wire.write()

@@ -160,18 +160,17 @@ class Wire:
         return len(data)
 
     def _send(self) -> None:
-        """The held bytes to the socket, as far as it takes them now (the rest waits)."""
+        """The held bytes to the socket, as far as it takes them now (the rest waits); a
+        broken connection raises its OSError, and what was held is dropped."""
         while self._held:
-            with memoryview(self._held) as view:
-                try:
+            try:
+                with memoryview(self._held) as view:
                     n = mqtt.Client._sock_send(self.client, view)  # paho's own (TLS too)
-                except BlockingIOError:
-                    return
-                except OSError:  # the connection is gone: paho's next read finds it out
-                    self._held.clear()
-                    with contextlib.suppress(OSError):
-                        self._sock.shutdown(socket.SHUT_RDWR)  # type: ignore[attr-defined]
-                    return
+            except BlockingIOError:
+                return
+            except OSError:
+                self._held.clear()
+                raise
             self.sends += 1
             del self._held[:n]
 
@@ -199,11 +198,48 @@ class Wire:
         except OSError:
             return False
 
+    def publish_now(self, topic: str, payload: bytes, retain: bool = False) -> bool:
+        """A QoS 0 PUBLISH (MQTT 3.1.1) put straight into what is held, after what paho
+        queued, without paho's per-message objects (a message info with its lock, a queue
+        entry, on a write a reason code and properties for the callback); False: not
+        connected, MQTT 5, or a topic paho must judge; then paho publishes it."""
+        client, data = self.client, topic.encode()
+        sock = client.socket()
+        if (sock is None or client.protocol != mqtt.MQTTv311 or not data or b"+" in data
+                or b"#" in data or len(payload) > 268_435_000):
+            return False
+        if client.want_write():
+            client.loop_write()
+        if sock is not self._sock:
+            self._sock = sock
+            self._held.clear()
+        size, held = 2 + len(data) + len(payload), self._held
+        held.append(0x31 if retain else 0x30)
+        while size > 127:
+            held.append(size & 127 | 128)
+            size >>= 7
+        held.append(size)
+        held += len(data).to_bytes(2, "big")
+        held += data
+        held += payload
+        if not self.holding:
+            self.write()
+        return True
+
     def write(self) -> mqtt.MQTTErrorCode:
         """Every packet paho has queued, and what was held, to the socket."""
         rc = self.client.loop_write()
-        if rc == mqtt.MQTT_ERR_SUCCESS and self._sock is self.client.socket():
+        if rc != mqtt.MQTT_ERR_SUCCESS or self._sock is not self.client.socket():
+            return rc
+        try:
             self._send()
+        except OSError as exc:  # said as paho says it (on_tls_alert reads it); the next
+            if self.client.on_log is not None:  # read finds the connection gone
+                self.client.on_log(self.client, None, mqtt.MQTT_LOG_ERR,
+                                   f"failed to send on socket: {exc}")
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)  # type: ignore[attr-defined]
+            return mqtt.MQTT_ERR_CONN_LOST
         return rc
 
     def loop(self, timeout: float) -> mqtt.MQTTErrorCode:
