@@ -19,6 +19,7 @@ import orjson
 
 from broker.address import BrokerAddress
 from broker.client import Node
+from broker.client_factory import Session
 from broker.messages import LinearParams, Model, Scaler
 from broker.reading_codec import encode_reading
 from broker.topics import Topics
@@ -82,8 +83,9 @@ def latency(address: BrokerAddress, rate: float, qos: int, seconds: float,
     def on_prediction(topic: str, payload: bytes) -> None:
         arrived.append(time.time() - orjson.loads(payload)["ts"])
 
+    # no in-flight limit: paho's 100 would queue QoS 1 readings here, not at the predictor
     node = Node(f"bench-lat-{prefix}", address, subscriptions=[(topics.predictions_filter, qos)],
-                handler=on_prediction)
+                handler=on_prediction, session=Session(max_inflight=0))
     try:
         child.receive(60.0)
         node.connect()
@@ -98,6 +100,9 @@ def latency(address: BrokerAddress, rate: float, qos: int, seconds: float,
                              encode_reading(sim.reading(index, time.time())), qos=qos)
                 i += 1
             node.poll(0.0005)
+        deadline = time.monotonic() + seconds + 60.0
+        while node.unacked and time.monotonic() < deadline:  # every reading out before we
+            node.poll(0.005)  # wait for the predictor's answer (and stop polling)
         result = child.receive(seconds + 70.0)
         deadline = time.monotonic() + 10.0
         while len(arrived) < result["predictions"] and time.monotonic() < deadline:
