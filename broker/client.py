@@ -218,7 +218,8 @@ class Node:
         inbox, client = self._waiting, self._client
         for _ in range(BURST):
             before = len(inbox)
-            if client.loop_read() != mqtt.MQTT_ERR_SUCCESS or len(inbox) == before:
+            if client.loop_read() != mqtt.MQTT_ERR_SUCCESS or (
+                    len(inbox) == before and not self._wire.buffered):
                 return
 
     def run(self, on_stop: Callable[[], None] | None = None,

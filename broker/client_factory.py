@@ -131,6 +131,11 @@ class Wire:
     >>> wire = Wire(make_client("n", BrokerAddress()))
     >>> wire.held, wire.write(), wire.sends
     (0, <MQTTErrorCode.MQTT_ERR_NO_CONN: 4>, 0)
+    >>> mine, broker = socket.socketpair()  # paho's reads of a packet: one recv serves them
+    >>> wire.client._sock = mine; broker.sendall(b"\\x30\\x05\\x00\\x01tab")
+    >>> wire._recv(1), wire.buffered, wire._recv(1), wire._recv(5), wire.buffered
+    (b'0', 6, b'\\x05', b'\\x00\\x01tab', 0)
+    >>> mine.close(); broker.close()
     """
 
     def __init__(self, client: mqtt.Client) -> None:
@@ -139,13 +144,34 @@ class Wire:
         self._sock: object = None  # the socket the held bytes are for
         self.sends = 0  # socket writes made
         self.holding = False  # True: a node's turn; its packets wait for :meth:`write`
+        self._in, self._at, self._rsock = b"", 0, None  # one recv's bytes, read up to _at
         client.on_socket_register_write = lambda *_: None  # queue; :meth:`write` writes
         client._sock_send = self._hold  # paho's one write a packet lands here
+        client._sock_recv = self._recv  # and its 2-4 reads a packet are served from one
 
     @property
     def held(self) -> int:
         """Bytes held, not yet written to the socket."""
         return len(self._held)
+
+    def _recv(self, size: int) -> bytes:
+        """paho's read of ``size`` bytes (1, 1, then the rest, a packet), served from one
+        ``recv`` of up to 64 KiB (a syscall a packet's part otherwise)."""
+        sock = self.client.socket()
+        if sock is not self._rsock:  # a new connection: nothing of the old one is read
+            self._in, self._at, self._rsock = b"", 0, sock
+        if self._at >= len(self._in):
+            self._in, self._at = mqtt.Client._sock_recv(self.client, 65536), 0
+            if not self._in:
+                return self._in  # the broker closed the connection
+        part = self._in[self._at:self._at + size]
+        self._at += len(part)
+        return part
+
+    @property
+    def buffered(self) -> int:
+        """Bytes read from the socket that paho has not taken yet."""
+        return len(self._in) - self._at
 
     def _hold(self, data: bytes | bytearray) -> int:
         sock = self.client.socket()
@@ -251,7 +277,7 @@ class Wire:
         rc = self.write()
         if rc != mqtt.MQTT_ERR_SUCCESS:
             return rc
-        pending = sock.pending() if isinstance(sock, ssl.SSLSocket) else 0
+        pending = self.buffered or (sock.pending() if isinstance(sock, ssl.SSLSocket) else 0)
         try:
             readable, _, _ = select.select([sock], [sock] if self._held else [], [],
                                            0.0 if pending else timeout)
