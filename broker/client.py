@@ -247,10 +247,10 @@ class Node:
         self._wire.loop(0.05)
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Run the network until every QoS 1 message is acknowledged (or the timeout), then
-        the work that waited for those acknowledgements (``on_ack``)."""
-        deadline = time.monotonic() + timeout
-        while self._unacked and self._connected and time.monotonic() < deadline:
+        """Run the network until every QoS 1 message is acknowledged and every byte written
+        (or the timeout), then the work that waited for those acknowledgements (``on_ack``)."""
+        end = time.monotonic() + timeout
+        while (self._unacked or self._wire.held) and self._connected and time.monotonic() < end:
             self._wire.loop(0.05)
         self._run_acked()
         return not self._unacked
