@@ -142,3 +142,30 @@ class BrokerAddress:
         hint = " (a plain listener? HOST:PORT or mqtt://)" if self.tls else ""
         return BrokerUnreachable(f"cannot reach the broker at {self} ({exc}); is it running? "
                                  f"`fleetlearn broker` starts one{hint}")
+
+
+def tls_context(broker: BrokerAddress) -> ssl.SSLContext:
+    """TLS 1.2 or later, the broker's certificate verified against ``broker.ca`` (None: the
+    system's CAs) and its host name; the client's certificate and key for mutual TLS. A file
+    that cannot be read is a :class:`~broker.address.BrokerRefused` naming it.
+
+    >>> ctx = tls_context(BrokerAddress(tls=True))
+    >>> ctx.minimum_version >= ssl.TLSVersion.TLSv1_2, ctx.check_hostname
+    (True, True)
+    >>> tls_context(BrokerAddress(tls=True, ca="/nonexistent/ca.pem"))
+    Traceback (most recent call last):
+    broker.address.BrokerRefused: cannot use the TLS CA file /nonexistent/ca.pem (--tls-ca): ...
+    """
+    which = "the TLS CA file", broker.ca, "--tls-ca"
+    try:
+        ctx = ssl.create_default_context(cafile=broker.ca)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        if broker.cert is not None or broker.key is not None:
+            which = ("the TLS client certificate/key", broker.cert or broker.key,
+                     "--tls-cert/--tls-key")
+            ctx.load_cert_chain(broker.cert or broker.key, broker.key)  # type: ignore[arg-type]
+    except (OSError, ssl.SSLError) as exc:
+        what, path, option = which
+        raise BrokerRefused(f"cannot use {what} {path} ({option}): "
+                            f"{getattr(exc, 'strerror', None) or exc}") from None
+    return ctx

@@ -10,7 +10,6 @@ the loop. Nothing else touches the paho object: what a tool needs is a method (:
 from __future__ import annotations
 
 import logging
-import ssl
 import threading
 import time
 from collections import deque
@@ -21,8 +20,9 @@ import paho.mqtt.client as mqtt
 
 from broker.address import BrokerAddress, BrokerRefused, BrokerUnreachable
 from broker.backoff import Backoff, connect_timeout
-from broker.client_factory import Session, broker_limits, make_client, on_tls_alert
+from broker.client_factory import Session, Wire, broker_limits, make_client, on_tls_alert
 from broker.inbox import ErrorHandler, Handler, Inbox
+from broker.node_status import OFFLINE, status
 from broker.timers import Timers
 
 __all__ = ["BURST", "ErrorHandler", "Handler", "Node"]
@@ -54,9 +54,11 @@ class Node:
         self.subscriptions = list(subscriptions or [])
         self.handler, self.on_error = handler, on_error
         self.status_topic, self.on_drained = status_topic, on_drained
+        self._detail: tuple[str, ...] = ()  # what the status says beyond ``online``
         if session is not None:
             session.check(self.subscriptions)
         self._client = make_client(node_id, broker, will_topic=status_topic, session=session)
+        self._wire = Wire(self._client)  # the turn's packets in one write, no paho loop()
         self.log = log.getChild(node_id)  # a caller may quieten one node (``up``'s monitor)
         self._inbox = Inbox(node_id, self.log)
         self._waiting = self._inbox.waiting  # paho's callbacks append (topic, payload, mid)
@@ -94,7 +96,7 @@ class Node:
         log.info("%s: %sconnected to %s; subscribing to %s", self.node_id, "re" * (
             self.connections > 1), self.broker, [t for t, _ in self.subscriptions])
         if self.status_topic is not None:
-            self.publish(self.status_topic, b"online", qos=1, retain=True)
+            self.publish(self.status_topic, status(True, self._detail), qos=1, retain=True)
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         self._unsubacked.discard(mid)
@@ -123,41 +125,47 @@ class Node:
                 on_ack: Callable[[], None] | None = None) -> None:
         """Queue a message; QoS 1 ones count as unacked until the broker confirms them, and
         then ``on_ack`` runs (from the node's loop)."""
+        if not qos and self._wire.publish_now(topic, payload, retain):
+            return
         info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        if not self._wire.holding:  # outside a turn: out now, as paho would
+            self._wire.write()
         if qos and info.rc in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
             self._unacked.add(info.mid)
             if on_ack is not None:
                 self._on_ack[info.mid] = on_ack
 
     unacked = property(lambda self: len(self._unacked), doc="QoS 1 messages not yet acked.")
+    writes = property(lambda self: self._wire.sends, doc="Socket writes (a turn's: one).")
+
+    def say(self, *detail: str) -> None:
+        """What the retained status says after ``online`` (:mod:`broker.node_status`, e.g.
+        ``behind``; none: plain ``online``), published when it changes and on each connect."""
+        if detail != self._detail:
+            self._detail = detail
+            if self._connected and self.status_topic is not None:
+                self.publish(self.status_topic, status(True, detail), qos=1, retain=True)
 
     @property
     def delivered(self) -> bool:
         """Everything sent is out: no QoS 1 message unacknowledged, no byte waiting to be
         written to the socket (for QoS 0, written is as far as delivery goes)."""
-        return not self._unacked and not self._client.want_write()
+        return not self._unacked and not self._client.want_write() and not self._wire.held
 
-    @property
-    def connected(self) -> bool:
-        """The client holds a connection the broker accepted."""
-        return self._client.is_connected()
+    connected = property(lambda self: self._client.is_connected(),
+                         doc="The client holds a connection the broker accepted.")
 
     def socket(self) -> Socket | None:
         """The connection's socket (to wait on with ``select``), or None when not connected."""
-        sock = self._client.socket()
-        return sock if isinstance(sock, Socket) else None
+        return sock if isinstance(sock := self._client.socket(), Socket) else None
 
     def every(self, seconds: float, fn: Callable[[], None]) -> None:
-        """Call ``fn`` from the node's loop every ``seconds``."""
-        self._timers.every(seconds, fn)
+        self._timers.every(seconds, fn)  # ``fn`` from the node's loop every ``seconds``
 
     def stop(self) -> None:
-        """Ask the loop to finish (safe from signal handlers and other threads)."""
-        self._stop.set()
+        self._stop.set()  # the loop finishes (safe from signal handlers and other threads)
 
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
+    stopping = property(lambda self: self._stop.is_set(), doc="stop() was called.")
 
     # --------------------------------------------------------- the loop
 
@@ -168,18 +176,9 @@ class Node:
         deadline = time.monotonic() + (connect_timeout() if timeout is None else timeout)
         on_tls_alert(self._client, lambda text: setattr(self, "_refused",
                                                          self.broker.tls_failed(text)))
-        while True:
-            try:
-                self._client.connect(self.broker.host, self.broker.port, keepalive=30)
-                break
-            except ssl.SSLError as exc:  # an OSError that waiting does not mend
-                raise self.broker.tls_failed(exc) from None
-            except OSError as exc:
-                if time.monotonic() > deadline:
-                    raise self.broker.unreachable(exc) from None
-                time.sleep(0.2)
+        self._wire.open(self.broker, deadline)
         while not self._connected or self._unsubacked:
-            self._client.loop(timeout=0.1)
+            self._wire.loop(0.1)
             if self._refused is not None:
                 raise self._refused
             if time.monotonic() > deadline:
@@ -189,24 +188,29 @@ class Node:
     def pump(self, timeout: float = 0.0) -> bool:
         """Network I/O only (no handler, timer or reconnect) within ``timeout`` seconds, for a
         tight publishing loop (a service's loop calls :meth:`poll`); True while connected."""
-        return self._client.loop(timeout=timeout) == mqtt.MQTT_ERR_SUCCESS
+        return self._wire.loop(timeout) == mqtt.MQTT_ERR_SUCCESS
 
     def poll(self, timeout: float = 0.01) -> None:
         """One turn: network I/O (or an attempt to get a lost broker back), then handle every
         message that came in, then due timers."""
         if self._refused is not None:  # CONNACK said no after a reconnect
             raise self._refused
-        if self._lost:
-            self._reconnect(timeout)
-        elif self._client.loop(timeout=timeout) != mqtt.MQTT_ERR_SUCCESS:
-            self._connected, self._lost = False, True
-            self.backoff.lost(time.monotonic())
-        else:
-            self._read_burst()
-        self._run_acked()
-        self._drain()
-        for task in self._timers.due(time.monotonic()):
-            self._guarded(task, "a periodic task")
+        self._wire.holding = True  # what the turn sends goes out at its end, in one write
+        try:
+            if self._lost:
+                self._reconnect(timeout)
+            elif self._wire.loop(timeout) != mqtt.MQTT_ERR_SUCCESS:
+                self._connected, self._lost = False, True
+                self.backoff.lost(time.monotonic())
+            else:
+                self._read_burst()
+            self._run_acked()
+            self._drain()
+            for task in self._timers.due(time.monotonic()):
+                self._guarded(task, "a periodic task")
+        finally:
+            self._wire.holding = False
+            self._wire.write()
 
     def _read_burst(self) -> None:
         """Read on while messages keep arriving, up to :data:`BURST` (paho's ``loop()`` reads
@@ -214,7 +218,8 @@ class Node:
         inbox, client = self._waiting, self._client
         for _ in range(BURST):
             before = len(inbox)
-            if client.loop_read() != mqtt.MQTT_ERR_SUCCESS or len(inbox) == before:
+            if client.loop_read() != mqtt.MQTT_ERR_SUCCESS or (
+                    len(inbox) == before and not self._wire.buffered):
                 return
 
     def run(self, on_stop: Callable[[], None] | None = None,
@@ -236,17 +241,17 @@ class Node:
 
     def close(self, flush_timeout: float = 5.0) -> None:
         if self.status_topic is not None and self._connected:
-            self.publish(self.status_topic, b"offline", qos=1, retain=True)
+            self.publish(self.status_topic, OFFLINE, qos=1, retain=True)
         self.flush(flush_timeout)
         self._client.disconnect()
-        self._client.loop(timeout=0.05)
+        self._wire.loop(0.05)
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Run the network until every QoS 1 message is acknowledged (or the timeout), then
-        the work that waited for those acknowledgements (``on_ack``)."""
-        deadline = time.monotonic() + timeout
-        while self._unacked and self._connected and time.monotonic() < deadline:
-            self._client.loop(timeout=0.05)
+        """Run the network until every QoS 1 message is acknowledged and every byte written
+        (or the timeout), then the work that waited for those acknowledgements (``on_ack``)."""
+        end = time.monotonic() + timeout
+        while (self._unacked or self._wire.held) and self._connected and time.monotonic() < end:
+            self._wire.loop(0.05)
         self._run_acked()
         return not self._unacked
 
@@ -286,14 +291,9 @@ class Node:
         if not self.backoff.due(now):
             self._stop.wait(min(timeout, self.backoff.next_try - now))
             return
-        try:
-            if self._client.reconnect() == mqtt.MQTT_ERR_SUCCESS:
-                self._lost = False  # CONNACK to come: ``on_connect`` stops the give-up clock
-                return
-        except ssl.SSLError as exc:
-            raise self.broker.tls_failed(exc) from None
-        except OSError:
-            pass
+        if self._wire.reopen(self.broker):
+            self._lost = False  # CONNACK to come: ``on_connect`` stops the give-up clock
+            return
         self.backoff.lost(time.monotonic())  # said once a loss; each retry for debugging
         self.log.log(logging.WARNING if self.backoff.failures == 1 else logging.DEBUG,
                      "%s: broker unreachable, retrying (next in %.1fs)", self.node_id,

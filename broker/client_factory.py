@@ -3,7 +3,7 @@ Nagle.
 
 With :mod:`broker.client` (which drives it), the only module that touches paho.
 
->>> from broker.address import BrokerAddress, BrokerRefused
+>>> from broker.address import BrokerAddress, BrokerRefused, tls_context
 >>> client = make_client("gw-0", BrokerAddress(), will_topic="p/learn/status/gw-0")
 >>> client.will_topic, client.will_payload, client.max_inflight_messages
 ('p/learn/status/gw-0', b'offline', 100)
@@ -21,72 +21,19 @@ True
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import select
 import socket
 import ssl
+import time
 import uuid
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 
-from broker.address import BrokerAddress, BrokerRefused
+from broker.address import BrokerAddress, tls_context
+from broker.session import Session, session_id
 
-
-@dataclass(frozen=True)
-class Session:
-    """How a node connects, when not clean under a unique id with MQTT 3.1.1 (the default).
-
-    ``kept_id``: a stable client id (:func:`session_id`) whose MQTT 3.1.1 session (clean session
-    off) outlives the connection, so the broker queues QoS 1 messages for the node while it is
-    away. ``mqtt5``: a clean MQTT 5 connection, whose CONNACK tells something of the broker's
-    settings (:func:`broker_limits`).
-    """
-
-    kept_id: str | None = None
-    mqtt5: bool = False
-    #: QoS 1 messages paho keeps in flight before it queues them (0: no limit). Past the limit
-    #: paho walks its in-flight messages at every acknowledgement (~28 us a message when a
-    #: predictor publishes a QoS 1 prediction per reading); a node that counts its own unacked
-    #: messages (``Node.unacked``) may lift it.
-    max_inflight: int = 100
-
-    @property
-    def acks_when_done(self) -> bool:
-        """A kept session acknowledges a QoS 1 message once the node has handled it (paho's
-        manual acks), not as paho reads it: what a node read and did not handle before it
-        stopped or died, the broker delivers again to the next session. A clean session gains
-        nothing by it (the broker drops its queue with it), so it keeps paho's acks."""
-        return self.kept_id is not None
-
-    def check(self, subscriptions: Iterable[tuple[str, int]]) -> None:
-        """A session that acknowledges when done subscribes at QoS 0 or 1: at QoS 2 the PUBREC
-        already tells the broker a message arrived (nothing to redeliver), and paho's manual
-        acks leave a PUBREL of a message from before a restart without its PUBCOMP.
-
-        >>> Session("fl-x-0").check([("a/b", 2)])
-        Traceback (most recent call last):
-        ValueError: a kept session subscribes at QoS 0 or 1, not 2 (a/b)
-        """
-        for topic, qos in subscriptions:
-            if qos > 1 and self.acks_when_done:
-                raise ValueError(f"a kept session subscribes at QoS 0 or 1, not 2 ({topic})")
-
-
-def session_id(prefix: str, node: str, subscriptions: Iterable[tuple[str, int]]) -> str:
-    """The stable client id of ``node``'s kept session: readable node id, then a digest of the
-    prefix and the subscriptions, so the same node with the same subscriptions resumes its
-    session and a node restarted with another partition starts a new one (the old one, no
-    longer anyone's, goes at the broker's ``persistent_client_expiration``).
-
-    >>> session_id("fleet", "gw-0", [("fleet/s0/+/reading", 1)])
-    'fl-gw-0-02826f5795c8'
-    >>> session_id("fleet", "gw-0", [("fleet/s1/+/reading", 1)])
-    'fl-gw-0-b9057777facc'
-    """
-    subs = "\n".join(f"{qos} {topic}" for topic, qos in sorted(set(subscriptions)))
-    digest = hashlib.sha256(f"{prefix}\n{node}\n{subs}".encode()).hexdigest()[:12]
-    return f"fl-{node}-{digest}"
+__all__ = ["Session", "Wire", "broker_limits", "make_client", "on_tls_alert", "session_id"]
 
 
 def make_client(
@@ -120,33 +67,6 @@ def make_client(
     client.max_queued_messages_set(0)
     client.on_socket_open = _no_delay
     return client
-
-
-def tls_context(broker: BrokerAddress) -> ssl.SSLContext:
-    """TLS 1.2 or later, the broker's certificate verified against ``broker.ca`` (None: the
-    system's CAs) and its host name; the client's certificate and key for mutual TLS. A file
-    that cannot be read is a :class:`~broker.address.BrokerRefused` naming it.
-
-    >>> ctx = tls_context(BrokerAddress(tls=True))
-    >>> ctx.minimum_version >= ssl.TLSVersion.TLSv1_2, ctx.check_hostname
-    (True, True)
-    >>> tls_context(BrokerAddress(tls=True, ca="/nonexistent/ca.pem"))
-    Traceback (most recent call last):
-    broker.address.BrokerRefused: cannot use the TLS CA file /nonexistent/ca.pem (--tls-ca): ...
-    """
-    which = "the TLS CA file", broker.ca, "--tls-ca"
-    try:
-        ctx = ssl.create_default_context(cafile=broker.ca)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        if broker.cert is not None or broker.key is not None:
-            which = ("the TLS client certificate/key", broker.cert or broker.key,
-                     "--tls-cert/--tls-key")
-            ctx.load_cert_chain(broker.cert or broker.key, broker.key)  # type: ignore[arg-type]
-    except (OSError, ssl.SSLError) as exc:
-        what, path, option = which
-        raise BrokerRefused(f"cannot use {what} {path} ({option}): "
-                            f"{getattr(exc, 'strerror', None) or exc}") from None
-    return ctx
 
 
 def on_tls_alert(client: mqtt.Client, then: Callable[[str], None] | None) -> None:
@@ -194,3 +114,178 @@ def _no_delay(client: mqtt.Client, userdata: object, sock: object) -> None:
     with it off on both (docs/benchmarks.md)."""
     with contextlib.suppress(AttributeError, OSError):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[attr-defined]
+
+
+#: The packets :class:`Wire` holds for the turn's one write: PUBLISH (3) and PUBACK (4).
+_HELD = frozenset((3, 4))
+
+
+class Wire:
+    """``client``'s socket I/O without paho's ``loop()``, which writes each packet with a
+    ``send()`` of its own and a byte to a wake-up socket pair (for a loop thread we do not
+    have): two syscalls a message, and a TCP segment the broker handles alone. Here PUBLISH
+    and PUBACK packets are held and written together at :meth:`write` (a node's turn's end);
+    :meth:`loop` uses paho's external-loop calls (``loop_read``/``_write``/``_misc``). Other
+    packets (CONNECT, SUBSCRIBE, PINGREQ, DISCONNECT) go out at once, after what is held.
+
+    >>> wire = Wire(make_client("n", BrokerAddress()))
+    >>> wire.held, wire.write(), wire.sends
+    (0, <MQTTErrorCode.MQTT_ERR_NO_CONN: 4>, 0)
+    >>> mine, broker = socket.socketpair()  # paho's reads of a packet: one recv serves them
+    >>> wire.client._sock = mine; broker.sendall(b"\\x30\\x05\\x00\\x01tab")
+    >>> wire._recv(1), wire.buffered, wire._recv(1), wire._recv(5), wire.buffered
+    (b'0', 6, b'\\x05', b'\\x00\\x01tab', 0)
+    >>> mine.close(); broker.close()
+    """
+
+    def __init__(self, client: mqtt.Client) -> None:
+        self.client = client
+        self._held = bytearray()
+        self._sock: object = None  # the socket the held bytes are for
+        self.sends = 0  # socket writes made
+        self.holding = False  # True: a node's turn; its packets wait for :meth:`write`
+        self._in, self._at, self._rsock = b"", 0, None  # one recv's bytes, read up to _at
+        client.on_socket_register_write = lambda *_: None  # queue; :meth:`write` writes
+        client._sock_send = self._hold  # paho's one write a packet lands here
+        client._sock_recv = self._recv  # and its 2-4 reads a packet are served from one
+
+    @property
+    def held(self) -> int:
+        """Bytes held, not yet written to the socket."""
+        return len(self._held)
+
+    def _recv(self, size: int) -> bytes:
+        """paho's read of ``size`` bytes (1, 1, then the rest, a packet), served from one
+        ``recv`` of up to 64 KiB (a syscall a packet's part otherwise)."""
+        sock = self.client.socket()
+        if sock is not self._rsock:  # a new connection: nothing of the old one is read
+            self._in, self._at, self._rsock = b"", 0, sock
+        if self._at >= len(self._in):
+            self._in, self._at = mqtt.Client._sock_recv(self.client, 65536), 0
+            if not self._in:
+                return self._in  # the broker closed the connection
+        part = self._in[self._at:self._at + size]
+        self._at += len(part)
+        return part
+
+    @property
+    def buffered(self) -> int:
+        """Bytes read from the socket that paho has not taken yet."""
+        return len(self._in) - self._at
+
+    def _hold(self, data: bytes | bytearray) -> int:
+        sock = self.client.socket()
+        if sock is None:
+            raise ConnectionError("not connected")
+        if sock is not self._sock:  # a new connection: nothing of the old one goes on it
+            self._sock = sock
+            self._held.clear()
+        self._held += data
+        if data and data[0] >> 4 not in _HELD:
+            self._send()
+        return len(data)
+
+    def _send(self) -> None:
+        """The held bytes to the socket, as far as it takes them now (the rest waits); a
+        broken connection raises its OSError, and what was held is dropped."""
+        while self._held:
+            try:
+                with memoryview(self._held) as view:
+                    n = mqtt.Client._sock_send(self.client, view)  # paho's own (TLS too)
+            except BlockingIOError:
+                return
+            except OSError:
+                self._held.clear()
+                raise
+            self.sends += 1
+            del self._held[:n]
+
+    def open(self, broker: BrokerAddress, deadline: float) -> None:
+        """Open the connection to ``broker`` (CONNECT queued), trying again until the
+        ``deadline`` (``time.monotonic()``): :class:`~broker.address.BrokerUnreachable`; a TLS
+        failure at once (:meth:`~broker.address.BrokerAddress.tls_failed`)."""
+        while True:
+            try:
+                self.client.connect(broker.host, broker.port, keepalive=30)
+                return
+            except ssl.SSLError as exc:  # an OSError that waiting does not mend
+                raise broker.tls_failed(exc) from None
+            except OSError as exc:
+                if time.monotonic() > deadline:
+                    raise broker.unreachable(exc) from None
+                time.sleep(0.2)
+
+    def reopen(self, broker: BrokerAddress) -> bool:
+        """Try the lost connection again (CONNECT queued): True if the socket opened."""
+        try:
+            return self.client.reconnect() == mqtt.MQTT_ERR_SUCCESS
+        except ssl.SSLError as exc:
+            raise broker.tls_failed(exc) from None
+        except OSError:
+            return False
+
+    def publish_now(self, topic: str, payload: bytes, retain: bool = False) -> bool:
+        """A QoS 0 PUBLISH (MQTT 3.1.1) put straight into what is held, after what paho
+        queued, without paho's per-message objects (a message info with its lock, a queue
+        entry, on a write a reason code and properties for the callback); False: not
+        connected, MQTT 5, or a topic paho must judge; then paho publishes it."""
+        client, data = self.client, topic.encode()
+        sock = client.socket()
+        if (sock is None or client.protocol != mqtt.MQTTv311 or not data or b"+" in data
+                or b"#" in data or len(payload) > 268_435_000):
+            return False
+        if client.want_write():
+            client.loop_write()
+        if sock is not self._sock:
+            self._sock = sock
+            self._held.clear()
+        size, held = 2 + len(data) + len(payload), self._held
+        held.append(0x31 if retain else 0x30)
+        while size > 127:
+            held.append(size & 127 | 128)
+            size >>= 7
+        held.append(size)
+        held += len(data).to_bytes(2, "big")
+        held += data
+        held += payload
+        if not self.holding:
+            self.write()
+        return True
+
+    def write(self) -> mqtt.MQTTErrorCode:
+        """Every packet paho has queued, and what was held, to the socket."""
+        rc = self.client.loop_write()
+        if rc != mqtt.MQTT_ERR_SUCCESS or self._sock is not self.client.socket():
+            return rc
+        try:
+            self._send()
+        except OSError as exc:  # said as paho says it (on_tls_alert reads it); the next
+            if self.client.on_log is not None:  # read finds the connection gone
+                self.client.on_log(self.client, None, mqtt.MQTT_LOG_ERR,
+                                   f"failed to send on socket: {exc}")
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)  # type: ignore[attr-defined]
+            return mqtt.MQTT_ERR_CONN_LOST
+        return rc
+
+    def loop(self, timeout: float) -> mqtt.MQTTErrorCode:
+        """paho's ``loop()``: write, wait up to ``timeout`` for the socket, read a packet,
+        write, keepalive."""
+        sock = self.client.socket()
+        if sock is None:
+            return mqtt.MQTT_ERR_NO_CONN
+        rc = self.write()
+        if rc != mqtt.MQTT_ERR_SUCCESS:
+            return rc
+        pending = self.buffered or (sock.pending() if isinstance(sock, ssl.SSLSocket) else 0)
+        try:
+            readable, _, _ = select.select([sock], [sock] if self._held else [], [],
+                                           0.0 if pending else timeout)
+        except (TypeError, ValueError):  # the socket is closed
+            return mqtt.MQTT_ERR_CONN_LOST
+        if readable or pending:
+            rc = self.client.loop_read()
+            if rc != mqtt.MQTT_ERR_SUCCESS or self.client.socket() is None:
+                return rc
+        rc = self.write()
+        return rc if rc != mqtt.MQTT_ERR_SUCCESS else self.client.loop_misc()

@@ -44,6 +44,7 @@ from broker.mosquitto import (
     MAX_QUEUED_MESSAGES,
     SESSION_EXPIRATION,
 )
+from broker.node_status import is_online
 from broker.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ def check_free(node_id: str, topics: Topics, broker: BrokerAddress, claim: Claim
 
     def handle(topic: str, payload: bytes) -> None:
         if topic == status:
-            seen["online"] = payload == b"online"
+            seen["online"] = is_online(payload)
         elif topic == ping and payload == claim.encode():
             seen["echoed"] = True
         elif topic == claims and seen["echoed"] and Claim.decode(payload) not in (None, claim):

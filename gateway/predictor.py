@@ -12,7 +12,9 @@ and counted as ``no_model_yet``. Several predictors split the readings as gatewa
 read a full burst (more was waiting) counts in ``full_turns``, and the metrics' ``behind`` is
 the number of such turns in the interval (0: keeping up); ``lag`` is the largest time from a
 reading's own timestamp to its prediction in the interval, and ``prediction_latency`` the
-histogram of that time for every reading predicted (:mod:`broker.latency`).
+histogram of that time for every reading predicted (:mod:`broker.latency`). The retained status
+says it too: ``online behind`` from the first full turn until a metrics interval without one
+(then ``online`` again; :mod:`broker.node_status`: every reader still sees it online).
 
 Models are judged as a gateway judges them (:mod:`learners.model_admission`; its task is the
 configured one, or without one the first adopted model's); a refused one is counted by reason
@@ -35,6 +37,7 @@ from broker.keyring import Keyring, SignatureRefused
 from broker.latency import LatencyHistogram
 from broker.messages import Model
 from broker.model_codec import decode_model
+from broker.node_status import BEHIND
 from broker.service import Service
 from broker.topics import TopicError, Topics
 from broker.wire import DecodeError, encode_json
@@ -162,6 +165,7 @@ class Predictor(Service):
         if self._turn_messages >= BURST:
             self.full_turns += 1
             self._behind += 1
+            self.node.say(BEHIND)  # retained, once: until an interval without a full turn
         self._turn_messages = 0
         if self.serving is None or not self.serving.pending:
             return
@@ -213,6 +217,8 @@ class Predictor(Service):
         books = self.serving.pipeline.accounting if self.serving else None
         behind, lag = self._behind, self._lag
         self._behind, self._lag = 0, 0.0
+        if not behind:
+            self.node.say()  # caught up: plain ``online`` again
         return {
             "partition": str(self.config.partition),
             "received": books.total if books else 0, "predictions": self.predictions,

@@ -28,6 +28,7 @@ from broker.address import BrokerAddress
 from broker.keyring import Keyring, SignatureRefused
 from broker.messages import Model, Update
 from broker.model_codec import decode_model, decode_update, encode_model
+from broker.node_status import is_online
 from broker.service import Service
 from broker.topics import Topics
 from broker.wire import MAX_PAYLOAD_BYTES, DecodeError
@@ -88,8 +89,7 @@ class Aggregator(Service):
     # ------------------------------------------------------------------ start
 
     def restore(self) -> None:
-        """Go on from the newest usable checkpoint, if there is one (damaged ones are logged
-        and skipped by the store)."""
+        """Go on from the newest usable checkpoint, if any (the store skips damaged ones)."""
         if self.store is None:
             return
 
@@ -138,7 +138,7 @@ class Aggregator(Service):
         if topic == t.model:
             self.check_model(payload)
         elif topic.startswith(t.node_status("")):
-            self.federation.set_status(t.last_level(topic), payload == b"online")
+            self.federation.set_status(t.last_level(topic), is_online(payload))
         elif topic == t.probe(self.config.node_id):
             self.on_resumed()
         else:

@@ -47,6 +47,10 @@ def main(argv: list[str]) -> None:
             from fleetlearn.bench.serving import predictor_subscriber
 
             predictor_subscriber(conn, address, **spec)
+        elif role == "watcher":
+            from fleetlearn.bench.serving import prediction_watcher
+
+            prediction_watcher(conn, address, **spec)
         elif role == "aggregator":
             from fleetlearn.bench.sync import aggregator_process
 

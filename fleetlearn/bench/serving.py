@@ -19,6 +19,7 @@ import orjson
 
 from broker.address import BrokerAddress
 from broker.client import Node
+from broker.client_factory import Session
 from broker.messages import LinearParams, Model, Scaler
 from broker.reading_codec import encode_reading
 from broker.topics import Topics
@@ -65,29 +66,47 @@ def predictor_subscriber(conn: Any, address: BrokerAddress, prefix: str, n: int,
     predictor.node.close(1.0)
 
 
-def latency(address: BrokerAddress, rate: float, qos: int, seconds: float,
-            devices: int = 100) -> dict[str, float]:
-    """Single readings at ``rate`` a second for ``seconds`` to a predictor process; each
-    prediction's arrival time minus its reading's publish time (the reading's ``ts``).
-    ``predictions``: arrived; ``predicted``: what the predictor says it sent."""
-    prefix = new_prefix()
-    topics = Topics(prefix)
-    backlog = Backlog.build(devices, 1, devices=devices)  # the devices' first readings
-    sim = backlog.sim
-    n = int(rate * seconds)
-    child = Child("predictor", address=address, prefix=prefix, n=n, qos=qos,
-                  timeout=seconds + 60.0)
+def prediction_watcher(conn: Any, address: BrokerAddress, prefix: str, n: int, qos: int = 1,
+                       timeout: float = 120.0) -> None:
+    """A process of its own that receives predictions until n have come (or the timeout) and
+    sends each one's arrival time minus its reading's publish time (the reading's ``ts``), ms."""
     arrived: list[float] = []
 
     def on_prediction(topic: str, payload: bytes) -> None:
         arrived.append(time.time() - orjson.loads(payload)["ts"])
 
-    node = Node(f"bench-lat-{prefix}", address, subscriptions=[(topics.predictions_filter, qos)],
-                handler=on_prediction)
+    node = Node(f"bench-watch-{prefix}", address,
+                subscriptions=[(Topics(prefix).predictions_filter, qos)], handler=on_prediction)
+    node.connect()
+    conn.send({"ready": True})
+    conn.recv()
+    deadline = time.monotonic() + timeout
+    while len(arrived) < n and time.monotonic() < deadline:
+        node.poll(0.01)
+    conn.send({"ms": [a * 1000.0 for a in arrived]})
+    node.close(1.0)
+
+
+def latency(address: BrokerAddress, rate: float, qos: int, seconds: float,
+            devices: int = 100) -> dict[str, float]:
+    """Single readings at ``rate`` a second for ``seconds`` to a predictor process; each
+    prediction's arrival (at a watcher process, so neither the publisher's work nor the
+    watcher's delays the other) minus its reading's publish time. ``predictions``: arrived;
+    ``predicted``: what the predictor says it sent."""
+    prefix = new_prefix()
+    topics = Topics(prefix)
+    sim = Backlog.build(devices, 1, devices=devices).sim
+    n = int(rate * seconds)
+    spec = {"address": address, "prefix": prefix, "n": n, "qos": qos, "timeout": seconds + 60.0}
+    children = [Child("predictor", **spec), Child("watcher", **spec)]
+    # no in-flight limit: paho's 100 would queue QoS 1 readings here, not at the predictor
+    node = Node(f"bench-lat-{prefix}", address, session=Session(max_inflight=0))
     try:
-        child.receive(60.0)
+        for child in children:
+            child.receive(60.0)
         node.connect()
-        child.go()
+        for child in children:
+            child.go()
         start, i = time.monotonic(), 0
         while i < n:  # paced in steps: what is due now, then the network
             due = min(n, int((time.monotonic() - start) * rate) + 1)
@@ -98,18 +117,17 @@ def latency(address: BrokerAddress, rate: float, qos: int, seconds: float,
                              encode_reading(sim.reading(index, time.time())), qos=qos)
                 i += 1
             node.poll(0.0005)
-        result = child.receive(seconds + 70.0)
-        deadline = time.monotonic() + 10.0
-        while len(arrived) < result["predictions"] and time.monotonic() < deadline:
-            node.poll(0.01)
+        node.flush(seconds + 60.0)  # every reading out before we wait (and stop polling)
+        result, watched = (child.receive(seconds + 70.0) for child in children)
     finally:
         node.close(1.0)
-        child.stop()
-    if not arrived:
+        for child in children:
+            child.stop()
+    ms = watched["ms"]
+    if not ms:
         raise RuntimeError("no prediction arrived")
-    ms = [a * 1000.0 for a in arrived]
     return {"p50_ms": round(percentile(ms, 50), 2), "p99_ms": round(percentile(ms, 99), 2),
-            "predictions": len(arrived), "predicted": result["predictions"], "sent": n}
+            "predictions": len(ms), "predicted": result["predictions"], "sent": n}
 
 
 def bench_serving(n: int = 40_000, batch_n: int = 200_000, repeats: int = 2,

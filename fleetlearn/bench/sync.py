@@ -18,6 +18,7 @@ import numpy as np
 from broker.address import BrokerAddress
 from broker.client import Node
 from broker.keyring import Keyring
+from broker.node_status import is_online
 from broker.topics import Topics
 from fleetlearn.bench.harness import Child, Progress, new_prefix, own_broker
 from fleetlearn.bench.measure import percentile
@@ -59,7 +60,7 @@ def _wait_online(address: BrokerAddress, topics: Topics, node: str, timeout: flo
     watcher.connect()
     deadline = time.monotonic() + timeout
     try:
-        while b"online" not in seen:
+        while not any(map(is_online, seen)):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{node} did not come online in {timeout:g}s")
             watcher.poll(0.05)

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from broker.messages import Model
+from broker.node_status import is_online
 from devices.truth import GroundTruth, weight_error
 from fleetlearn.deploy.series import Series
 
@@ -122,7 +123,7 @@ class DeploymentState:
                 self.series.on_metrics(metrics, at)
 
     def on_status(self, node: str, payload: bytes) -> None:
-        self.online[node] = payload == b"online"
+        self.online[node] = is_online(payload)
 
     def on_deadletter(self, reason: str, letter: dict[str, Any] | None = None) -> None:
         """One dead letter; ``letter``, its decoded message, is kept among the last ones (its

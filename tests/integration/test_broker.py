@@ -95,3 +95,58 @@ def test_a_kept_session_acknowledges_a_message_only_once_it_was_handled(address,
     assert again == [b"3", b"4", b"end"]
     node.close()
     sender.close()
+
+
+@pytest.mark.timeout(60)
+def test_what_a_turn_publishes_goes_out_in_one_write_in_order(address, prefix):
+    """A handler that answers one message with 200 (QoS 0 and 1 alternating): the turn's
+    packets and acknowledgements reach the socket together, not a send each, all in order."""
+    watcher = Recorder(address, f"{prefix}/out")
+
+    def answer(topic: str, payload: bytes) -> None:
+        for k in range(200):
+            node.publish(f"{prefix}/out", b"%d" % k, qos=k % 2)
+
+    node = Node("n-turn", address, subscriptions=[(f"{prefix}/in", 1)], handler=answer)
+    node.connect(timeout=5)
+    watcher.publish(f"{prefix}/in", b"go")
+    before = node.writes
+    wait_until(lambda: node.writes > before, 10, lambda: node.poll(0.02), "the turn's write")
+    assert node.writes - before <= 3  # one, or a few if the socket took it in parts
+    assert node.flush(10)
+    watcher.wait(lambda: len(watcher.on("/out")) == 200, what="all 200")
+    assert watcher.on("/out") == [b"%d" % k for k in range(200)]
+    node.close()
+    watcher.close()
+
+
+@pytest.mark.timeout(60)
+def test_qos0_packets_the_node_writes_itself_reach_subscribers_whole(address, prefix):
+    """QoS 0 skips paho's per-message objects (``Wire.publish_now`` encodes the packet):
+    remaining lengths of 1, 2 and 3 bytes, retained or not, in a turn and outside one, arrive
+    as sent; a topic with a wildcard is still refused (by paho)."""
+    watcher = Recorder(address, f"{prefix}/#")
+    cases = [("a", b"x", False), ("b", b"y" * 200, True), ("c", b"z" * 20_000, False)]
+
+    def answer(topic: str, payload: bytes) -> None:
+        for name, body, retain in cases:
+            node.publish(f"{prefix}/turn/{name}", body, retain=retain)
+
+    node = Node("n-raw", address, subscriptions=[(f"{prefix}/in", 1)], handler=answer)
+    node.connect(timeout=5)
+    for name, body, retain in cases:
+        node.publish(f"{prefix}/now/{name}", body, retain=retain)
+    with pytest.raises(ValueError):
+        node.publish(f"{prefix}/+", b"x")
+    watcher.publish(f"{prefix}/in", b"go")
+    sent = [(f"{prefix}/{when}/{name}", body) for when in ("now", "turn")
+            for name, body, _ in cases]
+    wait_until(lambda: len(watcher.messages) >= 7, 10,
+               lambda: (node.poll(0.01), watcher.poll()), "all six and the trigger")
+    assert [m for m in watcher.messages if "/in" not in m[0]] == sent
+    late = Recorder(address, f"{prefix}/now/b")  # the retained one, as the broker kept it
+    late.wait(lambda: late.messages, what="the retained message")
+    assert late.messages == [(f"{prefix}/now/b", b"y" * 200)]
+    late.close()
+    node.close()
+    watcher.close()

@@ -11,7 +11,8 @@ from broker.address import BrokerAddress
 from broker.client import BURST
 from broker.messages import LinearParams, Model, Scaler
 from broker.model_codec import encode_model
-from broker.reading_codec import encode_reading_columns
+from broker.node_status import details, is_online
+from broker.reading_codec import encode_reading, encode_reading_columns
 from broker.topics import Topics
 from devices.faults import FaultInjector, FaultRates
 from devices.simulator import FleetSimulator
@@ -22,7 +23,7 @@ from gateway.outcomes import ADMITTED
 from gateway.partition import Partition
 from gateway.predictor import Predictor, PredictorConfig
 from gateway.service import Gateway
-from tests.mqtt_helpers import Recorder, ServiceThread
+from tests.mqtt_helpers import Recorder, ServiceThread, wait_until
 
 pytestmark = [pytest.mark.integration]
 
@@ -186,3 +187,48 @@ def test_a_turn_that_reads_a_full_burst_says_the_predictor_is_behind():
     assert counters["behind"] == counters["full_turns"] == 1
     assert sum(counters["not_predicted"].values()) == counters["received"] == BURST
     assert predictor.counters()["behind"] == 0  # said for the interval that had it
+
+
+@pytest.mark.timeout(120)
+def test_a_predictor_behind_says_so_on_its_retained_status_and_recovers(address, prefix):
+    """A flood queued at the broker before the predictor's first turn: the turn reads a full
+    burst, the retained status (what a newcomer gets) says ``online behind``, which every
+    reader takes for online; after a metrics interval without a full turn, plain ``online``."""
+    topics = Topics(prefix)
+    sim = FleetSimulator(10, 2, seed=5)
+    predictor = Predictor(PredictorConfig(spec=SPEC, kind="regression", metrics_interval=600),
+                          topics, address)
+    predictor.take_model(MODEL, b"")
+    predictor.connect()
+    flood = Recorder(address)
+    t0 = time.time()
+    n = 5 * BURST
+    for k in range(n):
+        device = sim.devices[k % 10]
+        flood.publish(topics.reading(device.site, device.device),
+                      encode_reading(sim.reading(k % 10, t0 + k * 0.001)))
+    assert flood.node.flush(30)  # acknowledged: the broker holds every one for the predictor
+    books = predictor.serving.pipeline.accounting
+    wait_until(lambda: predictor.full_turns > 0 or books.total == n, 60, predictor.node.poll,
+               "a full turn or the whole flood")
+    assert predictor.full_turns > 0
+    assert predictor.node.flush(10)  # the status (QoS 1) is at the broker
+
+    def retained_status() -> bytes:
+        late = Recorder(address, topics.node_status("predictor"))
+        late.wait(lambda: late.messages, what="the retained status")
+        late.close()
+        return late.messages[0][1]
+
+    assert retained_status() == b"online behind"
+    assert is_online(b"online behind") and details(b"online behind") == ("behind",)
+    wait_until(lambda: books.total == n, 60, predictor.node.poll, "the whole flood judged")
+    predictor.publish_metrics()  # the interval that had full turns: still behind
+    predictor.node.poll(0.05)
+    predictor.publish_metrics()  # an interval without one: caught up
+    assert predictor.node.flush(10)
+    assert predictor.counters()["full_turns"] == predictor.full_turns
+    assert retained_status() == b"online"
+    predictor.node.close(2.0)
+    assert retained_status() == b"offline"
+    flood.close()

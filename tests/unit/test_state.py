@@ -134,3 +134,10 @@ def test_forged_metrics_are_ignored_and_counted_and_the_report_stays_true():
     assert state.ignored == {"metrics_unknown_node": 1, "metrics_id_mismatch": 1,
                              "metrics_wrong_kind": 1, "metrics_bad_count": 3,
                              "metrics_malformed": 1}
+
+
+def test_a_node_that_says_more_than_online_is_still_online():
+    state = DeploymentState()
+    state.on_status("predictor", b"online behind")
+    state.on_status("gw-0", b"offline")
+    assert state.online == {"predictor": True, "gw-0": False}
