@@ -60,7 +60,8 @@ def gateway_ids(count: int) -> list[str]:
 def roster(gateways: int, devices: Iterable[str] = (), sites: Iterable[str] = ()
            ) -> dict[str, str]:
     """User name -> role for a deployment of ``gateways`` gateways and these devices; with
-    ``sites``, a bridge user and a site aggregator per site (``bridge-S``, ``site-S``).
+    ``sites``, a bridge user, a site aggregator, a predictor and a fleet per site (``bridge-S``,
+    ``site-S``, ``predictor-S``, ``fleet-S``: node ids stay unique across the sites).
 
     >>> roster(2, ["s0-d0000"])["gw-1"], roster(0, ["s0-d0000"])["s0-d0000"]
     ('gateway', 'device')
@@ -71,7 +72,9 @@ def roster(gateways: int, devices: Iterable[str] = (), sites: Iterable[str] = ()
     """
     users = {**NODE_USERS, **{g: "gateway" for g in gateway_ids(gateways)},
              **{f"bridge-{check_site(s)}": "bridge" for s in sites},
-             **{f"site-{s}": "site_aggregator" for s in sites}}
+             **{f"site-{s}": "site_aggregator" for s in sites},
+             **{f"predictor-{s}": "predictor" for s in sites},
+             **{f"fleet-{s}": "fleet" for s in sites}}
     for device in devices:
         check_id(device, "device id")
         if device in users:

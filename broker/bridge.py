@@ -62,6 +62,16 @@ def site_aggregator_id(site: str) -> str:
     return f"site-{check_site(site)}"
 
 
+def update_signer(learner: str) -> str:
+    """The role whose key must sign ``learner``'s updates: a site aggregator's (``site-S``,
+    its site updates) or a gateway's. A gateway key named ``site-S`` cannot pose as a site.
+
+    >>> update_signer("site-s0"), update_signer("gw-0")
+    ('site_aggregator', 'gateway')
+    """
+    return "site_aggregator" if learner.startswith("site-") else "gateway"
+
+
 def bridge_user(site: str) -> str:
     """The user name a site's bridge logs in to the core with (role ``bridge``).
 

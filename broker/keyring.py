@@ -5,7 +5,8 @@ The trust file is TOML, one ``[[key]]`` table a key (``fleetlearn keys`` writes 
     [[key]]
     id = "66687aadf862bd77"   # key id: fingerprint of the public key
     name = "aggregator"       # the node: an aggregator's id, or a gateway's (= learner) id
-    role = "aggregator"       # 'aggregator' (may sign models) or 'gateway' (its own updates)
+    role = "aggregator"       # 'aggregator' (may sign models), 'gateway' (its own updates) or
+                              # 'site_aggregator' (a site's models and its site updates)
     public = "..."            # raw Ed25519 public key, base64url
     revoked = false
 
@@ -49,7 +50,10 @@ from broker.signing import (
 
 log = logging.getLogger(__name__)
 
-ROLES = ("aggregator", "gateway")
+ROLES = ("aggregator", "gateway", "site_aggregator")
+#: Who may sign a model a gateway, predictor or monitor adopts: the (core's) aggregator, or a
+#: site's aggregator re-broadcasting on its site broker (``fleetlearn aggregator --site``).
+MODEL_SIGNERS = ("aggregator", "site_aggregator")
 
 
 class KeyringError(ValueError):
@@ -135,16 +139,18 @@ class Keyring:
         """``body`` signed, or as it is if this node has no key."""
         return body if self.key is None else sign(body, self.key, purpose)
 
-    def check(self, payload: bytes, purpose: str, role: str,
+    def check(self, payload: bytes, purpose: str, role: str | tuple[str, ...],
               name: str | None = None) -> tuple[bytes, TrustedKey | None]:
         """The body to decode, and who signed it; :class:`SignatureRefused` if signatures are
-        required and this one is missing, bad, or from a key not trusted as ``role`` (and, if
-        given, as node ``name``). Without a trust file: the payload as it is."""
+        required and this one is missing, bad, or from a key not trusted as ``role`` (or one
+        of the roles, a tuple) and, if given, as node ``name``. Without a trust file: the
+        payload as it is."""
         if not self.required:
             return payload, None
         body, signer = verify(payload, self.trust, purpose)
-        if signer.role != role or (name is not None and signer.name != name):
-            wanted = role + (f" {name}" if name is not None else "")
+        roles = (role,) if isinstance(role, str) else role
+        if signer.role not in roles or (name is not None and signer.name != name):
+            wanted = " or ".join(roles) + (f" {name}" if name is not None else "")
             raise SignatureRefused("wrong_signer", f"key {signer.kid} is {signer.role} "
                                    f"{signer.name}'s; a {purpose} needs {wanted}'s")
         return body, signer
@@ -177,6 +183,7 @@ class Keyring:
 
 
 __all__ = [
+    "MODEL_SIGNERS",
     "ROLES",
     "Keyring",
     "KeyringError",

@@ -33,7 +33,7 @@ from dataclasses import replace
 
 from broker.address import BrokerAddress
 from broker.client import BURST
-from broker.keyring import Keyring, SignatureRefused
+from broker.keyring import MODEL_SIGNERS, Keyring, SignatureRefused
 from broker.latency import LatencyHistogram
 from broker.messages import Model
 from broker.model_codec import decode_model
@@ -120,7 +120,7 @@ class Predictor(Service):
 
     def on_model(self, payload: bytes) -> None:
         try:
-            body, signer = self.keys.check(payload, "model", "aggregator")
+            body, signer = self.keys.check(payload, "model", MODEL_SIGNERS)
             model = decode_model(body, self.config.max_payload)
         except (DecodeError, SignatureRefused) as exc:
             self.refuse(payload, f"model_{exc.reason}", str(exc))

@@ -22,7 +22,7 @@ import numpy as np
 
 from broker.address import BrokerAddress
 from broker.client import Node
-from broker.keyring import Keyring, SignatureRefused
+from broker.keyring import MODEL_SIGNERS, Keyring, SignatureRefused
 from broker.latency import LatencyHistogram
 from broker.model_codec import decode_model, encode_update
 from broker.service import Service
@@ -183,8 +183,8 @@ class Gateway(Service):
         return global_predictions, None if predictions is global_predictions else predictions
 
     def adopt(self, payload: bytes) -> None:
-        try:  # with a trust file: signed by an aggregator's key, and newer than ours
-            body, signer = self.keys.check(payload, "model", "aggregator")
+        try:  # with a trust file: an aggregator's (or site aggregator's) key, newer than ours
+            body, signer = self.keys.check(payload, "model", MODEL_SIGNERS)
             model = decode_model(body, self.config.cleaning.max_payload)
         except (DecodeError, SignatureRefused) as exc:
             self.reject(self.topics.model, payload, Rejected(f"model_{exc.reason}", str(exc)))

@@ -6,14 +6,14 @@ is counted and dead-lettered); on a learner's status, tell the federation who is
 model, its checkpoint is written, so the retained model is never older than the checkpoint.
 
 On start it loads its newest checkpoint, then reads the retained model (it merges nothing
-until a probe it sent itself after subscribing comes back, behind any retained model). It
-never adopts a model it did not make (:mod:`learners.provenance`; with a trust file, one its
-own key did not sign): any other model on the topic is refused (``model_not_ours`` or the
-signature's reason), and its own last model goes out again. After a resume, the first update
-must learn the resumed task, else it stops with :class:`TaskMismatch` (one line, exit 1)
-instead of refusing every update as ``wrong_features``. A checkpoint that cannot be written
-(a full disk) is logged once per kind and counted (``checkpoint_errors``); a state directory
-that cannot be written stops the start.
+until a probe it sent itself after subscribing comes back, behind any retained model). It never
+adopts a model it did not make (:mod:`learners.provenance`; with a trust file, one its own key
+did not sign): any other model is refused (``model_not_ours`` or the signature's reason), and
+its own last model goes out again. With a trust file an update must be signed by its learner's
+key: a gateway's, or for ``site-S`` a site aggregator's. After a resume, the first update must
+learn the resumed task, else it stops with :class:`TaskMismatch` (one line, exit 1). A
+checkpoint that cannot be written is logged once per kind and counted
+(``checkpoint_errors``); a state directory that cannot be written stops the start.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from broker.address import BrokerAddress
+from broker.bridge import update_signer
 from broker.keyring import Keyring, SignatureRefused
 from broker.messages import Model, Update
 from broker.model_codec import decode_model, decode_update, encode_model
@@ -57,7 +58,7 @@ class AggregatorConfig:
 
 
 class Aggregator(Service):
-    kind = "aggregator"
+    kind = "aggregator"  # also the role of the key that signs its models
 
     def __init__(self, config: AggregatorConfig, topics: Topics, broker: BrokerAddress) -> None:
         self.config = config
@@ -67,11 +68,9 @@ class Aggregator(Service):
         self.own_retained = False  # the broker's retained model is the checkpoint's
         self.store = (CheckpointStore(config.state_dir, config.keep)
                       if config.state_dir is not None else None)
-        self.restored: Model | None = None
-        self.checkpointed = 0  # version of the newest checkpoint written
+        self.restored, self.checkpointed = None, 0  # checkpoint: its model, newest version
         self.checkpoint_errors: Counter[str] = Counter()  # by kind (errno name)
-        # where the task came from until an update confirms it (a checkpoint, a retained model)
-        self.task_source: str | None = None
+        self.task_source: str | None = None  # a checkpoint's, a retained model's: unconfirmed
         self.failure: TaskMismatch | None = None
         self.resumed = False  # the retained model (if any) has been read
         self.refused: Counter[str] = Counter()
@@ -145,12 +144,13 @@ class Aggregator(Service):
             self.take_update(topic, payload)
 
     def take_update(self, topic: str, payload: bytes) -> None:
-        try:  # signed by a gateway's key whose name is the update's learner (and topic's)
-            body, signer = self.keys.check(payload, "update", "gateway")
+        try:  # signed by the key of the update's learner (a gateway's, or a site's: site-S)
+            body, signer = self.keys.check(payload, "update", ("gateway", "site_aggregator"))
             update = decode_update(body, self.config.max_payload)
-            if signer is not None and signer.name != update.learner:
-                raise SignatureRefused("wrong_signer", f"{signer.name}'s key signed "
-                                       f"{update.learner}'s update")
+            if signer is not None and (signer.name, signer.role) != (
+                    update.learner, update_signer(update.learner)):
+                raise SignatureRefused("wrong_signer", f"{signer.role} {signer.name}'s key "
+                                       f"signed {update.learner}'s update")
         except (DecodeError, SignatureRefused) as exc:
             self.refuse(topic, payload, exc.reason, getattr(exc, "detail", str(exc)))
             return
@@ -169,7 +169,7 @@ class Aggregator(Service):
         """Our own model (signed by our key with a trust file, else bytes we broadcast) changes
         nothing but a resume at start; any other is refused and replaced by our last one."""
         try:
-            body, signer = self.keys.check(payload, "model", "aggregator", self.node_id)
+            body, signer = self.keys.check(payload, "model", self.kind, self.node_id)
         except SignatureRefused as exc:
             self.refuse_model(payload, f"model_{exc.reason}", str(exc))
             return

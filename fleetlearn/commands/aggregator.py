@@ -192,7 +192,7 @@ def aggregator(
             node_id=check_id(id), federation=federation, keep=keep,
             state_dir=(state_dir or default_state_dir(deployment.prefix, id, broker_address))
             if checkpoints else None, metrics_interval=metrics_interval,
-            keyring=keyring(key, trust, id, "aggregator"))
+            keyring=keyring(key, trust, id, "aggregator" if site is None else "site_aggregator"))
         site_config = None if site is None else SiteConfig(site, up_interval)
     except ValueError as exc:
         raise UsageProblem(str(exc)) from None

@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from broker.keyring import (
+    MODEL_SIGNERS,
     ROLES,
     Keyring,
     KeyringError,
@@ -42,8 +43,9 @@ app = typer.Typer(help="Signing keys and the trust file of public keys.", no_arg
 TrustFileOpt = Annotated[Path, typer.Option("--trust", help="The trust file.")]
 NodeOpt = Annotated[str, typer.Option("--node", help="The node the key belongs to (an "
                                       "aggregator's id, or a gateway's: its learner id).")]
-RoleOpt = Annotated[str, typer.Option("--role", help="'aggregator' (signs models) or "
-                                      "'gateway' (signs its own updates).")]
+RoleOpt = Annotated[str, typer.Option("--role", help="'aggregator' (signs models), "
+                                      "'gateway' (signs its own updates) or 'site_aggregator' "
+                                      "(node site-S: signs its site models and site updates).")]
 
 
 def keyring(key: Path | None, trust: Path | None, node: str, role: str | None
@@ -61,10 +63,10 @@ def keyring(key: Path | None, trust: Path | None, node: str, role: str | None
     if mine is not None and (mine.name, mine.role) != (node, role):
         raise UsageProblem(f"key {mine.kid} of {key} is {mine.role} {mine.name}'s in {trust}, "
                            f"not {role} {node}'s: give each node its own key")
-    if role == "aggregator" and ring.required and (mine is None or mine.revoked):
-        raise UsageProblem(f"key {ring.key.kid} of {key} is not trusted as aggregator {node} "
+    if role in MODEL_SIGNERS and ring.required and (mine is None or mine.revoked):
+        raise UsageProblem(f"key {ring.key.kid} of {key} is not trusted as {role} {node} "
                            f"in {trust}: fleetlearn keys add --trust {trust} --node {node} "
-                           f"--role aggregator {b64(ring.key.public)}")
+                           f"--role {role} {b64(ring.key.public)}")
     return ring
 
 

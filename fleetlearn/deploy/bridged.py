@@ -7,8 +7,13 @@ every node's status and metrics through the bridges. At each site ``sK``: its br
 aggregator ``site-sK``, its gateways (gateway ``gw-i`` serves site ``s(i mod N)``; a site with
 several splits its devices among them), its predictor ``predictor-sK`` and its share of the
 simulated fleet, ``fleet-sK`` (``devices simulate --site sK``, the rate divided among the
-sites). Readings never leave their site. Plain only: no ``--secure``, ``--broker`` or
-``--replay`` (refused by :class:`~fleetlearn.deploy.settings.UpSettings`).
+sites). Readings never leave their site. No ``--broker`` or ``--replay`` (refused by
+:class:`~fleetlearn.deploy.settings.UpSettings`).
+
+With ``--secure`` every broker is secured with the one deployment's files
+(:mod:`fleetlearn.deploy.secure`, with the sites' logins ``bridge-sK``, ``site-sK``,
+``predictor-sK``, ``fleet-sK``): each bridge speaks TLS to the core as ``bridge-sK``, every node
+logs in as itself, and the site aggregators sign with their ``site_aggregator`` keys.
 """
 
 from __future__ import annotations
@@ -18,11 +23,13 @@ import time
 
 from broker.address import BrokerAddress
 from broker.backoff import connect_timeout
-from broker.bridge import BridgeSpec, bridge_lines, site_aggregator_id
+from broker.bridge import BridgeSpec, bridge_lines, site_aggregator_id, site_bridge
+from broker.keyring import Keyring
 from broker.mosquitto import MosquittoBroker
 from devices.simulator import FleetSimulator
 from fleetlearn.deploy.monitor import Monitor
 from fleetlearn.deploy.processes import stop_children
+from fleetlearn.deploy.secure import login, secure_files
 from fleetlearn.deploy.up import SETTLE_INTERRUPTED, DeploymentError, LocalDeployment
 
 
@@ -70,24 +77,32 @@ class BridgedDeployment(LocalDeployment):
 
     def start(self) -> None:
         s = self.settings
-        self.own_broker = MosquittoBroker(data_dir=self.log_dir / "broker")
+        devices = [d.device for d in FleetSimulator(s.devices, s.sites, s.seed).devices]
+        if s.secure:  # one deployment's files for every broker, with the sites' logins
+            self.secured = secure_files(s.secure_dir, self.log_dir, self.topics, s.gateways,
+                                        devices, tuple(self.sites))
+        files = self.secured and self.secured.files
+        self.own_broker = MosquittoBroker(data_dir=self.log_dir / "broker", secure=files)
         self.own_broker.start()
-        self.address = BrokerAddress(port=self.own_broker.port)
+        self.address = BrokerAddress(port=self.own_broker.port, tls=s.secure)
         for site in self.sites:
-            spec = BridgeSpec(site, "127.0.0.1", self.own_broker.port, hierarchical=True)
+            spec = (BridgeSpec(site, "127.0.0.1", self.own_broker.port, hierarchical=True)
+                    if not files else site_bridge(site, f"mqtts://127.0.0.1:"
+                                                  f"{self.own_broker.port}",
+                                                  hierarchical=True, secure=files))
             broker = MosquittoBroker(data_dir=self.log_dir / f"broker-{site}",
-                                     bridge=bridge_lines(self.topics, spec))
+                                     bridge=bridge_lines(self.topics, spec), secure=files)
             self.site_brokers[site] = broker
             broker.start()
-            self.site_address[site] = BrokerAddress(port=broker.port)
-        self.monitor = Monitor(self.topics, self.address, self.state,
-                               give_up_after=connect_timeout())
+            self.site_address[site] = BrokerAddress(port=broker.port, tls=s.secure)
+        self.monitor = Monitor(self.topics, login(self.secured, self.address, "monitor"),
+                               self.state, give_up_after=connect_timeout(),
+                               keys=self.secured and Keyring(trust_file=self.secured.trust))
         self.monitor.connect()
         if self.settings.dashboard is not None:  # the live page, of the core's view
             from fleetlearn.dashboard.live import attach
             self.dashboard = attach(self.monitor, self.state, self.settings.dashboard,
                                     self.children)
-        devices = [d.device for d in FleetSimulator(s.devices, s.sites, s.seed).devices]
         allowlist = str(self._write_allowlist(devices))
         decided = ["--metrics-interval", "0.5"]
         self._spawn("aggregator", "aggregator", *decided, "--max-rate", "0", "--learners",

@@ -12,7 +12,7 @@ import time
 
 from broker.address import BrokerAddress
 from broker.client import Node
-from broker.keyring import Keyring, SignatureRefused
+from broker.keyring import MODEL_SIGNERS, Keyring, SignatureRefused
 from broker.model_codec import decode_model
 from broker.topics import Topics
 from broker.wire import DecodeError, decode_json_object
@@ -41,7 +41,7 @@ class Monitor:
         t = self.topics
         try:
             if topic == t.model:
-                body, _ = self.keys.check(payload, "model", "aggregator")
+                body, _ = self.keys.check(payload, "model", MODEL_SIGNERS)
                 self.state.on_model(decode_model(body), time.monotonic() - self.started)
             elif topic.startswith(t.metrics("")):
                 self.state.on_metrics(decode_json_object(payload), t.last_level(topic),

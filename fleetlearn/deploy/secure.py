@@ -14,8 +14,11 @@ with the shared trust file.
 >>> s = SecuredDeployment(SecureDir(Path("/s")))
 >>> s.signing("gw-1")
 ['--signing-key', '/s/keys/gw-1.key', '--trust', '/s/keys/trust.toml']
->>> s.signing("predictor"), s.signing("fleet")
+>>> s.signing("predictor-s0"), s.signing("fleet")
 (['--trust', '/s/keys/trust.toml'], [])
+>>> s.signing("site-s0")[1]
+'/s/keys/site-s0.key'
+
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pathlib import Path
 
 from broker.acl import gateway_ids
 from broker.address import BrokerAddress
+from broker.bridge import site_aggregator_id, update_signer
 from broker.keyring import read_private, read_trust, write_private, write_trust
 from broker.mosquitto import BrokerError
 from broker.secure import SecureDir, SecureSetupError, generate
@@ -53,10 +57,11 @@ class SecuredDeployment:
 
     def signing(self, node: str) -> list[str]:
         """The signing options of node ``node``: its own key and the trust file for the
-        aggregator and gateways, the trust file for the predictor, none for a fleet."""
-        if node == "aggregator" or node.startswith("gw-"):
+        aggregator, site aggregators and gateways, the trust file for a predictor, none for a
+        fleet."""
+        if node == "aggregator" or node.startswith(("gw-", "site-")):
             return ["--signing-key", str(self.key(node)), "--trust", str(self.trust)]
-        return ["--trust", str(self.trust)] if node == "predictor" else []
+        return ["--trust", str(self.trust)] if node.startswith("predictor") else []
 
     def login(self, address: BrokerAddress, user: str) -> BrokerAddress:
         """``address`` (the secured broker's) as ``user`` logs in: TLS with the CA, its own
@@ -65,22 +70,24 @@ class SecuredDeployment:
                                    username=user, password=self.files.password(user))
 
 
-def secure(path: Path, topics: Topics, gateways: int, devices: Iterable[str]
-           ) -> SecuredDeployment:
+def secure(path: Path, topics: Topics, gateways: int, devices: Iterable[str],
+           sites: tuple[str, ...] = ()) -> SecuredDeployment:
     """Make (or complete) the secured deployment's files under ``path``: the broker's
-    (:func:`broker.secure.generate`) and a signing key per signing node, trusted."""
-    d = SecuredDeployment(generate(path, topics, gateways=gateways, devices=tuple(devices)))
+    (:func:`broker.secure.generate`; with ``sites``, the bridged deployment's logins) and a
+    signing key per signing node (with ``sites``: each site aggregator's too), trusted."""
+    d = SecuredDeployment(generate(path, topics, gateways=gateways, devices=tuple(devices),
+                                   sites=sites))
     d.keys_dir.mkdir(mode=0o700, exist_ok=True)
     trusted = read_trust(d.trust) if d.trust.exists() else []
     known, before = {k.kid for k in trusted}, len(trusted)
-    for node in ["aggregator", *gateway_ids(gateways)]:
+    for node in ["aggregator", *gateway_ids(gateways), *(site_aggregator_id(s) for s in sites)]:
         if d.key(node).exists():
             key = read_private(d.key(node))
         else:
             key = PrivateKey.generate()
             write_private(d.key(node), key.to_pem())
         if key.kid not in known:
-            role = "aggregator" if node == "aggregator" else "gateway"
+            role = "aggregator" if node == "aggregator" else update_signer(node)
             trusted.append(TrustedKey(key.kid, node, role, key.public))
             known.add(key.kid)
     if len(trusted) > before or not d.trust.exists():  # untouched when nothing is new
@@ -89,12 +96,12 @@ def secure(path: Path, topics: Topics, gateways: int, devices: Iterable[str]
 
 
 def secure_files(secure_dir: Path | None, log_dir: Path, topics: Topics, gateways: int,
-                 devices: Iterable[str]) -> SecuredDeployment:
+                 devices: Iterable[str], sites: tuple[str, ...] = ()) -> SecuredDeployment:
     """`up --secure`'s files under ``secure_dir`` (None: ``secure`` in the log dir); one line
     (:class:`~broker.mosquitto.BrokerError`) when they cannot be made or used."""
     path = secure_dir or log_dir / "secure"
     try:
-        return secure(path, topics, gateways, devices)
+        return secure(path, topics, gateways, devices, sites)
     except (SecureSetupError, ValueError, OSError) as exc:  # KeyringError is a ValueError
         raise BrokerError(f"--secure-dir {path}: {exc}") from None
 

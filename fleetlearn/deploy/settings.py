@@ -89,9 +89,9 @@ class UpSettings:
             raise ValueError(f"--layout must be one of {', '.join(LAYOUTS)}")
         if self.topology not in ("flat", "bridged"):
             raise ValueError("--topology must be flat or bridged")
-        if self.topology == "bridged" and (self.broker or self.secure or self.replay):
-            raise ValueError("--topology bridged starts its own brokers, plain, for the "
-                             "simulated fleet: not with --broker, --secure or a replay")
+        if self.topology == "bridged" and (self.broker or self.replay):
+            raise ValueError("--topology bridged starts its own brokers for the simulated "
+                             "fleet: not with --broker or a replay")
         if self.topology == "bridged" and self.gateways < self.sites:
             raise ValueError("--topology bridged needs a gateway per site at least "
                              "(--gateways >= --sites)")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from broker.address import BrokerAddress
 from fleetlearn.deploy.bridged import BridgedDeployment
 from fleetlearn.deploy.settings import UpSettings
 from tests.conftest import process_alive
@@ -36,10 +37,45 @@ def test_two_bridged_sites_learn_every_reading_and_the_core_merges_their_sites(t
     assert not any(process_alive(p["pid"]) for p in result["processes"])
 
 
+@pytest.mark.timeout(180)
+def test_bridged_secured_logs_every_node_in_and_signs_across_the_bridges(tmp_path):
+    """Every broker secured with one deployment's files: each bridge logs in to the core as
+    bridge-sK over TLS, every node as itself at its own broker, and the core takes the site
+    aggregators' signed updates (refusing none for a signature)."""
+    logs = tmp_path / "logs"
+    # long enough for the fleets to start (TLS, on a loaded machine) and send for a while
+    dep = BridgedDeployment(UpSettings(topology="bridged", sites=2, gateways=2, duration=15.0,
+                                       log_dir=logs, secure=True,
+                                       secure_dir=tmp_path / "secure"))
+    result = dep.run()
+    r = result["readings"]
+    assert result["secure"] is True
+    assert result["accounted"] and r["published"] > 0 and r["learned"] == r["published"]
+    assert dep.state.last_model is not None and dep.state.last_model.version >= 1
+    assert set(dep.state.last_model.contributors) <= {"site-s0", "site-s1"}
+    assert result["predictions"] > 0
+    # no update or model was refused for its signature, anywhere
+    signature = {"unsigned", "bad_signature", "unknown_key", "revoked_key", "wrong_signer"}
+    for node in ("aggregator", "site-s0", "site-s1", "gw-0", "gw-1"):
+        counts = dep.state.nodes[node]
+        reasons = {*counts.get("refused", {}), *counts.get("other_rejected", {})}
+        assert not {r for r in reasons if r.removeprefix("global_").removeprefix("model_")
+                    in signature}, (node, reasons)
+    assert dep.state.nodes["aggregator"]["accepted"] > 0
+    core_log = (logs / "broker" / "mosquitto.log").read_text()
+    for user in ("aggregator", "monitor", "bridge-s0", "bridge-s1"):
+        assert f"u'{user}'" in core_log, user
+    for i, site in enumerate(("s0", "s1")):
+        site_log = (logs / f"broker-{site}" / "mosquitto.log").read_text()
+        for user in (f"site-{site}", f"gw-{i}", f"predictor-{site}", f"fleet-{site}"):
+            assert f"u'{user}'" in site_log, user
+    assert all(p["exit_code"] == 0 for p in result["processes"]), result["processes"]
+
+
 def test_bridged_refuses_what_it_cannot_run():
     with pytest.raises(ValueError, match="gateway per site"):
         UpSettings(topology="bridged", sites=3, gateways=2)
-    with pytest.raises(ValueError, match="not with --broker, --secure"):
-        UpSettings(topology="bridged", secure=True)
+    with pytest.raises(ValueError, match="not with --broker or a replay"):
+        UpSettings(topology="bridged", broker=BrokerAddress(port=1884))
     with pytest.raises(ValueError, match="flat or bridged"):
         UpSettings(topology="mesh")

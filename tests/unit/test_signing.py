@@ -9,7 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from broker.bridge import update_signer
 from broker.keyring import (
+    MODEL_SIGNERS,
     Keyring,
     KeyringError,
     read_private,
@@ -115,6 +117,33 @@ def test_the_keyring_checks_role_and_name_and_passes_through_without_a_trust_fil
     plain = Keyring()
     assert plain.check(b'{"x":1}', "model", "aggregator") == (b'{"x":1}', None)
     assert plain.sign(b'{"x":1}', "model") == b'{"x":1}'
+
+
+def test_a_site_aggregators_key_signs_site_models_and_its_site_updates_only(tmp_path):
+    """Hierarchy: models from an aggregator or a site aggregator key (MODEL_SIGNERS); an update
+    of learner site-S needs a site_aggregator key (update_signer), a gateway's needs its own."""
+    site = PrivateKey.generate()
+    trust = tmp_path / "trust.toml"
+    write_trust(trust, [entry(AGG, "aggregator", "aggregator"), entry(GW, "site-s0", "gateway"),
+                        entry(site, "site-s0", "site_aggregator")])
+    ring = Keyring(None, trust)
+    model = sign(encode_model(MODEL), site, "model")
+    assert ring.check(model, "model", MODEL_SIGNERS)[1].role == "site_aggregator"
+    with pytest.raises(SignatureRefused, match="needs aggregator's"):  # not as a global model
+        ring.check(model, "model", "aggregator")
+    with pytest.raises(SignatureRefused, match="aggregator or site_aggregator"):
+        ring.check(sign(encode_model(MODEL), GW, "model"), "model", MODEL_SIGNERS)
+    assert (update_signer("site-s0"), update_signer("gw-0")) == ("site_aggregator", "gateway")
+
+
+def test_a_site_aggregator_must_have_a_trusted_site_aggregator_key(tmp_path, capsys):
+    trust, key = tmp_path / "trust.toml", tmp_path / "site.key"
+    write_private(key, AGG.to_pem())
+    write_trust(trust, [entry(AGG, "site-s0", "aggregator")])
+    with pytest.raises(SystemExit) as done:  # trusted, but as an aggregator
+        main(["aggregator", "--site", "s0", "--signing-key", str(key), "--trust", str(trust),
+              "--broker", "127.0.0.1:9", "--no-checkpoints"])
+    assert done.value.code != 0 and "not site_aggregator site-s0's" in capsys.readouterr().err
 
 
 def test_the_keyring_rereads_a_changed_trust_file_and_keeps_its_keys_on_a_broken_one(tmp_path):
