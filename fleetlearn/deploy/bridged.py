@@ -28,7 +28,7 @@ from broker.keyring import Keyring
 from broker.mosquitto import MosquittoBroker
 from devices.simulator import FleetSimulator
 from fleetlearn.deploy.monitor import Monitor
-from fleetlearn.deploy.processes import stop_children
+from fleetlearn.deploy.processes import stop_children, write_allowlist
 from fleetlearn.deploy.secure import login, secure_files
 from fleetlearn.deploy.up import SETTLE_INTERRUPTED, DeploymentError, LocalDeployment
 
@@ -103,7 +103,7 @@ class BridgedDeployment(LocalDeployment):
             from fleetlearn.dashboard.live import attach
             self.dashboard = attach(self.monitor, self.state, self.settings.dashboard,
                                     self.children)
-        allowlist = str(self._write_allowlist(devices))
+        allowlist = str(write_allowlist(self.log_dir, devices))
         decided = ["--metrics-interval", "0.5"]
         self._spawn("aggregator", "aggregator", *decided, "--max-rate", "0", "--learners",
                     ",".join(site_aggregator_id(k) for k in self.sites),
@@ -126,9 +126,7 @@ class BridgedDeployment(LocalDeployment):
         self._check_alive()
         if self.interrupted:
             return
-        self._spawn_source()
-        self.fleet_started = time.monotonic()
-        self.monitor.started = self.fleet_started
+        self._start_source()  # the clock starts once the site fleets are online
 
     def _spawn_source(self) -> None:
         rate = self.settings.rate / len(self.sites)

@@ -82,6 +82,12 @@ def exit_problem(children: list[Child]) -> str | None:
     return None
 
 
+def write_allowlist(log_dir: Path, devices: list[str]) -> Path:
+    """The source's device ids, a line each, in ``log_dir``: gateways refuse any other."""
+    (path := log_dir / "devices.txt").write_text("".join(f"{d}\n" for d in devices))
+    return path
+
+
 def kill_all(procs: list[subprocess.Popen]) -> None:
     """SIGKILL each of ``procs`` still running, then reap them (2 s each at most)."""
     for proc in procs:

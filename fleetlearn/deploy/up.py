@@ -61,9 +61,7 @@ SETTLE_INTERRUPTED = 4.0
 class LocalDeployment:
     def __init__(self, settings: UpSettings, progress: Progress | None = None,
                  on_drain: DrainProgress | None = None) -> None:
-        self.settings = settings
-        self.progress = progress
-        self.on_drain = on_drain
+        self.settings, self.progress, self.on_drain = settings, progress, on_drain
         self.topics = Topics(settings.prefix)
         self.truth = None if settings.replay else GroundTruth.from_seed(settings.seed)
         self.source = "replay" if settings.replay else "fleet"
@@ -87,8 +85,7 @@ class LocalDeployment:
         self.samples_dir = self.log_dir / "samples"  # what the gateways learned (baselines)
         shutil.rmtree(self.samples_dir, ignore_errors=True)  # an earlier run's, same log dir
         self.config_path.write_text(dump_config(self.node_config))
-        aggregator = self.node_config.get("aggregator", {})
-        self.round_timeout = float(aggregator.get(
+        self.round_timeout = float(self.node_config.get("aggregator", {}).get(
             "round_timeout", FederationConfig().strategy.round_timeout))
 
     # ------------------------------------------------------------------ processes
@@ -105,10 +102,9 @@ class LocalDeployment:
         with open(child.log_path, "wb") as log:
             # A session of its own: a Ctrl-C at the terminal reaches `up` alone, which then
             # stops the nodes in order; and SIGTERM from the OS when `up` is gone.
-            child.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL, env=env,
-                                             start_new_session=True,
-                                             preexec_fn=die_with_parent)
+            child.process = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                start_new_session=True, preexec_fn=die_with_parent)
         self.children.append(child)
         return child
 
@@ -144,10 +140,9 @@ class LocalDeployment:
         if s.dashboard is not None:  # the live page; aiohttp is imported only then
             from fleetlearn.dashboard.live import attach
             self.dashboard = attach(self.monitor, self.state, s.dashboard, self.children)
-        allowlist = str(self._write_allowlist(devices))
-        # decided by up: ids, partitions, the allowlist, where the aggregator keeps its
-        # checkpoints, how often nodes report (for the live view) and, for a replay, no clock
-        # window (its clocks are recorded); everything else comes from the config file
+        allowlist = str(procs.write_allowlist(self.log_dir, devices))
+        # decided by up: ids, partitions, the allowlist, the aggregator's checkpoints, how often
+        # nodes report, for a replay no clock window; all else comes from the config file
         decided = ["--metrics-interval", "0.5"]
         clocks = ["--max-age", "0", "--max-skew", "0"] if s.replay is not None else []
         self._spawn("aggregator", "aggregator", *decided,
@@ -159,22 +154,27 @@ class LocalDeployment:
         # the predictor cleans as the gateways do: their task and cleaning (the config file),
         # allowlist and clock window
         self._spawn("predictor", "predict", "--allowlist", allowlist, *clocks, *decided)
-        names = [c.name for c in self.children]
-        if not self.monitor.wait_for(lambda: all(self.state.online.get(n) for n in names)
-                                     or self._any_exited() or self.interrupted, timeout=30):
-            missing = [n for n in names if not self.state.online.get(n)]
+        if (missing := self._await_online(self.children)) and not self._any_exited():
             raise DeploymentError(f"nodes did not come online in 30 s: {', '.join(missing)}")
         self._check_alive()
-        if self.interrupted:
-            return
-        self._spawn_source()
-        self.fleet_started = time.monotonic()
-        self.monitor.started = self.fleet_started
+        if not self.interrupted:
+            self._start_source()
 
-    def _write_allowlist(self, devices: list[str]) -> Path:
-        """The source's device ids: gateways refuse any other device."""
-        (path := self.log_dir / "devices.txt").write_text("".join(f"{d}\n" for d in devices))
-        return path
+    def _await_online(self, children: list[Child]) -> list[str]:
+        """Wait (30 s at most) until ``children`` are online, one exits, or Ctrl-C; which of
+        them are not online."""
+        names = [c.name for c in children]
+        self.monitor.wait_for(lambda: all(self.state.online.get(n) for n in names)
+                              or self._any_exited() or self.interrupted, timeout=30)
+        return [n for n in names if not self.state.online.get(n)] if not self.interrupted else []
+
+    def _start_source(self) -> None:
+        """The fleet (or the replay). The run's clock starts once it is online: ``--duration``
+        is the time readings flow, not the time a loaded machine takes to start a process."""
+        before = len(self.children)
+        self._spawn_source()
+        self._await_online(self.children[before:])
+        self.fleet_started = self.monitor.started = time.monotonic()
 
     def _spawn_source(self) -> None:
         """The fleet or the replay, its settings from the config file (``[fleet]``,
