@@ -68,13 +68,18 @@ class BridgedDeployment(LocalDeployment):
         finally:
             self.address = core
 
+    def _bridge_port(self, site: str) -> int:
+        """Where ``site``'s bridge connects on loopback: the core broker (a benchmark puts a
+        link it can cut in between, :mod:`fleetlearn.bench.topology`)."""
+        return self.own_broker.port
+
     def start(self) -> None:
         s = self.settings
         self.own_broker = MosquittoBroker(data_dir=self.log_dir / "broker")
         self.own_broker.start()
         self.address = BrokerAddress(port=self.own_broker.port)
         for site in self.sites:
-            spec = BridgeSpec(site, "127.0.0.1", self.own_broker.port, hierarchical=True)
+            spec = BridgeSpec(site, "127.0.0.1", self._bridge_port(site), hierarchical=True)
             broker = MosquittoBroker(data_dir=self.log_dir / f"broker-{site}",
                                      bridge=bridge_lines(self.topics, spec))
             self.site_brokers[site] = broker
