@@ -72,6 +72,10 @@ def bench(
     partition_seconds: Annotated[float, typer.Option(min=0.0, help="topology: seconds site "
                                                      "s0's link stays cut before it heals.")
                                  ] = 20.0,
+    topology_strategy: Annotated[str | None, typer.Option(help="topology: the aggregators' "
+                                                          "strategy in both runs (as `up "
+                                                          "--strategy`; default: up's).")
+                                 ] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the rows as JSON.")
                         ] = None,
     markdown_out: Annotated[Path | None, typer.Option("--markdown", help="Write a markdown "
@@ -104,7 +108,8 @@ def bench(
                      "learners": security_learners, "rounds": rounds, "count": signing_n},
         "serving": {"n": ingest_n, "batch_n": batch_n, "repeats": repeats,
                     "latency_s": latency_seconds},
-        "topology": {"seconds": topology_seconds, "partition_s": partition_seconds},
+        "topology": {"seconds": topology_seconds, "partition_s": partition_seconds,
+                     "strategy": topology_strategy},
     }
     console, status = Console(), Console(stderr=True)
     rows = []
