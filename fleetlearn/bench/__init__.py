@@ -19,6 +19,9 @@ One module per scenario; the ones that need a broker start their own:
   each against plain in one run, and the ``signing`` figures: issue #13's Performance goals.
 - ``serving`` (:mod:`.serving`): a predictor's predictions/s against a gateway's learned
   readings/s, and the latency from publish to prediction at half its capacity.
+- ``topology`` (:mod:`.topology`): messages and bytes a second into the core broker, bridged +
+  hierarchical against flat (3 sites x 2 gateways), and seconds from healing a site's cut link
+  to a global model that includes the site again.
 
 A scenario is a function ``(progress=..., **options) -> rows`` named in :data:`SCENARIOS`; its
 module is imported when it runs, so ``fleetlearn bench --scenario cleaning`` never loads paho
@@ -26,7 +29,7 @@ subscribers or a deployment. Adding one is a module and a line here.
 
 >>> list(SCENARIOS)
 ['cleaning', 'learning', 'ingest', 'sync', 'scale', 'memory', 'drift', 'signing', 'security',
- 'serving']
+ 'serving', 'topology']
 >>> callable(scenario("cleaning"))
 True
 """
@@ -51,6 +54,7 @@ SCENARIOS: dict[str, str] = {
     "signing": "fleetlearn.bench.signing:bench_signature_cost",
     "security": "fleetlearn.bench.security:bench_security",
     "serving": "fleetlearn.bench.serving:bench_serving",
+    "topology": "fleetlearn.bench.topology:bench_topology",
 }
 
 

@@ -29,7 +29,7 @@ def bench(
     scenario: Annotated[list[str] | None, typer.Option(help="Scenario to run (repeatable): "
                                                        "cleaning, learning, ingest, sync, "
                                                        "scale, memory, drift, signing, security, "
-                                                       "serving "
+                                                       "serving, topology "
                                                        "(default: all).")
                         ] = None,
     n: Annotated[int | None, typer.Option(min=10, help="cleaning / learning: readings per "
@@ -66,6 +66,16 @@ def bench(
                                                    "sync latency (plain, TLS, signed).")] = 8,
     latency_seconds: Annotated[float, typer.Option(min=0.5, help="serving: seconds of readings "
                                                    "at half capacity for the latency.")] = 5.0,
+    topology_seconds: Annotated[float, typer.Option(min=1.0, help="topology: seconds each "
+                                                    "of flat and bridged whose traffic into "
+                                                    "the core is counted.")] = 20.0,
+    partition_seconds: Annotated[float, typer.Option(min=0.0, help="topology: seconds site "
+                                                     "s0's link stays cut before it heals.")
+                                 ] = 20.0,
+    topology_strategy: Annotated[str | None, typer.Option(help="topology: the aggregators' "
+                                                          "strategy in both runs (as `up "
+                                                          "--strategy`; default: up's).")
+                                 ] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the rows as JSON.")
                         ] = None,
     markdown_out: Annotated[Path | None, typer.Option("--markdown", help="Write a markdown "
@@ -98,6 +108,8 @@ def bench(
                      "learners": security_learners, "rounds": rounds, "count": signing_n},
         "serving": {"n": ingest_n, "batch_n": batch_n, "repeats": repeats,
                     "latency_s": latency_seconds},
+        "topology": {"seconds": topology_seconds, "partition_s": partition_seconds,
+                     "strategy": topology_strategy},
     }
     console, status = Console(), Console(stderr=True)
     rows = []

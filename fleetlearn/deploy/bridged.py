@@ -2,13 +2,14 @@
 bridged to the core (hierarchical, ``broker/bridge.py``), all on loopback.
 
 At the core: the aggregator (its learners are the site aggregators; no per-learner rate bound,
-``--max-rate 0``, since a bridge delivers what queued in bursts) and `up`'s monitor, which sees
-every node's status and metrics through the bridges. At each site ``sK``: its broker, its site
-aggregator ``site-sK``, its gateways (gateway ``gw-i`` serves site ``s(i mod N)``; a site with
-several splits its devices among them), its predictor ``predictor-sK`` and its share of the
-simulated fleet, ``fleet-sK`` (``devices simulate --site sK``, the rate divided among the
-sites). Readings never leave their site. No ``--broker`` or ``--replay`` (refused by
-:class:`~fleetlearn.deploy.settings.UpSettings`).
+``--max-rate 0``, since a bridge delivers what queued in bursts; unless a strategy is given,
+``fedasync`` with ``--max-staleness 100``, so what queued during a cut is merged, not refused)
+and `up`'s monitor, which sees every node's status and metrics through the bridges. At each
+site ``sK``: its broker, its site aggregator ``site-sK``, its gateways (gateway ``gw-i`` serves
+site ``s(i mod N)``; a site with several splits its devices among them), its predictor
+``predictor-sK`` and its share of the simulated fleet, ``fleet-sK`` (``devices simulate --site
+sK``, the rate divided among the sites). Readings never leave their site. No ``--broker`` or
+``--replay`` (refused by :class:`~fleetlearn.deploy.settings.UpSettings`).
 
 With ``--secure`` every broker is secured with the one deployment's files
 (:mod:`fleetlearn.deploy.secure`, with the sites' logins ``bridge-sK``, ``site-sK``,
@@ -75,6 +76,11 @@ class BridgedDeployment(LocalDeployment):
         finally:
             self.address = core
 
+    def _bridge_port(self, site: str) -> int:
+        """Where ``site``'s bridge connects on loopback: the core broker (a benchmark puts a
+        link it can cut in between, :mod:`fleetlearn.bench.topology`)."""
+        return self.own_broker.port
+
     def start(self) -> None:
         s = self.settings
         devices = [d.device for d in FleetSimulator(s.devices, s.sites, s.seed).devices]
@@ -86,9 +92,9 @@ class BridgedDeployment(LocalDeployment):
         self.own_broker.start()
         self.address = BrokerAddress(port=self.own_broker.port, tls=s.secure)
         for site in self.sites:
-            spec = (BridgeSpec(site, "127.0.0.1", self.own_broker.port, hierarchical=True)
+            spec = (BridgeSpec(site, "127.0.0.1", self._bridge_port(site), hierarchical=True)
                     if not files else site_bridge(site, f"mqtts://127.0.0.1:"
-                                                  f"{self.own_broker.port}",
+                                                  f"{self._bridge_port(site)}",
                                                   hierarchical=True, secure=files))
             broker = MosquittoBroker(data_dir=self.log_dir / f"broker-{site}",
                                      bridge=bridge_lines(self.topics, spec), secure=files)
@@ -105,7 +111,11 @@ class BridgedDeployment(LocalDeployment):
                                     self.children)
         allowlist = str(write_allowlist(self.log_dir, devices))
         decided = ["--metrics-interval", "0.5"]
-        self._spawn("aggregator", "aggregator", *decided, "--max-rate", "0", "--learners",
+        # unless told a strategy: fedasync with room for what queued during a cut (sync
+        # rounds refuse it as stale: healing took 5.7-8.0 s instead of 1 s, bench topology)
+        core = ([] if "strategy" in self.node_config.get("aggregator", {})
+                else ["--strategy", "fedasync", "--max-staleness", "100"])
+        self._spawn("aggregator", "aggregator", *decided, *core, "--max-rate", "0", "--learners",
                     ",".join(site_aggregator_id(k) for k in self.sites),
                     "--state-dir", str(self.log_dir / "aggregator-state"))
         for site in self.sites:

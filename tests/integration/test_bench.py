@@ -107,3 +107,23 @@ def test_serving_measures_predictor_against_gateway_and_its_latency(tmp_path):
         assert r["predictions"] == r["predicted"] == r["sent"] > 0
         assert 0 < r["p50_ms"] <= r["p99_ms"]
     assert "**serving**" in md
+
+
+@pytest.mark.timeout(170)
+def test_topology_counts_the_core_flat_against_bridged_and_times_a_healed_site(tmp_path):
+    """Short windows (3 s each, a 2 s cut): the rows say what they must, bridged + hierarchical
+    puts fewer messages into the core than flat, and the cut site is back in a global model."""
+    rows, md = bench(tmp_path, "--scenario", "topology", "--topology-seconds", "3",
+                     "--partition-seconds", "2")
+    traffic, heal = rows
+    assert traffic["scenario"] == heal["scenario"] == "topology"
+    assert 0 < traffic["messages_per_s"] < traffic["baseline_messages_per_s"]
+    assert 0 < traffic["bytes_per_s"] < traffic["baseline_bytes_per_s"]
+    assert traffic["times_fewer"] > 1 and 0 < traffic["ratio"] < 1
+    # (the bridged run's gateways report through the bridges: after 3 s, maybe not yet)
+    assert traffic["baseline_learned"] > 0 and traffic["learned"] >= 0
+    assert {"weight_error", "baseline_weight_error"} <= set(traffic)
+    assert heal["partition_s"] >= 2 and heal["heal_s"] > 0 and heal["reconnect_s"] > 0
+    assert heal["bridge_down_s"] >= 0
+    assert all(r["goal"] in ("met", "not met") for r in rows)
+    assert "**topology**" in md

@@ -30,6 +30,8 @@ def test_two_bridged_sites_learn_every_reading_and_the_core_merges_their_sites(t
     assert dep.state.last_model is not None and dep.state.last_model.version >= 1
     assert set(dep.state.last_model.contributors) <= {"site-s0", "site-s1"}
     assert result["predictions"] > 0
+    # no strategy given: the core merges as updates come, with room for what a cut queued
+    assert result["settings"]["strategy"] == "fedasync", result["settings"]
     assert result["topology"]["sites"] == ["s0", "s1"]
     assert all(p["exit_code"] == 0 for p in result["processes"]), result["processes"]
     brokers = [dep.own_broker, *dep.site_brokers.values()]
