@@ -29,7 +29,7 @@ from broker.keyring import Keyring
 from broker.mosquitto import MosquittoBroker
 from devices.simulator import FleetSimulator
 from fleetlearn.deploy.monitor import Monitor
-from fleetlearn.deploy.processes import stop_children, write_allowlist
+from fleetlearn.deploy.processes import any_exited, stop_children, write_allowlist
 from fleetlearn.deploy.secure import login, secure_files
 from fleetlearn.deploy.up import SETTLE_INTERRUPTED, DeploymentError, LocalDeployment
 
@@ -130,7 +130,7 @@ class BridgedDeployment(LocalDeployment):
                      "--partition", f"sites:{site}", "--allowlist", allowlist, *decided)
         names = [c.name for c in self.children]
         if not self.monitor.wait_for(lambda: all(self.state.online.get(n) for n in names)
-                                     or self._any_exited() or self.interrupted, timeout=30):
+                                     or any_exited(self.children) or self.interrupted, timeout=30):
             missing = [n for n in names if not self.state.online.get(n)]
             raise DeploymentError(f"nodes did not come online in 30 s: {', '.join(missing)}")
         self._check_alive()
@@ -154,20 +154,8 @@ class BridgedDeployment(LocalDeployment):
                 raise DeploymentError(f"the broker of site {site} exited with code "
                                       f"{broker.process.returncode} (log: {broker.log_path})")
 
-    def watch(self) -> None:
-        duration = self.settings.duration
-        end = None if duration is None else self.fleet_started + duration
-        next_show = 0.0
-        while not self.interrupted and (end is None or time.monotonic() < end):
-            self.monitor.poll(0.05)
-            now = time.monotonic()
-            if not self._fleets():
-                break
-            if now >= next_show:
-                self._check_alive()
-                if self.progress is not None:
-                    self.progress(self.state, now - self.fleet_started)
-                next_show = now + 0.5
+    def _source_done(self) -> bool:
+        return not self._fleets()  # every site's fleet gone
 
     def drain(self) -> None:
         """As a flat deployment's: the fleets stop, the readings are taken in, the gateways

@@ -82,6 +82,11 @@ def exit_problem(children: list[Child]) -> str | None:
     return None
 
 
+def any_exited(children: list[Child]) -> bool:
+    """Whether any of ``children`` has exited."""
+    return any(c.process is not None and c.process.poll() is not None for c in children)
+
+
 def write_allowlist(log_dir: Path, devices: list[str]) -> Path:
     """The source's device ids, a line each, in ``log_dir``: gateways refuse any other."""
     (path := log_dir / "devices.txt").write_text("".join(f"{d}\n" for d in devices))

@@ -154,7 +154,7 @@ class LocalDeployment:
         # the predictor cleans as the gateways do: their task and cleaning (the config file),
         # allowlist and clock window
         self._spawn("predictor", "predict", "--allowlist", allowlist, *clocks, *decided)
-        if (missing := self._await_online(self.children)) and not self._any_exited():
+        if (missing := self._await_online(self.children)) and not procs.any_exited(self.children):
             raise DeploymentError(f"nodes did not come online in 30 s: {', '.join(missing)}")
         self._check_alive()
         if not self.interrupted:
@@ -165,7 +165,7 @@ class LocalDeployment:
         them are not online."""
         names = [c.name for c in children]
         self.monitor.wait_for(lambda: all(self.state.online.get(n) for n in names)
-                              or self._any_exited() or self.interrupted, timeout=30)
+                              or procs.any_exited(self.children) or self.interrupted, timeout=30)
         return [n for n in names if not self.state.online.get(n)] if not self.interrupted else []
 
     def _start_source(self) -> None:
@@ -185,21 +185,21 @@ class LocalDeployment:
         else:
             self._spawn("fleet", "devices", "simulate", "--metrics-interval", "0.5")
 
-    def _any_exited(self) -> bool:
-        return any(c.process is not None and c.process.poll() is not None
-                   for c in self.children)
+    def _source_done(self) -> bool:
+        """Whether the source has ended of itself (a replay's whole file is out)."""
+        source = next((c for c in self.children if c.name == self.source), None)
+        return source is None or (self.source == "replay" and source.process.poll() == 0)
 
     def watch(self) -> None:
-        """Show progress until the duration passes, a replay ends, or Ctrl-C."""
+        """Show progress until the duration passes, the source ends, or Ctrl-C."""
         duration = self.settings.duration
         end = None if duration is None else self.fleet_started + duration
-        source = next((c for c in self.children if c.name == self.source), None)
         next_show = 0.0
         while not self.interrupted and (end is None or time.monotonic() < end):
             self.monitor.poll(0.05)
             now = time.monotonic()
-            if source is None or (self.source == "replay" and source.process.poll() == 0):
-                break  # the whole file is out
+            if self._source_done():
+                break
             if now >= next_show:
                 self._check_alive()
                 if self.progress is not None:
