@@ -66,9 +66,9 @@ OWNERS: dict[str, tuple[type, str]] = {
 
 def up(
     ctx: typer.Context,
-    duration: Annotated[float | None, typer.Option(min=0.001, help="Seconds the fleet runs "
-                                                   "(default: until Ctrl-C, or the end of "
-                                                   "a replay).")] = None,
+    duration: Annotated[float | None, typer.Option(min=0.001, help="Seconds the fleet runs, "
+                                                   "from when it is online (default: until "
+                                                   "Ctrl-C, or the end of a replay).")] = None,
     devices: Annotated[int, typer.Option(min=1, help="Simulated devices.")] = default(F, "devices"),
     sites: Annotated[int, typer.Option(min=1, help="Sites.")] = default(F, "sites"),
     gateways: Annotated[int, typer.Option(min=1, help="Gateway processes.")
