@@ -23,7 +23,7 @@ def test_secured_bridge_logs_in_over_tls():
 
 
 def test_plain_bridge_has_no_tls_or_login():
-    assert not [x for x in bridge_lines(T, BridgeSpec("s0", "core", 1883))
+    assert not [x for x in bridge_lines(T, BridgeSpec("s0", "core", 18830))
                 if x.startswith(("bridge_cafile", "remote_username", "remote_password"))]
 
 
@@ -34,7 +34,7 @@ def test_plain_bridge_has_no_tls_or_login():
     ({"tls_cert": Path("c"), "tls_key": Path("k")}, "CA"),
 ])
 def test_bad_specs_are_refused(kwargs, says):
-    fields = {"site": "s0", "host": "core", "port": 1883, **kwargs}
+    fields = {"site": "s0", "host": "core", "port": 18830, **kwargs}
     with pytest.raises((ValueError, TopicError), match=says):
         BridgeSpec(**fields)
 
