@@ -265,7 +265,11 @@ class MosquittoBroker:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def __enter__(self) -> MosquittoBroker:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:  # a failed start, or Ctrl-C/SIGTERM while waiting for it
+            self.cleanup()
+            raise
 
     def __exit__(self, *exc: object) -> None:
         self.cleanup()

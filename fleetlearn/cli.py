@@ -10,6 +10,7 @@ them, ~55 MiB without).
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -106,12 +107,19 @@ app.command()(evaluate.evaluate)
 app.add_typer(keys.app, name="keys")
 
 
+def _raise_interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; turn every expected failure into one line on stderr."""
     setup_logging()  # until the root command has read --log-level and --log-format
     from fleetlearn.deploy.up import DeploymentError, ReadingsUnaccounted
 
     command = typer.main.get_command(app)
+    # SIGTERM unwinds like Ctrl-C, so what a command started (a benchmark's broker, its temp
+    # files) is stopped and removed with it; services and `up` install their own handlers.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         code = command.main(args=argv, prog_name="fleetlearn", standalone_mode=False)
     except typer.TyperException as exc:  # usage errors and bad option values

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -27,10 +26,6 @@ OWNERS = {"port": (BrokerAddress, "port"), "gateways": (UpSettings, "gateways"),
           "bind": (BrokerAddress, "host"),
           "forward_readings": (BridgeSpec, "forward_readings"),
           "hierarchical": (BridgeSpec, "hierarchical")}
-
-
-def _raise_interrupt(*_: object) -> None:
-    raise KeyboardInterrupt
 
 
 def default_secure_dir(prefix: str, root: Path | None = None) -> Path:
@@ -136,8 +131,7 @@ def broker(
         bridge = bridge_lines(topics(prefix), spec)
     mosquitto = MosquittoBroker(port=port or None, data_dir=data_dir, secure=files, bind=bind,
                                 require_certificate=client_certs, bridge=bridge)
-    # SIGTERM unwinds like Ctrl-C, so the broker we started is stopped with us.
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    # SIGTERM unwinds like Ctrl-C (fleetlearn.cli), so the broker we started is stopped with us.
     # a SIGTERM may come as soon as the line is out: the print is inside the suppression too
     with mosquitto, contextlib.suppress(KeyboardInterrupt):
         print(f"mosquitto listening on {bind}:{mosquitto.port} (data: {mosquitto.data_dir})",

@@ -275,3 +275,30 @@ def test_a_node_keeps_its_timers_while_the_broker_is_away_and_comes_back_to_it(t
         node.close(flush_timeout=1)
         first.stop()
         second.stop()
+
+
+@pytest.mark.timeout(120)
+def test_sigterm_stops_a_benchmark_with_its_broker_and_files(tmp_path):
+    """A command without a service loop (here `bench`) unwinds on SIGTERM as on Ctrl-C: the
+    broker it started is stopped, its data dir removed, one line, exit 130 (before, the
+    default action killed it: exit -15 and the broker's files left in /tmp)."""
+    bench = subprocess.Popen([*FLEETLEARN, "bench", "--scenario", "ingest", "--ingest-n",
+                              "5000000", "--repeats", "1"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                             cwd=tmp_path)
+    try:
+        def brokers() -> list[int]:
+            return [p for p in children_of(bench.pid) if "mosquitto" in cmdline(p)]
+
+        wait_until(lambda: bench.poll() is not None or brokers(), 60, tick,
+                   "the benchmark's broker")
+        broker = brokers()
+        assert broker, bench.stderr.read()
+        conf = cmdline(broker[0]).split(" -c ")[1].split()[0]
+        bench.send_signal(signal.SIGTERM)
+        assert bench.wait(timeout=30) == 130
+        assert bench.stderr.read().strip() == "fleetlearn: interrupted"
+        assert not process_alive(broker[0])
+        assert not Path(conf).parent.exists()
+    finally:
+        ended(bench)
