@@ -36,6 +36,7 @@ from pathlib import Path
 from broker.address import BrokerAddress
 from broker.client import Node
 from broker.keyring import Keyring
+from broker.messages import Model as Message
 from broker.topics import Topics
 from broker.wire import encode_json, excerpt
 from fleetlearn.api.inputs import DEFAULT_FILL
@@ -131,14 +132,26 @@ class Follower:
         if refused is not None:
             self._refuse(payload, *refused)
             return
-        current = self.model
-        model = Model(message, self.fill) if current is None else current.successor(message)
+        model = self._next(message)
         model.personal = self.personal
         self.admission.adopted(message)
         self.taken += 1
         with self._changed:
             self.model = model
             self._changed.notify_all()
+
+    def _next(self, message: Message) -> Model:
+        """The model of ``message``: the current one's successor (its per-device history
+        kept), or a fresh one when the fleet's task changed (features, target, local time)."""
+        current = self.model
+        if current is None:
+            return Model(message, self.fill)
+        try:
+            return current.successor(message)
+        except ValueError:
+            log.warning("%s: v%d is a new task (features, target or local time): followed, "
+                        "per-device history restarted", self.node_id, message.version)
+            return Model(message, self.fill)
 
     def _refuse(self, payload: bytes, reason: str, detail: str, topic: str | None = None
                 ) -> None:

@@ -71,3 +71,27 @@ def test_with_a_trust_file_a_forged_model_is_not_taken(address, prefix, tmp_path
             assert reasons == ["model_unknown_key", "model_unsigned"]
     finally:
         peer.close()
+
+
+def test_a_model_of_a_new_task_is_followed_afresh(address, prefix):
+    """The fleet restarted with another local time (or features): the follower takes the new
+    model with a fresh per-device history (before, the swap raised in the client's thread and
+    the follower stayed on the old model)."""
+    topics = Topics(prefix)
+    peer = Recorder(address)
+    try:
+        peer.publish(topics.model, payload(1, 2.0), retain=True)
+        peer.node.flush(5)
+        with fleetlearn.follow(address, prefix=prefix) as models:
+            assert models.wait(timeout=10).version == 1
+            params = LinearParams(("temp", "hour_cos"), np.array([5.0, 1.0]), 0.0)
+            moved = Model(2, 0.0, 5, ("gw-0",), "humid", params,
+                          Scaler(5, np.zeros(3), np.ones(3)),
+                          local_time={"default": "+05:00", "zones": {}})
+            peer.publish(topics.model, encode_model(moved), retain=True)
+            wait_until(lambda: models.model.version == 2, 10, peer.poll, "model v2")
+            assert models.model.message.local_time["default"] == "+05:00"
+            assert models.predict_one({"temp": 3.0}, ts=0.0) == pytest.approx(
+                15.0 + np.cos(2 * np.pi * 5 / 24))
+    finally:
+        peer.close()
