@@ -35,6 +35,7 @@ from broker.topics import Topics
 from broker.wire import MAX_PAYLOAD_BYTES, DecodeError
 from learners.checkpoint import CheckpointError, CheckpointStore
 from learners.federation import Federation, FederationConfig
+from learners.ledger import update_task
 from learners.provenance import OwnModels, digest
 from learners.reporting import aggregator_counters, log_model
 
@@ -231,10 +232,8 @@ class Aggregator(Service):
             return True
         self.refuse(topic, payload, problem.reason, problem.detail)
         remedy = "move it away or use --state-dir / --no-checkpoints"
-        self.failure = TaskMismatch(
-            f"{self.task_source} is for features {list(ledger.features or ())} target "
-            f"{ledger.target} ({ledger.kind}); this fleet learns {list(update.params.features)} "
-            f"target {update.target} ({update.kind}): {remedy}")
+        self.failure = TaskMismatch(f"{self.task_source} is for {ledger.task()}; this fleet "
+                                    f"learns {update_task(update)}: {remedy}")
         self.stop()
         return False
 

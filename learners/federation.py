@@ -101,7 +101,6 @@ class Federation:
         self.offline: set[str] = set()
         self.drift_quiet_until = 0  # no drift reaction before this version
         self.rollbacks = 0
-        self.local_time: dict[str, Any] = {}  # the task's, from its updates: models carry it
         #: each learner's latest shadow losses (learners.steps); not checkpointed: the
         #: next updates bring them again, as running sums
         self.step_reports: dict[str, dict[str, float]] = {}
@@ -109,6 +108,12 @@ class Federation:
     @property
     def version(self) -> int:
         return self.ledger.version
+
+    @property
+    def local_time(self) -> dict[str, Any]:
+        """The task's local time (the ledger's, from its first update or model): models
+        carry it."""
+        return dict(self.ledger.local_time or {})
 
     # ---------------------------------------------------------------- in
 
@@ -130,8 +135,6 @@ class Federation:
         self.guard.observe(update.base_version, update.metrics.get("recent_loss", np.nan),
                            update.metrics.get("recent_n", 0.0), learner=update.learner)
         self.strategy.offer(verdict, now)
-        if update.local_time:  # the task's local time, which the models carry on
-            self.local_time = update.local_time
         if losses_of(update.metrics) is not None:  # lr = "auto": its shadows' losses
             self.step_reports[update.learner] = update.metrics
         return None
@@ -171,7 +174,6 @@ class Federation:
         if model.version <= self.version:
             return False
         self.model = model
-        self.local_time = model.local_time or self.local_time
         self.ledger.adopt(model)
         self.strategy.clear()
         self.velocity = None

@@ -61,6 +61,35 @@ class Refusal:
     detail: str
 
 
+def zones(local_time: dict[str, Any]) -> tuple[str, dict[str, str]]:
+    """A local time as compared: its default zone and the zones by site or device (an empty
+    one is UTC, as a gateway from before model format 1.1 sends it).
+
+    >>> zones({}) == zones({"default": "UTC", "zones": {}})
+    True
+    >>> zones({"default": "+05:00", "zones": {"s1": "Asia/Tokyo"}})
+    ('+05:00', {'s1': 'Asia/Tokyo'})
+    """
+    return local_time.get("default") or "UTC", dict(local_time.get("zones") or {})
+
+
+def task_text(features: tuple[str, ...] | None, target: str | None, kind: str | None,
+              local_time: dict[str, Any] | None) -> str:
+    """A task in words, for the line that says two tasks differ.
+
+    >>> task_text(("temp", "hum"), "power", "regression", {"default": "+05:00"})
+    "features ['temp', 'hum'] target power (regression, local time +05:00)"
+    """
+    zone, by = zones(local_time or {})
+    where = zone + "".join(f", {k} {v}" for k, v in sorted(by.items()))
+    return f"features {list(features or ())} target {target} ({kind}, local time {where})"
+
+
+def update_task(update: Update) -> str:
+    """The task an update learns, in words (:func:`task_text`)."""
+    return task_text(update.params.features, update.target, update.kind, update.local_time)
+
+
 @dataclass(frozen=True)
 class Contribution:
     """What one accepted update adds to the model."""
@@ -99,6 +128,7 @@ class UpdateLedger:
     features: tuple[str, ...] | None = None
     kind: str | None = None
     target: str | None = None
+    local_time: dict[str, Any] | None = None  # the hour/day features' zones; {}: UTC
     history: dict[int, np.ndarray] = field(default_factory=dict)  # version -> params vector
     last_seq: dict[str, int] = field(default_factory=dict)
     applied: dict[str, AppliedMark] = field(default_factory=dict)
@@ -134,11 +164,13 @@ class UpdateLedger:
         contribution = self._contribution(update, tau)
         if isinstance(contribution, Contribution):
             self.last_seq[update.learner] = update.seq
-            self.fix_task(update.params.features, update.kind, update.target)
+            self.fix_task(update.params.features, update.kind, update.target,
+                          update.local_time)
         return contribution
 
     def task_problem(self, update: Update) -> Refusal | None:
-        """Why the update learns another task than the model's (features, target, kind)."""
+        """Why the update learns another task than the model's (features, target, kind, the
+        local time of its hour and day features)."""
         if self.features is not None and update.params.features != self.features:
             return Refusal("wrong_features", f"update has {list(update.params.features)}, "
                            f"the model {list(self.features)}")
@@ -146,6 +178,9 @@ class UpdateLedger:
                 or (self.target is not None and update.target != self.target)):
             return Refusal("wrong_task", f"update learns {update.kind} {update.target!r}, the "
                            f"model {self.kind} {self.target!r}")
+        if self.local_time is not None and zones(update.local_time) != zones(self.local_time):
+            return Refusal("wrong_task", f"update's local time is {zones(update.local_time)}, "
+                           f"the model's {zones(self.local_time)}")
         return None
 
     def _contribution(self, update: Update, tau: int) -> Contribution | Refusal:
@@ -184,10 +219,17 @@ class UpdateLedger:
         ref = self.reference(self.version, size)
         return np.zeros(size) if ref is None else ref
 
-    def fix_task(self, features: tuple[str, ...], kind: str, target: str) -> None:
+    def task(self) -> str:
+        """The task the model learns, in words (:func:`task_text`)."""
+        return task_text(self.features, self.target, self.kind, self.local_time)
+
+    def fix_task(self, features: tuple[str, ...], kind: str, target: str,
+                 local_time: dict[str, Any] | None = None) -> None:
         """From the first accepted update (or model) on, every update must learn this task."""
         if self.features is None:
             self.features, self.kind, self.target = features, kind, target
+        if self.local_time is None:  # also after a checkpoint from before local time
+            self.local_time = dict(local_time or {})
 
     def record(self, model: Model, merged: list[Contribution]) -> None:
         """A model was made from ``merged``: remember its params and what each learner gave."""
@@ -203,6 +245,7 @@ class UpdateLedger:
         """Go on from ``model`` (ours, a restored one, or a newer retained one): its task is
         the task from now on."""
         self.features, self.kind, self.target = model.params.features, model.kind, model.target
+        self.local_time = dict(model.local_time)
         if not keep_history:
             self.history.clear()
         self.version = model.version
@@ -223,7 +266,7 @@ class UpdateLedger:
     def to_state(self) -> dict[str, Any]:
         return {
             "version": self.version, "features": self.features, "kind": self.kind,
-            "target": self.target, "last_seq": self.last_seq,
+            "target": self.target, "local_time": self.local_time, "last_seq": self.last_seq,
             "history": {str(v): p for v, p in self.history.items()},
             "applied": {k: {"base_version": m.base_version, "n": m.n, "params": m.params,
                             "scaler": {"count": m.scaler.count, "mean": m.scaler.mean,
@@ -235,6 +278,7 @@ class UpdateLedger:
         self.version = int(state["version"])
         self.features = tuple(state["features"]) if state["features"] is not None else None
         self.kind, self.target = state["kind"], state["target"]
+        self.local_time = state.get("local_time")  # None in a checkpoint from before 1.1
         self.last_seq = {k: int(v) for k, v in state["last_seq"].items()}
         self.history = {int(v): np.asarray(p, dtype=float) for v, p in state["history"].items()}
         self.applied = {

@@ -70,6 +70,10 @@ def site_update(learner: str, seq: int, base_version: int, model: Model,
     >>> later = site_update("site-s0", 8, 2, m, c[:1], 0.0, carried=u)
     >>> later.n, later.scaler.count, later.drift
     (40, 40, 0)
+    >>> import dataclasses  # the task's local time goes up with it (the core's ledger checks it)
+    >>> site_update("site-s0", 9, 2, dataclasses.replace(m, local_time={"default": "+09:00"}),
+    ...             c, 0.0).local_time
+    {'default': '+09:00'}
     """
     scaler = used[0].scaler if carried is None else carried.scaler + used[0].scaler
     for c in used[1:]:
@@ -85,7 +89,7 @@ def site_update(learner: str, seq: int, base_version: int, model: Model,
     return Update(learner=learner, seq=seq, base_version=base_version,
                   n=n, target=model.target, params=model.params, ts=ts,
                   scaler=scaler, kind=model.kind, metrics=metrics,
-                  drift=sum(c.drift for c in used))
+                  drift=sum(c.drift for c in used), local_time=model.local_time)
 
 
 @dataclass(frozen=True)

@@ -120,8 +120,9 @@ def test_an_aggregator_on_another_tasks_checkpoint_stops_with_one_line(address, 
     assert proc.returncode == 1
     assert err.splitlines() == [
         f"fleetlearn: error: checkpoint {state / 'ckpt-000000000001.json'} is for features "
-        "['temp', 'hum'] target power (regression); this fleet learns ['a', 'b'] target y "
-        "(regression): move it away or use --state-dir / --no-checkpoints"]
+        "['temp', 'hum'] target power (regression, local time UTC); this fleet learns features "
+        "['a', 'b'] target y (regression, local time UTC): move it away or use --state-dir / "
+        "--no-checkpoints"]
     # and the other task's model never reached this deployment's broker
     assert not [p for t, p in watcher.messages if t.endswith("/learn/model")]
 

@@ -375,3 +375,27 @@ def test_a_newer_model_of_another_task_sets_the_task():
     assert offer(fed, update("a", 2, 7)).reason == "wrong_features"
     assert offer(fed, update("x", 2, 7, features=("c",), w=(2.0,))) is None
     assert fed.step(0.0, 0.0).params.weights.tolist() == [2.0]
+
+
+# ------------------------------------------------------------------ local time is the task's
+
+TOKYO = {"default": "Asia/Tokyo", "zones": {}}
+
+
+def test_an_update_in_another_local_time_is_another_task(tmp_path):
+    """The hour and day features mean other hours in another zone: one fleet, one local time;
+    it survives a checkpoint, and the models carry it (before, the latest update's won, and a
+    restored aggregator broadcast UTC until one came)."""
+    fed = Federation(FederationConfig(quorum=1))
+    assert offer(fed, update("gw-0", 1, 0, local_time=TOKYO)) is None
+    assert fed.step(0.0, 0.0).local_time == TOKYO
+    refused = offer(fed, update("gw-1", 1, 1))  # a gateway left at UTC
+    assert refused.reason == "wrong_task" and "local time" in refused.detail
+    store = CheckpointStore(tmp_path)
+    store.save(fed.version, fed.to_state())
+    again = Federation(FederationConfig(quorum=1))
+    again.restore(store.latest())
+    assert again.local_time == TOKYO
+    assert offer(again, update("gw-1", 2, 1)).reason == "wrong_task"
+    assert offer(again, update("gw-0", 2, 1, local_time=TOKYO)) is None
+    assert again.step(0.0, 0.0).local_time == TOKYO
