@@ -20,10 +20,10 @@ POLICIES = ("none", "rescale", "reset")
 
 def run_policy(policy: str, drift_at: float, duration: float, seed: int = 0) -> dict[str, Any]:
     """One deployment with a drift; the model figures of its report."""
-    log_dir = Path(tempfile.mkdtemp(prefix=f"fleetlearn-drift-{policy}-"))
-    settings = UpSettings(duration=duration, drift_at=drift_at, drift_policy=policy, seed=seed,
-                          log_dir=log_dir)
-    report = LocalDeployment(settings).run()
+    with tempfile.TemporaryDirectory(prefix=f"fleetlearn-drift-{policy}-") as log_dir:
+        settings = UpSettings(duration=duration, drift_at=drift_at, drift_policy=policy,
+                              seed=seed, log_dir=Path(log_dir))
+        report = LocalDeployment(settings).run()
     model = report["model"]
     return {"policy": policy, "reactions": len(model["drift_reactions"]),
             "first_within_s": model["seconds_to_first_within_drifted"],
