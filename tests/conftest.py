@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,9 +26,14 @@ TLS_USER, TLS_PASSWORD = "fleet", "s3cret-pw"
 def state_home(tmp_path_factory, monkeypatch) -> Path:
     """No test writes into the home directory: a node's default state dir
     (``$XDG_STATE_HOME/fleetlearn/...``, e.g. an aggregator's checkpoints) is a temp dir, for
-    the test and every process it starts."""
+    the test and every process it starts. Nor into /tmp: what a command keeps there for its
+    user (`up`'s logs without ``--log-dir``) goes into pytest's own temp dirs, which it prunes
+    (before, every CI run left ~40 `fleetlearn-up-*` dirs)."""
     home = tmp_path_factory.mktemp("state")
     monkeypatch.setenv("XDG_STATE_HOME", str(home))
+    scratch = tmp_path_factory.mktemp("tmp")
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     return home
 
 
