@@ -125,13 +125,11 @@ class Predictor(Service):
         except (DecodeError, SignatureRefused) as exc:
             self.refuse(payload, f"model_{exc.reason}", str(exc))
             return
-        if signer is not None and self.model and model.version < self.model.version:
-            self.refuse(payload, "model_replayed", f"v{model.version} after v{self.model.version}")
-            return
-        self.take_model(model, payload)
+        self.take_model(model, payload, signed=signer is not None)
 
-    def take_model(self, model: Model, payload: bytes) -> None:
-        refused = self.admission.judge(model)  # learners.model_admission: the one judge
+    def take_model(self, model: Model, payload: bytes, signed: bool = False) -> None:
+        # learners.model_admission: the one judge
+        refused = self.admission.judge(model, signed)
         if refused is SAME:
             return
         if refused is not None:

@@ -189,11 +189,8 @@ class Gateway(Service):
         except (DecodeError, SignatureRefused) as exc:
             self.reject(self.topics.model, payload, Rejected(f"model_{exc.reason}", str(exc)))
             return
-        if signer is not None and model.version < self.local.base_version:
-            why = f"v{model.version} after v{self.local.base_version}"
-            self.reject(self.topics.model, payload, Rejected("model_replayed", why))
-            return
-        refused = self.admission.judge(model)  # learners.model_admission: the one judge
+        # learners.model_admission: the one judge
+        refused = self.admission.judge(model, signed=signer is not None)
         if refused is SAME:
             return
         if refused is not None:

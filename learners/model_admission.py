@@ -49,6 +49,9 @@ True
 True
 >>> late.adopted(model(5000)); late.adopted(model(5001)); late.judge(model(4000)).reason
 'model_old'
+>>> signed = ModelAdmission(ModelBounds()); signed.adopted(model(7))
+>>> signed.judge(model(6)) is None, signed.judge(model(6), signed=True).reason
+(True, 'model_replayed')
 """
 
 from __future__ import annotations
@@ -127,11 +130,15 @@ class ModelAdmission:
         self.provisional = True  # no model has followed the current one yet
         self.held: int | None = None  # the last version refused as a jump
 
-    def judge(self, model: Model) -> Refusal | None:
-        """None when ``model`` may be adopted; :data:`SAME`, or why it is refused."""
+    def judge(self, model: Model, signed: bool = False) -> Refusal | None:
+        """None when ``model`` may be adopted; :data:`SAME`, or why it is refused. ``signed``:
+        its aggregator's signature was verified, so a lower version is an older genuine model
+        sent again (``model_replayed``), never a replacement for a provisional one."""
         version = model.version
         if version == self.current:
             return SAME
+        if version < self.current and signed:
+            return Refusal("model_replayed", f"v{version} after v{self.current}")
         if version < self.current and not self.provisional:
             return Refusal("model_old", f"v{version}, we have v{self.current}")
         task = self.task

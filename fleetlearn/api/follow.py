@@ -126,7 +126,7 @@ class Follower:
         except ModelRefused as exc:
             self._refuse(payload, exc.reason, str(exc))
             return
-        refused = self.admission.judge(message)
+        refused = self.admission.judge(message, signed=self.keys is not None)
         if refused is SAME:
             return
         if refused is not None:
