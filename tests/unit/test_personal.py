@@ -136,10 +136,9 @@ def test_with_a_trust_file_a_part_must_be_signed_by_the_gateway_it_names(tmp_pat
 
 
 def test_on_the_weather_personalised_is_at_each_stations_best_baseline_or_above():
-    """#15's bar, offline: per station, personalised against the best of (the station alone,
-    federated); measured 0.96996/0.97754/0.96592 against 0.96999/0.97160/0.96341 (docs): two
-    stations clearly above, EWR 0.00003 below its federated figure (the one-weight mix of
-    before: 0.0001 and 0.0003 below at two stations)."""
+    """#15's bar, offline, strictly: per station, personalised against the best of (the station
+    alone, federated); measured 0.97004/0.97764/0.96637 against 0.96999/0.97160/0.96341 (docs;
+    EWR's margin is thin: 0.00005). The one-weight mix of before: 0.0001 and 0.0003 below."""
     import importlib.resources
 
     from devices.replay_plan import load_readings
@@ -158,7 +157,7 @@ def test_on_the_weather_personalised_is_at_each_stations_best_baseline_or_above(
     above = 0
     for gw, mine in table["personalised"]["gateways"].items():
         best = max(table["local"]["gateways"][gw]["r2"], table["federated"]["gateways"][gw]["r2"])
-        assert mine["r2"] >= best - 0.0001, (gw, mine["r2"], best)
+        assert mine["r2"] >= best, (gw, mine["r2"], best)
         above += mine["r2"] >= best + 0.002
     assert above >= 2
     assert table["personalised"]["pooled"]["r2"] >= table["federated"]["pooled"]["r2"] + 0.002
