@@ -72,9 +72,9 @@ def sites_within_5_percent_of_their_own_truth(learned):
     for part in parts:
         own_truth = sites[part.site]
         personalised = combine(model.params, part.params, part.alpha)
-        # the issue's goal is 5 %: the helper's runs met it, a clean-clone run after the
-        # merges gave 5.19 % at one site (the note says so); 8 %: far nearer than the global
-        assert weight_error(personalised.weights, own_truth, FEATURES) <= 0.08, (part, model.n)
+        # the issue's goal: measured 4.4 % and 4.0 % at s0 (two runs), 0.7-3.2 % at durations
+        # of 6-20 s, with two own models per part (one own model: 5.2-5.9 % at s0)
+        assert weight_error(personalised.weights, own_truth, FEATURES) <= 0.05, (part, model.n)
         # the one global model cannot be near both sites' truths
         assert weight_error(model.params.weights, own_truth, FEATURES) > 0.2
         assert all(d.startswith(part.site + "-") for d in part.devices)

@@ -135,9 +135,10 @@ def test_with_a_trust_file_a_part_must_be_signed_by_the_gateway_it_names(tmp_pat
     assert book.offer("t", sign(body, gw0, "personal")) is None
 
 
-def test_on_the_weather_each_station_personalised_is_within_0_001_of_its_best_baseline():
-    """#15's bar, offline: per station, personalised against the best of (the station alone,
-    federated); measured 0.9701/0.9638/0.9632 against 0.9700/0.9639/0.9630 (docs)."""
+def test_on_the_weather_personalised_is_at_each_stations_best_baseline_or_above():
+    """#15's bar, offline, strictly: per station, personalised against the best of (the station
+    alone, federated); measured 0.97004/0.97764/0.96637 against 0.96999/0.97160/0.96341 (docs;
+    EWR's margin is thin: 0.00005). The one-weight mix of before: 0.0001 and 0.0003 below."""
     import importlib.resources
 
     from devices.replay_plan import load_readings
@@ -153,10 +154,13 @@ def test_on_the_weather_each_station_personalised_is_within_0_001_of_its_best_ba
                                 cleaning=CleaningConfig(policy=ChannelPolicy(max_age=10_800,
                                                                              z=25)))
     table = evaluate(plan, settings)["strategies"]
+    above = 0
     for gw, mine in table["personalised"]["gateways"].items():
         best = max(table["local"]["gateways"][gw]["r2"], table["federated"]["gateways"][gw]["r2"])
-        assert mine["r2"] >= best - 0.001, (gw, mine["r2"], best)
-    assert table["personalised"]["mean"]["r2"] >= table["federated"]["mean"]["r2"]
+        assert mine["r2"] >= best, (gw, mine["r2"], best)
+        above += mine["r2"] >= best + 0.002
+    assert above >= 2
+    assert table["personalised"]["pooled"]["r2"] >= table["federated"]["pooled"]["r2"] + 0.002
 
 
 def test_a_gateway_judges_its_readings_by_the_personalised_prediction_and_reports_the_global_loss():
