@@ -47,7 +47,6 @@ _FIELDS = (
     ("c_smooth", np.float64, math.nan, True, None),
     ("c_median", np.float64, math.nan, True, None),
     ("c_spread", np.float64, 0.0, True, None),
-    ("c_since", np.int64, 0, True, None),
     ("q_imputed", np.int64, 0, False, None),
     ("q_clipped", np.int64, 0, False, None),
     ("lag_prev", np.float64, math.nan, True, None),

@@ -45,10 +45,6 @@ OUTLIERS_MEDIAN, OUTLIERS_CLIP, OUTLIERS_REJECT, OUTLIERS_NONE = 0, 1, 2, 3
 FEATURE_CHANNEL, FEATURE_LAG, FEATURE_SIN, FEATURE_COS, FEATURE_SITE = 0, 1, 2, 3, 4
 FEATURE_DEVICE = 5
 
-#: Observations between two recomputations of a channel's median and MAD.
-REFRESH_EVERY = 8
-
-
 class JudgeRows(NamedTuple):
     """A block of readings, one row each: what the kernel reads, and what it writes."""
 
@@ -88,9 +84,8 @@ class JudgeState(NamedTuple):
     c_count: np.ndarray  # observed values
     c_mean: np.ndarray  # their running mean (clean)
     c_smooth: np.ndarray  # the smoothed value, NaN before the first
-    c_median: np.ndarray  # the window's median, refreshed every REFRESH_EVERY values
+    c_median: np.ndarray  # the window's median, after every value
     c_spread: np.ndarray  # its MAD, scaled to a standard deviation
-    c_since: np.ndarray  # values since the last refresh
     q_imputed: np.ndarray  # (devices,): values imputed
     q_clipped: np.ndarray  # values replaced or clipped as outliers
     lag_prev: np.ndarray  # (devices, channels): the previous reading's clean values
@@ -147,8 +142,7 @@ def judge_rows(start, rows, policy, state, gaps):
     binary = policy.binary
     hist, ordered, hist_len, hist_next = state.hist, state.ordered, state.hist_len, state.hist_next
     c_last, c_last_ts, c_count, c_mean = state.c_last, state.c_last_ts, state.c_count, state.c_mean
-    c_smooth, c_median, c_spread, c_since = (state.c_smooth, state.c_median, state.c_spread,
-                                             state.c_since)
+    c_smooth, c_median, c_spread = state.c_smooth, state.c_median, state.c_spread
     lag_prev, lag_has, books = state.lag_prev, state.lag_has, state.books
     room = gaps.row.shape[0]
     n, C = vals.shape
@@ -258,10 +252,7 @@ def judge_rows(start, rows, policy, state, gaps):
             c_last_ts[d, c] = t
             c_count[d, c] += 1
             c_mean[d, c] += (clean[c] - c_mean[d, c]) / c_count[d, c]
-            c_since[d, c] += 1
-            if c_since[d, c] >= REFRESH_EVERY or hist_len[d, c] <= REFRESH_EVERY:
-                c_median[d, c], c_spread[d, c] = median_mad(ordered, d, c, hist_len[d, c])
-                c_since[d, c] = 0
+            c_median[d, c], c_spread[d, c] = median_mad(ordered, d, c, hist_len[d, c])
         for c in range(C):
             V[i, c] = clean[c]
         state.q_imputed[d] += n_imputed

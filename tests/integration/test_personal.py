@@ -37,10 +37,7 @@ def learned(mosquitto, address, prefix, tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "fleetlearn", "up", "--quiet", "--devices", "8", "--sites", "2",
          "--gateways", "2", "--rate", "4000", "--batch", "10", "--duration", "12",
-         "--seed", str(SEED),
-         # as tests/integration/test_pipeline.py: AdaGrad's default 0.3 leaves weights
-         # jittering 1-9 % around a truth, 0.1 holds them within ~3 %
-         "--lr", "0.1",
+         "--seed", str(SEED),  # the default learner: issue 15's goals hold at defaults
          "--heterogeneity", str(H), "--personalize", "site",
          "--broker", f"127.0.0.1:{mosquitto.port}", "--prefix", prefix,
          "--report", str(report), "--log-dir", str(tmp_path / "logs")],
@@ -74,7 +71,9 @@ def sites_within_5_percent_of_their_own_truth(learned):
         personalised = combine(model.params, part.params, part.alpha)
         # the issue's goal: measured 4.4 % and 4.0 % at s0 (two runs), 0.7-3.2 % at durations
         # of 6-20 s, with two own models per part (one own model: 5.2-5.9 % at s0)
-        assert weight_error(personalised.weights, own_truth, FEATURES) <= 0.05, (part, model.n)
+        error = weight_error(personalised.weights, own_truth, FEATURES)
+        print(f"site {part.site}: weight error {error:.4f}")  # -s shows the margin
+        assert error <= 0.05, (part, model.n, error)
         # the one global model cannot be near both sites' truths
         assert weight_error(model.params.weights, own_truth, FEATURES) > 0.2
         assert all(d.startswith(part.site + "-") for d in part.devices)

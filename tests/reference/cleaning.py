@@ -32,12 +32,6 @@ class CleanReading:
     clipped: tuple[str, ...]
 
 
-#: Observations between two recomputations of a channel's median and MAD: a robust
-#: reference that lags a few readings is as good, and sorting every time costs most of the
-#: cleaning (measured: 100 µs a reading with numpy medians each time; see docs/benchmarks.md).
-REFRESH_EVERY = 8
-
-
 @dataclass(slots=True)
 class _ChannelState:
     size: int
@@ -53,7 +47,6 @@ class _ChannelState:
     smoothed: float = math.nan
     median: float = math.nan
     spread: float = 0.0  # MAD scaled to a standard deviation
-    since_refresh: int = 0
 
     def observe(self, raw: float, clean: float, ts: float) -> None:
         """The raw value feeds the outlier window (so a real level shift is adopted); the
@@ -66,16 +59,13 @@ class _ChannelState:
         self.last, self.last_ts = clean, ts
         self.count += 1
         self.mean += (clean - self.mean) / self.count
-        self.since_refresh += 1
-        if self.since_refresh >= REFRESH_EVERY or len(self.history) <= REFRESH_EVERY:
-            self.refresh()
+        self.refresh()
 
     def refresh(self) -> None:
         ordered = sorted(self.history)
         self.median = _middle(ordered)
         median = self.median
         self.spread = MAD_TO_SD * _middle(sorted([abs(v - median) for v in ordered]))
-        self.since_refresh = 0
 
 
 def _middle(ordered: list[float]) -> float:

@@ -16,6 +16,7 @@ from fleetlearn.evaluate.run import evaluate
 from fleetlearn.evaluate.scores import score
 from fleetlearn.evaluate.settings import EvaluateSettings
 from fleetlearn.evaluate.strategies import NAMES
+from gateway.cleaning import ChannelPolicy, CleaningConfig
 from gateway.features import FeatureSpec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,8 +70,13 @@ def test_a_noiseless_linear_target_is_learned_by_every_learner():
     for i in range(6000):
         a, b = rng.normal(5.0, 2.0), rng.normal(-1.0, 0.5)
         rows.append((f"d{i % 4}", {"a": a, "b": b, "y": 2.0 * a - 3.0 * b + 1.0}))
+    # the learners, not the cleaning: on normal values the Hampel filter still replaces ~6 of
+    # 18,000 (a 32-value window's MAD is noisy), each a wrong sample on a noiseless target
+    # (pooled R² 0.989-0.997 with it, 0.999 without; seeds 1-3)
+    no_filter = CleaningConfig(policy=ChannelPolicy(outliers="none"))
     result = evaluate(plan_of(rows), EvaluateSettings(FeatureSpec(("a", "b"), "y"),
-                                                      gateways=2, sync_every=100))
+                                                      gateways=2, sync_every=100,
+                                                      cleaning=no_filter))
     table = result["strategies"]
     assert result["gateways"] == {"gw-0": ["d0", "d2"], "gw-1": ["d1", "d3"]}
     for name in ("central", "local", "federated"):
