@@ -51,6 +51,14 @@ def test_federated_weather_model_is_as_good_as_a_central_one_run_after_run(
     for gateway in ("gw-0", "gw-1", "gw-2"):
         r2 = [report["prequential"][gateway]["r2"] for report in reports]
         assert abs(r2[0] - r2[1]) <= 0.005, (gateway, r2)
+    for report in reports:  # issue 15's goals on this data, under real timing
+        found = report["baselines"]["strategies"]
+        alone, federated = found["local"]["gateways"], found["federated"]["gateways"]
+        for gateway, figures in found["personalised"]["gateways"].items():
+            best = max(alone[gateway]["r2"], federated[gateway]["r2"])
+            assert figures["r2"] >= best, (gateway, figures["r2"], best)
+        # measured 0.9759-0.9762 against 0.9774 in three replays
+        assert found["personalised"]["pooled"]["r2"] >= found["central"]["pooled"]["r2"] - 0.002
 
 
 def test_lr_auto_chooses_a_step_of_its_grid_and_learns_as_well(mosquitto, prefix, tmp_path):
