@@ -12,9 +12,15 @@ setup:
 demo: setup
 	$(FLEETLEARN) up --duration $(DURATION) --report demo-report.json $(UP_FLAGS)
 
+# The suite in two parts: most of it on TEST_WORKERS processes at once (pytest-xdist; its tests
+# mostly wait on brokers and node processes), then the `serial` ones alone (benchmarks, weather
+# replays, drain deadlines: load-sensitive). `pytest` with no flags runs it all in one process.
+TEST_WORKERS ?= 2
+
 test: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not serial"
+	$(VENV)/bin/python -m pytest -m serial
 
 # The default benchmark set (a few minutes): figures, ratios and a markdown section.
 bench: setup

@@ -139,7 +139,11 @@ def netns_factory() -> Iterator[Callable[[], SiteNamespace]]:
     finally:
         for ns in made:
             ns.remove()
-        assert not any(ns.exists() for ns in made), "a namespace or link outlived the test"
+        try:
+            assert not any(ns.exists() for ns in made), "a namespace or link outlived the test"
+        finally:
+            for ns in made:
+                ns.release()
 
 
 @dataclass

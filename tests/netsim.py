@@ -51,27 +51,52 @@ def run(*args: str, ns: str | None = None) -> None:
         raise RuntimeError(f"{' '.join(cmd)}: {done.stderr.strip()}")
 
 
-def free_subnet() -> int:
-    """An X such that no address of this host is in 10.231.X.0/24 and no link is named
-    after it."""
+def claim(x: int) -> socket.socket | None:
+    """Hold subnet X for this process (an abstract unix socket named after it: bound by one
+    process at a time, let go when closed or when the process ends), or None if another
+    holds it. Parallel test workers never pick the same X, nor remove each other's links.
+
+    >>> held = claim(256)  # no subnet's X (0-255): no test's namespace holds it
+    >>> held is not None and claim(256) is None
+    True
+    >>> held.close(); again = claim(256); again is not None
+    True
+    >>> again.close()
+    """
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(f"\0fleetlearn-netsim-{x}")
+    except OSError:
+        sock.close()
+        return None
+    return sock
+
+
+def free_subnet() -> tuple[int, socket.socket]:
+    """An X, held (:func:`claim`), such that no address of this host is in 10.231.X.0/24 and
+    no link is named after it; and what holds it."""
     used = subprocess.run(["ip", "-o", "addr"], capture_output=True, text=True).stdout
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     free = [x for x in range(256) if f"10.231.{x}." not in used and f"flw{x}a" not in links]
-    if not free:
-        raise RuntimeError("no free 10.231.X.0/24 on this host")
-    return random.choice(free)
+    random.shuffle(free)
+    for x in free:
+        held = claim(x)
+        if held is not None:
+            return x, held
+    raise RuntimeError("no free 10.231.X.0/24 on this host")
 
 
 @dataclass
 class SiteNamespace:
     """A site's network namespace and its two veth links to the host."""
 
-    x: int = field(default_factory=free_subnet)
     #: tbf on both ends of the site-core link: bits/s (None: no limit).
     rate: str | None = "2mbit"
+    x: int = field(init=False)
     name: str = field(init=False)
 
     def __post_init__(self) -> None:
+        self.x, self._held = free_subnet()
         self.name = f"fl-{uuid.uuid4().hex[:8]}"
         self.wan, self.mgmt = f"flw{self.x}", f"flm{self.x}"
         self.core_side = f"10.231.{self.x}.1"   # the host's end of the site-core link
@@ -112,6 +137,11 @@ class SiteNamespace:
         for link in (f"{self.wan}a", f"{self.mgmt}a"):
             subprocess.run(["ip", "link", "del", link], capture_output=True, timeout=10)
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True, timeout=10)
+
+    def release(self) -> None:
+        """Let X go to another namespace (after :meth:`remove`, and after :meth:`exists` was
+        asked: until then no one else names a link after X)."""
+        self._held.close()
 
     def exists(self) -> bool:
         listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout

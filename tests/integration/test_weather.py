@@ -10,7 +10,7 @@ import pytest
 
 from fleetlearn.bench.learning import bench_learning
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.integration, pytest.mark.serial, pytest.mark.timeout(240)]
 
 CONFIG = Path(__file__).resolve().parents[2] / "docs" / "examples" / "weather.toml"
 

@@ -49,6 +49,10 @@ HOMES = [
                                       "target", "json", "timezones"}),
 ]
 
+#: One id per command path: the same in every process (a set's order is not, and pytest-xdist's
+#: workers must collect the same tests).
+IDS = [" ".join(path) for path, _, _ in HOMES]
+
 
 def command(path: tuple[str, ...]) -> Any:
     cmd = ROOT
@@ -61,7 +65,7 @@ def options(path: tuple[str, ...]) -> dict[str, Any]:
     return {p.name: p for p in command(path).params if p.name != "help"}
 
 
-@pytest.mark.parametrize(("path", "owners", "own"), HOMES, ids=lambda v: str(v)[:30])
+@pytest.mark.parametrize(("path", "owners", "own"), HOMES, ids=IDS)
 def test_every_option_has_one_home(path, owners, own):
     params = options(path)
     homeless = set(params) - set(owners) - own - common.CONNECTION_OPTIONS - keys.SIGNING_OPTIONS
@@ -69,7 +73,7 @@ def test_every_option_has_one_home(path, owners, own):
     assert set(owners) <= set(params), "an owner names an option the command does not have"
 
 
-@pytest.mark.parametrize(("path", "owners", "own"), HOMES, ids=lambda v: str(v)[:30])
+@pytest.mark.parametrize(("path", "owners", "own"), HOMES, ids=IDS)
 def test_every_default_is_its_dataclass_default(path, owners, own):
     params = options(path)
     for name, (owner, field) in owners.items():
