@@ -88,7 +88,10 @@ class RollbackGuard:
         loss = self.loss(version)
         for old in [v for v in self.pooled if v < version - 16]:
             del self.pooled[old]
-        if loss is None or not self.factor:
+        if loss is None or not self.factor or version == 0:
+            # version 0 is no fleet model: the losses under it are each learner's own learning
+            # from scratch, no yardstick for a merged model (in a fleet whose sites differ,
+            # every merge was judged far worse than them and rolled back to zeros)
             return None
         if (not drifting and self.good_vector is not None and self.good_version != version
                 and loss > self.factor * self.good_loss):

@@ -261,7 +261,7 @@ def test_a_merge_that_ruins_the_fleet_is_rolled_back():
     metrics = {"recent_loss": 0.5, "recent_n": 50}
     for who in ("a", "b"):
         offer(fed, update(who, 1, 0, w=(1.0, 1.0), metrics=metrics))
-    good = fed.step(0.0, 0.0)  # v1, judged by the losses under v0
+    good = fed.step(0.0, 0.0)  # v1: the first fleet model, the first yardstick
     offer(fed, update("a", 2, 1, w=(1.0, 1.0), metrics=metrics))
     offer(fed, update("b", 2, 1, w=(900.0, -900.0), metrics=metrics))
     bad = fed.step(0.0, 0.0)  # v2: poisoned by b
@@ -273,6 +273,25 @@ def test_a_merge_that_ruins_the_fleet_is_rolled_back():
     assert back.version == 3 and back.notes["rollback"]["to_version"] == 1
     assert "80.0x" in back.notes["rollback"]["reason"]
     assert back.params.weights.tolist() == good.params.weights.tolist()
+
+
+def test_sites_that_differ_are_no_reason_to_roll_back_to_no_model():
+    """Under version 0 each learner learns its own site from scratch, far better than any
+    one model of sites that differ can do: before, every merge of such a fleet was judged
+    4-230x worse than that and rolled back to version 0's zeros (119 times in a 12 s run of
+    tests/integration/test_personal.py; the global model stayed [0, 0, 0])."""
+    fed = Federation(FederationConfig(quorum=2, rollback_factor=3.0, rollback_min_samples=10))
+    own = {"recent_loss": 0.6, "recent_n": 50}  # each site alone
+    offer(fed, update("a", 1, 0, w=(2.0, 1.0), metrics=own))
+    offer(fed, update("b", 1, 0, w=(1.0, 2.0), metrics=own))
+    fed.step(0.0, 0.0)
+    shared = {"recent_loss": 30.0, "recent_n": 50}  # one model for both: 50x worse
+    for seq in (2, 3, 4):
+        offer(fed, update("a", seq, seq - 1, w=(2.0, 1.0), metrics=shared))
+        offer(fed, update("b", seq, seq - 1, w=(1.0, 2.0), metrics=shared))
+        model = fed.step(0.0, 0.0)
+        assert "rollback" not in model.notes
+        assert model.params.weights.tolist() == [1.5, 1.5]
 
 
 def test_drift_rescale_recentres_the_last_model_on_the_new_moments_once_per_cooldown():
