@@ -2,8 +2,9 @@
 site broker's bridge and the core broker. :meth:`CutLink.cut` closes every connection through
 it and turns new ones away (accepted, then closed at once: the bridge sees its link fail and
 retries on its ``restart_timeout``); :meth:`CutLink.heal` lets them through again. Threads
-only; :meth:`CutLink.close` ends them and every socket. (``tests/netsim.py`` has the test
-fixtures' links: namespaces, ``tbf``, a delay proxy.)
+only; :meth:`CutLink.close` ends them and every socket. ``tests/integration/test_faults.py``
+cuts a gateway's link with it too; ``tests/netsim.py`` has the other test links
+(namespaces, ``tbf``, a delay proxy).
 
 >>> import socket
 >>> target = socket.create_server(("127.0.0.1", 0))
@@ -55,6 +56,8 @@ class CutLink:
                 continue
             for s in (down, up):
                 s.settimeout(None)
+                # MQTT's small packets go through at once, as on a direct connection
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:  # a cut while it connected: turned away too
                 away = self._is_cut.is_set()
                 if not away:

@@ -10,13 +10,10 @@ first new model.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -30,6 +27,7 @@ from broker.processes import stop_process
 from broker.reading_codec import encode_reading
 from broker.topics import Topics
 from broker.wire import decode_json_object
+from fleetlearn.bench.link import CutLink
 from fleetlearn.deploy.up import LocalDeployment, UpSettings
 from tests.mqtt_helpers import Recorder
 from tests.mqtt_helpers import model_version as version
@@ -368,78 +366,12 @@ def test_a_gateway_killed_with_a_backlog_learns_it_exactly_once_when_it_is_back(
 # ---------------------------------------------------------------- 4. a gateway cut off
 
 
-class CuttableLink:
-    """A TCP forwarder between the gateway and the broker that the test can cut: ``cut()``
-    closes every connection through it (the broker sees the gateway's connections drop without
-    a DISCONNECT, so its last will fires; the gateway sees them lost) and refuses new ones
-    until ``mend()``. Its threads and sockets are all its own; ``close()`` ends them."""
-
-    def __init__(self, upstream: BrokerAddress) -> None:
-        self.upstream = upstream
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.server.settimeout(0.1)
-        self.address = BrokerAddress(port=self.server.getsockname()[1])
-        self.open = True
-        self.closing = False
-        self.sockets: list[socket.socket] = []
-        self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self._accept, daemon=True)]
-        self.threads[0].start()
-
-    def _accept(self) -> None:
-        while not self.closing:
-            try:
-                down, _ = self.server.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            if not self.open:
-                down.close()
-                continue
-            up = socket.create_connection((self.upstream.host, self.upstream.port))
-            for sock in (down, up):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self.lock:
-                self.sockets += [down, up]
-            for a, b in ((down, up), (up, down)):
-                thread = threading.Thread(target=self._pump, args=(a, b), daemon=True)
-                self.threads.append(thread)
-                thread.start()
-
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        for sock in (src, dst):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-    def cut(self) -> None:
-        self.open = False
-        with self.lock:
-            sockets, self.sockets = self.sockets, []
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-
-    def mend(self) -> None:
-        self.open = True
-
-    def close(self) -> None:
-        self.closing = True
-        self.cut()
-        self.server.close()
-        for thread in self.threads:
-            thread.join(5)
-
-
 @pytest.fixture
 def link(address):
-    forwarder = CuttableLink(address)
+    """A TCP forwarder between the gateway and the broker that the test can cut: the broker
+    sees the gateway's connections drop without a DISCONNECT (its last will fires), the
+    gateway sees them lost; new ones are turned away until ``heal()``."""
+    forwarder = CutLink(("127.0.0.1", 0), (address.host, address.port))
     yield forwarder
     forwarder.close()
 
@@ -453,7 +385,7 @@ def test_a_gateway_cut_off_from_the_broker_comes_back_with_its_session_and_loses
     cut and online after; every reading is learned exactly once, no gap."""
     fleet = Readings(address, prefix)
     watch = GatewayWatch(address, prefix)
-    gateways.append(start_gateway(link.address, prefix, tmp_path / "gw-0.log"))
+    gateways.append(start_gateway(BrokerAddress(port=link.port), prefix, tmp_path / "gw-0.log"))
     watch.recorder.wait(lambda: watch.statuses()[-1:] == [b"online"], 60, "gw-0 online")
     fleet.stream(1.0, 1000.0, watch.recorder)
     # Execute: cut it off while the readings go on
@@ -461,7 +393,7 @@ def test_a_gateway_cut_off_from_the_broker_comes_back_with_its_session_and_loses
     cut_at = len(watch.statuses())
     fleet.stream(3.0, 1000.0, watch.recorder)
     offline_during_cut = b"offline" in watch.statuses()[cut_at:]
-    link.mend()
+    link.heal()
     watch.recorder.wait(lambda: watch.statuses()[-1:] == [b"online"], 30, "gw-0 back online")
     fleet.stream(1.0, 1000.0, watch.recorder)
     final = watch.wait_accounted(fleet.published)
