@@ -5,6 +5,8 @@ weights, and with ``lr = "auto"`` the shadow learners of steps around the defaul
 >>> learner = learner_of(GatewayConfig(spec=FeatureSpec(("a",), "y"), lr="auto"))
 >>> learner.steps is not None, learner_of(GatewayConfig(spec=FeatureSpec(("a",), "y"))).steps
 (True, None)
+>>> learner.learner.lr == learner.steps.start() < 0.3   # below the default until a choice
+True
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from learners.imbalance import parse_class_weight
 from learners.linear import LinearModel
 from learners.local import LocalLearner
 from learners.optim import make_optimizer
-from learners.steps import AUTO, auto_search
+from learners.steps import AUTO, StepSearch, auto_search
 
 
 def model_of(config: GatewayConfig, lr: float | None) -> LinearModel:
@@ -35,5 +37,12 @@ def learner_of(config: GatewayConfig) -> LocalLearner:
     """The gateway's learner; with ``lr = "auto"``, shadows of steps around the default."""
     if config.lr != AUTO:
         return LocalLearner(model_of(config, config.lr))
-    main = model_of(config, None)
-    return LocalLearner(main, auto_search(main.lr, lambda lr: model_of(config, lr)))
+    return LocalLearner(model_of(config, None), step_search(config))
+
+
+def step_search(config: GatewayConfig) -> StepSearch | None:
+    """With ``lr = "auto"``, shadows of the steps around the optimizer's default (for the
+    learner, and apart for the personal parts); None otherwise."""
+    if config.lr != AUTO:
+        return None
+    return auto_search(model_of(config, None).lr, lambda lr: model_of(config, lr))

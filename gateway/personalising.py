@@ -28,14 +28,17 @@ from broker.personal_codec import PersonalPart, encode_personal
 from broker.topics import Topics
 from gateway.partition import ReadingTopics
 from learners.personal import Key, MakeModel, PersonalParts, key_of
+from learners.steps import StepSearch
 
 
 class Personalising:
     """One gateway's personal parts, keyed by ``mode`` ('site' or 'device')."""
 
-    def __init__(self, mode: str, make: MakeModel, owners: ReadingTopics, seq: int = 0) -> None:
+    def __init__(self, mode: str, make: MakeModel, owners: ReadingTopics, seq: int = 0,
+                 steps: StepSearch | None = None) -> None:
         self.mode = mode
-        self.parts = PersonalParts(make)
+        self.parts = PersonalParts(make, steps)  # steps: lr = "auto", the own models'
+
         self.owners = owners
         self.devices: dict[Key, set[str]] = {}  # per key: the devices it learned from
         self.seq = seq  # of the last message: give a restarted gateway a larger start

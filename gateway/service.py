@@ -30,7 +30,7 @@ from broker.topics import TopicError, Topics
 from broker.wire import DecodeError, encode_json
 from gateway import pipeline as gateway_pipeline
 from gateway.config import GatewayConfig
-from gateway.learner_setup import learner_of, model_maker
+from gateway.learner_setup import learner_of, model_maker, step_search
 from gateway.local_time import LocalTime
 from gateway.outcomes import ADMITTED
 from gateway.partition import ReadingTopics
@@ -88,8 +88,8 @@ class Gateway(Service):
         #: What it learned, kept for `up`'s baselines (:mod:`gateway.sample_log`), or None.
         self.samples = config.samples_log and SampleLog(config.samples_log, config.spec.features)
         mode = effective_mode(config.personalize, config.kind)  # learners.personal
-        self.personal = (Personalising(mode, model_maker(config), self.owners, self.update_seq)
-                         if mode != "none" else None)
+        self.personal = (Personalising(mode, model_maker(config), self.owners, self.update_seq,
+                                       step_search(config)) if mode != "none" else None)
         super().__init__(config.node_id, topics, broker,
                          metrics_interval=config.metrics_interval,
                          subscriptions=[(f, 1) for f in config.partition.subscriptions(topics)],

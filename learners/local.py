@@ -61,6 +61,8 @@ class LocalLearner:
     def __init__(self, learner: LinearModel, steps: StepSearch | None = None) -> None:
         self.learner = learner
         self.steps = steps  # lr = "auto": shadow learners (learners.steps)
+        if steps is not None:
+            learner.set_lr(steps.best())  # from the first sample
         self.fleet_step = False  # a model announced the fleet's step
         self.step_refused = 0  # announced steps not in our grid
         self.base_version = 0
@@ -125,6 +127,8 @@ class LocalLearner:
         learner.load_params(params, model.scaler + unsent, unsent)
         learner.even_steps()  # the fleet's scaling: its features vary more than ours did
         self._take_step(model)
+        if self.steps is not None:
+            self.steps.branch(learner)  # the shadows carry on from what we carry on from
         self._anchor, self._delta_at_send = model.params, None
         self._adopted = model.params
         self._sends.clear()

@@ -18,8 +18,12 @@ row is predicted before its weights and models learn from it (prequential; compi
 All three are linear in the same raw features, so a key's personalised model is
 ``(1 - alpha) global + alpha part`` with ``alpha = a1 + a2`` and ``part = (a1 own + a2 slow) /
 alpha``, term by term (:func:`combine`): a predictor mixes the two messages' parameters and
-makes one matrix product, as before. Binary tasks are not personalised (a mix of logistic
-models is no logistic model); for them every mode acts as ``"none"`` (:func:`effective_mode`).
+makes one matrix product, as before. With ``lr = "auto"`` the own models' step is chosen by a
+search of their own (:class:`~learners.steps.StepSearch` over the gateway's readings, its
+shadows learning alone from scratch, as an own model does: the fleet's step says how to carry
+on from a merged model, which own models never adopt). Binary tasks are not personalised (a
+mix of logistic models is no logistic model); for them every mode acts as ``"none"``
+(:func:`effective_mode`).
 
 >>> from learners.linear import LinearModel
 >>> rng = np.random.default_rng(0)
@@ -50,6 +54,7 @@ from broker.messages import LinearParams
 
 if TYPE_CHECKING:  # light: configs import the modes without the compiled kernel
     from learners.linear import LinearModel
+    from learners.steps import StepSearch
 
 #: ``[learner] personalize``: no personal parts, one per site, one per device.
 MODES = ("none", "site", "device")
@@ -202,8 +207,10 @@ Key = tuple[str, str | None] | str
 class PersonalParts:
     """The personal parts of one gateway, by key; never merged, never sent as updates."""
 
-    def __init__(self, make: MakeModel) -> None:
+    def __init__(self, make: MakeModel, steps: StepSearch | None = None) -> None:
         self.make = make
+        self.steps = steps  # lr = "auto": the own models' step, chosen alone
+        self.lr: float | None = steps.best() if steps is not None else None
         self.models: dict[Key, LinearModel] = {}
         self.slow: dict[Key, LinearModel] = {}  # per key: the own model's slow twin
         self.sums: dict[Key, np.ndarray] = {}  # per key: the mixing state (personal_kernel)
@@ -214,8 +221,10 @@ class PersonalParts:
         from learners.personal_kernel import STATE
 
         model = self.models[key] = self.make()
+        if self.lr is not None:
+            model.set_lr(self.lr)
         slow = self.slow[key] = self.make()
-        slow.set_lr(slow.lr * SLOW)
+        slow.set_lr(model.lr * SLOW)
         self.sums[key] = np.zeros(STATE)
         return model
 
@@ -239,7 +248,18 @@ class PersonalParts:
             slow = self.slow[k].predict_then_learn(X[idx], y[idx])
             out[idx] = mix(out[idx], own, slow, y[idx], self.sums[k], blank)
             self._changed.add(k)
+        if self.steps is not None:
+            self.steps.learn(X, y)
+            self._set_lr(self.steps.best())
         return out
+
+    def _set_lr(self, lr: float) -> None:
+        """Every own model's step from now on (the slow twins at :data:`SLOW` of it)."""
+        if lr != self.lr:
+            self.lr = lr
+            for key, model in self.models.items():
+                model.set_lr(lr)
+                self.slow[key].set_lr(lr * SLOW)
 
     def part(self, key: Key) -> tuple[LinearParams | None, float]:
         """The key's part in raw units (its own models blended by their weights; None: none

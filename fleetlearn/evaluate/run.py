@@ -70,7 +70,8 @@ def evaluate(plan: ReplayPlan, settings: EvaluateSettings) -> dict[str, Any]:
     mode = effective_mode(settings.personalize, settings.kind)
     if mode != "none":
         predictions["personalised"] = personalised(X, y, gateway, k, settings.model, fed, mode,
-                                                   plan.site, samples.device, samples.devices)
+                                                   plan.site, samples.device, samples.devices,
+                                                   settings.search)
     table = figures(settings.kind, predictions, y, gateway, k, samples.scored,
                     parse_threshold(settings.threshold))
     return {"task": {"features": list(settings.spec.features), "target": settings.spec.target},

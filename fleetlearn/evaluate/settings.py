@@ -20,6 +20,7 @@ from gateway.features import FeatureSpec
 if TYPE_CHECKING:
     from learners.linear import LinearModel
     from learners.local import LocalLearner
+    from learners.steps import StepSearch
 
 G = GatewayConfig
 
@@ -58,8 +59,12 @@ class EvaluateSettings:
     def learner(self) -> LocalLearner:
         """A blank learner as a gateway makes one: with shadows when ``lr`` is "auto"."""
         from learners.local import LocalLearner
+
+        return LocalLearner(self.model(), self.search())
+
+    def search(self) -> StepSearch | None:
+        """With ``lr = "auto"``, shadows of the steps around the optimizer's default (the
+        learner's, and apart the personal parts'); None otherwise."""
         from learners.steps import auto_search
 
-        model = self.model()
-        return LocalLearner(model, auto_search(model.lr, self.model) if self.lr == "auto"
-                            else None)
+        return auto_search(self.model().lr, self.model) if self.lr == "auto" else None

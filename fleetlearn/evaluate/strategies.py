@@ -33,6 +33,7 @@ from learners.federation import Federation, FederationConfig
 from learners.linear import LinearModel
 from learners.local import LocalLearner
 from learners.personal import PersonalParts, key_of
+from learners.steps import StepSearch
 
 #: The strategies in the table's order.
 NAMES = ("persistence", "local", "central", "federated", "personalised")
@@ -42,6 +43,7 @@ NAMES = ("persistence", "local", "central", "federated", "personalised")
 #: between blocks, so local and central learn in blocks of this many samples too.
 MakeLearner = Callable[[], LocalLearner]
 MakeModel = Callable[[], LinearModel]
+MakeSearch = Callable[[], StepSearch | None]
 BLOCK = 200
 
 
@@ -144,15 +146,18 @@ def federated(X: np.ndarray, y: np.ndarray, gateway: np.ndarray, gateways: int,
 
 def personalised(X: np.ndarray, y: np.ndarray, gateway: np.ndarray, gateways: int,
                  make: MakeModel, base: np.ndarray, mode: str, site: str,
-                 devices: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
+                 devices: np.ndarray, names: tuple[str, ...],
+                 search: MakeSearch | None = None) -> np.ndarray:
     """The federated predictions ``base`` corrected by each gateway's personal parts (keyed
-    by ``mode``: per site, or per device ``names[devices[i]]``); NaN where ``base`` is."""
+    by ``mode``: per site, or per device ``names[devices[i]]``); NaN where ``base`` is. With
+    ``search`` (``lr = "auto"``) the parts choose their step, so they learn in blocks."""
     keys = [key_of(mode, site, names[d]) for d in devices.tolist()]
     out = np.full(len(y), np.nan)
     for g in range(gateways):
         mine = np.flatnonzero(gateway == g)
-        parts = PersonalParts(make)
-        out[mine] = parts.learn([keys[i] for i in mine], X[mine], y[mine],
-                                np.nan_to_num(base[mine]))
+        parts = PersonalParts(make, search and search())
+        for rows in np.split(mine, range(BLOCK, len(mine), BLOCK)) if search else [mine]:
+            out[rows] = parts.learn([keys[i] for i in rows], X[rows], y[rows],
+                                    np.nan_to_num(base[rows]))
     out[np.isnan(base)] = np.nan
     return out

@@ -48,7 +48,7 @@ class ReferenceSteps:
             self.n += scored
 
     def best(self, warmup: int) -> float:
-        if self.n < warmup:
-            return self.steps[len(self.steps) // 2]
+        if self.n < warmup:  # the step below the middle
+            return self.steps[max(0, len(self.steps) // 2 - 1)]
         losses = [v if math.isfinite(v) else math.inf for v in self.loss]
         return self.steps[losses.index(min(losses))]

@@ -18,6 +18,7 @@ from fleetlearn.evaluate.settings import EvaluateSettings
 from fleetlearn.evaluate.strategies import NAMES
 from gateway.cleaning import ChannelPolicy, CleaningConfig
 from gateway.features import FeatureSpec
+from learners.steps import grid
 
 ROOT = Path(__file__).resolve().parents[2]
 WEATHER = ROOT / "docs" / "examples" / "weather.toml"
@@ -202,9 +203,11 @@ def test_lr_auto_says_the_step_the_fleet_chose_and_a_bad_lr_is_a_usage_error(tmp
     code, out, err = run_cli(["--config", str(config), "evaluate", "--json", str(report)],
                              capsys)
     assert code == 0, err
-    assert "learning rate chosen online: 0.3 " in out  # AdaGrad's default: best here too
+    # carrying on from the fleet's models, 0.173 and AdaGrad's default 0.3 nearly tie here
+    # (fixed: federated 0.9708 and 0.9713); the shadows' sums pick 0.173
+    assert "learning rate chosen online: 0.173 " in out
     result = orjson.loads(report.read_bytes())
-    assert result["lr"] == "auto" and set(result["federated_lr"].values()) == {0.3}
+    assert result["lr"] == "auto" and set(result["federated_lr"].values()) == {grid(0.3)[1]}
     assert result["strategies"]["federated"]["pooled"]["r2"] > 0.965
     code, _, err = run_cli(["--config", str(WEATHER), "evaluate", "--lr", "fast"], capsys)
     assert code == 2 and "'auto'" in err

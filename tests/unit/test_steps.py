@@ -82,7 +82,7 @@ def test_the_fleet_announces_the_step_of_the_least_summed_loss_and_learners_take
     assert model.notes["step"] == {"index": 1, "loss": [10.0, 4.0, 10.0]}
 
     local = LocalLearner(LinearModel(("x",)), search_of(grid(0.3, 3), 1))
-    assert local.learner.lr == 0.3
+    assert local.learner.lr == pytest.approx(grid(0.3, 3)[0])  # below the middle until then
     local.adopt(model)
     assert local.learner.lr == pytest.approx(grid(0.3, 3)[1]) and local.fleet_step
     odd = replace(model, version=2, notes=model.notes | {"step": {"index": 7, "loss": []}})
@@ -102,3 +102,53 @@ def test_a_new_step_reaches_the_per_reading_kernel_too():
     for i in range(20):
         x = np.array([float(i % 7)])
         assert a.predict_then_learn_one(x, 2.0 * x[0]) == b.predict_then_learn_one(x, 2.0 * x[0])
+
+
+def test_a_learner_starts_below_the_default_step_and_follows_its_shadows_until_the_fleet_says():
+    rng = np.random.default_rng(1)
+    local = LocalLearner(LinearModel(("x",)), search_of(grid(0.3), 1))
+    assert local.learner.lr == pytest.approx(grid(0.3)[1])  # from the very first sample
+    X = rng.normal(0, 1, (WARMUP + 1, 1))
+    local.learn(X, 2.0 * X[:, 0])
+    assert local.learner.lr == local.steps.best()
+    assert local.learner.lr == local.steps.steps[int(np.argmin(local.steps.loss))]
+
+
+def test_at_an_adoption_every_shadow_carries_on_from_the_learners_model():
+    from broker.messages import LinearParams, Model, Scaler
+
+    rng = np.random.default_rng(2)
+    local = LocalLearner(LinearModel(("x",)), search_of(grid(0.3, 3), 1))
+    X = rng.normal(5, 2, (300, 1))
+    local.learn(X, 3.0 * X[:, 0])
+    before = [s.state.memory.copy() for s in local.steps.shadows]
+    losses = local.steps.loss.copy()
+    fleet = Model(1, 0.0, 900, ("gw-0", "gw-1"), "y", LinearParams(("x",), np.array([-1.0]), 4.0),
+                  Scaler(900, np.array([0.0, 1.0]), np.array([899.0, 899.0])))
+    local.adopt(fleet, replace=True)
+    for shadow, memory in zip(local.steps.shadows, before, strict=True):
+        for name in ("theta", "counts", "mean", "m2", "dmean", "dm2"):
+            np.testing.assert_array_equal(getattr(shadow.state, name),
+                                          getattr(local.learner.state, name))
+        np.testing.assert_array_equal(shadow.state.memory, memory)  # its own step memory
+    np.testing.assert_array_equal(local.steps.loss, losses)  # the sums go on
+    x = rng.normal(5, 2, (1, 1))
+    first = [s.predict_many(x)[0] for s in local.steps.shadows]
+    assert first == pytest.approx([local.learner.predict_many(x)[0]] * 3)
+
+
+def test_personal_parts_learn_at_the_step_their_own_alone_shadows_find_best():
+    from learners.personal import SLOW, PersonalParts
+
+    rng = np.random.default_rng(3)
+    search = search_of(grid(0.3), 1)
+    parts = PersonalParts(lambda: LinearModel(("x",)), search)
+    assert parts.lr == search.start()
+    X = rng.normal(0, 1, (WARMUP + 200, 1))
+    keys = ["s0"] * len(X)
+    parts.learn(keys[:100], X[:100], X[:100, 0], np.zeros(100))
+    own, slow = parts.models["s0"], parts.slow["s0"]
+    assert (own.lr, slow.lr) == (search.start(), search.start() * SLOW)
+    parts.learn(keys[100:], X[100:], 4.0 * X[100:, 0], np.zeros(len(X) - 100))
+    assert search.n == len(X) - 1 and parts.lr == search.best() != search.start()
+    assert (own.lr, slow.lr) == (search.best(), search.best() * SLOW)
