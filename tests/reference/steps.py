@@ -1,13 +1,13 @@
 """The reference of ``lr = "auto"``'s shadows (:class:`learners.steps.StepSearch`), one
 sample at a time: one reference learner per step, each predicting then learning every sample,
 its prequential loss summed (squared error, or log-loss for ``binary``; a blank learner's
-first guess not scored); the best step is the least loss's, the grid's middle before
-``warmup`` scored samples.
+first guess not scored); the best step is the least loss's, the grid's step below its middle
+before ``warmup`` scored samples.
 
 >>> ref = ReferenceSteps.blank((0.1, 0.3, 0.9), d=1, optimizer="adagrad")
 >>> ref.learn(np.array([[1.0], [2.0], [3.0]]), np.array([2.0, 4.0, 6.0]))
 >>> ref.n, ref.best(warmup=1000)
-(2, 0.3)
+(2, 0.1)
 """
 
 from __future__ import annotations
