@@ -263,6 +263,7 @@ class Gateway(Service):
             "prequential": self.evaluation.as_dict(), "task_problem": self.task_problem,
             "sync_latency": self.sync_latency.as_dict(), "model_ts": self.model_ts,
             "personalize": self.personal.mode if self.personal else "none",
+            "personal_lr": self.personal and self.personal.parts.lr,  # auto: their own step
         }
 
     def publish_quality(self) -> None:

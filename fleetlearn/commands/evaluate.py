@@ -141,6 +141,8 @@ def evaluate(
                   f"reading the file")
     if result["lr"] == "auto":
         steps = sorted({f"{v:.3g}" for v in result["federated_lr"].values()})
-        console.print(f"learning rate chosen online: {', '.join(steps)} (federated, at the end)")
+        personal = sorted({f"{v:.3g}" for v in (result["personal_lr"] or {}).values()})
+        console.print(f"learning rate chosen online: {', '.join(steps)} (federated, at the end)"
+                      + (f"; personal parts: {', '.join(personal)}" if personal else ""))
     if json is not None:
         json.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))

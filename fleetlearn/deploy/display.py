@@ -189,13 +189,17 @@ def federated_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
     ('federated prequential balanced accuracy', '0.8000')
     >>> federated_rows({"federated": {}})
     [('federated prequential R²', '-')]
-    >>> federated_rows({"federated": {"r2": 0.97}, "lr": {"gw-0": 0.3, "gw-1": 0.3}})
-    [('federated prequential R²', '0.9700'), ('learning rate (auto)', '0.3')]
+    >>> federated_rows({"federated": {"r2": 0.97}, "lr": {"gw-0": 0.3, "gw-1": 0.3},
+    ...                 "personal_lr": {"gw-0": 0.52, "gw-1": 0.3}})[1:]
+    [('learning rate (auto)', '0.3'), ('learning rate (auto), personal parts', '0.3, 0.52')]
     """
     fed = report["federated"]
-    # lr = "auto": the step each gateway learns with at the end (the fleet's choice)
-    steps = sorted({f"{v:.3g}" for v in (report.get("lr") or {}).values() if v is not None})
-    chosen = [("learning rate (auto)", ", ".join(steps))] if steps else []
+    # lr = "auto": the step each gateway learns with at the end (the fleet's choice), and the
+    # one its personal parts chose for themselves
+    chosen = [(label, ", ".join(steps)) for label, key in (
+        ("learning rate (auto)", "lr"), ("learning rate (auto), personal parts", "personal_lr"))
+        if (steps := sorted({f"{v:.3g}" for v in (report.get(key) or {}).values()
+                             if v is not None}))]
     if _binary([fed]):
         return [(f"federated prequential {label}", _fmt(fed.get(key), 4))
                 for key, label in (("accuracy", "accuracy"),

@@ -66,6 +66,9 @@ def deployment_report(deployment: Any) -> dict[str, Any]:
         # lr = "auto": each gateway's step at the end (the fleet's choice); else None
         "lr": {n: m.get("lr") for n, m in st.of_kind("gateway").items() if m.get("lr_auto")}
         or None,
+        # and their personal parts' own step (learners.personal), if they choose one
+        "personal_lr": {n: m["personal_lr"] for n, m in st.of_kind("gateway").items()
+                        if m.get("personal_lr")} or None,
         # the last model's announcement of the fleet's step (learners.steps), if any
         "step": st.last_model.notes.get("step") if st.last_model is not None else None,
         "federated": st.nodes.get("aggregator", {}).get("federated", {}),

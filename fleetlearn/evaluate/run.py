@@ -68,10 +68,11 @@ def evaluate(plan: ReplayPlan, settings: EvaluateSettings) -> dict[str, Any]:
                    "local": local(X, y, gateway, k, make),
                    "central": central(X, y, make), "federated": fed}
     mode = effective_mode(settings.personalize, settings.kind)
+    personal_steps: dict[str, float] = {}
     if mode != "none":
-        predictions["personalised"] = personalised(X, y, gateway, k, settings.model, fed, mode,
-                                                   plan.site, samples.device, samples.devices,
-                                                   settings.search)
+        predictions["personalised"], personal_steps = personalised(
+            X, y, gateway, k, settings.model, fed, mode, plan.site, samples.device,
+            samples.devices, settings.search)
     table = figures(settings.kind, predictions, y, gateway, k, samples.scored,
                     parse_threshold(settings.threshold))
     return {"task": {"features": list(settings.spec.features), "target": settings.spec.target},
@@ -80,7 +81,7 @@ def evaluate(plan: ReplayPlan, settings: EvaluateSettings) -> dict[str, Any]:
             "scored": int(samples.scored.sum()), "rejected": dict(samples.rejected),
             "gateways": {f"gw-{g}": m for g, m in enumerate(members)},
             "sync_every": settings.sync_every, "models": models,
-            "lr": settings.lr, "federated_lr": steps,
+            "lr": settings.lr, "federated_lr": steps, "personal_lr": personal_steps or None,
             "updates_refused": dict(refused),
             "seconds": round(time.perf_counter() - started, 3), "strategies": table}
 

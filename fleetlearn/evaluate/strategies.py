@@ -147,17 +147,21 @@ def federated(X: np.ndarray, y: np.ndarray, gateway: np.ndarray, gateways: int,
 def personalised(X: np.ndarray, y: np.ndarray, gateway: np.ndarray, gateways: int,
                  make: MakeModel, base: np.ndarray, mode: str, site: str,
                  devices: np.ndarray, names: tuple[str, ...],
-                 search: MakeSearch | None = None) -> np.ndarray:
+                 search: MakeSearch | None = None) -> tuple[np.ndarray, dict[str, float]]:
     """The federated predictions ``base`` corrected by each gateway's personal parts (keyed
-    by ``mode``: per site, or per device ``names[devices[i]]``); NaN where ``base`` is. With
-    ``search`` (``lr = "auto"``) the parts choose their step, so they learn in blocks."""
+    by ``mode``: per site, or per device ``names[devices[i]]``), NaN where ``base`` is; and
+    with ``search`` (``lr = "auto"``: the parts choose their step, so they learn in blocks)
+    each gateway's step at the end."""
     keys = [key_of(mode, site, names[d]) for d in devices.tolist()]
     out = np.full(len(y), np.nan)
+    steps = {}
     for g in range(gateways):
         mine = np.flatnonzero(gateway == g)
         parts = PersonalParts(make, search and search())
         for rows in np.split(mine, range(BLOCK, len(mine), BLOCK)) if search else [mine]:
             out[rows] = parts.learn([keys[i] for i in rows], X[rows], y[rows],
                                     np.nan_to_num(base[rows]))
+        if parts.lr is not None:
+            steps[f"gw-{g}"] = parts.lr
     out[np.isnan(base)] = np.nan
-    return out
+    return out, steps

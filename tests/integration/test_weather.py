@@ -72,6 +72,8 @@ def test_lr_auto_chooses_a_step_of_its_grid_and_learns_as_well(mosquitto, prefix
     assert set(report["lr"]) == {"gw-0", "gw-1", "gw-2"}
     assert report["step"] is not None and len(report["step"]["loss"]) == len(steps)
     assert set(report["lr"].values()) == {steps[report["step"]["index"]]}
+    assert set(report["personal_lr"]) == {"gw-0", "gw-1", "gw-2"}  # their own choice
+    assert set(report["personal_lr"].values()) <= set(steps)
     assert report["federated"]["r2"] >= 0.96
 
 

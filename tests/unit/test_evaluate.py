@@ -208,6 +208,9 @@ def test_lr_auto_says_the_step_the_fleet_chose_and_a_bad_lr_is_a_usage_error(tmp
     assert "learning rate chosen online: 0.173 " in out
     result = orjson.loads(report.read_bytes())
     assert result["lr"] == "auto" and set(result["federated_lr"].values()) == {grid(0.3)[1]}
+    # the personal parts' own step, learning alone: the default on every station here
+    assert result["personal_lr"] == {f"gw-{g}": 0.3 for g in range(3)}
+    assert "; personal parts: 0.3" in out
     assert result["strategies"]["federated"]["pooled"]["r2"] > 0.965
     code, _, err = run_cli(["--config", str(WEATHER), "evaluate", "--lr", "fast"], capsys)
     assert code == 2 and "'auto'" in err

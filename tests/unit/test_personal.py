@@ -67,7 +67,7 @@ def test_where_sites_are_alike_the_mix_stays_near_the_global_model_and_costs_not
     gateway = site.copy()  # a site per gateway: each own model sees half the data
     make = lambda: LinearModel(FEATURES)  # noqa: E731
     fed = federated(X, y, gateway, 2, lambda: LocalLearner(make()), 200, "power")[0]
-    mine = personalised(X, y, gateway, 2, make, fed, "site", "s0", site, ("a", "b"))
+    mine, _ = personalised(X, y, gateway, 2, make, fed, "site", "s0", site, ("a", "b"))
     ok = ~np.isnan(fed)
     rmse = lambda p: float(np.sqrt(np.mean((p[ok] - y[ok]) ** 2)))  # noqa: E731
     assert rmse(mine) <= 1.02 * rmse(fed)
