@@ -5,7 +5,9 @@ It runs the gateway's own cleaning and feature stage (:mod:`gateway.serving`, i.
 partition's readings, so it predicts from exactly the feature vectors the gateway learns from;
 then one matrix product per turn. Each incoming message gets one prediction message: a single
 reading's prediction, or for a batch one columnar batch (``seq``, ``ts``, ``prediction`` and
-``actual`` lists). Each carries the version of the model that made it. Readings it is given
+``actual`` lists). Each carries the version of the model that made it; a binary model's also
+its ``decision`` (1 when the probability is at or above the fleet's threshold, its notes'
+``threshold``: :func:`learners.imbalance.decision_threshold`). Readings it is given
 before its first model are judged all the same (the cleaning state moves on as the gateway's)
 and counted as ``no_model_yet``. Several predictors split the readings as gateways do
 (``partition``), each reading predicted by one. Falling behind is said out loud: a turn that
@@ -47,6 +49,7 @@ from gateway.local_time import LocalTime
 from gateway.partition import ReadingTopics
 from gateway.pipeline import warm
 from gateway.serving import Served, Serving
+from learners.imbalance import decision_threshold
 from learners.model_admission import SAME, ModelAdmission, Task
 from learners.personal_book import PersonalBook
 
@@ -201,6 +204,10 @@ class Predictor(Service):
             message = {"device": device, "seq": served.seq[0], "ts": served.ts[0],
                        "target": model.target, "prediction": served.prediction[0],
                        "actual": served.actual[0], "model_version": model.version}
+        if model.kind == "binary":  # decided at the fleet's threshold (learners.imbalance)
+            threshold = decision_threshold(model.notes)
+            said = [int(p >= threshold) for p in served.prediction]
+            message["decision"] = said if served.batch else said[0]
         if self.config.max_model_age is not None:
             message["stale"] = stale
             self.stale_predictions += n if stale else 0

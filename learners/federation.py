@@ -36,8 +36,9 @@ from learners.admission import DEFAULT_MAX_RATE, Roster, SampleBudget
 from learners.aggregate import as_params
 from learners.drift import check_policy
 from learners.guard import RollbackGuard
+from learners.imbalance import fleet_threshold
 from learners.ledger import DEFAULT_MAX_SAMPLES, DEFAULT_MAX_SEQ_JUMP, Refusal, UpdateLedger
-from learners.steps import choose, losses_of
+from learners.steps import choose
 from learners.strategies import Strategy, SyncRounds
 
 CHECKPOINT_FORMAT = 1
@@ -101,9 +102,9 @@ class Federation:
         self.offline: set[str] = set()
         self.drift_quiet_until = 0  # no drift reaction before this version
         self.rollbacks = 0
-        #: each learner's latest shadow losses (learners.steps); not checkpointed: the
-        #: next updates bring them again, as running sums
-        self.step_reports: dict[str, dict[str, float]] = {}
+        #: each learner's latest update's metrics: shadow losses (learners.steps), decision
+        #: threshold (learners.imbalance); not checkpointed: the next updates bring them again
+        self.reports: dict[str, dict[str, float]] = {}
 
     @property
     def version(self) -> int:
@@ -135,8 +136,7 @@ class Federation:
         self.guard.observe(update.base_version, update.metrics.get("recent_loss", np.nan),
                            update.metrics.get("recent_n", 0.0), learner=update.learner)
         self.strategy.offer(verdict, now)
-        if losses_of(update.metrics) is not None:  # lr = "auto": its shadows' losses
-            self.step_reports[update.learner] = update.metrics
+        self.reports[update.learner] = update.metrics
         return None
 
     def seq_ceiling(self, wall: float) -> int:
@@ -197,8 +197,10 @@ class Federation:
                                  "seqs": {c.learner: c.seq for c in used}}
         if merged.clipped:
             notes["clipped"] = merged.clipped
-        if (step := choose(self.step_reports)) is not None:
+        if (step := choose(self.reports)) is not None:
             notes["step"] = {"index": step[0], "loss": step[1]}
+        if kind == "binary" and (threshold := fleet_threshold(self.reports)) is not None:
+            notes["threshold"] = threshold  # the fleet's decision threshold
         if previous is None:  # nothing yet to mix into or step from (Strategy.first says why)
             vector = self.strategy.first(used, kind)
         else:

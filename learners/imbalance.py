@@ -28,6 +28,7 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -128,6 +129,43 @@ class ThresholdTuner:
         score = tnr + tpr
         best = np.flatnonzero(score >= score.max() - 1e-12)
         return float(GRID[best[np.argmin(np.abs(GRID[best] - 0.5))]])
+
+
+def fleet_threshold(latest: Mapping[str, Mapping[str, float]]) -> float | None:
+    """The fleet's decision threshold, as a binary model's notes announce it: the median of
+    the thresholds the learners' latest updates report (``threshold``: tuned or given), each
+    weighted by the predictions it was scored on (``n``); None if none reports one. Each
+    learner's is its own balanced-accuracy best; the median keeps a minority of forged or odd
+    reports from moving it past the others'.
+
+    >>> fleet_threshold({"a": {"n": 900.0, "threshold": 0.2}, "b": {"n": 50.0, "threshold": 0.9},
+    ...                  "c": {"n": 100.0, "threshold": 0.3}})
+    0.2
+    >>> fleet_threshold({"a": {"n": 10.0}}) is None
+    True
+    """
+    pairs = sorted((float(m["threshold"]), float(m["n"])) for m in latest.values()
+                   if 0.0 < m.get("threshold", 0.0) < 1.0 and m.get("n", 0.0) > 0)
+    if not pairs:
+        return None
+    half, seen = sum(n for _, n in pairs) / 2.0, 0.0
+    for threshold, n in pairs:
+        seen += n
+        if seen >= half:
+            return threshold
+    return pairs[-1][0]
+
+
+def decision_threshold(notes: Mapping[str, Any]) -> float:
+    """The threshold a binary model's probability is decided at: its notes' (the fleet's),
+    else 0.5 (river's).
+
+    >>> decision_threshold({"threshold": 0.25}), decision_threshold({"threshold": "x"})
+    (0.25, 0.5)
+    """
+    value = notes.get("threshold")
+    ok = isinstance(value, float | int) and not isinstance(value, bool) and 0.0 < value < 1.0
+    return float(value) if ok else 0.5
 
 
 def online_thresholds(y: np.ndarray, p: np.ndarray, block: int = 200) -> np.ndarray:

@@ -40,6 +40,7 @@ from fleetlearn.api.inputs import DEFAULT_FILL, FILLS, MissingInput, Needs, abse
 from gateway.features import LAG, FeatureBuilder
 from gateway.local_time import LocalTime
 from gateway.validation import Rejected
+from learners.imbalance import decision_threshold
 from learners.link import output
 from learners.model_admission import ModelAdmission, ModelBounds
 from learners.personal_book import PersonalBook
@@ -110,6 +111,13 @@ class Model:
     target = property(lambda self: self.message.target)
     kind = property(lambda self: self.message.kind)
     features = property(lambda self: self.message.params.features)
+
+    @property
+    def threshold(self) -> float:
+        """A binary model's decision threshold: the fleet's, as its notes announce it (the
+        gateways' tuned or given ones, their median), else 0.5. ``predict_one(x) >=
+        model.threshold`` says 1, as the predictor's ``decision`` does."""
+        return decision_threshold(self.message.notes)
 
     @property
     def channels(self) -> tuple[str, ...]:

@@ -3,6 +3,9 @@
 balanced accuracy of every learning strategy above the unweighted model's, on a simulated fleet
 with 5 % positives and on real rain at three airports (7 %)."""
 
+from dataclasses import replace
+
+import numpy as np
 import pytest
 
 from devices.replay_plan import load_readings
@@ -88,3 +91,25 @@ def test_the_config_file_gives_weights_as_a_table_or_a_word():
     assert parse_class_weight(options["gateway"]["class_weight"]) == ClassWeight(False, 1.0, 19.0)
     words = default_map(parse_config('[learner]\nclass_weight = "balanced"\nthreshold = 0.3\n'))
     assert words["gateway"] == {"class_weight": "balanced", "threshold": 0.3}
+
+
+def test_a_binary_fleet_announces_the_median_of_its_learners_thresholds_and_api_models_say_it():
+    from broker.messages import LinearParams, Scaler, Update
+    from fleetlearn.api.model import Model as ApiModel
+    from learners.federation import Federation, FederationConfig
+
+    def update(who: str, kind: str, n: float, threshold: float) -> Update:
+        return Update(who, 1, 0, 10, "y", LinearParams(("x",), np.array([1.0]), 0.0), 0.0,
+                      Scaler(10, np.zeros(2), np.ones(2)), kind=kind,
+                      metrics={"n": n, "threshold": threshold, "accuracy": 0.9})
+
+    for kind in ("binary", "regression"):
+        fed = Federation(FederationConfig(quorum=3))
+        for who, n, threshold in (("a", 900.0, 0.2), ("b", 50.0, 0.9), ("c", 100.0, 0.3)):
+            assert fed.offer(update(who, kind, n, threshold), who, now=0.0) is None
+        model = fed.step(now=0.0, ts=0.0)
+        if kind == "binary":  # b's odd 0.9 cannot move it: a's samples outweigh the rest
+            assert model.notes["threshold"] == 0.2 and ApiModel(model).threshold == 0.2
+        else:
+            assert "threshold" not in model.notes
+    assert ApiModel(replace(model, kind="binary")).threshold == 0.5  # none announced
