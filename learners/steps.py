@@ -4,9 +4,9 @@ A learner with ``lr = "auto"`` runs, beside its model, one shadow learner per st
 geometric grid around the optimizer's default (:func:`grid`), on the same samples through the
 same compiled kernel (:class:`StepSearch`). Each shadow keeps its prequential loss (squared
 error in target units; log-loss for ``binary``). At every model the learner adopts, its shadows
-continue from that model (:meth:`StepSearch.branch`; each keeps its own step memory): from
-then on a shadow's loss says how its step carries on from the fleet's model, which is what the
-learner does with it (learning alone from scratch says something else: in a fleet whose sites
+continue from the learner's state (:meth:`StepSearch.branch`: weights, moments, step memory):
+from then on a shadow's loss says how its step carries on from the fleet's model, which is what
+the learner does with it (learning alone from scratch says something else: in a fleet whose sites
 differ, a larger step re-fits the site after each merge). Updates carry the running sums
 (``metrics["step_loss"]``, one per step, and ``step_n``); the aggregator adds the latest of
 every learner and picks the step of the smallest sum (:func:`choose`), and says it in the
@@ -126,12 +126,11 @@ class StepSearch:
         return self.steps[int(np.argmin(np.nan_to_num(self.loss, nan=np.inf)))]
 
     def branch(self, model: LinearModel) -> None:
-        """Every shadow continues from ``model``'s weights and moments; each keeps its own
-        step memory, and the losses so far stay."""
+        """Every shadow continues from ``model``'s whole state (weights, moments, step memory):
+        as the learner would at the shadow's step. The losses so far stay."""
         for shadow in self.shadows:
-            for name, source in zip(model.state._fields, model.state, strict=True):
-                if name != "memory":
-                    getattr(shadow.state, name)[:] = source
+            for mine, source in zip(shadow.state, model.state, strict=True):
+                mine[:] = source
 
     def report(self) -> dict[str, float]:
         """The running sums, as an update's metrics carry them (a float per step)."""

@@ -121,16 +121,13 @@ def test_at_an_adoption_every_shadow_carries_on_from_the_learners_model():
     local = LocalLearner(LinearModel(("x",)), search_of(grid(0.3, 3), 1))
     X = rng.normal(5, 2, (300, 1))
     local.learn(X, 3.0 * X[:, 0])
-    before = [s.state.memory.copy() for s in local.steps.shadows]
     losses = local.steps.loss.copy()
     fleet = Model(1, 0.0, 900, ("gw-0", "gw-1"), "y", LinearParams(("x",), np.array([-1.0]), 4.0),
                   Scaler(900, np.array([0.0, 1.0]), np.array([899.0, 899.0])))
     local.adopt(fleet, replace=True)
-    for shadow, memory in zip(local.steps.shadows, before, strict=True):
-        for name in ("theta", "counts", "mean", "m2", "dmean", "dm2"):
-            np.testing.assert_array_equal(getattr(shadow.state, name),
-                                          getattr(local.learner.state, name))
-        np.testing.assert_array_equal(shadow.state.memory, memory)  # its own step memory
+    for shadow in local.steps.shadows:  # as the learner would go on, at the shadow's step
+        for mine, learners in zip(shadow.state, local.learner.state, strict=True):
+            np.testing.assert_array_equal(mine, learners)
     np.testing.assert_array_equal(local.steps.loss, losses)  # the sums go on
     x = rng.normal(5, 2, (1, 1))
     first = [s.predict_many(x)[0] for s in local.steps.shadows]
@@ -152,3 +149,19 @@ def test_personal_parts_learn_at_the_step_their_own_alone_shadows_find_best():
     parts.learn(keys[100:], X[100:], 4.0 * X[100:, 0], np.zeros(len(X) - 100))
     assert search.n == len(X) - 1 and parts.lr == search.best() != search.start()
     assert (own.lr, slow.lr) == (search.best(), search.best() * SLOW)
+
+
+def test_when_the_fleet_resets_for_a_drift_the_shadows_forget_their_steps_with_the_learner():
+    from broker.messages import LinearParams, Model, Scaler
+
+    rng = np.random.default_rng(4)
+    local = LocalLearner(LinearModel(("x",)), search_of(grid(0.3, 3), 1))
+    X = rng.normal(0, 1, (300, 1))
+    local.learn(X, 3.0 * X[:, 0])
+    assert all(s.state.memory.any() for s in local.steps.shadows)
+    reset = Model(1, 0.0, 900, ("gw-0",), "y", LinearParams(("x",), np.array([1.0]), 0.0),
+                  Scaler(900, np.array([0.0, 1.0]), np.array([899.0, 899.0])),
+                  notes={"drift": {"policy": "reset", "learners": ["gw-0"]}})
+    local.adopt(reset, replace=True)
+    assert not local.learner.state.memory.any()  # steps as large as at the start
+    assert not any(s.state.memory.any() for s in local.steps.shadows)
