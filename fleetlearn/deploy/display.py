@@ -185,8 +185,8 @@ def federated_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
     >>> federated_rows({"federated": {"n": 9, "accuracy": 0.875, "log_loss": 0.31}})
     [('federated prequential accuracy', '0.8750'), ('federated prequential log-loss', '0.3100')]
     >>> federated_rows({"federated": {"accuracy": 0.9, "balanced_accuracy": 0.8, "log_loss": 0.3,
-    ...                               "roc_auc": 0.95}})[1]
-    ('federated prequential balanced accuracy', '0.8000')
+    ...                               "roc_auc": 0.95}, "threshold": 0.0474})[1::3]
+    [('federated prequential balanced accuracy', '0.8000'), ('decision threshold (fleet)', '0.047')]
     >>> federated_rows({"federated": {}})
     [('federated prequential R²', '-')]
     >>> federated_rows({"federated": {"r2": 0.97}, "lr": {"gw-0": 0.3, "gw-1": 0.3},
@@ -201,11 +201,13 @@ def federated_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
         if (steps := sorted({f"{v:.3g}" for v in (report.get(key) or {}).values()
                              if v is not None}))]
     if _binary([fed]):
+        threshold = report.get("threshold")  # the fleet's, as the last model announced it
+        said = [("decision threshold (fleet)", _fmt(threshold, 3))] if threshold else []
         return [(f"federated prequential {label}", _fmt(fed.get(key), 4))
                 for key, label in (("accuracy", "accuracy"),
                                    ("balanced_accuracy", "balanced accuracy"),
                                    ("log_loss", "log-loss"), ("roc_auc", "ROC AUC"))
-                if key in fed or key in ("accuracy", "log_loss")] + chosen
+                if key in fed or key in ("accuracy", "log_loss")] + said + chosen
     return [("federated prequential R²", _fmt(fed.get("r2"), 4)), *chosen]
 
 

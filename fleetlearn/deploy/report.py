@@ -71,6 +71,8 @@ def deployment_report(deployment: Any) -> dict[str, Any]:
                         if m.get("personal_lr")} or None,
         # the last model's announcement of the fleet's step (learners.steps), if any
         "step": st.last_model.notes.get("step") if st.last_model is not None else None,
+        # and of a binary fleet's decision threshold (learners.imbalance), if any
+        "threshold": st.last_model.notes.get("threshold") if st.last_model is not None else None,
         "federated": st.nodes.get("aggregator", {}).get("federated", {}),
         # the fleet's model against persistence, each gateway alone and one central learner,
         # on the samples the gateways learned (fleetlearn.deploy.baselines)

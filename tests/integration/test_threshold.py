@@ -45,6 +45,7 @@ def test_predictions_of_a_binary_fleet_are_decided_at_the_fleets_tuned_threshold
     tuned = [g["threshold"] for g in report["prequential"].values()]
     # 5 % positives, no class weights: balanced accuracy is best well below 0.5, everywhere
     assert max(tuned) < 0.5 and 0.0 < final.notes["threshold"] < 0.5
+    assert report["threshold"] in {m.notes.get("threshold") for m in models.values()}
 
     predictions = [orjson.loads(p) for p in watcher.on("/prediction")]
     decided = [(p["prediction"], p["decision"], models[p["model_version"]])
