@@ -38,7 +38,6 @@ class Personalising:
                  steps: StepSearch | None = None) -> None:
         self.mode = mode
         self.parts = PersonalParts(make, steps)  # steps: lr = "auto", the own models'
-
         self.owners = owners
         self.devices: dict[Key, set[str]] = {}  # per key: the devices it learned from
         self.seq = seq  # of the last message: give a restarted gateway a larger start
