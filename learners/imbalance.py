@@ -133,27 +133,23 @@ class ThresholdTuner:
 
 def fleet_threshold(latest: Mapping[str, Mapping[str, float]]) -> float | None:
     """The fleet's decision threshold, as a binary model's notes announce it: the median of
-    the thresholds the learners' latest updates report (``threshold``: tuned or given), each
-    weighted by the predictions it was scored on (``n``); None if none reports one. Each
-    learner's is its own balanced-accuracy best; the median keeps a minority of forged or odd
-    reports from moving it past the others'.
+    the thresholds the learners' latest updates report (``threshold``: tuned or given), one
+    vote a learner; None if none reports one. Each learner's is its own balanced-accuracy
+    best. One vote each, not weighted by a count the update claims: a forged report could
+    claim any count, and with one vote a minority of forged or odd reports cannot move the
+    median past the others'.
 
-    >>> fleet_threshold({"a": {"n": 900.0, "threshold": 0.2}, "b": {"n": 50.0, "threshold": 0.9},
-    ...                  "c": {"n": 100.0, "threshold": 0.3}})
-    0.2
-    >>> fleet_threshold({"a": {"n": 10.0}}) is None
+    >>> fleet_threshold({"a": {"threshold": 0.2}, "b": {"threshold": 0.9},
+    ...                  "c": {"threshold": 0.3}})
+    0.3
+    >>> fleet_threshold({"a": {"threshold": 0.2}, "b": {"threshold": 0.3}})
+    0.25
+    >>> fleet_threshold({"a": {"n": 10.0}, "b": {"threshold": float("nan")}}) is None
     True
     """
-    pairs = sorted((float(m["threshold"]), float(m["n"])) for m in latest.values()
-                   if 0.0 < m.get("threshold", 0.0) < 1.0 and m.get("n", 0.0) > 0)
-    if not pairs:
-        return None
-    half, seen = sum(n for _, n in pairs) / 2.0, 0.0
-    for threshold, n in pairs:
-        seen += n
-        if seen >= half:
-            return threshold
-    return pairs[-1][0]
+    votes = [float(m["threshold"]) for m in latest.values()
+             if 0.0 < m.get("threshold", 0.0) < 1.0]
+    return float(np.median(votes)) if votes else None
 
 
 def decision_threshold(notes: Mapping[str, Any]) -> float:
