@@ -2,16 +2,12 @@
 of the gateways' tuned thresholds) in each model's notes, and the predictor decides each
 reading at the threshold of the model that predicted it (learners.imbalance)."""
 
-import subprocess
-import sys
-import time
-
 import orjson
 import pytest
 
 from broker.model_codec import decode_model
 from learners.imbalance import decision_threshold
-from tests.mqtt_helpers import Recorder
+from tests.mqtt_helpers import Recorder, run_fleetlearn
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -22,18 +18,13 @@ def test_predictions_of_a_binary_fleet_are_decided_at_the_fleets_tuned_threshold
     config.write_text('[learner]\nthreshold = "auto"\n')  # unweighted: 5 % positives
     watcher = Recorder(address, f"{prefix}/learn/model", f"{prefix}/+/+/prediction")
     report_path = tmp_path / "report.json"
-    up = subprocess.Popen(
-        [sys.executable, "-m", "fleetlearn", "--config", str(config), "up",
-         "--broker", f"127.0.0.1:{mosquitto.port}", "--prefix", prefix, "--devices", "10",
-         "--duration", "8", "--positives", "0.05", "--target", "event", "--kind", "binary",
-         "--features", "temperature,humidity,pressure", "--quiet", "--report", str(report_path),
-         "--log-dir", str(tmp_path / "logs")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 90
-    while up.poll() is None and time.monotonic() < deadline:
-        watcher.poll()
-    out = up.communicate(timeout=10)[0].decode()
-    assert up.returncode == 0, out
-    for _ in range(20):
+    run_fleetlearn(
+        watcher, "--config", str(config), "up", "--broker", f"127.0.0.1:{mosquitto.port}",
+        "--prefix", prefix, "--devices", "10", "--duration", "8", "--positives", "0.05",
+        "--target", "event", "--kind", "binary", "--features", "temperature,humidity,pressure",
+        "--quiet", "--report", str(report_path), "--log-dir", str(tmp_path / "logs"),
+        timeout=90)
+    for _ in range(20):  # what was still on its way
         watcher.poll()
     watcher.close()
     report = orjson.loads(report_path.read_bytes())
