@@ -25,7 +25,7 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fleetlearn.cli import main  # noqa: E402
+from fleetlearn.cli import main as fleetlearn  # noqa: E402
 from learners.optim import make_optimizer  # noqa: E402
 from learners.steps import AUTO, grid  # noqa: E402
 
@@ -92,7 +92,7 @@ def evaluate_args(name: str, workdir: Path) -> list[str]:
 def run(args: list[str], out: Path) -> dict:
     """One ``fleetlearn`` evaluation, quiet; its JSON figures."""
     with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
-        main([*args, "--json", str(out)])
+        fleetlearn([*args, "--json", str(out)])
     return orjson.loads(out.read_bytes())
 
 
@@ -149,7 +149,7 @@ def cost(n: int = 26_000, d: int = 9, block: int = 200) -> dict[str, float]:
             min(once(a, p) for _ in range(3)) for a in (False, True) for p in (False, True)}
 
 
-def main_(argv: list[str]) -> None:
+def main(argv: list[str]) -> None:
     if argv == ["--cost"]:
         for what, us in cost().items():
             print(f"{what:>16}: {us:.2f} µs a sample")
@@ -170,4 +170,4 @@ def main_(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main_(sys.argv[1:])
+    main(sys.argv[1:])
