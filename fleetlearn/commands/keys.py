@@ -124,7 +124,9 @@ def init(
     print(_line(entry))
 
 
-@app.command()
+# A public key is urlsafe base64, which begins with "-" one time in 64: such a key is the
+# argument, not an unknown option (add has no short options for it to collide with).
+@app.command(context_settings={"ignore_unknown_options": True})
 def add(
     public: Annotated[str, typer.Argument(help="The public key (base64, as init prints it).")],
     trust: TrustFileOpt,

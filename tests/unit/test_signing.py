@@ -220,6 +220,20 @@ def test_keys_init_add_revoke_list(tmp_path, capsys):
     assert code != 0 and "no key" in err
 
 
+@pytest.mark.parametrize("seed", [33, 3124])  # public keys "-mLU3D…" and "--B8aU…"
+def test_keys_add_takes_a_public_key_that_begins_with_a_dash(tmp_path, capsys, seed):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    dashed = PrivateKey(Ed25519PrivateKey.from_private_bytes(seed.to_bytes(32, "big")))
+    assert b64(dashed.public).startswith("-")  # urlsafe base64: one key in 64
+    trust = tmp_path / "trust.toml"
+    with pytest.raises(SystemExit) as done:
+        main(["keys", "add", "--trust", str(trust), "--node", "gw-0", "--role", "gateway",
+              b64(dashed.public)])
+    assert done.value.code == 0 and dashed.kid in capsys.readouterr().out
+    assert [k.public for k in read_trust(trust)] == [dashed.public]
+
+
 def test_a_node_whose_own_key_is_not_trusted_as_it_stops_at_once(tmp_path, capsys):
     trust, key = tmp_path / "trust.toml", tmp_path / "agg.key"
     write_trust(trust, [entry(GW, "gw-0", "gateway")])
