@@ -65,6 +65,8 @@ gateways = 3
     # to run (balanced accuracy 0.80-0.88, ROC AUC 0.885-0.95 measured), so no tighter bar
     alone = unweighted["strategies"]["federated"]["gateways"]
     for gateway, figures in report["prequential"].items():
+        print(f"{gateway}: balanced accuracy {figures['balanced_accuracy']:.3f} (unweighted "
+              f"{alone[gateway]['balanced_accuracy']:.3f}), ROC AUC {figures['roc_auc']:.3f}")
         assert figures["balanced_accuracy"] >= alone[gateway]["balanced_accuracy"] + 0.05, (
             gateway, figures, alone[gateway])
         assert figures["roc_auc"] >= 0.85, (gateway, figures)
