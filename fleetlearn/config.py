@@ -27,7 +27,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
                 "personalize"),
     "cleaning": ("max_age", "max_skew", "reorder_window", "max_seq_jump", "impute",
                  "impute_max_age", "outliers", "z", "smooth"),
-    "gateway": ("check_after",),  # what only a gateway does
+    "gateway": ("check_after", "state_dir", "checkpoints"),  # what only a gateway does
     "sync": ("sync_every", "sync_interval"),
     "models": ("max_version_jump", "max_model_magnitude"),
     "predictor": ("max_model_age", "stale", "qos"),

@@ -68,6 +68,9 @@ class GatewayConfig:
     #: Personal parts beside the global model (:mod:`learners.personal`): 'none', 'site' or
     #: 'device' (binary tasks: none).
     personalize: str = "site"
+    #: Where the personal parts are checkpointed and resumed from on start
+    #: (:mod:`gateway.personal_store`). None: nowhere (a restart begins them from scratch).
+    state_dir: Path | None = None
 
     def __post_init__(self) -> None:
         check_detector(self.drift_detector)

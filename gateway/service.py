@@ -34,6 +34,7 @@ from gateway.learner_setup import learner_of, model_maker, step_search
 from gateway.local_time import LocalTime
 from gateway.outcomes import ADMITTED
 from gateway.partition import ReadingTopics
+from gateway.personal_store import parts_store
 from gateway.personalising import Personalising
 from gateway.pipeline import ReadingPipeline
 from gateway.sample_log import SampleLog
@@ -75,11 +76,8 @@ class Gateway(Service):
         self.drift = DriftMonitor(config.drift_detector)
         self.drift_unsent = 0  # changes detected since the last update
         self.update_seq = time.time_ns() // 1000  # keeps going up across restarts
-        self.learned = 0
-        self.foreign = 0
+        self.learned = self.foreign = self.updates_sent = self.models_adopted = 0
         self.other_rejected: Counter[str] = Counter()  # not readings: topics, models, crashes
-        self.updates_sent = 0
-        self.models_adopted = 0
         self.model_ts: float | None = None  # the adopted model's own time (its age: now - it)
         #: From the first update sent since the last adoption to adopting a model naming us
         self.sync_latency = LatencyHistogram()
@@ -90,6 +88,7 @@ class Gateway(Service):
         mode = effective_mode(config.personalize, config.kind)  # learners.personal
         self.personal = (Personalising(mode, model_maker(config), self.owners, self.update_seq,
                                        step_search(config)) if mode != "none" else None)
+        self.parts_store = parts_store(config, self.personal)  # checked, resumed: or None
         super().__init__(config.node_id, topics, broker,
                          metrics_interval=config.metrics_interval,
                          subscriptions=[(f, 1) for f in config.partition.subscriptions(topics)],
@@ -230,6 +229,8 @@ class Gateway(Service):
                 self.topics, self.keys, self.config.node_id, update.target, update.ts
         ) if self.personal else []:  # gateway.personalising: changed parts, signed
             self.control.publish(topic, part, qos=1, retain=True)
+        if self.parts_store is not None:
+            self.parts_store.save_if_due(time.monotonic())
         log.debug("%s: update sent: %d samples on model v%d", self.node_id, update.n,
                   update.base_version, extra={"node": self.node_id, "version":
                                               update.base_version, "samples": update.n})
@@ -264,6 +265,7 @@ class Gateway(Service):
             "sync_latency": self.sync_latency.as_dict(), "model_ts": self.model_ts,
             "personalize": self.personal.mode if self.personal else "none",
             "personal_lr": self.personal and self.personal.parts.lr,  # auto: their own step
+            "checkpoint_errors": self.parts_store.errors.total() if self.parts_store else 0,
         }
 
     def publish_quality(self) -> None:
@@ -280,10 +282,8 @@ class Gateway(Service):
         if self.personal is not None:
             personal_kernel.warm()
         gateway_pipeline.warm()
-        # What start-up made (numpy, numba, river: hundreds of thousands of objects) will live
-        # as long as the process: out of the cyclic GC's sight, so its full collections walk
-        # only what readings make. Measured on a backlog of 100,000 readings in batches of 20:
-        # GC took 0.46 s of 1.94 s, 0.06 s of 1.43 s with this (51,487 -> 70,034 readings/s).
+        # start-up's objects out of the cyclic GC's sight: 51,487 -> 70,034 readings/s on a
+        # backlog (docs/architecture.md, "gc.freeze()")
         gc.freeze()
         super().connect()  # the control connection, then the readings'
 
@@ -291,6 +291,8 @@ class Gateway(Service):
         self.learn_pending()
         self.pipeline.close()  # the stream has ended: numbers still missing are gaps
         self.sync_if_due()
+        if self.parts_store is not None:  # the parts as they end
+            self.parts_store.save()
         self.publish_quality()
         self.publish_metrics()
         if self.samples is not None:

@@ -3,14 +3,11 @@
 
 from __future__ import annotations
 
-import os
-import re
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from broker.address import BrokerAddress
 from broker.bridge import site_aggregator_id
 from broker.topics import check_id
 from fleetlearn.commands.common import (
@@ -31,6 +28,7 @@ from fleetlearn.commands.common import (
     UserOpt,
     address,
     default,
+    default_state_dir,
     serve,
     topics,
 )
@@ -63,22 +61,6 @@ OWNERS: dict[str, tuple[type, str]] = {
     "merge": (M, "rule"), "trim": (M, "trim"), "clip_norm": (M, "clip_norm"),
     "staleness": (S, "function"), "staleness_a": (S, "a"), "staleness_b": (S, "b"),
 }
-
-
-def default_state_dir(prefix: str, node: str, broker: BrokerAddress,
-                      root: Path | None = None) -> Path:
-    """Where an aggregator keeps its checkpoints unless told: per deployment (its broker and
-    prefix) and node, so deployments on two brokers never share a checkpoint. ``root``:
-    ``$XDG_STATE_HOME``, else ``~/.local/state``.
-
-    >>> where = default_state_dir("fleet/a", "agg", BrokerAddress("::1", 1884), Path("/s"))
-    >>> where.as_posix()
-    '/s/fleetlearn/__1_1884/fleet_a/agg'
-    """
-    if root is None:
-        root = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
-    where = re.sub(r"[^A-Za-z0-9._-]", "_", f"{broker.host}_{broker.port}")
-    return root / "fleetlearn" / where / prefix.replace("/", "_") / node
 
 
 def aggregator(

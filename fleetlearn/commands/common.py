@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.resources
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -252,3 +253,20 @@ def serve(service: Any, give_up_after: float | None = None,
     finally:
         if exporter is not None:
             exporter.close()
+
+
+def default_state_dir(prefix: str, node: str, broker: BrokerAddress,
+                      root: Path | None = None) -> Path:
+    """Where a node (an aggregator, a gateway) keeps its checkpoints unless told: per
+    deployment (its broker and prefix) and node, so deployments on two brokers never share a
+    checkpoint. ``root``:
+    ``$XDG_STATE_HOME``, else ``~/.local/state``.
+
+    >>> where = default_state_dir("fleet/a", "agg", BrokerAddress("::1", 1884), Path("/s"))
+    >>> where.as_posix()
+    '/s/fleetlearn/__1_1884/fleet_a/agg'
+    """
+    if root is None:
+        root = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    where = re.sub(r"[^A-Za-z0-9._-]", "_", f"{broker.host}_{broker.port}")
+    return root / "fleetlearn" / where / prefix.replace("/", "_") / node

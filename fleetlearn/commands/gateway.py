@@ -6,6 +6,7 @@ river (~180 MiB a node with them, ~55 MiB without).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -42,6 +43,7 @@ from fleetlearn.commands.common import (
     VersionJumpOpt,
     address,
     default,
+    default_state_dir,
     local_time,
     names,
     no_limit,
@@ -160,6 +162,14 @@ def gateway(
                                                      "prediction) to this .npz file: what "
                                                      "`up` compares with its baselines.")
                            ] = default(G, "samples_log"),
+    state_dir: Annotated[Path | None, typer.Option(help="Where the personal parts are "
+                                                   "checkpointed and resumed from at a "
+                                                   "restart (default: ~/.local/state/"
+                                                   "fleetlearn/HOST_PORT/PREFIX/ID).")
+                         ] = None,
+    checkpoints: Annotated[bool, typer.Option(help="Checkpoint the personal parts (every "
+                                              "10 s while they learn, and at the stop).")
+                           ] = True,
 ) -> None:
     """Clean the readings of a partition and learn from them; sync with the aggregator."""
     from gateway.service import Gateway  # numba and river: gateways only
@@ -181,6 +191,9 @@ def gateway(
             check_after=check_after, samples_log=samples_log,
         )
         connection = address(broker, username, password, tls_ca, tls_cert, tls_key)
+        if checkpoints:
+            config = replace(config, state_dir=state_dir or default_state_dir(
+                prefix, id, connection))
         service = Gateway(config, topics(prefix), connection)
     except ValueError as exc:
         raise UsageProblem(str(exc)) from None

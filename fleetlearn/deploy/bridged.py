@@ -124,7 +124,8 @@ class BridgedDeployment(LocalDeployment):
                      "--state-dir", str(self.log_dir / f"{node}-state"))
         for i, (site, partition) in enumerate(site_plan(s.sites, s.gateways, devices)):
             self._at(site, f"gw-{i}", "gateway", "--id", f"gw-{i}", "--partition", partition,
-                     "--allowlist", allowlist, "--quality-interval", "2", *decided)
+                     "--allowlist", allowlist, "--quality-interval", "2", *decided,
+                     "--state-dir", str(self.log_dir / f"gw-{i}-state"))
         for site in self.sites:
             self._at(site, f"predictor-{site}", "predict", "--id", f"predictor-{site}",
                      "--partition", f"sites:{site}", "--allowlist", allowlist, *decided)

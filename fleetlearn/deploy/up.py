@@ -100,8 +100,7 @@ class LocalDeployment:
         child = Child(name, argv, self.log_dir / f"{name}.log")
         env["FLEETLEARN_PARENT_PID"] = str(os.getpid())
         with open(child.log_path, "wb") as log:
-            # A session of its own: a Ctrl-C at the terminal reaches `up` alone, which then
-            # stops the nodes in order; and SIGTERM from the OS when `up` is gone.
+            # its own session: a Ctrl-C reaches `up` alone, which stops the nodes in order
             child.process = subprocess.Popen(
                 argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                 start_new_session=True, preexec_fn=die_with_parent)
@@ -141,7 +140,7 @@ class LocalDeployment:
             from fleetlearn.dashboard.live import attach
             self.dashboard = attach(self.monitor, self.state, s.dashboard, self.children)
         allowlist = str(procs.write_allowlist(self.log_dir, devices))
-        # decided by up: ids, partitions, the allowlist, the aggregator's checkpoints, how often
+        # decided by up: ids, partitions, the allowlist, the checkpoints (this run's), how often
         # nodes report, for a replay no clock window; all else comes from the config file
         decided = ["--metrics-interval", "0.5"]
         clocks = ["--max-age", "0", "--max-skew", "0"] if s.replay is not None else []
@@ -150,7 +149,8 @@ class LocalDeployment:
         for i, partition in enumerate(partitions):  # each keeps its samples for the baselines
             self._spawn(f"gw-{i}", "gateway", "--id", f"gw-{i}", "--partition", partition,
                         "--allowlist", allowlist, "--quality-interval", "2", *clocks, *decided,
-                        "--samples-log", str(self.samples_dir / f"gw-{i}.npz"))
+                        "--samples-log", str(self.samples_dir / f"gw-{i}.npz"),
+                        "--state-dir", str(self.log_dir / f"gw-{i}-state"))
         # the predictor cleans as the gateways do: their task and cleaning (the config file),
         # allowlist and clock window
         self._spawn("predictor", "predict", "--allowlist", allowlist, *clocks, *decided)

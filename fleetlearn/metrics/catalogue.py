@@ -54,6 +54,8 @@ METRICS: dict[str, Spec] = {
                                            "(predict, then learn).") for m in MEASURES},
     "fleetlearn_prequential_samples": Spec(G, GW, "Samples a gateway's prequential "
                                            "measures cover."),
+    "fleetlearn_parts_checkpoint_errors": Spec(C, GW, "Checkpoints of its personal parts a "
+                                               "gateway failed to write."),
     # the aggregator
     "fleetlearn_updates_accepted": Spec(C, AGG, "Updates the aggregator accepted."),
     "fleetlearn_updates_refused": Spec(C, ("aggregator", "reason"), "Updates (and other "

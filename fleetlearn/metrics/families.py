@@ -94,7 +94,8 @@ def _gateway(f: Families, s: Mapping[str, Any], now: float) -> None:
     for key, name in (("received", "readings_received"), ("gaps", "reading_gaps"),
                       ("restarts", "device_restarts"), ("updates_sent", "updates_sent"),
                       ("models_adopted", "models_adopted"), ("drifts", "drifts_detected"),
-                      ("devices", "gateway_devices")):
+                      ("devices", "gateway_devices"),
+                      ("checkpoint_errors", "parts_checkpoint_errors")):
         f.add(f"fleetlearn_{name}", gw, s.get(key))
     other = s.get("other_rejected")
     if isinstance(other, Mapping):

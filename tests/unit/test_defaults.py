@@ -30,7 +30,7 @@ HOMES = [
                                   "client_certs", "site", "bridge_to",
                                   "bridged_site"}),
     (("gateway",), gateway.OWNERS, {"partition", "features", "target", "allowlist",
-                                    "timezones"}),
+                                    "timezones", "state_dir", "checkpoints"}),
     (("aggregator",), aggregator.OWNERS, {"state_dir", "checkpoints", "strategy", "site"}),
     (("predict",), predict.OWNERS, {"partition", "features", "target", "allowlist",
                                     "timezones"}),

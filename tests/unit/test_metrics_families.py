@@ -29,7 +29,7 @@ GATEWAY = {"node": "gw-0", "kind": "gateway", "ts": 100.0, "rss_bytes": 2**27, "
            "restarts": 1, "other_rejected": {"model_bad_signature": 2, "bad_topic": 1},
            "devices": 4, "model_version": 7, "updates_sent": 5, "models_adopted": 4,
            "drifts": 1, "prequential": {"n": 9, "mae": 0.5, "rmse": 0.7, "r2": 0.9},
-           "sync_latency": histogram(0.002, 0.02, 0.02, 40.0)}
+           "sync_latency": histogram(0.002, 0.02, 0.02, 40.0), "checkpoint_errors": 2}
 AGGREGATOR = {"node": "aggregator", "kind": "aggregator", "ts": 100.0, "model_version": 6,
               "model_ts": 90.0, "accepted": 11, "refused": {"stale": 2}, "pending": 1,
               "models_broadcast": 6, "rollbacks": 1, "checkpoint_errors": 0, "samples": 500,
@@ -68,6 +68,7 @@ def test_a_gateways_snapshot_becomes_its_readings_by_outcome_and_reason():
                  reason="bad_topic") == 1
     assert value(found, "fleetlearn_prequential_r2", gateway="gw-0") == 0.9
     assert value(found, "fleetlearn_prequential_samples", gateway="gw-0") == 9
+    assert value(found, "fleetlearn_parts_checkpoint_errors_total", gateway="gw-0") == 2
     assert value(found, "fleetlearn_model_version", node="gw-0", kind="gateway") == 7
     assert value(found, "fleetlearn_model_age_seconds", node="gw-0") == 1.0
     assert value(found, "fleetlearn_resident_memory_bytes", node="gw-0", kind="gateway") == 2**27
