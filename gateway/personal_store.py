@@ -6,8 +6,8 @@ keeps only their blend, retained, for predictors. So a gateway writes them whole
 after publishing parts, at most every :data:`SAVE_INTERVAL` seconds, and at its stop, as the
 aggregator writes its checkpoints (:class:`~learners.checkpoint.CheckpointStore`: atomic, the
 newest :data:`KEEP` kept, a damaged one skipped with a WARNING). On start it resumes from the
-newest that is this gateway's and this task's; a write that fails is logged once per kind and
-counted (``checkpoint_errors``), and the gateway learns on.
+newest that is this gateway's, of its mode (site or device) and of this task; a write that
+fails is logged once per kind and counted (``checkpoint_errors``), and the gateway learns on.
 
 >>> import tempfile
 >>> import numpy as np
@@ -80,6 +80,8 @@ class PartsCheckpoint:
             raise ValueError(f"gateway {state['gateway']!r}'s, this is {self.node_id!r}")
         if state["target"] != self.target:
             raise ValueError(f"target {state['target']!r}, this task's {self.target!r}")
+        if state["mode"] != self.personal.mode:
+            raise ValueError(f"parts per {state['mode']}, this gateway's per {self.personal.mode}")
         devices = {key_from_json(key): set(names) for key, names in state["devices"]}
         if not all(isinstance(d, str) for names in devices.values() for d in names):
             raise ValueError("device names")
@@ -98,7 +100,8 @@ class PartsCheckpoint:
     def save(self) -> None:
         """Write the parts now (a failure is logged once per kind and counted)."""
         personal = self.personal
-        state = {"gateway": self.node_id, "target": self.target, "seq": personal.seq,
+        state = {"gateway": self.node_id, "target": self.target, "mode": personal.mode,
+                 "seq": personal.seq,
                  "devices": [[key_to_json(k), sorted(v)] for k, v in personal.devices.items()],
                  "parts": parts_state(personal.parts)}
         try:

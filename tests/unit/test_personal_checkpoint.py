@@ -87,11 +87,11 @@ def test_a_state_of_another_task_or_malformed_changes_nothing(damage, why):
     assert parts_state(target) == before
 
 
-def gateway(tmp_path, node="gw-0", target="power"):
+def gateway(tmp_path, node="gw-0", target="power", mode="site"):
     from gateway.service import Gateway
 
     config = GatewayConfig(node, FeatureSpec(FEATURES, target), sync_every=10**9,
-                           state_dir=tmp_path / "state")
+                           state_dir=tmp_path / "state", personalize=mode)
     gw = Gateway(config, Topics("p"), BrokerAddress(port=1))  # never connected
     sent: list[tuple[str, bytes]] = []
     gw.control.publish = lambda topic, payload, **kw: sent.append((topic, payload))
@@ -138,6 +138,9 @@ def test_a_restarted_gateway_resumes_its_parts_and_another_gateway_does_not(tmp_
     assert "gateway 'gw-0''s, this is 'gw-1'" in caplog.text
     other_task, _ = gateway(tmp_path, target="humidity_next")
     assert not other_task.personal.parts.models
+    per_device, _ = gateway(tmp_path, mode="device")  # its keys would never be met
+    assert not per_device.personal.parts.models
+    assert "parts per site, this gateway's per device" in caplog.text
 
 
 def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(tmp_path, caplog):
