@@ -66,7 +66,7 @@ class GatewayConfig:
     #: baselines of `up --report`. None: kept nowhere.
     samples_log: Path | None = None
     #: Personal parts beside the global model (:mod:`learners.personal`): 'none', 'site' or
-    #: 'device' (binary tasks: none).
+    #: 'device' (binary tasks too, mixed in log-odds).
     personalize: str = "site"
     #: Where the personal parts are checkpointed and resumed from on start
     #: (:mod:`gateway.personal_store`). None: nowhere (a restart begins them from scratch).

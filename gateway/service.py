@@ -45,7 +45,7 @@ from learners.drift import DriftMonitor
 from learners.evaluation import Prequential
 from learners.imbalance import parse_threshold
 from learners.model_admission import SAME, ModelAdmission, Task
-from learners.personal import effective_mode
+from learners.personal import check_mode
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class Gateway(Service):
         self.owners = ReadingTopics(topics, config.partition)  # (site, device, ours?) a topic
         #: What it learned, kept for `up`'s baselines (:mod:`gateway.sample_log`), or None.
         self.samples = config.samples_log and SampleLog(config.samples_log, config.spec.features)
-        mode = effective_mode(config.personalize, config.kind)  # learners.personal
+        mode = check_mode(config.personalize)  # learners.personal
         self.personal = (Personalising(mode, model_maker(config), self.owners, self.update_seq,
                                        step_search(config)) if mode != "none" else None)
         self.parts_store = parts_store(config, self.personal)  # checked, resumed: or None

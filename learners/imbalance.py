@@ -177,3 +177,25 @@ def online_thresholds(y: np.ndarray, p: np.ndarray, block: int = 200) -> np.ndar
         out[start:start + block] = tuner.threshold
         tuner.update(y[start:start + block], p[start:start + block])
     return out
+
+
+def row_class_weights(model: Any, y: np.ndarray) -> np.ndarray:
+    """The class weight the binary ``model`` (a :class:`~learners.linear.LinearModel`) gives
+    each row of ``y`` as it learns them next (given, or balanced by the running share of 1s:
+    ``learners.sgd_kernel._class_weight``).
+
+    >>> from learners.linear import LinearModel
+    >>> model = LinearModel(("a",), "binary", class_weight=ClassWeight(balanced=True))
+    >>> row_class_weights(model, np.array([1.0, 0.0])).round(3).tolist()
+    [0.995, 1.0]
+    """
+    from learners.sgd_kernel import BALANCE_PRIOR
+
+    s, state = model.settings, model.state
+    ones = y != 0.0
+    if not s.balanced:
+        return np.where(ones, s.w1, s.w0)
+    count = state.counts[0] + np.arange(1, len(y) + 1)  # each row counted, as it is learned
+    n_ones = state.mean[-1] * state.counts[0] + np.cumsum(ones)
+    n_class = np.where(ones, n_ones, count - n_ones)
+    return (count + 2.0 * BALANCE_PRIOR) / (2.0 * (n_class + BALANCE_PRIOR))

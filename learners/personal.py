@@ -13,7 +13,8 @@ evidence. Before any evidence the key's own model serves if it had agreed with t
 (until a gateway's first global model, its model *is* its site's own learning: the first global
 model must earn its weight), the global one otherwise (a newcomer meets a mature fleet). Each
 row is predicted before its weights and models learn from it (prequential; compiled:
-:mod:`learners.personal_kernel`).
+:mod:`learners.personal_kernel`). Binary tasks mix the three in log-odds (a logistic model
+again), the weights by an online IRLS step on the class-weighted log-loss.
 
 All three are linear in the same raw features, so a key's personalised model is
 ``(1 - alpha) global + alpha part`` with ``alpha = a1 + a2`` and ``part = (a1 own + a2 slow) /
@@ -21,9 +22,7 @@ alpha``, term by term (:func:`combine`): a predictor mixes the two messages' par
 makes one matrix product, as before. With ``lr = "auto"`` the own models' step is chosen by a
 search of their own (:class:`~learners.steps.StepSearch` over the gateway's readings, its
 shadows learning alone from scratch, as an own model does: the fleet's step says how to carry
-on from a merged model, which own models never adopt). Binary tasks are not personalised (a
-mix of logistic models is no logistic model); for them every mode acts as ``"none"``
-(:func:`effective_mode`).
+on from a merged model, which own models never adopt).
 
 >>> from learners.linear import LinearModel
 >>> rng = np.random.default_rng(0)
@@ -51,6 +50,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from broker.messages import LinearParams
+from learners.imbalance import row_class_weights
 
 if TYPE_CHECKING:  # light: configs import the modes without the compiled kernel
     from learners.linear import LinearModel
@@ -84,15 +84,6 @@ def check_mode(mode: str) -> str:
     if mode not in MODES:
         raise ValueError(f"personalize must be one of {', '.join(MODES)}, not {mode!r}")
     return mode
-
-
-def effective_mode(mode: str, kind: str) -> str:
-    """The mode a task runs: binary tasks are not personalised.
-
-    >>> effective_mode("site", "regression"), effective_mode("site", "binary")
-    ('site', 'none')
-    """
-    return "none" if kind == "binary" else check_mode(mode)
 
 
 def key_of(mode: str, site: str, device: str) -> tuple[str, str | None] | None:
@@ -132,11 +123,12 @@ def combine(global_params: LinearParams, part: LinearParams | None = None,
 
 
 def mix(g: np.ndarray, own: np.ndarray, slow: np.ndarray, y: np.ndarray, state: np.ndarray,
-        skip: int = 0) -> np.ndarray:
+        skip: int = 0, class_weight: np.ndarray | None = None) -> np.ndarray:
     """Prequential mixed predictions ``g + a1 (own - g) + a2 (slow - g)``, each row's weights
     from the forgotten sums of the rows before (:func:`weights`); ``state`` moves on; the first
     ``skip`` rows (a blank own model's) keep ``g`` and teach nothing (compiled:
-    :mod:`learners.personal_kernel`).
+    :mod:`learners.personal_kernel`). With ``class_weight`` (a binary task's, per row) the
+    predictions are probabilities, mixed in log-odds (``mix_rows_logistic``).
 
     >>> from learners.personal_kernel import STATE
     >>> state = np.zeros(STATE)
@@ -146,13 +138,17 @@ def mix(g: np.ndarray, own: np.ndarray, slow: np.ndarray, y: np.ndarray, state: 
     >>> weights(state)
     (0.0, 1.0)
     """
-    from learners.personal_kernel import mix_rows  # compiled: not for the light importers
+    from learners import personal_kernel  # compiled: not for the light importers
 
     out = np.empty(len(y))
-    mix_rows(np.ascontiguousarray(g, float), np.ascontiguousarray(own, float),
-             np.ascontiguousarray(slow, float), np.ascontiguousarray(y, float), state, out,
-             DECAY, skip)
+    rows = [np.ascontiguousarray(v, float) for v in (g, own, slow, y)]
+    if class_weight is None:
+        personal_kernel.mix_rows(*rows, state, out, DECAY, skip)
+    else:
+        personal_kernel.mix_rows_logistic(*rows, np.ascontiguousarray(class_weight, float),
+                                          state, out, DECAY, skip)
     return out
+
 
 
 def weights(state: np.ndarray) -> tuple[float, float]:
@@ -244,9 +240,10 @@ class PersonalParts:
             k = keys[int(idx[0])]
             model = self.models.get(k) or self._new(k)
             blank = int(model.n_learned == 0)
+            weights_ = row_class_weights(model, y[idx]) if model.kind == "binary" else None
             own = model.predict_then_learn(X[idx], y[idx])
             slow = self.slow[k].predict_then_learn(X[idx], y[idx])
-            out[idx] = mix(out[idx], own, slow, y[idx], self.sums[k], blank)
+            out[idx] = mix(out[idx], own, slow, y[idx], self.sums[k], blank, weights_)
             self._changed.add(k)
         if self.steps is not None:
             self.steps.learn(X, y)

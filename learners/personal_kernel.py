@@ -22,6 +22,8 @@ global model a gateway's model is its site's own learning).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -101,7 +103,50 @@ def mix_rows(g, own, slow, y, state, out, decay, skip):  # pragma: no cover - co
         state[5] = 1.0
 
 
+#: Probabilities are clipped this far from 0 and 1 before their log-odds are taken (±27.6).
+EPS = 1e-12
+
+
+@njit(cache=True, inline="always")
+def _logit(p):  # pragma: no cover - compiled
+    q = min(max(p, EPS), 1.0 - EPS)
+    return math.log(q / (1.0 - q))
+
+
+@njit(cache=True)
+def mix_rows_logistic(g, own, slow, y, cw, state, out, decay, skip):  # pragma: no cover
+    """Binary tasks: ``g``, ``own``, ``slow`` are probabilities, mixed in log-odds (the mix of
+    logistic models is one: it is what a predictor serves from the published part); the
+    weights least-squares on the forgotten sums of an online IRLS step for the class-weighted
+    (``cw``, per row) log-loss: ``w = p (1 - p) cw`` per row at the mix's own ``p``, the working
+    residual ``cw (y - p) + w (a1 d1 + a2 d2)``."""
+    for i in range(len(y)):
+        if i < skip:
+            out[i] = g[i]
+            continue
+        a1, a2 = simplex_weights(state)
+        zg = _logit(g[i])
+        d1 = _logit(own[i]) - zg
+        d2 = _logit(slow[i]) - zg
+        z = zg + a1 * d1 + a2 * d2
+        p = 1.0 / (1.0 + math.exp(-z))
+        out[i] = p
+        if d1 == 0.0:
+            state[6] = 1.0
+        if d1 == 0.0 and d2 == 0.0:
+            continue
+        w = max(p * (1.0 - p), 1e-6) * cw[i]
+        e = cw[i] * (y[i] - p) + w * (a1 * d1 + a2 * d2)
+        state[0] = decay * state[0] + w * d1 * d1
+        state[1] = decay * state[1] + w * d1 * d2
+        state[2] = decay * state[2] + w * d2 * d2
+        state[3] = decay * state[3] + d1 * e
+        state[4] = decay * state[4] + d2 * e
+        state[5] = 1.0
+
+
 def warm() -> None:
     """Compile (or load from the cache) before the first readings wait for it."""
     one = np.zeros(1)
     mix_rows(one, one, one, one, np.zeros(STATE), np.empty(1), 0.99, 0)
+    mix_rows_logistic(one, one, one, one, np.ones(1), np.zeros(STATE), np.empty(1), 0.99, 0)

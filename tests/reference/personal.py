@@ -14,6 +14,8 @@ one does not take is the own model's.
 
 from __future__ import annotations
 
+import math
+
 
 def _error(a1: float, a2: float, s: dict[str, float]) -> float:
     """The forgotten squared error of the mix less the global model's."""
@@ -78,3 +80,46 @@ class ReferenceMix:
         s["2"] = lam * s["2"] + d2 * e
         self.seen = True
         return out
+
+
+def _logit(p: float, eps: float = 1e-12) -> float:
+    q = min(max(p, eps), 1.0 - eps)
+    return math.log(q / (1.0 - q))
+
+
+class ReferenceLogisticMix(ReferenceMix):
+    """Binary tasks: probabilities mixed in log-odds, ``p = sigmoid(zg + a1 d1 + a2 d2)``
+    (``d_i`` the own models' log-odds less the global one's), the weights by the same least
+    squares on the forgotten sums of an IRLS step for the class-weighted log-loss:
+    ``w = p (1 - p) c`` (at least ``1e-6 c``) and the working residual
+    ``c (y - p) + w (a1 d1 + a2 d2)``.
+
+    >>> ref = ReferenceLogisticMix()
+    >>> round(ref.step(0.5, 0.9, 0.9, 1.0, 1.0), 3)  # no evidence, never agreed: global
+    0.5
+    >>> ref.step(0.5, 0.9, 0.9, 1.0, 1.0) > 0.5  # the own models were right
+    True
+    """
+
+    def step(self, g: float, own: float, slow: float, y: float, c: float = 1.0,
+             blank: bool = False) -> float:
+        if blank:
+            return g
+        a1, a2 = self.weights()
+        zg = _logit(g)
+        d1, d2 = _logit(own) - zg, _logit(slow) - zg
+        p = 1.0 / (1.0 + math.exp(-(zg + a1 * d1 + a2 * d2)))
+        if d1 == 0.0:
+            self.agreed = True
+        if d1 == 0.0 and d2 == 0.0:
+            return p
+        w = max(p * (1.0 - p), 1e-6) * c
+        e = c * (y - p) + w * (a1 * d1 + a2 * d2)
+        lam, s = self.decay, self.s
+        s["11"] = lam * s["11"] + w * d1 * d1
+        s["12"] = lam * s["12"] + w * d1 * d2
+        s["22"] = lam * s["22"] + w * d2 * d2
+        s["1"] = lam * s["1"] + d1 * e
+        s["2"] = lam * s["2"] + d2 * e
+        self.seen = True
+        return p

@@ -20,7 +20,7 @@ from devices.truth import weight_error
 from fleetlearn.evaluate.strategies import federated, personalised
 from learners.linear import LinearModel
 from learners.local import LocalLearner
-from learners.personal import PersonalParts, combine, effective_mode
+from learners.personal import PersonalParts, combine
 from learners.personal_book import PersonalBook
 
 pytestmark = pytest.mark.timeout(60)
@@ -86,7 +86,6 @@ def test_combine_mixes_term_by_term_and_refuses_other_features():
     assert combine(g, LinearParams(("a",), np.array([4.0]), 3.0), 1.0).intercept == 3.0
     with pytest.raises(ValueError, match="features"):
         combine(g, LinearParams(("b",), np.array([4.0]), 3.0), 0.5)
-    assert effective_mode("device", "binary") == "none"
 
 
 @pytest.mark.parametrize(("edit", "reason"), [

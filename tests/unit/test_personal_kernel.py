@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from learners.personal import DECAY, mix, weights
 from learners.personal_kernel import STATE
-from tests.reference.personal import ReferenceMix
+from tests.reference.personal import ReferenceLogisticMix, ReferenceMix
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -46,6 +46,62 @@ def test_the_kernel_mixes_as_its_reference_does(seed, agree, skip, blocks):
         np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
         np.testing.assert_allclose(weights(state), ref.weights(), rtol=1e-9, atol=1e-9)
         start += n
+
+
+def binary_stream(seed: int, n: int, agree: int = 0):
+    """Global, own, slow probabilities, 0/1 targets and class weights; some probabilities
+    exactly 0 or 1 (a saturated logistic model), the own model equal to the global one for
+    the first ``agree`` rows."""
+    rng = np.random.default_rng(seed)
+    truth = rng.normal(0, 2, n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-truth))).astype(float)
+    g, own, slow = (1 / (1 + np.exp(-(truth + rng.normal(b, s, n))))
+                    for b, s in ((rng.normal(0, 2), 1.5), (0.0, 0.5), (0.0, 1.0)))
+    own[rng.random(n) < 0.05] = 1.0
+    g[rng.random(n) < 0.05] = 0.0
+    own[:agree] = g[:agree]
+    return g, own, slow, y, rng.uniform(0.5, 10, n)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), agree=st.integers(0, 5), skip=st.integers(0, 1),
+       blocks=st.lists(st.integers(1, 25), min_size=1, max_size=5))
+def test_the_logistic_kernel_mixes_as_its_reference_does(seed, agree, skip, blocks):
+    g, own, slow, y, c = binary_stream(seed, sum(blocks), agree)
+    state, ref = np.zeros(STATE), ReferenceLogisticMix(DECAY)
+    start = 0
+    for i, n in enumerate(blocks):
+        rows = slice(start, start + n)
+        first = skip if i == 0 else 0
+        got = mix(g[rows], own[rows], slow[rows], y[rows], state, first, c[rows])
+        expected = [ref.step(*v, blank=i == 0 and j < skip) for j, v in enumerate(
+            zip(g[rows], own[rows], slow[rows], y[rows], c[rows], strict=True))]
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(weights(state), ref.weights(), rtol=1e-7, atol=1e-9)
+        start += n
+
+
+def log_loss(p, y):
+    q = np.clip(p, 1e-15, 1 - 1e-15)
+    return float(-np.mean(np.where(y > 0.5, np.log(q), np.log(1 - q))))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_binary_mix_follows_the_own_models_where_they_know_their_site(seed):
+    """A site whose base rate the global model gets wrong: the mix, in log-odds, takes the
+    own models' weight and its log-loss comes within a hair of theirs, far below the global
+    model's; where the global model is the better one, it stays near it."""
+    rng = np.random.default_rng(seed)
+    n = 4000
+    truth = rng.normal(0, 2, n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-truth))).astype(float)
+    site = 1 / (1 + np.exp(-(truth + rng.normal(0, 0.3, n))))
+    other = 1 / (1 + np.exp(-(truth - 2.0 + rng.normal(0, 0.3, n))))  # the fleet's base rate
+    ones = np.ones(n)
+    mixed = mix(other, site, site, y, np.zeros(STATE), 0, ones)
+    assert log_loss(mixed, y) <= 1.02 * log_loss(site, y) < 0.8 * log_loss(other, y)
+    kept = mix(site, other, other, y, np.zeros(STATE), 0, ones)
+    assert log_loss(kept, y) <= 1.02 * log_loss(site, y)
 
 
 def sse(p, y):
