@@ -3,9 +3,10 @@
 The parts learn from the sites' readings alone (:mod:`gateway.personalising`); the broker
 keeps only their blend, retained, for predictors. So a gateway writes them whole
 (:func:`learners.personal_checkpoint.parts_state`, with the devices each key learned from)
-after publishing parts, at most every :data:`SAVE_INTERVAL` seconds, and at its stop, as the
-aggregator writes its checkpoints (:class:`~learners.checkpoint.CheckpointStore`: atomic, the
-newest :data:`KEEP` kept, a damaged one skipped with a WARNING). On start it resumes from the
+after publishing parts, every :data:`SAVE_INTERVAL` seconds at most (the first one too; by a
+thread of its own), and at its stop, as the aggregator writes its checkpoints
+(:class:`~learners.checkpoint.CheckpointStore`: atomic, the newest :data:`KEEP` kept, a
+damaged one skipped with a WARNING). On start it resumes from the
 newest that is this gateway's, of its mode (site or device) and of this task; a write that
 fails is logged once per kind and counted (``checkpoint_errors``), and the gateway learns on.
 
@@ -34,6 +35,8 @@ True
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -59,8 +62,11 @@ class PartsCheckpoint:
         self.personal = personal
         self.node_id, self.target = node_id, target
         self.interval = interval
-        self.saved_at: float | None = None
+        # the first one after an interval too: not in the first syncs, when a pause would move
+        # the first models' arrival against the stream (docs/architecture.md, issue 15.8)
+        self.saved_at = time.monotonic()
         self.errors: Counter[str] = Counter()  # failed writes, by kind (errno name)
+        self._writer: threading.Thread | None = None
 
     def check(self) -> None:
         """The directory can be written, or :class:`~learners.checkpoint.CheckpointError`."""
@@ -91,28 +97,47 @@ class PartsCheckpoint:
         self.personal.seq = max(self.personal.seq, seq)
 
     def save_if_due(self, now: float) -> None:
-        """:meth:`save` if :attr:`interval` seconds passed since the last (``now``: a
-        monotonic clock)."""
-        if self.saved_at is None or now - self.saved_at >= self.interval:
-            self.saved_at = now
-            self.save()
+        """Every :attr:`interval` seconds (``now``: a monotonic clock), the parts as they are
+        now, written by a thread of its own: the encoding and the fsyncs never hold up the
+        readings (a write still under way when the next is due: that one waits its turn)."""
+        if now - self.saved_at < self.interval or self.writing():
+            return
+        self.saved_at = now
+        self._writer = threading.Thread(target=self._write, args=self._snapshot(),
+                                        name=f"{self.node_id}-parts-checkpoint", daemon=True)
+        self._writer.start()
+
+    def writing(self) -> bool:
+        return self._writer is not None and self._writer.is_alive()
+
+    def wait(self) -> None:
+        """Until the write under way, if any, is done."""
+        if self._writer is not None:
+            self._writer.join()
 
     def save(self) -> None:
-        """Write the parts now (a failure is logged once per kind and counted)."""
-        personal = self.personal
-        state = {"gateway": self.node_id, "target": self.target, "mode": personal.mode,
-                 "seq": personal.seq,
-                 "devices": [[key_to_json(k), sorted(v)] for k, v in personal.devices.items()],
-                 "parts": parts_state(personal.parts)}
+        """Write the parts now, after any write under way (at the stop)."""
+        self.wait()
+        self._write(*self._snapshot())
+
+    def _snapshot(self) -> tuple[int, dict]:
+        personal = self.personal  # plain lists: a copy the learning thread no longer touches
+        return personal.seq, {
+            "gateway": self.node_id, "target": self.target, "mode": personal.mode,
+            "seq": personal.seq,
+            "devices": [[key_to_json(k), sorted(v)] for k, v in personal.devices.items()],
+            "parts": parts_state(personal.parts)}
+
+    def _write(self, seq: int, state: dict) -> None:
+        """One checkpoint; a failure is logged once per kind and counted."""
         try:
-            self.store.save(personal.seq, state)
+            self.store.save(seq, state)
         except CheckpointError as exc:
             if not self.errors[exc.kind]:
                 log.error("%s: %s (logged once for %s; counted in checkpoint_errors)",
                           self.node_id, exc, exc.kind,
                           extra={"node": self.node_id, "reason": exc.kind})
             self.errors[exc.kind] += 1
-
 
 
 def parts_store(config: GatewayConfig, personal: Personalising | None) -> PartsCheckpoint | None:

@@ -185,3 +185,15 @@ def test_a_checkpoint_that_cannot_be_written_later_is_logged_once_and_counted(tm
     assert gw.counters()["checkpoint_errors"] == 2
     assert caplog.text.count("cannot write checkpoint") == 1
     assert "Traceback" not in caplog.text
+
+
+def test_while_readings_flow_a_checkpoint_is_written_by_a_thread_after_an_interval(tmp_path):
+    gw, _ = gateway(tmp_path)
+    feed(gw, 1_000)
+    store = gw.parts_store
+    store.save_if_due(time.monotonic())  # not in the first interval: the first syncs
+    assert not store.writing() and not CheckpointStore(tmp_path / "state").files()
+    store.save_if_due(time.monotonic() + store.interval)
+    store.wait()
+    assert len(CheckpointStore(tmp_path / "state").files()) == 1
+    assert store._writer is not None and store._writer.name == "gw-0-parts-checkpoint"
