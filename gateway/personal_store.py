@@ -6,9 +6,9 @@ keeps only their blend, retained, for predictors. So a gateway writes them whole
 after publishing parts, every :data:`SAVE_INTERVAL` seconds at most (the first one too; by a
 thread of its own), and at its stop, as the aggregator writes its checkpoints
 (:class:`~learners.checkpoint.CheckpointStore`: atomic, the newest :data:`KEEP` kept, a
-damaged one skipped with a WARNING). On start it resumes from the
-newest that is this gateway's, of its mode (site or device) and of this task; a write that
-fails is logged once per kind and counted (``checkpoint_errors``), and the gateway learns on.
+damaged one skipped with a WARNING). On start it resumes from the newest that is this
+gateway's, of its mode (site or device) and of this task; a write that fails is logged once
+per kind and counted (``checkpoint_errors``), and the gateway learns on.
 
 >>> import tempfile
 >>> import numpy as np

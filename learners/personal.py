@@ -150,7 +150,6 @@ def mix(g: np.ndarray, own: np.ndarray, slow: np.ndarray, y: np.ndarray, state: 
     return out
 
 
-
 def weights(state: np.ndarray) -> tuple[float, float]:
     """The weights ``(a1, a2)`` of the own and the slow model the state gives now."""
     from learners.personal_kernel import simplex_weights

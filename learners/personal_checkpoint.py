@@ -44,8 +44,9 @@ def _arrays(model) -> dict[str, list[float]]:
                                                          strict=True)}
 
 
-def _load(model, arrays: dict[str, list[float]]) -> None:
-    """``arrays`` into ``model``'s state, each checked for its length and finite numbers."""
+def _checked(model, arrays: dict[str, list[float]]) -> list[np.ndarray]:
+    """``arrays`` as ``model``'s state holds them, each checked for its length and finite
+    numbers (``ValueError``); nothing is changed."""
     values = []
     for name, mine in zip(model.state._fields, model.state, strict=True):
         value = np.asarray(arrays[name], dtype=float)
@@ -53,6 +54,10 @@ def _load(model, arrays: dict[str, list[float]]) -> None:
             raise ValueError(f"{name}: {value.shape[0] if value.ndim else 'no'} numbers "
                              f"(finite?), not {mine.shape[0]}")
         values.append(value)
+    return values
+
+
+def _put(model, values: list[np.ndarray]) -> None:
     for mine, value in zip(model.state, values, strict=True):
         mine[:] = value
 
@@ -109,27 +114,22 @@ def restore_parts(parts: PersonalParts, state: dict[str, Any]) -> int:
     for entry in state["keys"]:
         key = key_from_json(entry["key"])
         model = fresh._new(key)
-        _load(model, entry["own"])
-        _load(fresh.slow[key], entry["slow"])
+        _put(model, _checked(model, entry["own"]))
+        _put(fresh.slow[key], _checked(fresh.slow[key], entry["slow"]))
         sums = np.asarray(entry["sums"], dtype=float)
         if sums.shape != (STATE,) or not np.isfinite(sums).all():
             raise ValueError(f"key {key}: a mixing state of {STATE} finite numbers")
         fresh.sums[key] = sums
-        fresh._index.setdefault(key, len(fresh._index))
-    search = state.get("search")
-    if parts.steps is not None and search is not None \
-            and list(search["steps"]) == list(parts.steps.steps):
-        shadows = [type(s)(s.features, s.kind, s.optimizer) for s in parts.steps.shadows]
-        for shadow, arrays in zip(shadows, search["shadows"], strict=True):
-            _load(shadow, arrays)
+    search, steps = state.get("search"), parts.steps
+    if steps is not None and search is not None and list(search["steps"]) == list(steps.steps):
+        shadows = [_checked(shadow, arrays)
+                   for shadow, arrays in zip(steps.shadows, search["shadows"], strict=True)]
         loss = np.asarray(search["loss"], dtype=float)
         if loss.shape != (len(shadows),) or not float(search["n"]) >= 0:
             raise ValueError("the step search's losses")
-        for mine, shadow in zip(parts.steps.shadows, shadows, strict=True):
-            for array, value in zip(mine.state, shadow.state, strict=True):
-                array[:] = value
-        parts.steps.loss[:] = loss
-        parts.steps.n = float(search["n"])
-    parts.lr, parts.models, parts.slow = fresh.lr, fresh.models, fresh.slow
-    parts.sums, parts._index = fresh.sums, fresh._index
+        for shadow, values in zip(steps.shadows, shadows, strict=True):
+            _put(shadow, values)
+        steps.loss[:] = loss
+        steps.n = float(search["n"])
+    parts.lr, parts.models, parts.slow, parts.sums = fresh.lr, fresh.models, fresh.slow, fresh.sums
     return len(fresh.models)

@@ -259,8 +259,7 @@ def default_state_dir(prefix: str, node: str, broker: BrokerAddress,
                       root: Path | None = None) -> Path:
     """Where a node (an aggregator, a gateway) keeps its checkpoints unless told: per
     deployment (its broker and prefix) and node, so deployments on two brokers never share a
-    checkpoint. ``root``:
-    ``$XDG_STATE_HOME``, else ``~/.local/state``.
+    checkpoint. ``root``: ``$XDG_STATE_HOME``, else ``~/.local/state``.
 
     >>> where = default_state_dir("fleet/a", "agg", BrokerAddress("::1", 1884), Path("/s"))
     >>> where.as_posix()
